@@ -1,0 +1,181 @@
+"""Zero-code adapters: drive a training script that knows nothing of tui-tuner.
+
+Settings go in as command-line flags (each parameter's `flag`, in the study's `flag_style`), and
+metrics come out of its output through the `[study.metrics]` patterns. Also holds the small pieces
+both kinds of run share: the argv a trial runs (the venv's python for a leading "python") and an
+incremental line reader for output.log.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tui_tuner.space import STEP_METRIC, Space
+
+# A leading bare interpreter name runs in the tuner's own venv, so `python train.py` sees the same
+# packages (torch, tui_tuner) as the tuner does, whatever PATH says over SSH.
+_PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
+# One output line longer than this is cut: a script printing megabytes without a newline must
+# not make the tuner buffer all of it.
+MAX_LINE = 64 * 1024
+
+
+def python_argv(command: Iterable[str]) -> list[str]:
+    """The study command with a leading "python"/"python3" replaced by this interpreter."""
+    argv = list(command)
+    if argv and argv[0] in _PYTHON_NAMES:
+        argv[0] = sys.executable
+    return argv
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as a command-line word: ints exact, floats round-trip, strings as is."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        # repr is the shortest text that parses back to the same float (1e-05, 0.1, 3.0).
+        return repr(value)
+    return str(value)
+
+
+def flag_args(space: Space, params: dict[str, Any], style: str | None = None) -> list[str]:
+    """The flags that hand `params` to a zero-code script, one argv word each (never a shell).
+
+    "space" style gives `--name value` (a boolean: `--name` when true, nothing when false);
+    "equals" style gives `--name=value` (a boolean: `--name=True` / `--name=False`).
+    """
+    style = style or space.study.flag_style
+    out: list[str] = []
+    for name, value in params.items():
+        flag = space[name].flag if name in space else f"--{name}"
+        if style == "equals":
+            out.append(f"{flag}={format_value(value)}")
+        elif isinstance(value, bool):
+            if value:
+                out.append(flag)
+        else:
+            out.extend([flag, format_value(value)])
+    return out
+
+
+def command_argv(space: Space, params: dict[str, Any]) -> list[str]:
+    """The full argv of one trial: the study command, plus the flags for a zero-code study."""
+    argv = python_argv(space.study.command)
+    if space.study.zero_code:
+        argv += flag_args(space, params)
+    return argv
+
+
+class MetricParser:
+    """Turns output lines into metric events with the study's [study.metrics] patterns.
+
+    Each pattern has one capture group and is searched in each line. The step is the value the
+    reserved `step` pattern captured last, or, without one, the count of lines that matched a metric.
+    """
+
+    def __init__(self, patterns: dict[str, str]) -> None:
+        self.patterns = {name: re.compile(rx) for name, rx in patterns.items()}
+        self.step_pattern = self.patterns.pop(STEP_METRIC, None)
+        self.step: int | None = None
+        self.matched_lines = 0
+
+    def parse(self, line: str) -> dict[str, float]:
+        """Metrics found in one line (non-numeric captures skipped); does not change the step."""
+        found: dict[str, float] = {}
+        for name, rx in self.patterns.items():
+            m = rx.search(line)
+            if m is None:
+                continue
+            value = _number(m.group(1))
+            if value is not None:
+                found[name] = value
+        return found
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        """One output line -> an event like the Protocol's {"step", "metrics"}, or None."""
+        metrics = self.parse(line)
+        step_seen = False
+        if self.step_pattern is not None:
+            m = self.step_pattern.search(line)
+            value = _number(m.group(1)) if m else None
+            if value is not None and math.isfinite(value):
+                self.step = int(value)
+                step_seen = True
+        if not metrics and not step_seen:
+            return None
+        if metrics:
+            self.matched_lines += 1
+        if self.step_pattern is None:
+            self.step = self.matched_lines
+        return {"step": self.step if self.step is not None else 0, "metrics": metrics}
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.strip().replace("_", ""))
+    except ValueError:
+        return None
+
+
+class LineTail:
+    """Reads a growing text file line by line; keeps a partial last line until it is completed.
+
+    Carriage returns count as line ends too, so progress bars (tqdm) give one line per refresh.
+    """
+
+    def __init__(self, path: str | Path, offset: int = 0) -> None:
+        self.path = Path(path)
+        self.offset = offset
+        self._partial = b""
+
+    def read_new(self) -> list[str]:
+        """The complete lines written since the last call (empty when nothing new)."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return []
+        if size < self.offset:
+            # Truncated or replaced: start over rather than read garbage offsets.
+            self.offset, self._partial = 0, b""
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(size - self.offset)
+        self.offset += len(data)
+        parts = re.split(rb"\r\n|\r|\n", self._partial + data)
+        self._partial = parts.pop()
+        if len(self._partial) > MAX_LINE:
+            parts.append(self._partial[:MAX_LINE])
+            self._partial = b""
+        return [p[:MAX_LINE].decode("utf-8", "replace") for p in parts if p.strip()]
+
+    def flush(self) -> list[str]:
+        """New lines plus the unterminated last line (call once the writer has ended)."""
+        lines = self.read_new()
+        if self._partial.strip():
+            lines.append(self._partial[:MAX_LINE].decode("utf-8", "replace"))
+        self._partial = b""
+        return lines
+
+
+def tail_lines(path: str | Path, n: int = 20, *, max_bytes: int = 256 * 1024) -> list[str]:
+    """The last n non-empty lines of a text file (reads at most max_bytes from its end)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    lines = [ln.decode("utf-8", "replace") for ln in re.split(rb"\r\n|\r|\n", data) if ln.strip()]
+    return lines[-n:] if n > 0 else []

@@ -1,0 +1,36 @@
+"""The project's one error type: a title and a one-line message, never a traceback for the user."""
+
+from __future__ import annotations
+
+
+class TunerError(Exception):
+    """An error the user can act on; the CLI prints `message` on one line, the UI shows it with `title`."""
+
+    title = "Error"
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpaceError(TunerError):
+    """A search space file (or a setting checked against it) breaks a rule."""
+
+    title = "Search space"
+
+
+class StudyError(TunerError):
+    """A study directory cannot be opened or changed as asked (locked, mismatched space, unknown trial)."""
+
+    title = "Study"
+
+
+class RunError(TunerError):
+    """A run cannot be started or controlled as asked."""
+
+    title = "Run"
