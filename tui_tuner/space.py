@@ -131,11 +131,10 @@ class Param:
                 x -= self.step
         if self.type == "int":
             return int(min(max(int(round(x)), lo), hi))
-        x = float(min(max(x, lo), hi))
         if self.step:
-            # Drop float noise from lo + k*step so 0.1 stays 0.1 in exports.
+            # Drop float noise from lo + k*step so 0.1 stays 0.1 in exports (then clip: rounding may overshoot).
             x = float(f"{x:.12g}")
-        return x
+        return float(min(max(x, lo), hi))
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -397,6 +396,8 @@ def _build_param(name: str, raw: Any, fail) -> Param:
         for v in values:
             if not isinstance(v, (str, int, float, bool)):
                 raise fail(where, f"choice values must be strings, numbers or booleans, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise fail(where, f"choice values must be finite, got {_fmt(v)}")
         if len({json.dumps(v) for v in values}) != len(values):
             raise fail(where, "choice values must be distinct")
         p = Param(name=name, type="choice", scale="linear", values=tuple(values), tier=tier,
@@ -446,6 +447,9 @@ def _build_param(name: str, raw: Any, fail) -> Param:
             raise fail(where, f"an int step must be an integer, got step={_fmt(step)}")
         if typ == "float":
             step = float(step)
+        if high > low and not (high - low) / step <= 1e12:
+            raise fail(where, f"step is too small for the range: (high - low) / step must be <= 1e12, "
+                              f"got step={_fmt(step)}")
     p = Param(name=name, type=typ, scale=scale, low=low, high=high, tier=tier, live=live,
               step=step, flag=flag)
     if "default" in raw:

@@ -1,0 +1,349 @@
+"""The study database and lock: SQLite (stdlib, WAL) rows for trials and meta values, one owner via flock.
+
+Every write is one transaction (BEGIN IMMEDIATE ... COMMIT), so a tuner killed at any moment leaves a
+database that opens and reads; WAL lets `show`/`export` read while the tuner writes. The lock is an
+flock on STUDY/.lock: the kernel drops it when the owning process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import math
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui_tuner.errors import StudyError
+
+STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "diverged")
+FINISHED = ("done", "failed", "stopped", "diverged")
+ACTIVE = ("running", "paused")
+SOURCES = ("random", "grid", "zoom", "manual", "fork", "default")
+
+DB_NAME = "study.db"
+SPACE_NAME = "space.toml"
+LOCK_NAME = ".lock"
+RUNS_DIR = "runs"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL              -- JSON
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused, so run dirs never collide
+    status     TEXT NOT NULL,
+    params     TEXT NOT NULL,        -- JSON object, space order, types kept
+    objective  REAL,
+    parent     INTEGER,
+    fork_step  INTEGER,
+    resume     TEXT,
+    source     TEXT NOT NULL,
+    created    REAL NOT NULL,
+    started    REAL,
+    ended      REAL,
+    reason     TEXT,
+    step       INTEGER,
+    queue_pos  INTEGER,              -- set while queued only
+    zoom_level INTEGER NOT NULL DEFAULT 0,
+    pid        INTEGER
+);
+CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+"""
+
+_COLUMNS = ("id", "status", "params", "objective", "parent", "fork_step", "resume", "source", "created",
+            "started", "ended", "reason", "step", "queue_pos", "zoom_level", "pid")
+
+
+def run_id(trial_id: int) -> str:
+    """The run directory name of a trial: t0001, t0042, t12345."""
+    return f"t{trial_id:04d}"
+
+
+@dataclass
+class Trial:
+    """One trial as stored: its settings, status, result, lineage and process."""
+
+    id: int
+    status: str
+    params: dict[str, Any]
+    objective: float | None = None
+    parent: int | None = None
+    fork_step: int | None = None
+    resume: str | None = None        # checkpoint path (relative to the study dir) a fork starts from
+    source: str = "random"
+    created: float = 0.0
+    started: float | None = None
+    ended: float | None = None
+    reason: str | None = None
+    step: int | None = None          # last step seen
+    queue_pos: int | None = None     # queued only
+    zoom_level: int = 0              # zoom levels in force when it was created
+    pid: int | None = None           # the launch shim's pid (its process group) while active
+
+    @property
+    def run_id(self) -> str:
+        """The run directory name: STUDY/runs/<run_id>."""
+        return run_id(self.id)
+
+    @property
+    def finished(self) -> bool:
+        """True once the trial has ended (done, failed, stopped or diverged)."""
+        return self.status in FINISHED
+
+    @property
+    def active(self) -> bool:
+        """True while the trial's process is running or paused."""
+        return self.status in ACTIVE
+
+
+def clean_objective(value: float | None) -> float | None:
+    """An objective fit to store: a float, or None for missing and NaN (SQLite would store NaN as NULL)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _row_to_trial(row: sqlite3.Row | tuple) -> Trial:
+    d = dict(zip(_COLUMNS, row, strict=True))
+    d["params"] = json.loads(d["params"])
+    return Trial(**d)
+
+
+class Store:
+    """The SQLite side of a study: schema, transactions, trial rows and JSON meta values.
+
+    Thread-safe: one connection guarded by a lock, so a UI worker thread and the event loop may share it.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one call.
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                       timeout=10.0)
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            if create:
+                self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a killed process loses nothing committed; only power loss may drop the
+            # last commits, never corrupt the file.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as e:
+            raise StudyError(f"{self.path}: cannot open the study database: {e}") from None
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all."""
+        with self._lock:
+            self._open()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StudyError(f"{self.path}: cannot write: {e}") from None
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise StudyError(f"{self.path}: cannot write: {e}") from None
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Run a read-only query and return all rows."""
+        with self._lock:
+            self._open()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StudyError(f"{self.path}: cannot read: {e}") from None
+
+    def _open(self) -> None:
+        if self._db is None:
+            raise StudyError(f"{self.path}: the study is closed")
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def initialised(self) -> bool:
+        """True when the database holds a study (a meta table with a schema version)."""
+        rows = self.query("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
+        if not rows:
+            return False
+        return bool(self.query("SELECT 1 FROM meta WHERE key='schema_version'"))
+
+    def create_schema(self, meta: dict[str, Any]) -> None:
+        """Create the tables and write the first meta values, in one transaction."""
+        with self.tx() as db:
+            # Statement by statement: executescript would COMMIT and split the transaction.
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            self._set_meta(db, {"schema_version": SCHEMA_VERSION, **meta})
+
+    def check_schema(self) -> None:
+        """Refuse a database written by a newer tui-tuner; older versions would be migrated here."""
+        version = self.get_meta("schema_version", 0)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise StudyError(f"{self.path}: schema version {version} is newer than this tui-tuner "
+                             f"understands ({SCHEMA_VERSION}); upgrade tui-tuner")
+
+    # -- meta -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """A JSON meta value, or default when it was never set."""
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Write some meta values in one transaction."""
+        with self.tx() as db:
+            self._set_meta(db, values)
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
+    # -- trials ---------------------------------------------------------------------------------
+
+    def trial(self, trial_id: int) -> Trial | None:
+        """The trial with this id, or None."""
+        rows = self.query(f"SELECT {', '.join(_COLUMNS)} FROM trials WHERE id = ?", (int(trial_id),))
+        return _row_to_trial(rows[0]) if rows else None
+
+    def trials(self, where: str = "", args: tuple = (), order: str = "id") -> list[Trial]:
+        """Trials matching an SQL condition, in an SQL order."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM trials"
+        if where:
+            sql += f" WHERE {where}"
+        sql += f" ORDER BY {order}"
+        return [_row_to_trial(r) for r in self.query(sql, args)]
+
+    @staticmethod
+    def insert(db: sqlite3.Connection, **fields: Any) -> int:
+        """Insert one trial row inside a transaction; returns its id."""
+        fields = dict(fields)
+        fields["params"] = json.dumps(fields["params"])
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        cur = db.execute(f"INSERT INTO trials ({names}) VALUES ({marks})", tuple(fields.values()))
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def update(db: sqlite3.Connection, trial_id: int, **fields: Any) -> None:
+        """Update some columns of one trial inside a transaction."""
+        if "params" in fields:
+            fields["params"] = json.dumps(fields["params"])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        db.execute(f"UPDATE trials SET {sets} WHERE id = ?", (*fields.values(), int(trial_id)))
+
+
+# -- the owner lock ---------------------------------------------------------------------------------
+
+
+def holder_line() -> str:
+    """Who we are, as written into the lock file: pid, host and command."""
+    cmd = " ".join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])
+    if len(cmd) > 200:
+        cmd = cmd[:197] + "..."
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": cmd,
+                       "since": time.time()})
+
+
+def describe_holder(text: str) -> str:
+    """The holder named from the lock file's text, for the refusal message."""
+    try:
+        d = json.loads(text)
+        return f"pid {d['pid']} on {d['host']} ({d['command']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+class StudyLock:
+    """An exclusive flock on STUDY/.lock, held for the life of the owner (the kernel frees it on death)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise StudyError naming the process that holds it."""
+        try:
+            # os.open fds are non-inheritable (PEP 446): a trainer we spawn must never keep the lock alive.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise StudyError(f"{self.path}: cannot create the lock file: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            text = ""
+            with contextlib.suppress(OSError):
+                text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StudyError(f"{self.path.parent}: study is in use by {describe_holder(text)}; "
+                                 f"close that tuner first, or use another --study") from None
+            raise StudyError(f"{self.path}: cannot lock: {e.strerror}") from None
+        # Only the holder writes the file, and only after it has the lock.
+        line = holder_line().encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, line, 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a part (tmp + os.replace)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
