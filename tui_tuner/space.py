@@ -242,7 +242,7 @@ class StudyConfig:
     stage: int = 4
     round_size: int = 0
     zoom_top: float = 0.25
-    zoom_margin: float = 0.1
+    zoom_margin: float = 0.15
 
     @property
     def zero_code(self) -> bool:
@@ -550,6 +550,6 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         stage=stage,
         round_size=integer("round_size", 0, 0),
         zoom_top=float(zoom_top),
-        zoom_margin=number("zoom_margin", 0.1, 0.0, 1.0, lo_open=False),
+        zoom_margin=number("zoom_margin", 0.15, 0.0, 1.0, lo_open=False),
     )
 

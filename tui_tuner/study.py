@@ -415,6 +415,20 @@ class Study:
             t = self._get(trial_id)
             Store.update(db, t.id, **fields)
 
+    def apply_live(self, trial_id: int, changes: dict[str, Any]) -> Trial:
+        """Record live changes that took effect in an active run: the trial's setting is its current one.
+
+        Export and fork then use what the run trains with now, not what it started with.
+        """
+        self._writable()
+        changes = self.space.check_setting(dict(changes), partial=True)
+        with self.store.tx() as db:
+            t = self._get(trial_id)
+            if not t.active:
+                raise StudyError(f"trial {t.id} is {t.status}; live changes apply only to a running trial")
+            Store.update(db, t.id, params={**t.params, **changes})
+        return self._get(t.id)
+
     def finish(self, trial_id: int, status: str, objective: float | None = None,
                reason: str | None = None) -> Trial:
         """End a trial (done, failed, stopped or diverged); objective None keeps the one recorded so far."""
@@ -462,7 +476,7 @@ class Study:
         return -t.objective if self.config.maximize else t.objective
 
     def trials(self, order: str = "best") -> list[Trial]:
-        """All trials. order="best": those with an objective best first, then active, ended, queued;
+        """All trials. order="best": done ones best first, then active, other ended ones, queued;
         "start": by start time, queued last in queue order; "id": by id."""
         if order not in ORDERS:
             raise StudyError(f"unknown order {order!r} (allowed: {', '.join(ORDERS)})")
@@ -474,10 +488,15 @@ class Study:
         if order == "start":
             started = sorted((t for t in rows if t.started is not None), key=lambda t: (t.started, t.id))
             return started + [t for t in rows if t.started is None] + queued
-        scored = sorted((t for t in rows if t.objective is not None), key=lambda t: (self._rank(t), t.id))
-        active = [t for t in rows if t.objective is None and t.active]
-        ended = [t for t in rows if t.objective is None and t.finished]
-        return scored + active + ended + queued
+        # Done trials lead: a stopped or failed run's best-so-far must not outrank a finished one.
+        def ranked(ts: list[Trial]) -> list[Trial]:
+            scored = sorted((t for t in ts if t.objective is not None), key=lambda t: (self._rank(t), t.id))
+            return scored + [t for t in ts if t.objective is None]
+
+        done = ranked([t for t in rows if t.status == "done"])
+        active = ranked([t for t in rows if t.active])
+        ended = ranked([t for t in rows if t.finished and t.status != "done"])
+        return done + active + ended + queued
 
     def best(self, n: int = 1) -> list[Trial]:
         """Up to n done trials with an objective, best first in the study's direction."""

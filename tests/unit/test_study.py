@@ -260,8 +260,10 @@ def test_best_and_counts_in_both_directions(tmp_path, direction, best_first):
                               "stopped": 1}
         assert s.budget_used() == 5
         ranked = s.trials("best")
-        # Everything with an objective ranks first (any status), then the queue.
-        assert ranked[0].id == ts[3].id and ranked[-1].id == ts[5].id
+        # Done trials first, best first; then the running one; then the stopped one (whose
+        # best-so-far must not outrank a finished trial); then the queue.
+        assert [t.objective for t in ranked[:3]] == best_first
+        assert [t.id for t in ranked[3:]] == [ts[4].id, ts[3].id, ts[5].id]
         assert [t.id for t in s.trials("id")] == [t.id for t in ts]
         assert [t.id for t in s.trials("start")][-1] == ts[5].id
         assert [t.id for t in s.finished()] == [t.id for t in ts[:4]]
@@ -441,3 +443,15 @@ def test_second_owner_in_the_same_process_is_refused(tmp_path):
         with pytest.raises(StudyError, match=f"in use by pid {os.getpid()}"):
             Study.open(tmp_path / "s")
     Study.open(tmp_path / "s").close()  # released on close
+
+
+def test_live_changes_become_the_trials_setting(study):
+    (t,) = study.enqueue([setting(lr=0.01)])
+    with pytest.raises(StudyError, match="only to a running trial"):
+        study.apply_live(t.id, {"lr": 0.003})
+    study.mark_started(t.id, 7)
+    after = study.apply_live(t.id, {"lr": 0.003})
+    assert after.params == {**t.params, "lr": 0.003}
+    with pytest.raises(SpaceError, match=r"params\.lr: 5 is outside"):
+        study.apply_live(t.id, {"lr": 5.0})
+    assert study.trial(t.id).params["lr"] == 0.003
