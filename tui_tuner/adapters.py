@@ -131,9 +131,11 @@ class LineTail:
     Carriage returns count as line ends too, so progress bars (tqdm) give one line per refresh.
     """
 
-    def __init__(self, path: str | Path, offset: int = 0) -> None:
+    def __init__(self, path: str | Path, offset: int = 0, *, max_bytes: int = 8 << 20) -> None:
         self.path = Path(path)
         self.offset = offset
+        self.max_bytes = max_bytes   # read at most this much per call, so one poll stays short
+        self.behind = False          # True when the last call stopped at max_bytes
         self._partial = b""
 
     def read_new(self) -> list[str]:
@@ -146,11 +148,13 @@ class LineTail:
             # Truncated or replaced: start over rather than read garbage offsets.
             self.offset, self._partial = 0, b""
         if size == self.offset:
+            self.behind = False
             return []
         with open(self.path, "rb") as f:
             f.seek(self.offset)
-            data = f.read(size - self.offset)
+            data = f.read(min(size - self.offset, self.max_bytes))
         self.offset += len(data)
+        self.behind = self.offset < size
         parts = re.split(rb"\r\n|\r|\n", self._partial + data)
         self._partial = parts.pop()
         if len(self._partial) > MAX_LINE:

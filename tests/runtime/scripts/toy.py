@@ -1,0 +1,65 @@
+"""A tiny stdlib-only trainer on the tui-tuner trainer API (no torch): loss = x^2, x shrinks by lr a step.
+
+`mode` picks a misbehaviour for the runtime tests: crash, nan, hang, garbage (writes junk lines into
+events.jsonl), oom (prints a CUDA OOM message and fails), noobj (never reports the objective),
+slowstop (ignores the stop command and SIGTERM).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+from tui_tuner import trainer
+
+hp = trainer.params(lr=0.1, steps=30, delay=0.01, mode="ok")
+state = {"step": 0, "x": 10.0}
+resume = trainer.resume_path()
+if resume:
+    with open(resume) as f:
+        state = json.load(f)
+    print(f"resumed from {resume} at step {state['step']}", flush=True)
+
+
+@trainer.on_checkpoint
+def save(path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(state, f)
+
+
+mode = hp["mode"]
+if mode == "slowstop":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print(f"toy trainer: lr={hp['lr']} steps={hp['steps']} mode={mode}", flush=True)
+
+while state["step"] < hp["steps"]:
+    if trainer.should_stop() and mode != "slowstop":
+        print("stopping on request", flush=True)
+        break
+    lr = hp["lr"]                     # live: a set command updates hp in place
+    state["x"] -= lr * state["x"]
+    state["step"] += 1
+    step = state["step"]
+    loss = state["x"] ** 2
+    if mode == "nan" and step >= 5:
+        loss = float("nan")
+    if mode == "crash" and step == 5:
+        raise RuntimeError("boom at step 5")
+    if mode == "oom" and step == 3:
+        print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB", file=sys.stderr)
+        sys.exit(1)
+    if mode == "hang" and step == 3:
+        trainer.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(1)
+    if mode == "noobj":
+        trainer.report(step, other=loss, lr=lr)
+    else:
+        trainer.report(step, loss=loss, lr=lr)
+    if mode == "garbage" and step in (2, 4):
+        trainer.flush()
+        with open(os.path.join(os.environ["TUI_TUNER_RUN_DIR"], "events.jsonl"), "a") as f:
+            f.write("this is not json\n[1, 2]\n")
+    time.sleep(hp["delay"])

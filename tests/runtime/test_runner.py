@@ -1,0 +1,448 @@
+"""The runner with real subprocesses: a tiny trainer on the API and a zero-code script."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+from runtime_helpers import ZERO_CODE, Events, make_runner, open_study, toy_space, wait_for
+
+from tui_tuner import protocol
+from tui_tuner.errors import RunError, SpaceError
+from tui_tuner.runner import SERIES_POINTS, Series
+from tui_tuner.space import parse_space
+
+
+@pytest.fixture
+def env(tmp_path):
+    """(study, runner, events) on the toy space; every live run is killed at the end."""
+    events = Events()
+    study = open_study(tmp_path, toy_space(tmp_path, stall=300))
+    runner = make_runner(study, events)
+    yield study, runner, events
+    runner.stop_timeout = runner.term_timeout = 0.0
+    runner.stop_all(timeout=5)
+    study.close()
+
+
+def start(study, runner, **params):
+    trial = study.enqueue_manual(params)
+    runner.start(trial)
+    return trial.id
+
+
+def ended(study, tid):
+    return lambda: study.trial(tid).finished
+
+
+def loss_at(step, lr=0.1):
+    return (10.0 * (1 - lr) ** step) ** 2
+
+
+def test_run_to_done_records_objective_and_curve(env):
+    study, runner, events = env
+    tid = start(study, runner, steps=20, delay=0.0)
+    wait_for(runner, ended(study, tid), what="the run to end")
+    t = study.trial(tid)
+    assert t.status == "done", t.reason
+    assert t.objective == pytest.approx(loss_at(20))
+    assert t.step == 20
+    curve = runner.series(tid, "loss")
+    assert [s for s, _ in curve] == list(range(1, 21))
+    last = runner.latest(tid)
+    assert last["status"] == "done" and last["step"] == 20 and not last["stalled"]
+    assert events.of("started", tid) and events.of("ended", tid)[0].data["status"] == "done"
+    params = json.loads((study.run_dir(tid) / protocol.PARAMS).read_text())
+    assert params == {"trial": tid, "params": t.params, "resume": None}
+
+
+def test_reduce_last(tmp_path):
+    study = open_study(tmp_path, toy_space(tmp_path, extra='reduce = "last"\ndirection = "maximize"'))
+    runner = make_runner(study)
+    tid = start(study, runner, steps=5, delay=0.0)
+    wait_for(runner, ended(study, tid))
+    # Maximizing a falling loss: "last" is the final value, not the best (first) one.
+    assert study.trial(tid).objective == pytest.approx(loss_at(5))
+    study.close()
+
+
+def test_pause_then_resume(env):
+    study, runner, events = env
+    tid = start(study, runner, steps=2000, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 3, what="a few steps")
+    runner.pause(tid)
+    wait_for(runner, lambda: events.of("paused", tid), what="the paused event")
+    assert study.trial(tid).status == "paused"
+    held = runner.latest(tid)["step"]
+    end = time.time() + 0.4
+    while time.time() < end:
+        runner.poll()
+        time.sleep(0.02)
+    assert runner.latest(tid)["step"] == held, "steps went on while paused"
+    assert runner.latest(tid)["status"] == "paused"
+    runner.resume(tid)
+    wait_for(runner, lambda: events.of("resumed", tid), what="the resumed event")
+    wait_for(runner, lambda: runner.latest(tid)["step"] >= held + 3, what="steps after resume")
+    assert study.trial(tid).status == "running"
+
+
+def test_live_set_applies(env):
+    study, runner, events = env
+    tid = start(study, runner, steps=2000, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2)
+    seq = runner.set(tid, {"lr": 0.5})
+    assert seq >= 1
+    wait_for(runner, lambda: events.of("applied", tid), what="the applied event")
+    applied = events.of("applied", tid)[0]
+    assert applied.data["params"] == {"lr": 0.5}
+    after = applied.data["step"]
+    wait_for(runner, lambda: runner.latest(tid)["step"] >= after + 3)
+    lrs = [v for s, v in runner.series(tid, "lr") if s > after + 1]
+    assert lrs and all(v == 0.5 for v in lrs)
+    assert runner.latest(tid)["params"]["lr"] == 0.5
+    # The study records it too, so an export or a fork of this run carries the live value.
+    assert study.trial(tid).params["lr"] == 0.5
+    # Later commands keep counting.
+    assert runner.set(tid, {"lr": 0.2}) == seq + 1
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"steps": 5}, r"params\.steps: not live"),
+    ({"lr": 5.0}, r"params\.lr: 5 is outside"),
+    ({"nope": 1}, r"params\.nope: no such parameter"),
+])
+def test_set_refuses_bad_changes(env, changes, match):
+    study, runner, _ = env
+    tid = start(study, runner, steps=2000, delay=0.01)
+    with pytest.raises(SpaceError, match=match):
+        runner.set(tid, changes)
+
+
+def test_commands_on_a_finished_run_are_refused(env):
+    study, runner, _ = env
+    tid = start(study, runner, steps=2, delay=0.0)
+    wait_for(runner, ended(study, tid))
+    with pytest.raises(RunError, match="not running"):
+        runner.pause(tid)
+
+
+@pytest.mark.parametrize("new_lr", [None, 0.5])
+def test_fork_resumes_from_parent_checkpoint(env, new_lr):
+    study, runner, events = env
+    parent = start(study, runner, steps=60, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 5)
+    child = runner.fork(parent, {"lr": new_lr} if new_lr else {})
+    assert child.parent == parent and child.source == "fork"
+    assert child.status == "running"
+    assert child.resume and child.resume.startswith(f"runs/{study.trial(parent).run_id}/ckpt/")
+    fork_step = child.fork_step
+    assert fork_step >= 5
+    wait_for(runner, lambda: study.trial(child.id).finished and study.trial(parent).finished, timeout=15)
+    assert study.trial(child.id).status == "done", study.trial(child.id).reason
+    curve = dict(runner.series(child.id, "loss"))
+    assert min(curve) == fork_step + 1, "the child starts right after the parent's checkpoint"
+    if new_lr is None:
+        # Unchanged settings: the child continues the parent's curve exactly.
+        parent_curve = dict(runner.series(parent, "loss"))
+        for s in (fork_step + 1, fork_step + 10, 60):
+            assert curve[s] == pytest.approx(parent_curve[s], rel=1e-12)
+    else:
+        x_fork = math.sqrt(loss_at(fork_step))
+        assert curve[fork_step + 1] == pytest.approx((x_fork * 0.5) ** 2)
+        assert study.trial(child.id).params["lr"] == 0.5
+
+
+def test_stop_is_graceful(env):
+    study, runner, events = env
+    tid = start(study, runner, steps=100000, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2)
+    runner.stop(tid)
+    wait_for(runner, ended(study, tid), timeout=5)
+    t = study.trial(tid)
+    assert t.status == "stopped" and t.reason == "stopped"
+    assert "stopping on request" in "\n".join(runner.output_tail(tid))
+
+
+def test_crash_fails_with_last_lines(env):
+    study, runner, _ = env
+    tid = start(study, runner, mode="crash", delay=0.0)
+    wait_for(runner, ended(study, tid))
+    t = study.trial(tid)
+    assert t.status == "failed"
+    assert t.reason.startswith("exit code 1: RuntimeError: boom at step 5")
+    assert "RuntimeError: boom at step 5" in t.reason
+    assert len(t.reason.splitlines()) <= 6
+
+
+def test_oom_is_named(env):
+    study, runner, _ = env
+    tid = start(study, runner, mode="oom", delay=0.0)
+    wait_for(runner, ended(study, tid))
+    assert (study.trial(tid).status, study.trial(tid).reason) == ("failed", "out of GPU memory")
+
+
+def test_exit_zero_without_objective_fails(env):
+    study, runner, _ = env
+    tid = start(study, runner, mode="noobj", steps=3, delay=0.0)
+    wait_for(runner, ended(study, tid))
+    t = study.trial(tid)
+    assert t.status == "failed" and "without reporting the objective 'loss'" in t.reason
+
+
+def test_garbage_lines_are_skipped_and_counted(env):
+    study, runner, events = env
+    tid = start(study, runner, mode="garbage", steps=8, delay=0.01)
+    wait_for(runner, ended(study, tid))
+    assert study.trial(tid).status == "done"
+    assert runner.latest(tid)["garbage"] == 4
+    assert events.of("garbage", tid)
+    assert [s for s, _ in runner.series(tid, "loss")] == list(range(1, 9))
+
+
+def test_nan_diverges_and_stops(env):
+    study, runner, events = env
+    tid = start(study, runner, mode="nan", steps=100000, delay=0.01)
+    wait_for(runner, ended(study, tid), timeout=5)
+    t = study.trial(tid)
+    assert t.status == "diverged"
+    assert "loss is nan at step 5" in t.reason
+    assert events.of("diverged", tid)
+    # The objective is the best finite value before it diverged.
+    assert t.objective == pytest.approx(loss_at(4))
+
+
+def test_hang_is_flagged_stalled_and_stop_escalates_to_sigkill(tmp_path):
+    events = Events()
+    study = open_study(tmp_path, toy_space(tmp_path, stall=0.4))
+    runner = make_runner(study, events, stop_timeout=0.3, term_timeout=0.3)
+    tid = start(study, runner, mode="hang", steps=100, delay=0.0)
+    wait_for(runner, lambda: events.of("stalled", tid), timeout=5, what="the stalled flag")
+    assert runner.latest(tid)["stalled"] and runner.is_live(tid)
+    t0 = time.time()
+    runner.stop(tid)
+    wait_for(runner, ended(study, tid), timeout=5)
+    assert time.time() - t0 < 2.5
+    assert study.trial(tid).status == "stopped"
+    assert study.trial(tid).reason == "stopped (SIGKILL)"
+    study.close()
+
+
+def test_command_not_found_fails(tmp_path):
+    space = toy_space(tmp_path)
+    space = parse_space(space.text.replace(f'["python", "{space.study.command[1]}"]',
+                                           '["no-such-command-xyz"]'), str(tmp_path / "s.toml"))
+    study = open_study(tmp_path, space)
+    runner = make_runner(study)
+    tid = start(study, runner)
+    wait_for(runner, ended(study, tid))
+    t = study.trial(tid)
+    assert t.status == "failed" and "exit code 127" in t.reason and "no-such-command-xyz" in t.reason
+    study.close()
+
+
+def test_adopt_rebuilds_series_and_continues_seq(tmp_path):
+    study = open_study(tmp_path, toy_space(tmp_path))
+    first = make_runner(study)
+    live = start(study, first, steps=100000, delay=0.01)
+    short = start(study, first, steps=3, delay=0.0)
+    wait_for(first, lambda: (first.latest(live)["step"] or 0) >= 5)
+    first.set(live, {"lr": 0.2})
+    first.stop_thread()
+    time.sleep(0.3)   # `short` ends while no runner watches it
+    # A new runner on the same study, as after a tuner restart.
+    events = Events()
+    second = make_runner(study, events)
+    assert second.adopt() == [live]
+    assert study.trial(short).status == "done"
+    curve = second.series(live, "loss")
+    assert [s for s, _ in curve[:5]] == [1, 2, 3, 4, 5], "replayed from the first event"
+    assert second.set(live, {"lr": 0.3}) == 2
+    second.stop(live)
+    wait_for(second, ended(study, live), timeout=5)
+    study.close()
+
+
+def test_series_is_bounded_and_keeps_the_shape():
+    s = Series()
+    for i in range(1, 100_001):
+        s.add(i, float(i))
+    pts = s.get()
+    assert len(pts) <= SERIES_POINTS + 1
+    assert pts[-1][0] == 100_000
+    # Means of consecutive raw points: the curve stays on the line y = x (within one bucket).
+    assert all(abs(v - st) <= s.stride for st, v in pts)
+    s.add(100_001, math.nan)   # left out of the curve
+    assert s.get()[-1][0] == 100_000
+
+
+# -- zero-code ----------------------------------------------------------------------------------
+
+NUM = r"([-+0-9.eE]+|nan|inf)"
+FORMATS = {
+    "llmc": {"step": r"^step (\d+) \|", "loss": r"\|\s*loss\s+" + NUM},
+    "nanogpt": {"step": r"^iter (\d+):", "loss": r"train loss\s+" + NUM},
+    "mnist": {"loss": r"Loss:\s*" + NUM, "lr": r"Learning rate:\s*" + NUM},
+    "wlm": {"loss": r"\|\s*loss\s+" + NUM, "ppl": r"ppl\s+" + NUM},
+}
+
+ZC_SPACE = """
+[study]
+name = "zc"
+command = ["python", "{script}", "--fmt", "{fmt}"]
+objective = "loss"
+flag_style = "{style}"
+stall_timeout = 30
+[study.metrics]
+{metrics}
+[params.lr]
+type = "float"
+low = 0.01
+high = 0.9
+default = 0.1
+flag = "--trainer.learning_rate"
+[params.opt]
+type = "choice"
+values = ["sgd", "; rm -rf ~"]
+[params.amp]
+type = "choice"
+values = [false, true]
+[params.steps]
+type = "int"
+low = 1
+high = 100000
+default = 12
+[params.delay]
+type = "float"
+low = 0.0
+high = 1.0
+default = 0.0
+"""
+
+
+def zc_env(tmp_path, fmt="llmc", style="space"):
+    metrics = "\n".join(f"{k} = '{v}'" for k, v in FORMATS[fmt].items())
+    text = ZC_SPACE.format(script=ZERO_CODE, fmt=fmt, style=style, metrics=metrics)
+    space = parse_space(text, str(tmp_path / "zc.toml"))
+    study = open_study(tmp_path, space)
+    events = Events()
+    return study, make_runner(study, events), events
+
+
+def argv_of(runner, tid):
+    line = next(ln for ln in runner.output_tail(tid, 200) if ln.startswith("ARGV "))
+    return json.loads(line[5:])
+
+
+@pytest.mark.parametrize("style", ["space", "equals"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_zero_code_flags_and_patterns(tmp_path, fmt, style):
+    study, runner, _ = zc_env(tmp_path, fmt, style)
+    params = {"lr": 0.25, "opt": "; rm -rf ~", "amp": True, "steps": 12}
+    tid = start(study, runner, **params)
+    wait_for(runner, ended(study, tid))
+    t = study.trial(tid)
+    assert t.status == "done", t.reason
+    argv = argv_of(runner, tid)
+    if style == "space":
+        assert argv[argv.index("--opt") + 1] == "; rm -rf ~"
+        assert "--amp" in argv and "--trainer.learning_rate" in argv
+    else:
+        assert "--opt=; rm -rf ~" in argv and "--amp=True" in argv and "--trainer.learning_rate=0.25" in argv
+    curve = runner.series(tid, "loss")
+    assert [s for s, _ in curve] == list(range(1, 13))   # a step pattern, or the count of matching lines
+    # Printed with 2..6 decimals, so compare loosely.
+    assert curve[-1][1] == pytest.approx(loss_at(12, 0.25), abs=0.01)
+    assert not runner.can_adjust(tid)
+
+
+def test_zero_code_false_bool_is_absent_in_space_style(tmp_path):
+    study, runner, _ = zc_env(tmp_path)
+    tid = start(study, runner, amp=False, steps=2)
+    wait_for(runner, ended(study, tid))
+    assert "--amp" not in argv_of(runner, tid)
+
+
+def test_zero_code_pause_is_sigstop_and_adjust_is_refused(tmp_path):
+    study, runner, events = zc_env(tmp_path)
+    tid = start(study, runner, steps=100000, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 3)
+    with pytest.raises(RunError, match="adjust is not available for this run"):
+        runner.set(tid, {"lr": 0.2})
+    with pytest.raises(RunError, match="not available"):
+        runner.checkpoint(tid)
+    runner.pause(tid)
+    assert study.trial(tid).status == "paused"
+    time.sleep(0.1)
+    runner.poll()
+    held = runner.latest(tid)["step"]
+    time.sleep(0.3)
+    runner.poll()
+    assert runner.latest(tid)["step"] == held
+    runner.resume(tid)
+    wait_for(runner, lambda: runner.latest(tid)["step"] > held + 2)
+    # Stop while paused still ends it (SIGCONT before SIGTERM).
+    runner.pause(tid)
+    runner.stop(tid)
+    wait_for(runner, ended(study, tid), timeout=5)
+    assert study.trial(tid).status == "stopped"
+    study.close()
+
+
+def test_zero_code_fork_restarts_with_changed_flags(tmp_path):
+    study, runner, _ = zc_env(tmp_path)
+    parent = start(study, runner, steps=100000, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 3)
+    child = runner.fork(parent, {"lr": 0.5, "steps": 5})
+    assert child.resume is None and child.parent == parent and child.fork_step >= 3
+    wait_for(runner, ended(study, child.id))
+    argv = argv_of(runner, child.id)
+    assert argv[argv.index("--trainer.learning_rate") + 1] == "0.5"
+    assert runner.series(child.id, "loss")[0][0] == 1   # restarted from scratch
+    runner.stop(parent)
+    wait_for(runner, ended(study, parent), timeout=5)
+    study.close()
+
+
+def test_zero_code_crash_with_oom_text(tmp_path):
+    # --crash is not a space parameter: it goes on the study command itself.
+    metrics = "\n".join(f"{k} = '{v}'" for k, v in FORMATS["llmc"].items())
+    text = ZC_SPACE.format(script=ZERO_CODE, fmt="llmc", style="space", metrics=metrics)
+    text = text.replace('"--fmt", "llmc"', '"--fmt", "llmc", "--crash", "2"')
+    study = open_study(tmp_path, parse_space(text, str(tmp_path / "zc.toml")))
+    runner = make_runner(study)
+    tid = start(study, runner)
+    wait_for(runner, ended(study, tid))
+    assert (study.trial(tid).status, study.trial(tid).reason) == ("failed", "out of GPU memory")
+    study.close()
+
+
+def test_poll_thread_delivers_events_and_listeners_may_call_back(tmp_path):
+    study = open_study(tmp_path, toy_space(tmp_path))
+    seen = []
+
+    def listener(ev):
+        # A listener runs outside the runner's lock: calling back in must not deadlock.
+        seen.append((ev.kind, runner.latest(ev.trial_id)["status"]))
+
+    runner = make_runner(study, listener)
+    runner.start_thread(0.05)
+    try:
+        tid = start(study, runner, steps=100000, delay=0.01)
+        end = time.time() + 5
+        while not any(k == "metrics" for k, _ in seen) and time.time() < end:
+            time.sleep(0.01)
+        t0 = time.time()
+        runner.pause(tid)
+        while ("paused", "paused") not in seen and time.time() < end:
+            time.sleep(0.002)
+        assert ("paused", "paused") in seen
+        assert time.time() - t0 < 0.5
+        runner.stop(tid)
+        while not study.trial(tid).finished and time.time() < end:
+            time.sleep(0.01)
+        assert study.trial(tid).status == "stopped"
+    finally:
+        runner.stop_thread()
+        study.close()

@@ -1,0 +1,305 @@
+"""The `tui-tuner` command line (contract: DESIGN.md, "Command line").
+
+Every user error is one line on stderr (`tui-tuner: <message>`) and exit code 2; a traceback is a
+bug, shown only with TUI_TUNER_DEBUG=1. `run`, `tune` and `demo` are hook points filled in by the
+runtime and the app; `tui-tuner SPACE.toml [--study DIR]` is `tune`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from tui_tuner import __version__
+from tui_tuner.errors import TunerError
+from tui_tuner.space import STRATEGIES, Space, load_space
+
+PROG = "tui-tuner"
+COMMANDS = ("tune", "run", "demo", "sample", "show", "export")
+DEBUG_ENV = "TUI_TUNER_DEBUG"
+EXIT_USER = 2        # a TunerError or a usage error: the user can fix it
+EXIT_BUG = 1         # anything unexpected
+
+
+class UsageError(TunerError):
+    """A command line that argparse refused."""
+
+    title = "Usage"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one TunerError line instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    n = _count(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _trial_id(text: str) -> int:
+    # Accept the run id as shown in tables and run dirs (t0003) as well as the number.
+    s = text.strip()
+    s = s[1:] if s[:1] in ("t", "T") else s
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a trial id like 3 or t0003, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (every subcommand, including the hooks for run/tune/demo)."""
+    p = _Parser(prog=PROG, description="Keyboard-driven hyperparameter tuning in a terminal. "
+                "`tui-tuner SPACE.toml` opens the app on a study of that space.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("tune", help="open the app on a new or existing study (also: tui-tuner SPACE.toml)")
+    t.add_argument("space", nargs="?", help="the search space file (optional when --study holds one)")
+    t.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
+    t.add_argument("--seed", type=_count, help="seed of a new study (default: the space's, else random)")
+    t.set_defaults(func=cmd_tune)
+
+    r = sub.add_parser("run", help="run the tuning loop (--headless: without the app)")
+    r.add_argument("space", help="the search space file")
+    r.add_argument("--headless", action="store_true", help="no app: print one line per finished trial")
+    r.add_argument("--trials", type=_positive, metavar="N", help="the study's total budget of trials")
+    r.add_argument("--parallel", type=_positive, metavar="K", help="runs at once")
+    r.add_argument("--strategy", choices=STRATEGIES, help="how settings are chosen")
+    r.add_argument("--seed", type=_count, help="seed of a new study")
+    r.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="the app on the bundled example, nothing else needed")
+    d.add_argument("--study", metavar="DIR", help="study directory for the demo")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("sample", help="print N sampled settings as JSON lines")
+    s.add_argument("space", help="the search space file")
+    s.add_argument("-n", type=_count, default=10, metavar="N", help="how many settings (default 10)")
+    s.add_argument("--seed", type=_count, help="seed (same seed, same output; default: the space's, else random)")
+    s.set_defaults(func=cmd_sample)
+
+    w = sub.add_parser("show", help="print a study's trials, best first, as a plain table")
+    w.add_argument("study", metavar="STUDY", help="the study directory")
+    w.add_argument("--json", action="store_true", help="one JSON object per trial instead of a table")
+    w.set_defaults(func=cmd_show)
+
+    e = sub.add_parser("export", help="write a trial's setting as TOML")
+    e.add_argument("study", metavar="STUDY", help="the study directory")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=_trial_id, metavar="ID", help="the trial to export (3 or t0003)")
+    which.add_argument("--best", action="store_true", help="the best done trial (the default)")
+    e.add_argument("-o", "--output", metavar="FILE.toml", help="where to write (default: STUDY/export-tNNNN.toml)")
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def _route(argv: list[str]) -> list[str]:
+    """Make the bare form `tui-tuner SPACE.toml [--study DIR]` (or `tui-tuner --study DIR`) mean `tune`."""
+    if not argv:
+        return argv
+    first = argv[0]
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return argv
+    if first.startswith("-") or first.endswith(".toml") or Path(first).exists():
+        return ["tune", *argv]
+    return argv
+
+
+def study_dir(space: Space, given: str | None) -> Path:
+    """The study directory a command uses: --study DIR, else ./studies/<study name>/."""
+    from tui_tuner.study import default_dir
+
+    return Path(given) if given else default_dir(space)
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def _not_yet(name: str) -> int:
+    print(f"{PROG}: `{name}` is not available yet", file=sys.stderr)
+    return EXIT_USER
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Open the app on a new or existing study; a bad space file or a locked study exits before it starts."""
+    from tui_tuner.study import Study
+
+    space = load_space(args.space) if args.space else None
+    if space is None and not args.study:
+        raise UsageError("give a space file (tui-tuner SPACE.toml) or an existing study (--study DIR)")
+    directory = study_dir(space, args.study) if space is not None else Path(args.study)
+    study = Study.open(directory, space, seed=getattr(args, "seed", None))
+    from tui_tuner.ui.app import run_app  # textual loads only once the study is open
+
+    return run_app(study)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The tuning loop, headless or in the app (hook: filled in with the runtime)."""
+    if args.headless:
+        from tui_tuner.scheduler import run_headless
+
+        return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed)
+    return _not_yet("run")
+
+
+def demo_root() -> Path:
+    """The repository holding the bundled example (spaces/ and trainers/)."""
+    import tui_tuner
+
+    return Path(tui_tuner.__file__).resolve().parent.parent
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The app on the bundled example: spaces/mlp.toml, its trainer run from the repository root.
+
+    The study goes to --study DIR, else ./studies/<study name>/ of the directory the command ran in.
+    """
+    import importlib.util
+
+    from tui_tuner.study import Study
+
+    root = demo_root()
+    space = load_space(root / "spaces" / "mlp.toml")
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("the demo trains a small PyTorch model: install torch first")
+    study = Study.open(study_dir(space, args.study), space)
+    from tui_tuner.ui.app import run_app
+
+    return run_app(study, cwd=str(root))
+
+
+def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print N settings sampled from the space's default search state, one JSON object a line."""
+    from tui_tuner.sampling import Sampler, SearchState
+
+    out = out or sys.stdout
+    space = load_space(args.space)
+    seed = args.seed if args.seed is not None else space.study.seed
+    settings = Sampler(space, seed).random(SearchState(stage=space.study.stage), args.n)
+    for setting in settings:
+        out.write(json.dumps(setting) + "\n")
+    out.flush()
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def trial_table(study: Any) -> list[str]:
+    """The `show` table: one aligned line per trial, best first, with a header line."""
+    rows = [["id", "status", "objective", "step", "fork", "params"]]
+    for t in study.trials("best"):
+        fork = "-" if t.parent is None else f"{t.parent}@{_fmt(t.fork_step)}"
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        rows.append([str(t.id), t.status, _fmt(t.objective), _fmt(t.step), fork, params])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    # Left-aligned text, right-aligned numbers would be prettier but harder to cut(1); keep it plain.
+    return [("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]).rstrip()
+            for r in rows]
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print a study's trials, best first: an aligned table, or JSON lines with --json."""
+    from tui_tuner.study import Study
+
+    out = out or sys.stdout
+    with Study.open(args.study, lock=False) as study:
+        if args.json:
+            for t in study.trials("best"):
+                out.write(json.dumps({
+                    "id": t.id, "status": t.status, "objective": t.objective, "step": t.step,
+                    "parent": t.parent, "fork_step": t.fork_step, "source": t.source,
+                    "reason": t.reason, "params": t.params,
+                }) + "\n")
+        else:
+            for line in trial_table(study):
+                out.write(line + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Write the chosen trial (default: the best) as TOML and print the path written."""
+    from tui_tuner.export import export_trial
+    from tui_tuner.study import Study
+
+    out = out or sys.stdout
+    with Study.open(args.study, lock=False) as study:
+        path = export_trial(study, args.trial, args.output)
+    out.write(f"{path}\n")
+    out.flush()
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def _error_line(message: str) -> None:
+    line = " ".join(str(message).split("\n")).strip()
+    print(f"{PROG}: {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 user error, 1 unexpected)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(_route(args_in))
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return EXIT_USER
+        return int(args.func(args) or 0)
+    except SystemExit as e:  # --help and --version exit through argparse
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_BUG)
+    except TunerError as e:
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        _error_line(e.message)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        _error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BUG
+    except Exception as e:  # noqa: BLE001 - a bug still gets one line; the traceback is opt-in
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        _error_line(f"unexpected error: {type(e).__name__}: {e} (rerun with {DEBUG_ENV}=1 for a traceback)")
+        return EXIT_BUG

@@ -1,0 +1,291 @@
+"""The launch shim: run one trainer detached from the tuner, log its output, record how it ended.
+
+``python -m tui_tuner.launch RUN_DIR -- COMMAND [ARG...]``
+
+The shim is a session and process-group leader (started with start_new_session by `spawn`), and the
+trainer is its child in the same group. So a dropped SSH session, a SIGHUP or the tuner's own crash
+reach neither, while the tuner can still pause, continue or kill the whole run at once with
+``os.killpg(shim_pid, SIGSTOP | SIGCONT | SIGKILL)``. SIGTERM and SIGINT sent to the shim itself are
+forwarded to the trainer, so the runner should send those to the shim's pid only (`send_signal` does):
+sent to the whole group the trainer would get them twice.
+
+The command is an argv list, executed directly and never through a shell, so a value like
+``"; rm -rf ~"`` reaches the trainer as one harmless argument. stdout and stderr are appended to
+output.log; exit.json is written atomically when the trainer ends (see tui_tuner.protocol). A shim
+killed by SIGKILL leaves no exit.json: the runner then settles the run by pid liveness.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tui_tuner import protocol
+from tui_tuner.errors import RunError
+
+USAGE = "usage: python -m tui_tuner.launch RUN_DIR -- COMMAND [ARG...]"
+FORWARDED = (signal.SIGTERM, signal.SIGINT)
+
+# Shims started by this process, kept so they can be reaped (a Popen dropped on the floor is reaped
+# only by chance, at the next Popen, and meanwhile sits as a zombie that looks alive to kill(pid, 0)).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+# -- the shim ---------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the shim: start COMMAND with TUI_TUNER_RUN_DIR set, wait for it, write exit.json."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 3 or args[1] != "--" or not args[0]:
+        print(USAGE, file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).resolve()
+    cmd = args[2:]
+    _own_session()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _redirect_output(run_dir / protocol.OUTPUT)
+
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        # Remember a signal that arrives before the child exists, and deliver it once it does.
+        if child is None:
+            pending.append(signum)
+        elif child.returncode is None:
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    # A handler rather than SIG_IGN: an ignored signal stays ignored across exec, a handled one does
+    # not, so the trainer keeps the default SIGHUP behaviour while the shim survives one.
+    signal.signal(signal.SIGHUP, lambda _s, _f: None)
+
+    env = dict(os.environ)
+    env[protocol.ENV_RUN_DIR] = str(run_dir)
+    # Output goes to a file, where Python would block-buffer it: a zero-code trainer's metric lines
+    # would reach output.log late. Unbuffered unless the user chose otherwise.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, close_fds=True)
+    except OSError as e:
+        rc = protocol.RC_NOT_FOUND if isinstance(e, FileNotFoundError) else protocol.RC_NOT_EXECUTABLE
+        reason = f"cannot run {cmd[0]!r}: {e.strerror or e}"
+        print(f"tui-tuner launch: {reason}", file=sys.stderr, flush=True)
+        _write_exit(run_dir, rc, None, pid=None, error=reason)
+        return rc
+    for signum in pending:
+        forward(signum, None)
+    rc = child.wait()  # retried on EINTR after each forwarded signal (PEP 475)
+    sig = -rc if rc < 0 else None
+    _write_exit(run_dir, rc, sig, pid=child.pid)
+    return 128 + sig if sig else rc
+
+
+def _own_session() -> None:
+    """Become a session leader unless `spawn` already made us one."""
+    if os.getsid(0) == os.getpid():
+        return
+    try:
+        os.setsid()
+    except PermissionError:
+        # Already a process-group leader (started by an interactive shell's job control): carry on in
+        # the caller's session. Started through `spawn`, this never happens.
+        pass
+
+
+def _redirect_output(log: Path) -> None:
+    """Point fds 1 and 2 (inherited by the trainer) at output.log, appending."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, error: str | None = None) -> None:
+    obj: dict[str, object] = {
+        "returncode": rc,
+        "signal": sig,
+        "signal_name": _signal_name(sig),
+        "ended": time.time(),
+        "pid": pid,
+    }
+    if error is not None:
+        obj["error"] = error
+    protocol.write_json_atomic(run_dir / protocol.EXIT, obj)
+
+
+def _signal_name(sig: int | None) -> str | None:
+    if sig is None:
+        return None
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+# -- the tuner's side ---------------------------------------------------------------------------------
+
+
+def spawn(run_dir: str | os.PathLike[str], argv: Sequence[str], env: Mapping[str, str] | None = None,
+          cwd: str | os.PathLike[str] | None = None) -> int:
+    """Start COMMAND under the shim in a new session; return the shim's pid (also its process group).
+
+    `env` is the environment (default: this process's); the shim adds TUI_TUNER_RUN_DIR. Call
+    `reap` or `pid_alive` on the pid from time to time so the ended shim does not linger as a zombie.
+    """
+    argv = list(argv)
+    if not argv or not all(isinstance(a, str) and a for a in argv):
+        raise RunError(f"command must be a non-empty list of non-empty strings, got {argv!r}")
+    run = Path(run_dir).resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "tui_tuner.launch", str(run), "--", *argv]
+    # The shim's own stdout/stderr go to output.log too, so even its import errors are visible there.
+    with open(run / protocol.OUTPUT, "ab") as log:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    env=None if env is None else dict(env), cwd=cwd,
+                                    start_new_session=True, close_fds=True)
+        except OSError as e:
+            raise RunError(f"cannot start the launch shim for {run}: {e.strerror or e}") from None
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def reap(pid: int) -> int | None:
+    """Collect a shim this process started, if it has ended: its exit status, else None.
+
+    Also None for a pid that is not this process's child (e.g. a run re-adopted after a restart).
+    """
+    proc = _children.get(pid)
+    if proc is not None:
+        rc = proc.poll()
+        if rc is None:
+            return None
+        del _children[pid]
+        return rc
+    try:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        return None
+    return os.waitstatus_to_exitcode(status) if wpid else None
+
+
+def reap_all() -> dict[int, int]:
+    """Reap every ended shim this process started: {pid: exit status}."""
+    done = {}
+    for pid in list(_children):
+        rc = reap(pid)
+        if rc is not None:
+            done[pid] = rc
+    return done
+
+
+def pid_alive(pid: int, run_dir: str | os.PathLike[str] | None = None) -> bool:
+    """True if pid is a live process (a zombie counts as dead; this process's own ended shims are reaped).
+
+    With run_dir, also check (where /proc allows) that the process is the shim of that run, so a
+    recycled pid after a reboot is not mistaken for the run.
+    """
+    if pid <= 0:
+        return False
+    if pid in _children and reap(pid) is not None:
+        return False
+    state = _proc_state(pid)
+    if state is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if state in ("Z", "X", "x", ""):
+        return False
+    if run_dir is not None:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        return os.fsencode(str(Path(run_dir).resolve())) in args
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """True if any live (non-zombie) process is in process group pgid.
+
+    Needed when the shim itself is gone (SIGKILLed) but the trainer it started may still run.
+    """
+    if pgid <= 0:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X", b"x"):
+            return True
+    return False
+
+
+def send_signal(pid: int, sig: int) -> bool:
+    """Signal a run started by `spawn`: SIGTERM/SIGINT to the shim (which forwards them), others to the group.
+
+    SIGSTOP/SIGCONT/SIGKILL go to the whole process group, so a paused run is paused entirely. If the
+    shim is gone, SIGTERM/SIGINT go to the group instead. False when no such process or group exists.
+    """
+    try:
+        if sig in FORWARDED:
+            try:
+                os.kill(pid, sig)
+                return True
+            except ProcessLookupError:
+                pass
+        os.killpg(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _proc_state(pid: int) -> str | None:
+    """The one-letter state from /proc/PID/stat ('' if the process is gone), or None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return "" if os.path.isdir("/proc") else None
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain ') ', so split after the last one.
+    rest = data[data.rfind(b")") + 2:]
+    return rest[:1].decode("ascii", "replace")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

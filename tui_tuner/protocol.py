@@ -1,0 +1,247 @@
+"""The run-directory protocol shared by the tuner and the trainer: file names, commands, events, encoders.
+
+Imported on both sides, including inside the user's training process, so it imports only the standard
+library (no textual, numpy or torch).
+
+Run directory (STUDY/runs/RUN_ID/):
+
+- ``params.json``   tuner -> trainer, written before launch:
+  ``{"trial": ID, "params": {name: value}, "resume": PATH or null}``.
+  ``resume`` is a checkpoint path; a relative one is relative to the *study* directory (the run dir's
+  grandparent, the same convention as ``Trial.resume``), an absolute one is used as is
+  (see `resolve_resume`).
+- ``events.jsonl``  trainer -> tuner, one JSON object a line, each with ``"t"`` (unix time):
+  ``{"t", "step", "metrics": {name: value}}``, ``{"t", "event": "applied", "params": {...}}``,
+  ``{"t", "event": "paused"}``, ``{"t", "event": "resumed"}``,
+  ``{"t", "event": "checkpoint", "seq", "path", "step"}`` (path relative to the run dir;
+  on failure ``{"t", "event": "checkpoint", "seq", "error": "one line"}`` and no path),
+  ``{"t", "event": "done"}`` (the trainer process is exiting without an uncaught exception; the
+  final status still comes from exit.json's returncode).
+- ``control.jsonl`` tuner -> trainer, append-only, one object a line with an increasing ``"seq"``:
+  ``{"seq", "cmd": "pause" | "resume" | "stop" | "checkpoint"}``, ``{"seq", "cmd": "set", "params": {...}}``.
+- ``output.log``    the trainer's stdout and stderr (appended by the launch shim).
+- ``exit.json``     written atomically by the launch shim when the trainer ends:
+  ``{"returncode", "signal", "signal_name", "ended", "pid"}`` and ``"error"`` when the command could not
+  be started. ``returncode`` follows subprocess: the exit status, or ``-N`` when signal N killed it
+  (then ``signal`` is N); 127 = command not found, 126 = not executable.
+- ``ckpt/``         checkpoints, ``ckpt/step-N.pt`` (the state after step N).
+
+Non-finite metrics: JSON has no NaN or infinity, so the trainer writes them as the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; every line stays strict JSON. `decode_metric` turns them
+(and, for hand-written trainers, Python's bare ``NaN``/``Infinity`` literals) back into floats. The
+runner treats any non-finite value of the objective as divergence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+# -- file names and environment -------------------------------------------------------------------
+
+ENV_RUN_DIR = "TUI_TUNER_RUN_DIR"
+PARAMS = "params.json"
+EVENTS = "events.jsonl"
+CONTROL = "control.jsonl"
+OUTPUT = "output.log"
+EXIT = "exit.json"
+CKPT = "ckpt"
+
+# -- control commands (tuner -> trainer) --------------------------------------------------------------
+
+CMD_PAUSE = "pause"
+CMD_RESUME = "resume"
+CMD_STOP = "stop"
+CMD_SET = "set"
+CMD_CHECKPOINT = "checkpoint"
+COMMANDS = (CMD_PAUSE, CMD_RESUME, CMD_STOP, CMD_SET, CMD_CHECKPOINT)
+
+# -- events (trainer -> tuner); a metrics line has "step" and "metrics" and no "event" ----------------
+
+EV_APPLIED = "applied"
+EV_PAUSED = "paused"
+EV_RESUMED = "resumed"
+EV_CHECKPOINT = "checkpoint"
+EV_DONE = "done"
+EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE)
+
+# -- exit codes the shim uses when it cannot start the command (the shell's conventions) --------------
+
+RC_NOT_FOUND = 127
+RC_NOT_EXECUTABLE = 126
+
+# Non-finite floats as strict-JSON strings (see the module docstring).
+NAN = "NaN"
+POS_INF = "Infinity"
+NEG_INF = "-Infinity"
+_DECODE = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
+
+
+def run_id(trial_id: int) -> str:
+    """The run directory name of a trial: t0001, t0002, ..."""
+    return f"t{trial_id:04d}"
+
+
+def checkpoint_relpath(step: int) -> str:
+    """Path of the checkpoint taken after `step`, relative to the run dir: ckpt/step-N.pt."""
+    return f"{CKPT}/step-{step}.pt"
+
+
+def resolve_resume(run_dir: str | os.PathLike[str], resume: str | None) -> str | None:
+    """Absolute path of params.json's ``resume``: relative paths are relative to the study directory."""
+    if not resume:
+        return None
+    p = Path(resume)
+    if p.is_absolute():
+        return str(p)
+    study_dir = Path(run_dir).resolve().parent.parent
+    return str(study_dir / p)
+
+
+def encode_metric(x: float) -> float | str:
+    """A metric value as strict JSON: finite floats as is, NaN/inf as "NaN"/"Infinity"/"-Infinity"."""
+    if x - x == 0.0:  # false exactly for NaN and +-inf, and cheaper than math.isfinite
+        return x
+    if x != x:
+        return NAN
+    return POS_INF if x > 0 else NEG_INF
+
+
+def decode_metric(v: Any) -> float | None:
+    """A metric value read from events.jsonl as a float (NaN/inf included), or None if not a number."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        return _DECODE.get(v)
+    return None
+
+
+def decode_metrics(metrics: Any) -> dict[str, float]:
+    """The numeric entries of an event's "metrics" object as floats (non-numbers dropped)."""
+    if not isinstance(metrics, dict):
+        return {}
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        f = decode_metric(v)
+        if f is not None:
+            out[str(k)] = f
+    return out
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """One compact JSON line (no newline); refuses NaN so every line is strict JSON."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def append_line(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
+    """Append one JSON object as one line with a single write (how the tuner writes control.jsonl)."""
+    data = (dumps(obj) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
+    """Write a JSON file so a reader sees the old file or the whole new one (tmp + fsync + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A JSON object file, or None when it is missing, unreadable or not an object."""
+    try:
+        with open(path, "rb") as f:
+            obj = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class JsonlTail:
+    """Incremental reader of an append-only JSONL file: each call returns only the new complete lines.
+
+    It remembers a byte offset, keeps an unfinished last line for the next call, tolerates the file
+    not existing yet, and counts (and skips) lines that are not a JSON object. Start from offset 0 to
+    re-read a run from the beginning (re-adopting after a restart).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], offset: int = 0, *,
+                 max_bytes: int = 8 << 20, max_line: int = 1 << 20) -> None:
+        self.path = Path(path)
+        self.offset = offset            # bytes consumed from the file (partial line included)
+        self.max_bytes = max_bytes      # read at most this much per call, so one poll stays short
+        self.max_line = max_line        # a "line" longer than this without a newline is garbage
+        self.behind = False             # True when the last call stopped at max_bytes
+        self._partial = b""
+
+    @property
+    def position(self) -> int:
+        """Byte offset just after the last complete line returned (safe to persist and resume from)."""
+        return self.offset - len(self._partial)
+
+    def read_new(self, *, final: bool = False) -> tuple[list[dict[str, Any]], int]:
+        """New complete JSON objects and the number of garbage lines skipped since the last call.
+
+        With final=True (the writer has exited) an unfinished last line is parsed too, so a trainer
+        killed after writing its last object without the newline is not lost.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:
+                    # The file was replaced or truncated: start over rather than read past its end.
+                    self.offset, self._partial = 0, b""
+                f.seek(self.offset)
+                data = f.read(self.max_bytes)
+        except FileNotFoundError:
+            return [], 0
+        except OSError:
+            return [], 0
+        self.offset += len(data)
+        self.behind = self.offset < size
+        buf = self._partial + data if self._partial else data
+        lines = buf.split(b"\n")
+        self._partial = lines.pop()
+        garbage = 0
+        if final and self._partial:
+            lines.append(self._partial)
+            self._partial = b""
+        elif len(self._partial) > self.max_line:
+            self._partial = b""
+            garbage += 1
+        out: list[dict[str, Any]] = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
+                garbage += 1
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+            else:
+                garbage += 1
+        return out, garbage

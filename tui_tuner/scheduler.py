@@ -1,0 +1,299 @@
+"""The tuning loop: keep `parallel` runs going from the queue and refill it per strategy.
+
+Strategies: random (a batch of random settings whenever the queue runs dry), grid (the whole grid
+queued once; the study ends when it is exhausted), coarse_to_fine (a random first round, then after
+each round a zoom around the best trials so far and the next round sampled inside it). The budget
+is the number of trials started (`study.budget_used()`). Everything the search needs to continue
+(sampler state, zoom stack, round) lives in the study, so a restarted tuner carries on.
+`run_headless` is the same loop without the app, for `tui-tuner run SPACE --headless`.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from tui_tuner import sampling
+from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.runner import RunEvent, Runner
+from tui_tuner.space import STRATEGIES, Space, load_space
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STRATEGY_SOURCES = ("random", "grid", "zoom")   # trials the strategy queued (not manual, fork, default)
+C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
+GRID_META = "grid_state"                         # the search state the grid was enumerated for
+
+
+class Scheduler:
+    """Keeps up to `parallel` runs going and refills the queue by the study's strategy.
+
+    `budget`, `parallel` and `strategy` default to the space's [study] values. Call `tick()`
+    after each `runner.poll()`; `done()` says when the study has nothing left to do. `holding`
+    (set by the app) stops new starts without touching the running ones.
+    """
+
+    def __init__(self, study, runner: Runner, sampler: sampling.Sampler | None = None, *,
+                 budget: int | None = None, parallel: int | None = None,
+                 strategy: str | None = None) -> None:
+        cfg = study.space.study
+        self.study = study
+        self.runner = runner
+        self.sampler = sampler if sampler is not None else study.sampler()
+        self.budget = int(budget if budget is not None else cfg.budget)
+        self.parallel = max(1, int(parallel if parallel is not None else cfg.parallel))
+        self.strategy = strategy or cfg.strategy
+        if self.strategy not in STRATEGIES:
+            raise StudyError(f"unknown strategy {self.strategy!r} (allowed: {', '.join(STRATEGIES)})")
+        # An automatic round smaller than `parallel` would leave slots idle while it waits to zoom.
+        self.round_size = cfg.round_size or max(sampling.auto_round_size(self.budget), self.parallel)
+        explicit = _explicit_study_keys(study.space)
+        self.zoom_top = cfg.zoom_top if "zoom_top" in explicit else sampling.ZOOM_TOP
+        self.zoom_margin = cfg.zoom_margin if "zoom_margin" in explicit else sampling.ZOOM_MARGIN
+        self.holding = False
+        self.exhausted = False      # grid: every setting has been queued and taken
+        self.message: str | None = None   # why the study ended early, for the app and headless
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def remaining(self) -> int:
+        """Trials the budget still allows to start."""
+        return max(0, self.budget - self.study.budget_used())
+
+    def tick(self) -> list[int]:
+        """Start queued trials while there are free slots and budget; returns the ids started."""
+        started: list[int] = []
+        if self.holding:
+            return started
+        while len(self.runner.live_ids()) < self.parallel and self.remaining() > 0:
+            trial = self.study.pop_next()
+            if trial is None:
+                if not self.refill():
+                    break
+                continue
+            try:
+                self.runner.start(trial)
+            except TunerError as e:
+                # One trial that cannot start must not stop the study.
+                self.study.finish(trial.id, "failed", reason=e.message)
+                continue
+            started.append(trial.id)
+        return started
+
+    def done(self) -> bool:
+        """True when no run is live and nothing more will start (budget reached or grid exhausted)."""
+        if self.runner.live_ids():
+            return False
+        if self.remaining() <= 0 or self.exhausted:
+            return True
+        return False
+
+    # -- refilling ------------------------------------------------------------------------------
+
+    def refill(self) -> bool:
+        """Queue more settings by the strategy; False when there is nothing to queue now."""
+        room = self.remaining() - len(self.study.queue())
+        if room <= 0:
+            return False
+        if self.strategy == "grid":
+            return self._refill_grid()
+        if self.strategy == "random":
+            return self._queue_random(min(room, self.parallel), "random")
+        return self._refill_coarse_to_fine(room)
+
+    def _queue_random(self, n: int, source: str, extra_meta: dict[str, Any] | None = None, *,
+                      stratified: bool = False) -> bool:
+        """Sample n settings in the current search state; queue them with the sampler state, at once."""
+        if n <= 0:
+            return False
+        before = self.sampler.get_state()
+        try:
+            settings = self.sampler.random(self.study.search_state, n, stratified=stratified)
+            meta = {"sampler_state": self.sampler.get_state(), **(extra_meta or {})}
+            self.study.enqueue(settings, source, meta=meta)
+        except BaseException:
+            self.sampler.set_state(before)
+            raise
+        return True
+
+    def _refill_grid(self) -> bool:
+        state = self.study.search_state
+        key = state.to_json()
+        if self.study.meta(GRID_META) == key:
+            if not self.exhausted:
+                self.exhausted = True
+                n = sum(1 for t in self.study.trials("id") if t.source == "grid")
+                self.message = (f"grid exhausted: all {n} settings were tried"
+                                f"{f' (budget {self.budget})' if n < self.budget else ''}; the study ends")
+            return False
+        # SpaceError (a float without a step, a grid over the limit) reaches the caller: no sensible
+        # fallback exists, the user has to change the space or the strategy.
+        settings = self.sampler.grid(state)
+        self.study.enqueue(settings, "grid", meta={GRID_META: key})
+        return bool(settings)
+
+    def _refill_coarse_to_fine(self, room: int) -> bool:
+        # Stratified rounds and a first round twice the size won in tests/bench/search_quality.py:
+        # the first zoom needs to have seen enough of the space.
+        n = min(room, self.round_size)
+        info = self.study.meta(C2F_META)
+        trials = self.study.trials("id")
+        last_id = trials[-1].id if trials else 0
+        if not info:
+            return self._queue_random(min(room, 2 * self.round_size), "random",
+                                      {C2F_META: {"round": 1, "after_id": last_id}}, stratified=True)
+        members = [t for t in trials if t.id > info["after_id"] and t.source in STRATEGY_SOURCES]
+        source = "random" if info["round"] <= 1 else "zoom"
+        if not members:
+            # The round was zoomed but a tuner died before sampling it: sample it now.
+            first = info["round"] <= 1
+            return self._queue_random(min(room, 2 * self.round_size) if first else n, source,
+                                      stratified=True)
+        if any(not t.finished for t in members):
+            return False   # a round zooms only once all of it has finished
+        state = self.study.search_state
+        done = [t for t in trials if t.status == "done" and t.objective is not None
+                and math.isfinite(t.objective)]
+        try:
+            state = sampling.zoom(self.study.space, state, [(t.params, t.objective) for t in done],
+                                  maximize=self.study.space.study.maximize, top=self.zoom_top,
+                                  margin=self.zoom_margin, ids=[t.id for t in done])
+        except TunerError:
+            pass   # too few finished trials to zoom on: sample the next round where we are
+        # Zoom and the new round commit together, so a crash never zooms twice.
+        self.study.store.set_meta({"search_state": state.to_dict(),
+                                   C2F_META: {"round": info["round"] + 1, "after_id": last_id}})
+        return self._queue_random(n, "zoom", stratified=True)
+
+    @property
+    def round(self) -> int:
+        """The coarse-to-fine round in progress (0 before the first)."""
+        info = self.study.meta(C2F_META)
+        return int(info["round"]) if info else 0
+
+
+def _explicit_study_keys(space: Space) -> set[str]:
+    """The [study] keys the space file sets itself (so a library default can apply to the rest)."""
+    try:
+        return set(tomllib.loads(space.text).get("study", {})) if space.text else set()
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return set()
+
+
+# -- headless ---------------------------------------------------------------------------------------
+
+
+def _short(params: dict[str, Any], width: int = 70) -> str:
+    parts = []
+    for k, v in params.items():
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _obj(x: float | None) -> str:
+    return "-" if x is None else f"{x:.6g}"
+
+
+def run_headless(space_path: str | Path | None, study_dir: str | Path | None = None,
+                 trials: int | None = None, parallel: int | None = None, strategy: str | None = None,
+                 seed: int | None = None, out: TextIO | None = None, *, interval: float = 0.05,
+                 runner_options: dict[str, Any] | None = None) -> int:
+    """Run the tuning loop without the app; one line per finished trial, then a summary.
+
+    Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
+    missing to reach the budget. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
+    Returns the exit code (0 done, 130 interrupted).
+    """
+    from tui_tuner.study import Study, default_dir
+
+    space = load_space(space_path) if space_path is not None else None
+    if study_dir is None:
+        if space is None:
+            raise StudyError("give a space file or --study DIR")
+        study_dir = default_dir(space)
+    study = Study.open(study_dir, space, seed=seed)
+    space = study.space
+
+    stream = out if out is not None else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    def on_event(ev: RunEvent) -> None:
+        if ev.kind == "ended":
+            t = study.trial(ev.trial_id)
+            reason = (ev.data.get("reason") or "").strip().splitlines()
+            why = f"  ({reason[0]})" if reason else ""
+            say(f"trial {t.id:>4}  {ev.data['status']:<8}  {space.study.objective}={_obj(ev.data.get('objective'))}"
+                f"  step={t.step if t.step is not None else '-'}  {_short(t.params)}{why}")
+        elif ev.kind == "started" and ev.data.get("adopted"):
+            say(f"trial {ev.trial_id:>4}  re-adopted (pid {ev.data.get('pid')}, still running)")
+        elif ev.kind == "stalled" and ev.data.get("stalled"):
+            say(f"trial {ev.trial_id:>4}  stalled: no event for {runner.stall_timeout:g}s (not killed)")
+
+    interrupted = 0
+
+    def on_signal(signum, frame) -> None:
+        nonlocal interrupted
+        interrupted += 1
+        if interrupted > 1:
+            # A second Ctrl-C: skip the grace periods.
+            runner.stop_timeout = runner.term_timeout = 0.0
+
+    runner = Runner(study, on_event, **(runner_options or {}))
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        runner.adopt()
+        sched = Scheduler(study, runner, budget=trials, parallel=parallel, strategy=strategy)
+        say(f"study {study.dir}: {sched.strategy}, budget {sched.budget} ({study.budget_used()} started), "
+            f"parallel {sched.parallel}, objective {space.study.objective} ({space.study.direction})")
+        while not interrupted:
+            runner.poll()
+            if interrupted:
+                break
+            sched.tick()
+            if sched.done():
+                break
+            time.sleep(interval)
+        if interrupted:
+            live = runner.live_ids()
+            say(f"interrupted: stopping {len(live)} run(s) (stop, then SIGTERM, then SIGKILL)...")
+            with_stop = runner.stop_all()
+            left = runner.live_ids()
+            if left:
+                say(f"could not stop trial(s) {', '.join(map(str, left))}; they are still running")
+            elif with_stop:
+                say("all runs stopped")
+        if sched.message:
+            say(sched.message)
+        _summary(study, say, interrupted=bool(interrupted))
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        study.close()
+    return 130 if interrupted else 0
+
+
+def _summary(study, say, *, interrupted: bool) -> None:
+    counts = {k: v for k, v in study.counts().items() if v}
+    say("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items()) if counts else "summary: no trials")
+    best = study.best(1)
+    cfg = study.space.study
+    if best:
+        b = best[0]
+        say(f"best: trial {b.id}  {cfg.objective}={_obj(b.objective)}  {_short(b.params, 200)}")
+        say(f"export it: tui-tuner export {study.dir} --best -o best.toml")
+    else:
+        say("best: none (no trial finished with an objective)")
+    if interrupted:
+        say(f"the study is intact in {study.dir}; run the same command again to continue")
+    else:
+        say(f"study: {study.dir}")
