@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = args[2:]
     _own_session()
     run_dir.mkdir(parents=True, exist_ok=True)
+    protocol.write_json_atomic(run_dir / protocol.LAUNCH, {"pid": os.getpid(), "started": time.time()})
     _redirect_output(run_dir / protocol.OUTPUT)
 
     child: subprocess.Popen[bytes] | None = None

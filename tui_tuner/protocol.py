@@ -49,6 +49,9 @@ CONTROL = "control.jsonl"
 OUTPUT = "output.log"
 EXIT = "exit.json"
 CKPT = "ckpt"
+# Written by the shim as it starts ({"pid", "started"}): a tuner killed between spawning a run and
+# recording it finds the run here on restart and adopts it instead of starting it twice.
+LAUNCH = "launch.json"
 
 # -- control commands (tuner -> trainer) --------------------------------------------------------------
 

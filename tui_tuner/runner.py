@@ -185,8 +185,14 @@ class Runner:
             trial = current
             run_dir = self.study.run_dir(trial.id)
             run_dir.mkdir(parents=True, exist_ok=True)
+            orphan = _orphan_shim(run_dir)
+            if orphan is not None:
+                # A tuner died between spawning this run and recording it: the run is going, adopt it.
+                self.study.mark_started(trial.id, orphan)
+                self._adopt_one(self.study.trial(trial.id), run_dir)
+                return
             # A previous attempt (a tuner killed between spawn and bookkeeping) must not leak in.
-            for name in (protocol.EVENTS, protocol.CONTROL, protocol.EXIT):
+            for name in (protocol.EVENTS, protocol.CONTROL, protocol.EXIT, protocol.LAUNCH):
                 with contextlib.suppress(FileNotFoundError):
                     (run_dir / name).unlink()
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
@@ -603,20 +609,23 @@ class Runner:
             for trial in self.study.active():
                 if trial.id in self.runs and self.runs[trial.id].live:
                     continue
-                run_dir = self.study.run_dir(trial.id)
-                run = _Run(self, trial, run_dir, self.config.zero_code)
-                run.live = True
-                self.runs[trial.id] = run
-                alive = _adoptable(trial.pid, run_dir)
-                if not alive:
-                    self._read(run, final=True)
-                    self._settle(run)
-                    continue
-                self._read(run)
-                run.last_activity = time.time()
-                adopted.append(trial.id)
-                self._emit("started", trial.id, {"pid": trial.pid, "adopted": True})
+                if self._adopt_one(trial, self.study.run_dir(trial.id)):
+                    adopted.append(trial.id)
         return adopted
+
+    def _adopt_one(self, trial, run_dir: Path) -> bool:
+        """Follow an active trial's run again (replaying its events); settle it if it has ended."""
+        run = _Run(self, trial, run_dir, self.config.zero_code)
+        run.live = True
+        self.runs[trial.id] = run
+        if not _adoptable(trial.pid, run_dir):
+            self._read(run, final=True)
+            self._settle(run)
+            return False
+        self._read(run)
+        run.last_activity = time.time()
+        self._emit("started", trial.id, {"pid": trial.pid, "adopted": True})
+        return True
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -827,6 +836,15 @@ def _ckpt_rel(study_dir: Path, run_dir: Path, path: Any) -> str | None:
         return str(p.resolve().relative_to(Path(study_dir).resolve()))
     except ValueError:
         return str(p.resolve())
+
+
+def _orphan_shim(run_dir: Path) -> int | None:
+    """The pid of a live shim already running this run dir (spawned by a tuner that died), or None."""
+    info = protocol.read_json(run_dir / protocol.LAUNCH)
+    pid = info.get("pid") if info else None
+    if isinstance(pid, int) and launch.pid_alive(pid, run_dir):
+        return pid
+    return None
 
 
 def _adoptable(pid: int | None, run_dir: Path) -> bool:

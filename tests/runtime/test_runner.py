@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 
 import pytest
-from runtime_helpers import ZERO_CODE, Events, make_runner, open_study, toy_space, wait_for
+from runtime_helpers import TOY, ZERO_CODE, Events, make_runner, open_study, toy_space, wait_for
 
-from tui_tuner import protocol
+from tui_tuner import launch, protocol
 from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.runner import SERIES_POINTS, Series
 from tui_tuner.space import parse_space
@@ -446,3 +447,20 @@ def test_poll_thread_delivers_events_and_listeners_may_call_back(tmp_path):
     finally:
         runner.stop_thread()
         study.close()
+
+
+def test_a_run_spawned_but_never_recorded_is_adopted_not_started_twice(env):
+    # The tuner died right after spawning: the shim runs, the trial is still queued in the study.
+    study, runner, events = env
+    trial = study.enqueue_manual({"steps": 2000, "delay": 0.01})
+    run_dir = study.run_dir(trial.id)
+    run_dir.mkdir(parents=True)
+    protocol.write_json_atomic(run_dir / protocol.PARAMS,
+                               {"trial": trial.id, "params": trial.params, "resume": None})
+    orphan = launch.spawn(run_dir, [sys.executable, str(TOY)])
+    wait_for(runner, lambda: (run_dir / protocol.LAUNCH).exists(), what="the shim to start")
+    runner.start(trial)
+    assert study.trial(trial.id).pid == orphan
+    assert study.trial(trial.id).status == "running"
+    assert events.of("started", trial.id)[0].data.get("adopted")
+    wait_for(runner, lambda: (runner.latest(trial.id)["step"] or 0) >= 3, what="steps of the adopted run")
