@@ -168,12 +168,16 @@ class Run:
             if type(v) is not float or v - v != 0.0:
                 metrics = _clean(metrics)
                 break
+        first = self._last_step is None
         self._last_step = step
         if self._fd is None:
             if self.run_dir is None:
                 self._print(step, metrics)
             return   # else closed, or a forked worker: nothing to write to
         self._queue.append((time.time(), step, metrics))
+        if first:
+            # The first step is the one a user (or a fork) waits for: show it now, not at the next tick.
+            self.flush()
         now = time.monotonic()   # not time.time(): a clock set back must not silence the commands
         if now < self._next_check:
             return
