@@ -137,11 +137,6 @@ def study_dir(space: Space, given: str | None) -> Path:
 # -- commands ---------------------------------------------------------------------------------------
 
 
-def _not_yet(name: str) -> int:
-    print(f"{PROG}: `{name}` is not available yet", file=sys.stderr)
-    return EXIT_USER
-
-
 def cmd_tune(args: argparse.Namespace) -> int:
     """Open the app on a new or existing study; a bad space file or a locked study exits before it starts."""
     from tui_tuner.study import Study
@@ -153,16 +148,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     study = Study.open(directory, space, seed=getattr(args, "seed", None))
     from tui_tuner.ui.app import run_app  # textual loads only once the study is open
 
-    return run_app(study)
+    # `run SPACE` without --headless: the app with the same overrides the headless loop takes.
+    overrides = {"budget": getattr(args, "trials", None), "parallel": getattr(args, "parallel", None),
+                 "strategy": getattr(args, "strategy", None)}
+    return run_app(study, scheduler_options={k: v for k, v in overrides.items() if v is not None})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The tuning loop, headless or in the app (hook: filled in with the runtime)."""
+    """The tuning loop, headless or in the app."""
     if args.headless:
         from tui_tuner.scheduler import run_headless
 
         return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed)
-    return _not_yet("run")
+    return cmd_tune(args)
 
 
 def demo_root() -> Path:

@@ -1,0 +1,195 @@
+"""End to end: the real `tui-tuner demo` command in a real terminal (tmux), driven by keys.
+
+It waits for a run to show progress, pauses it (the screen says so and the step stops), resumes it,
+exports it, pauses it again and kills the terminal (SIGHUP, as when an SSH session drops). The
+trainer lives on in its own session; a new `tui-tuner` on the same study re-adopts it and shows it,
+and resuming it makes it advance again. Skipped without tmux or torch (the demo trains a PyTorch MLP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from tui_tuner.study import Study
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the demo needs torch"),
+]
+
+TUI_TUNER = str(Path(sys.executable).with_name("tui-tuner"))
+HEADER = re.compile(r"#(\d+) (running|paused)\s+step (\d+)")
+
+
+class Tmux:
+    """One detached tmux session on its own server socket (never the user's)."""
+
+    def __init__(self, socket: Path, name: str = "e2e") -> None:
+        self.base = ["tmux", "-S", str(socket)]
+        self.name = name
+
+    def start(self, command: str, cwd: Path, width: int = 100, height: int = 30,
+              term: str = "xterm-256color") -> None:
+        # TERM inside the pane is tmux's own unless the command sets it.
+        subprocess.run([*self.base, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+                        "-c", str(cwd), f"env TERM={term} {command}"], check=True)
+
+    def screen_escapes(self) -> str:
+        """The screen with its colour escapes."""
+        return subprocess.run([*self.base, "capture-pane", "-p", "-e", "-t", self.name], capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", self.name, *keys], check=True)
+
+    def screen(self) -> str:
+        out = subprocess.run([*self.base, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        return out.stdout
+
+    def kill(self) -> None:
+        subprocess.run([*self.base, "kill-session", "-t", self.name], capture_output=True)
+
+    def kill_server(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+    def wait(self, pattern: str, timeout: float = 60.0) -> re.Match:
+        """Wait until the screen matches; fail with the last screen shown."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < end:
+            text = self.screen()
+            m = rx.search(text)
+            if m:
+                return m
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {pattern!r}; the screen was:\n{text}")
+
+
+def header(tmux: Tmux) -> tuple[int, str, int] | None:
+    m = HEADER.search(tmux.screen())
+    return (int(m.group(1)), m.group(2), int(m.group(3))) if m else None
+
+
+def test_demo_pause_resume_export_and_survive_a_dropped_terminal(tmp_path):
+    study_dir = tmp_path / "demo-study"
+    out = tmp_path / "best.toml"
+    tmux = Tmux(tmp_path / "tmux.sock")
+    command = f"{TUI_TUNER} demo --study {study_dir}"
+    try:
+        tmux.start(command, tmp_path)
+        tmux.wait(r"mlp-digits", 20)
+        # A demo run lasts a few seconds: pause one early in its life (retry if it ends first).
+        for _attempt in range(5):
+            tmux.wait(r"#(\d+) running\s+step ([1-9]\d{0,2})\b", 90)   # progress, step < 1000
+            tmux.keys("p")
+            try:
+                m = tmux.wait(r"#(\d+) paused\s+step (\d+)", 10)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError("could not pause a demo run")
+        run, held = int(m.group(1)), int(m.group(2))
+        time.sleep(1.0)
+        assert header(tmux) == (run, "paused", held), "a paused run must not advance"
+
+        tmux.keys("p")
+        tmux.wait(rf"#{run} running\s+step", 20)
+        end = time.monotonic() + 20
+        while (h := header(tmux)) and h[0] == run and h[2] <= held and time.monotonic() < end:
+            time.sleep(0.05)
+        # Pause it again at once, so it is still there (blocked in report()) when the terminal goes.
+        tmux.keys("p")
+        h = header(tmux)
+        assert h[0] == run and h[2] > held, f"the resumed run advances: {h}"
+        tmux.wait(rf"#{run} paused", 20)
+
+        tmux.keys("e")
+        tmux.wait(r"Write TOML to", 10)
+        tmux.keys(str(out), "Enter")                 # the field's text is selected: typing replaces it
+        tmux.wait(r"wrote", 10)
+        doc = tomllib.loads(out.read_text())
+        assert "lr" in doc and doc["tuner"]["study"] == "mlp-digits"
+
+        with Study.open(study_dir, lock=False) as study:
+            pid = study.trial(run).pid
+        assert pid
+
+        tmux.kill()                                  # SIGHUP to the app, as when SSH drops
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                Study.open(study_dir).close()        # the lock is free: the app is gone
+                break
+            except Exception:                        # noqa: BLE001 - still held, wait
+                time.sleep(0.2)
+        os.killpg(pid, 0)                            # the trainer's process group is alive
+
+        tmux.start(command, tmp_path)
+        tmux.wait(r"re-adopted", 30)
+        # The other demo run may still be going and hold the focus: move it to ours.
+        for _ in range(4):
+            h = header(tmux)
+            if h and h[0] == run:
+                break
+            tmux.keys("]")
+            time.sleep(0.5)
+        tmux.wait(rf"#{run} paused\s+step", 20)
+        tmux.keys("p")
+        tmux.wait(rf"#{run} running\s+step", 20)
+        end = time.monotonic() + 30
+        first = header(tmux)[2]
+        while (h := header(tmux)) and h[0] == run and h[2] <= first and time.monotonic() < end:
+            time.sleep(0.2)
+        h = header(tmux)
+        assert h is not None and (h[0] != run or h[2] > first), "the re-adopted run advances again"
+    finally:
+        tmux.kill()
+        tmux.kill_server()
+        with contextlib.suppress(Exception), Study.open(study_dir, lock=False) as study:
+            for t in study.active():
+                if t.pid:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(t.pid, signal.SIGKILL)
+
+
+def test_demo_in_a_16_colour_terminal_at_80x24(tmp_path):
+    study_dir = tmp_path / "demo-study"
+    tmux = Tmux(tmp_path / "tmux.sock")
+    try:
+        tmux.start(f"{TUI_TUNER} demo --study {study_dir}", tmp_path, width=80, height=24, term="xterm")
+        tmux.wait(r"#\d+ running\s+step [1-9]", 90)
+        screen = tmux.screen()
+        for words in ("mlp-digits", "Hyperparameters", "Trials", "Queue", "p Pause"):
+            assert words in screen, words
+        colours = tmux.screen_escapes()
+        # Only the 16 ANSI colours: no 256-colour (38;5;N) or true-colour (38;2;R;G;B) escapes.
+        assert "\x1b[" in colours
+        assert not re.search(r"[34]8;5;\d+|[34]8;2;\d+;\d+;\d+", colours), "only 16-colour escapes"
+        tmux.keys("q")                               # quit, leaving the runs going
+        end = time.monotonic() + 10
+        while time.monotonic() < end and "mlp-digits" in tmux.screen():
+            time.sleep(0.2)
+        with Study.open(study_dir, lock=False) as study:
+            assert study.active(), "quitting with q leaves the runs going"
+    finally:
+        tmux.kill()
+        tmux.kill_server()
+        with contextlib.suppress(Exception), Study.open(study_dir, lock=False) as study:
+            for t in study.active():
+                if t.pid:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(t.pid, signal.SIGKILL)

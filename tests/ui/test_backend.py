@@ -1,0 +1,107 @@
+"""The app's back end without a terminal: bounded frame rate, bounded curves, errors as TunerErrors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from ui_helpers import finished_study, make_backend, open_study, space_text
+
+from tui_tuner.errors import SpaceError, StudyError, TunerError
+from tui_tuner.ui.backend import CHART_POINTS
+from tui_tuner.ui.format import bar, columns_by_step, fmt_short, resample, short_range, spark, spark_rows
+
+
+def test_a_fast_trainer_gives_a_bounded_frame_rate_and_bounded_curves(study_dir, tmp_path):
+    # delay 0: the trainer reports as fast as it can (thousands of steps a second).
+    study = open_study(study_dir, space_text(delay=0.0))
+    backend = make_backend(study, tmp_path)
+    frames: list[tuple[float, str]] = []
+    backend.on_snapshot = lambda: frames.append((time.monotonic(), threading.current_thread().name))
+    try:
+        backend.start()
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            snap = backend.snapshot
+            if snap and snap.focused and (snap.focused.step or 0) > 3000:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the trainer did not get past step 3000")
+        frames.clear()
+        time.sleep(1.0)
+        n = len(frames)
+        # About 10 a second; never one per report.
+        assert 5 <= n <= 13, n
+        # Frames are built on the view thread, never on the runner's poll thread.
+        assert {name for _, name in frames} == {"tui-tuner-view"}
+        snap = backend.snapshot
+        assert len(snap.focused.loss) <= CHART_POINTS
+        assert len(snap.cards[0].points) <= 2 * CHART_POINTS
+        assert snap.focused.step > 3000
+    finally:
+        backend.close(stop_runs=True, timeout=5)
+        study.close()
+
+
+def test_commands_raise_tuner_errors_the_app_can_show(study_dir, tmp_path, monkeypatch):
+    study = open_study(study_dir, space_text())
+    backend = make_backend(study, tmp_path, autostart=False)
+    try:
+        with pytest.raises(SpaceError, match="zoom needs at least 2"):
+            backend.zoom()
+        with pytest.raises(TunerError, match="nothing to unzoom"):
+            backend.unzoom()
+        with pytest.raises(StudyError, match="no finished trial"):
+            backend.export(None, None)
+        with pytest.raises(TunerError, match="not running"):
+            backend.stop(99)
+        with pytest.raises(SpaceError, match="stage must be"):
+            backend.set_stage(7)
+    finally:
+        backend.close()
+        study.close()
+
+
+def test_snapshot_of_a_finished_study(study_dir, tmp_path, monkeypatch):
+    study = finished_study(study_dir, monkeypatch)
+    backend = make_backend(study, tmp_path, autostart=False)
+    try:
+        snap = backend.build(curve_budget=10.0)
+        assert [t.id for t in snap.trials] == [9, 3, 7, 5, 1, 4, 2, 8, 6]
+        assert snap.best_id == 9 and snap.focused.id == 9 and snap.focused.status == "done"
+        assert snap.trial(9).lineage == "#3@200"
+        assert [q.id for q in snap.queue] == [10, 11]
+        assert [p.name for p in snap.params][:4] == ["lr", "momentum", "hidden", "layers"]
+        assert snap.params[0].best == 0.01 and snap.params[0].range == "[0.001, 0.5]"
+        assert all(t.curve for t in snap.trials)
+        assert dict(snap.counts)["done"] == 8
+        backend.order = "start"
+        assert [t.id for t in backend.build().trials][0] == 1
+    finally:
+        backend.close()
+        study.close()
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.0031, "3.1e-3"), (0.12, "0.12"), (1_000_000, "1e6"), (64, "64"), (True, "true"), (None, "-"),
+    (0.999, "0.999"), (1.5e-8, "1.5e-8"), ("adam", "adam"),
+])
+def test_short_numbers(value, text):
+    assert fmt_short(value) == text
+
+
+def test_sparklines_and_bars():
+    assert spark([], 5) == ""
+    assert spark([1.0, 1.0], 4) == "▅▅▅▅"                 # flat: the middle, stretched to the width
+    assert spark([3.0, 2.0, 1.0], 3) == "█▅▁"
+    assert spark([float("nan"), 1.0, 2.0], 2) == "▁█"      # a diverged value is left out
+    assert len(spark(list(range(1000)), 10)) == 10
+    assert spark_rows([0.0, 1.0], 2, 2) == [" █", "▁█"]
+    assert resample([1.0, 2.0], 4) == [1.0, 1.0, 2.0, 2.0]
+    assert bar(0.5, 4) == "██··" and bar(1.0, 4) == "████" and bar(None) == ""
+    # A shared step axis: a run at step 50 of 100 fills half the width, then nothing.
+    assert columns_by_step([(10, 1.0), (50, 2.0)], 4, 100) == [1.0, 1.0, 2.0, None]
+    assert short_range("= 0.9 (frozen)") == "=0.9 frozen" and short_range("= 2 (default)") == "=2"
+    assert short_range("{16, 32}") == "{16,32}"

@@ -1,0 +1,1 @@
+"""Screens: the main screen, dialogs and help."""

@@ -1,0 +1,430 @@
+"""The main screen: parameters by priority, the focused run, runs side by side, trials and the queue.
+
+It renders snapshots and turns keys into back-end commands; it never touches the study, the runner
+or a file itself. Every key is a Binding (the footer shows it), greyed by `check_action` when it
+does not apply to what is focused.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+
+from tui_tuner.ui.model import Snapshot
+from tui_tuner.ui.screens.dialogs import (
+    Confirm,
+    OutputView,
+    ParamForm,
+    Prompt,
+    parse_count,
+    parse_path,
+    parse_stage,
+)
+from tui_tuner.ui.screens.help import HelpScreen
+from tui_tuner.ui.widgets.run import RunPanel, set_if_changed
+from tui_tuner.ui.widgets.status import StatusLine
+from tui_tuner.ui.widgets.strip import RunStrip
+from tui_tuner.ui.widgets.tables import ParamsTable, QueueTable, SyncTable, TrialsTable
+
+if TYPE_CHECKING:
+    from tui_tuner.ui.app import TunerApp
+
+WIDE = 120   # columns from which the wide layout is used
+SLOW = 0.5   # seconds between refreshes of the trials table and the strip when only numbers change
+
+
+class MainScreen(Screen):
+    """Everything about the study on one screen, driven from the keyboard."""
+
+    BINDINGS = [
+        # Footer order: what babysitting needs most comes first (an 80-column footer cuts the rest).
+        Binding("p", "pause", "Pause"),
+        Binding("a", "adjust", "Adjust"),
+        Binding("f", "fork", "Fork"),
+        Binding("s", "stop", "Stop"),
+        Binding("n", "sample", "Sample"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("e", "export", "Export"),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("q", "quit_keep", "Quit"),
+        Binding("right_square_bracket", "next_run", "Next run", key_display="]"),
+        Binding("left_square_bracket", "prev_run", "Prev run", key_display="["),
+        Binding("Z", "unzoom", "Unzoom"),
+        Binding("t", "stage", "Stage"),
+        Binding("v", "output", "Output"),
+        Binding("l", "log_scale", "Log y"),
+        Binding("o", "order", "Order"),
+        Binding("Q", "quit_stop", "Stop all+quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.snap: Snapshot | None = None
+        self.log_scale = False
+        self._binding_state: Any = None
+        self._shape: Any = None
+        self._slow_at = 0.0
+
+    @property
+    def tuner(self) -> TunerApp:
+        """The app (typed)."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Status, parameters + run, strip, trials + queue, footer."""
+        yield StatusLine(id="status")
+        with Horizontal(id="top"):
+            yield ParamsTable(id="params")
+            yield RunPanel(id="run")
+        yield RunStrip(id="strip")
+        with Horizontal(id="bottom"):
+            yield TrialsTable(id="trials")
+            yield QueueTable(id="queue")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Titles, and the layout for the terminal's size."""
+        self.query_one("#params").border_title = "Hyperparameters (by priority)"
+        self.query_one("#trials").border_title = "Trials (best first)"
+        self.query_one("#queue").border_title = "Queue"
+        self.query_one("#strip").border_title = "Running"
+        self._layout(self.size.width)
+        self.query_one("#trials", TrialsTable).focus()
+        self.tuner.begin()
+
+    def on_resize(self, event: Any) -> None:
+        """Switch between the narrow and wide layouts."""
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        wide = width >= WIDE
+        self.set_class(wide, "-wide")
+        for table in self.query(SyncTable):
+            table.set_compact(not wide)
+
+    # -- rendering ----------------------------------------------------------------------------------
+
+    def show(self, snap: Snapshot) -> None:
+        """Draw a snapshot (each widget redraws only what changed).
+
+        The focused run and the status line follow every frame; the trials table and the strip of
+        runs only change shape at once (a trial added, a status changed) and otherwise refresh their
+        numbers and curves at most every SLOW seconds: eight fast runs must not cost a full redraw
+        of every row ten times a second.
+        """
+        self.snap = snap
+        focus_id = snap.focused.id if snap.focused else None
+        now = time.monotonic()
+        shape = (tuple((t.id, t.status) for t in snap.trials), snap.best_id, focus_id, snap.order,
+                 self.log_scale)
+        slow = shape != self._shape or now - self._slow_at >= SLOW
+        self.query_one(StatusLine).show(snap)
+        self.query_one(ParamsTable).show(snap.params)
+        self.query_one(RunPanel).show(snap.focused, self.log_scale)
+        if slow:
+            self._shape, self._slow_at = shape, now
+            strip = self.query_one(RunStrip)
+            set_if_changed(strip, "display", len(snap.cards) >= 2)
+            strip.show(snap.cards, focus_id, snap.maximize, self.log_scale)
+            trials = self.query_one(TrialsTable)
+            set_if_changed(trials, "border_title",
+                           f"Trials ({'best first' if snap.order == 'best' else 'by start'}) · {snap.objective}")
+            trials.show((snap.trials, snap.best_id, focus_id))
+        queue = self.query_one(QueueTable)
+        set_if_changed(queue, "border_title", f"Queue ({len(snap.queue)})")
+        queue.show(snap.queue)
+        state = self._bindings_key()
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def _bindings_key(self) -> Any:
+        snap = self.snap
+        if snap is None:
+            return None
+        run = snap.focused
+        return (run.id if run else None, run.status if run else None, run.can_adjust if run else None,
+                tuple(snap.active_ids), snap.zoom, snap.count("done"), bool(snap.trials),
+                self.selected_trial())
+
+    # -- what keys act on ---------------------------------------------------------------------------
+
+    @property
+    def focused_run(self) -> Any:
+        """The focused run's view, if it is running or paused."""
+        run = self.snap.focused if self.snap else None
+        return run if run is not None and run.active else None
+
+    def selected_trial(self) -> int | None:
+        """The trial under the trials table's cursor."""
+        key = self.query_one(TrialsTable).selected_key
+        return int(key) if key is not None else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out what does not apply now."""
+        snap = self.snap
+        if snap is None:
+            return True if action in ("help", "quit_keep", "quit_stop", "log_scale") else None
+        run = self.focused_run
+        if action in ("pause", "stop", "fork"):
+            return True if run is not None else None
+        if action == "adjust":
+            return True if run is not None and run.can_adjust else None
+        if action in ("next_run", "prev_run"):
+            active = snap.active_ids
+            return True if active and (len(active) > 1 or run is None) else None
+        if action == "zoom":
+            return True if snap.count("done") >= 2 else None
+        if action == "unzoom":
+            return True if snap.zoom > 0 else None
+        if action in ("export", "output"):
+            return True if self.selected_trial() is not None else None
+        if action == "quit_stop":
+            return True
+        return True
+
+    @on(DataTable.RowHighlighted, "#trials")
+    def _trial_moved(self) -> None:
+        state = self._bindings_key()
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    # -- run keys -------------------------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        """Pause the focused run, or resume it."""
+        run = self.focused_run
+        if run is not None:
+            self.tuner.command(self.tuner.backend.pause_toggle, run.id)
+
+    def action_adjust(self) -> None:
+        """Change the focused run's live parameters while it trains."""
+        run = self.focused_run
+        if run is None:
+            return
+        if not run.can_adjust:
+            self.tuner.say("this run is driven without the trainer API (zero-code): its settings are "
+                           "flags fixed at start, so it cannot be adjusted; fork it instead",
+                           title="Adjust", severity="warning")
+            return
+        space = self.tuner.backend.space
+        fields = [(p, run.params.get(p.name, p.default)) for p in space.by_priority() if p.live]
+        if not fields:
+            self.tuner.say("no parameter is live (set live = true in the space file)", title="Adjust",
+                           severity="warning")
+            return
+        backend = self.tuner.backend
+
+        async def apply(changes: dict) -> str:
+            return await self.tuner.call(backend.adjust, run.id, changes)
+
+        self.app.push_screen(ParamForm(f"Adjust #{run.id} while it trains", fields, apply,
+                                       intro="Live parameters only; the trainer applies them at its "
+                                             "next report.", id="adjust"), self.tuner.said)
+
+    def action_fork(self) -> None:
+        """Fork the focused run from its current state with changed settings."""
+        run = self.focused_run
+        if run is None:
+            return
+        space = self.tuner.backend.space
+        fields = [(p, run.params.get(p.name, p.default)) for p in space.by_priority()]
+        backend = self.tuner.backend
+        intro = ("The child starts from a checkpoint of this run, with these settings." if run.can_adjust
+                 else "Zero-code run: the child restarts from scratch with these flags.")
+
+        async def apply(changes: dict) -> str:
+            return await self.tuner.call(backend.fork, run.id, changes)
+
+        self.app.push_screen(ParamForm(f"Fork #{run.id} at step {run.step}", fields, apply, intro=intro,
+                                       allow_empty=True, id="fork"), self.tuner.said)
+
+    def action_stop(self) -> None:
+        """Stop the focused run."""
+        run = self.focused_run
+        if run is not None:
+            self.tuner.command(self.tuner.backend.stop, run.id)
+
+    def _cycle(self, delta: int) -> None:
+        snap = self.snap
+        if snap is None or not snap.active_ids:
+            return
+        ids = snap.active_ids
+        current = snap.focused.id if snap.focused else None
+        if current in ids:
+            nxt = ids[(ids.index(current) + delta) % len(ids)]
+        else:
+            nxt = ids[0] if delta > 0 else ids[-1]
+        self.follow(nxt)
+
+    def follow(self, trial_id: int) -> None:
+        """Make a trial the focused run."""
+        backend = self.tuner.backend
+        backend.focus, backend.focus_explicit = trial_id, True
+        self.tuner.redraw_soon()
+
+    def action_next_run(self) -> None:
+        """Focus the next running trial."""
+        self._cycle(1)
+
+    def action_prev_run(self) -> None:
+        """Focus the previous running trial."""
+        self._cycle(-1)
+
+    @on(TrialsTable.Watch)
+    def _trial_chosen(self, event: TrialsTable.Watch) -> None:
+        self.follow(event.trial_id)
+
+    # -- search keys ----------------------------------------------------------------------------
+
+    def action_sample(self) -> None:
+        """Sample N more settings into the queue."""
+        backend = self.tuner.backend
+
+        async def apply(n: int) -> str:
+            return await self.tuner.call(backend.sample, n)
+
+        self.app.push_screen(Prompt("Sample settings", "How many settings to queue:", "4", apply, parse_count,
+                                    intro="Random settings from the current search region.", id="sample"),
+                             self.tuner.said)
+
+    def action_zoom(self) -> None:
+        """Zoom the search into the region of the best trials."""
+        self.tuner.command(self.tuner.backend.zoom)
+
+    def action_unzoom(self) -> None:
+        """Undo the last zoom."""
+        self.tuner.command(self.tuner.backend.unzoom)
+
+    def action_stage(self) -> None:
+        """Change the priority stage: search tiers <= T."""
+        backend = self.tuner.backend
+        current = str(self.snap.stage) if self.snap else "4"
+
+        async def apply(stage: int) -> str:
+            return await self.tuner.call(backend.set_stage, stage)
+
+        self.app.push_screen(Prompt("Priority stage", "Search tiers <= (1-4):", current, apply, parse_stage,
+                                    intro="1: learning rate only; 2: + momentum, hidden units, batch; "
+                                          "3: + layers, decay; 4: everything.", id="stage"),
+                             self.tuner.said)
+
+    @on(ParamsTable.Freeze)
+    def _freeze(self, event: ParamsTable.Freeze) -> None:
+        self.tuner.command(self.tuner.backend.toggle_freeze, event.name)
+
+    # -- queue keys -----------------------------------------------------------------------------
+
+    @on(QueueTable.Request)
+    def _queue(self, event: QueueTable.Request) -> None:
+        backend = self.tuner.backend
+        tid = event.trial_id
+        if event.action == "drop":
+            self.tuner.command(backend.drop, tid)
+        elif event.action in ("up", "down"):
+            self.tuner.command(backend.move, tid, -1 if event.action == "up" else 1)
+        elif event.action == "run":
+            self.tuner.command(backend.run_now, tid)
+        elif event.action == "edit":
+            self.run_worker(self._edit(tid), group="edit")
+
+    async def _edit(self, trial_id: int) -> None:
+        backend = self.tuner.backend
+        trial = await self.tuner.call_or_say(backend.study.trial, trial_id)
+        if trial is None:
+            return
+        fields = [(p, trial.params.get(p.name, p.default)) for p in backend.space.by_priority()]
+
+        async def apply(changes: dict) -> str:
+            return await self.tuner.call(backend.edit, trial_id, changes)
+
+        self.app.push_screen(ParamForm(f"Edit queued #{trial_id}", fields, apply, id="edit"), self.tuner.said)
+
+    # -- trial keys -----------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        """Export the selected trial's setting to TOML."""
+        tid = self.selected_trial()
+        if tid is not None:
+            self.run_worker(self._export(tid), group="export")
+
+    async def _export(self, trial_id: int) -> None:
+        backend = self.tuner.backend
+        default = await self.tuner.call_or_say(backend.default_export_path, trial_id)
+        if default is None:
+            return
+
+        async def apply(path: str) -> str:
+            out = await self.tuner.call(backend.export, trial_id, path)
+            return f"wrote {out}"
+
+        self.app.push_screen(Prompt(f"Export trial #{trial_id}", "Write TOML to:", default, apply, parse_path,
+                                    intro="One key per parameter, plus a [tuner] table.", id="export"),
+                             self.tuner.said)
+
+    def action_output(self) -> None:
+        """Show the selected trial's reason and last output lines."""
+        tid = self.selected_trial()
+        if tid is not None:
+            self.run_worker(self._output(tid), group="output")
+
+    async def _output(self, trial_id: int) -> None:
+        out = await self.tuner.call_or_say(self.tuner.backend.output, trial_id)
+        if out is not None:
+            self.app.push_screen(OutputView(out.trial_id, out.status, out.reason, out.lines))
+
+    # -- view keys ------------------------------------------------------------------------------
+
+    def action_log_scale(self) -> None:
+        """Toggle a log y axis for the curves."""
+        self.log_scale = not self.log_scale
+        if self.snap is not None:
+            self.show(self.snap)
+
+    def action_order(self) -> None:
+        """Toggle the trials order: best first / by start."""
+        backend = self.tuner.backend
+        backend.order = "start" if backend.order == "best" else "best"
+        self.tuner.redraw_soon()
+
+    def action_help(self) -> None:
+        """Show the key table."""
+        self.app.push_screen(HelpScreen(help_sections()))
+
+    def action_quit_keep(self) -> None:
+        """Quit; runs keep going and are re-adopted next time."""
+        self.tuner.quit(stop_runs=False)
+
+    def action_quit_stop(self) -> None:
+        """Stop every run and quit, after a confirmation."""
+        n = len(self.snap.active_ids) if self.snap else 0
+
+        def answered(result: str | None) -> None:
+            if result == "yes":
+                self.tuner.quit(stop_runs=True)
+
+        self.app.push_screen(Confirm("Stop all and quit", f"Stop {n} running trial(s) and quit?", id="confirm"),
+                             answered)
+
+
+def help_sections() -> list[tuple[str, list[Binding]]]:
+    """The key table's sections, from the bindings themselves."""
+    from tui_tuner.ui.screens.dialogs import Dialog
+
+    return [
+        ("Main screen", list(MainScreen.BINDINGS)),
+        ("Params table", list(ParamsTable.BINDINGS)),
+        ("Trials table", [Binding("enter", "watch", "Watch this trial")]),
+        ("Queue table", list(QueueTable.BINDINGS)),
+        ("Dialogs", [Binding("enter", "apply", "Apply"), *Dialog.BINDINGS,
+                     Binding("tab", "next", "Next field")]),
+        ("Anywhere", [Binding("tab", "focus", "Next table"), Binding("ctrl+q", "quit", "Quit")]),
+    ]

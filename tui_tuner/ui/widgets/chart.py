@@ -1,0 +1,63 @@
+"""A multi-row block sparkline of one metric, sized to the widget, with its last, min and max values."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui_tuner.ui.format import finite, fmt_value, spark_rows
+
+
+class Chart(Widget):
+    """One metric's curve in unicode blocks: a label line, then the curve filling the rest."""
+
+    DEFAULT_CSS = """
+    Chart {
+        height: 1fr;
+        min-height: 2;
+    }
+    Chart > .chart--bar { color: $success; }
+    Chart > .chart--label { color: $text-muted; }
+    Chart > .chart--value { color: $text; text-style: bold; }
+    """
+    COMPONENT_CLASSES = {"chart--bar", "chart--label", "chart--value"}
+
+    def __init__(self, name: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.metric = name
+        self.values: tuple[float, ...] = ()
+        self.log_y = False
+
+    def show(self, metric: str, values: tuple[float, ...], log: bool) -> None:
+        """Draw these values (a no-op when nothing changed)."""
+        if (metric, values, log) == (self.metric, self.values, self.log_y):
+            return
+        self.metric, self.values, self.log_y = metric, values, log
+        self.refresh()
+
+    def render(self) -> Text:
+        """The label line and the block rows."""
+        width, height = self.size.width, self.size.height
+        label_style = self.get_component_rich_style("chart--label")
+        value_style = self.get_component_rich_style("chart--value")
+        bar_style = self.get_component_rich_style("chart--bar")
+        vals = finite(self.values)
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(self.metric, label_style)
+        if not vals:
+            text.append("  no data yet", label_style)
+            text.truncate(width)
+            return text
+        use_log = self.log_y and min(vals) > 0
+        if self.log_y:
+            # Right after the name: at 80 columns the end of this line is cut.
+            text.append(" (log)" if use_log else " (log n/a)", label_style)
+        text.append(" ")
+        text.append(fmt_value(vals[-1]), value_style)
+        text.append(f"  {fmt_value(min(vals))}..{fmt_value(max(vals))}", label_style)
+        # The label must stay one line: a wrapped label would push the curve out of the widget.
+        text.truncate(width)
+        for row in spark_rows(vals, width, max(height - 1, 1), log=use_log):
+            text.append("\n")
+            text.append(row, bar_style)
+        return text

@@ -1,0 +1,84 @@
+"""The focused run: status, step, latest metrics, elapsed time and its live curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from tui_tuner.ui.format import fmt_duration, fmt_value
+from tui_tuner.ui.model import RunView
+from tui_tuner.ui.widgets.chart import Chart
+from tui_tuner.ui.widgets.tables import STATUS_STYLE
+
+
+def set_if_changed(widget: Any, attribute: str, value: Any) -> None:
+    """Set a widget attribute only when it differs: setting it at all repaints (or re-lays out) it."""
+    if getattr(widget, attribute) != value:
+        setattr(widget, attribute, value)
+
+
+def run_header(run: RunView | None) -> Text:
+    """'#12 running  step 1200  42s  fork of #3@400' (or a hint when there is no run)."""
+    if run is None:
+        return Text("no run yet: n samples settings, the queue starts them", style="dim")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"#{run.id} ", style="bold")
+    text.append(run.status, style=STATUS_STYLE.get(run.status, ""))
+    if run.stalled:
+        text.append(" (stalled)", style="bold red")
+    text.append(f"  step {fmt_value(run.step)}  {fmt_duration(run.elapsed)}")
+    if run.parent is not None:
+        at = f"@{run.fork_step}" if run.fork_step is not None else ""
+        text.append(f"  fork of #{run.parent}{at}", style="dim")
+    if not run.can_adjust and run.active:
+        text.append("  (no live adjust)", style="dim")
+    return text
+
+
+def run_metrics(run: RunView | None) -> Text:
+    """Latest values of every metric the run reported, or why it ended."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if run is None:
+        return text
+    for i, (name, value) in enumerate(run.metrics):
+        if i:
+            text.append("  ")
+        text.append(f"{name} ", style="dim")
+        text.append(fmt_value(value))
+    if run.reason and not run.active:
+        first = run.reason.splitlines()[0]
+        if run.metrics:
+            text.append("  ")
+        text.append(first, style="red" if run.status in ("failed", "diverged") else "dim")
+    return text
+
+
+class RunPanel(Vertical):
+    """Header lines and one chart per curve (loss, and the objective when it differs)."""
+
+    def compose(self) -> ComposeResult:
+        """Header, metrics line, charts."""
+        yield Static(run_header(None), id="run-header")
+        yield Static("", id="run-metrics")
+        yield Chart(id="chart-loss")
+        yield Chart(id="chart-objective")
+
+    def show(self, run: RunView | None, log: bool) -> None:
+        """Draw the focused run."""
+        set_if_changed(self, "border_title", f"Run #{run.id}" if run is not None else "Run")
+        # One line each, always: no new layout for a new text.
+        self.query_one("#run-header", Static).update(run_header(run), layout=False)
+        self.query_one("#run-metrics", Static).update(run_metrics(run), layout=False)
+        loss = self.query_one("#chart-loss", Chart)
+        obj = self.query_one("#chart-objective", Chart)
+        if run is None:
+            loss.show("loss", (), log)
+            set_if_changed(obj, "display", False)
+            return
+        loss.show(run.loss_name, run.loss, log)
+        set_if_changed(obj, "display", bool(run.objective) or run.objective_name != run.loss_name)
+        obj.show(run.objective_name, run.objective, log)
