@@ -558,30 +558,40 @@ class Runner:
         return not self.live_ids()
 
     def fork(self, trial_id: int, changes: dict[str, Any] | None = None, *,
-             timeout: float | None = None) -> Any:
+             checkpoint: int | None = None, timeout: float | None = None) -> Any:
         """Fork a run into a new trial with some settings changed, and start it at once.
 
         A trainer-API run is checkpointed first and the child resumes from that checkpoint; this
-        blocks until the checkpoint event arrives (call it from a worker, not the UI loop). A
-        zero-code run's child restarts from scratch with the changed flags.
+        blocks until the checkpoint event arrives (call it from a worker, not the UI loop). Pass
+        `checkpoint`, the seq from an earlier `checkpoint()` call, to fork the state of that moment:
+        the fork then works even if the run ended meanwhile (a user filling in the fork form).
+        A zero-code run's child restarts from scratch with the changed flags, ended parent or not.
         """
         changes = dict(changes or {})
         with self._locked():
-            run = self._live_run(trial_id)
+            known = self._known(trial_id)
+            zero_code = known is not None and known.zero_code
+            if checkpoint is not None or zero_code:
+                if known is None:
+                    raise RunError(f"trial {trial_id} has never run")
+                run = known
+            else:
+                run = self._live_run(trial_id)
             checked = self.space.check_setting(changes, partial=True) if changes else {}
             params = {**run.params, **checked}
             if run.zero_code:
                 child = self.study.add_fork(trial_id, params, run.step, None)
                 self.start(child)
                 return self.study.trial(child.id)
-            seq = self._control(run, "checkpoint")
+            seq = self._control(run, "checkpoint") if checkpoint is None else checkpoint
         deadline = time.time() + (self.checkpoint_timeout if timeout is None else timeout)
         while True:
             with self._locked():
-                if not run.live:
-                    raise RunError(f"trial {trial_id} ended before its checkpoint for the fork was written")
-                self._poll_run(run)
+                if run.live:
+                    self._poll_run(run)
                 ev = run.checkpoints.get(seq)
+                if ev is None and not run.live:
+                    raise RunError(f"trial {trial_id} ended before its checkpoint for the fork was written")
                 if ev is not None and ev.get("error"):
                     raise RunError(f"trial {trial_id}: the checkpoint for the fork failed: {ev['error']}")
                 if ev is not None:

@@ -179,9 +179,20 @@ class Backend:
         self.runner.set(trial_id, changes)
         return f"#{trial_id}: " + ", ".join(f"{k} → {fmt_value(v)}" for k, v in changes.items())
 
-    def fork(self, trial_id: int, changes: dict[str, Any]) -> str:
-        """Fork a running trial with some settings changed; the child becomes the focused run."""
-        child = self.runner.fork(trial_id, changes)
+    def prepare_fork(self, trial_id: int) -> int | None:
+        """Checkpoint a running trial as the fork form opens (its seq), so the fork is of that moment."""
+        if self.runner.is_live(trial_id) and self.runner.can_adjust(trial_id):
+            return self.runner.checkpoint(trial_id)
+        return None
+
+    def fork(self, trial_id: int, changes: dict[str, Any], prepared: Future | None = None) -> str:
+        """Fork a trial with some settings changed; the child becomes the focused run.
+
+        `prepared` is the future of `prepare_fork`: the child then starts from the checkpoint taken
+        when the form opened, even if the parent has ended since.
+        """
+        seq = prepared.result() if prepared is not None and prepared.exception() is None else None
+        child = self.runner.fork(trial_id, changes, checkpoint=seq)
         self.focus, self.focus_explicit = child.id, True
         at = f" at step {child.fork_step}" if child.fork_step is not None else ""
         return f"forked #{trial_id}{at} into #{child.id}"

@@ -241,8 +241,11 @@ class MainScreen(Screen):
         intro = ("The child starts from a checkpoint of this run, with these settings." if run.can_adjust
                  else "Zero-code run: the child restarts from scratch with these flags.")
 
+        # Checkpoint now: the form says "at step N", and the run may end while the user types.
+        prepared = backend.submit(backend.prepare_fork, run.id)
+
         async def apply(changes: dict) -> str:
-            return await self.tuner.call(backend.fork, run.id, changes)
+            return await self.tuner.call(backend.fork, run.id, changes, prepared)
 
         self.app.push_screen(ParamForm(f"Fork #{run.id} at step {run.step}", fields, apply, intro=intro,
                                        allow_empty=True, id="fork"), self.tuner.said)
