@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tui_tuner.errors import SpaceError
-from tui_tuner.space import Param, Space
+from tui_tuner.space import Param, Space, show_value
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the
 # best 25% (at least 2) of all finished trials, add 15% of the current box width on each side;
@@ -120,9 +120,9 @@ class SearchState:
         for name, p in space.params.items():
             if not self.is_searched(space, name):
                 why = "frozen" if name in self.frozen else "anchored" if name in self.anchor else "default"
-                out[name] = f"= {_show(self.fixed_value(space, name))} ({why})"
+                out[name] = f"= {show_value(self.fixed_value(space, name))} ({why})"
             elif p.type == "choice":
-                out[name] = "{" + ", ".join(_show(v) for v in self.allowed(space, name)) + "}"
+                out[name] = "{" + ", ".join(show_value(v) for v in self.allowed(space, name)) + "}"
             else:
                 lo, hi = self.box(space, name)
                 if (lo, hi) == FULL:
@@ -133,7 +133,7 @@ class SearchState:
                     tiny = 1e-9 * (hi - lo)
                     out[name] = f"[{p.from_unit(lo + tiny)}, {p.from_unit(hi - tiny)}]"
                 else:
-                    out[name] = "[{}, {}]".format(*_pair(p.value_at(lo), p.value_at(hi)))
+                    out[name] = "[{}, {}]".format(*_pair(p.value_at(lo), p.value_at(hi), p.low, p.high))
         return out
 
     # -- persistence ----------------------------------------------------------------------------
@@ -160,17 +160,12 @@ class SearchState:
         return copy.deepcopy(self)
 
 
-def _show(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return repr(v) if isinstance(v, str) else str(v)
-
-
-def _pair(a: float, b: float) -> tuple[str, str]:
-    """Two range ends with just enough significant digits to tell them apart (β near 1 needs more)."""
+def _pair(a: float, b: float, low: float, high: float) -> tuple[str, str]:
+    """Two range ends with just enough significant digits to tell them apart and to stay inside
+    [low, high] (β near 1 needs more: 0.999 must not show as 1, which is off the 1-β scale)."""
     for digits in range(2, 9):
         sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
-        if sa != sb:
+        if sa != sb and low <= float(sa) <= high and low <= float(sb) <= high:
             return sa, sb
     return f"{a:.9g}", f"{b:.9g}"
 

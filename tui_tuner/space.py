@@ -42,11 +42,18 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _fmt(x: Any) -> str:
-    """Format a bound or value for messages and tables: short, and exact for ints."""
+def show_value(x: Any) -> str:
+    """A value as tables show it: floats to 6 significant digits, ints exact, strings bare."""
     if isinstance(x, float):
         return f"{x:.6g}"
-    return repr(x) if isinstance(x, str) else str(x)
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    return str(x)
+
+
+def _fmt(x: Any) -> str:
+    """A value in an error message: like show_value, but strings quoted so '' and ' ' are visible."""
+    return repr(x) if isinstance(x, str) else show_value(x)
 
 
 @dataclass(frozen=True)
@@ -205,8 +212,8 @@ class Param:
     def range_label(self) -> str:
         """The search range as text: [low, high] or {a, b, c}."""
         if self.type == "choice":
-            return "{" + ", ".join(_fmt(v) for v in self.values) + "}"
-        return f"[{_fmt(self.low)}, {_fmt(self.high)}]"
+            return "{" + ", ".join(show_value(v) for v in self.values) + "}"
+        return f"[{show_value(self.low)}, {show_value(self.high)}]"
 
     def definition(self) -> dict[str, Any]:
         """A plain dict of the definition, for comparing spaces and storing them."""

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
 from tui_tuner.errors import SpaceError
 from tui_tuner.sampling import (
@@ -29,48 +30,16 @@ from tui_tuner.sampling import (
 )
 from tui_tuner.space import parse_space
 
-HEAD = """
-[study]
-command = ["python", "train.py"]
-objective = "val_loss"
-"""
 N = 20_000
 TOL = 0.02
 
-SPACE = parse_space(HEAD + """
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 1e-2
-tier = 1
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.999
-default = 0.9
-tier = 2
-[params.hidden]
-type = "int"
-low = 50
-high = 100
-default = 64
-tier = 2
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-default = 2
-tier = 3
-[params.eps]
-type = "float"
-scale = "log"
-low = 1e-9
-high = 1e-6
-default = 1e-8
-tier = 4
-""", "space.toml")
+SPACE = parse_space(space_toml({
+    "lr": lr(tier=1),
+    "momentum": momentum(),
+    "hidden": hidden(default=64),
+    "layers": layers(default=2),
+    "eps": param("float", scale="log", low=1e-9, high=1e-6, default=1e-8, tier=4),
+}), "space.toml")
 
 
 def one(params: str):
@@ -271,22 +240,11 @@ def test_set_stage_refuses_bad_stage(stage):
 
 
 def test_grid_enumerates_choices_and_small_ints():
-    space = parse_space(HEAD + """
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-[params.heads]
-type = "int"
-low = 1
-high = 3
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 0.01
-tier = 2
-""", "g.toml")
+    space = parse_space(space_toml({
+        "layers": layers(tier=None),
+        "heads": param("int", low=1, high=3),
+        "lr": lr(default=0.01, tier=2),
+    }), "g.toml")
     g = Sampler(space, 0).grid(SearchState(stage=1))
     assert len(g) == 9
     assert {(s["layers"], s["heads"]) for s in g} == {(a, b) for a in (2, 3, 4) for b in (1, 2, 3)}
@@ -476,6 +434,9 @@ def test_ranges_show_enough_digits_near_one():
     m = SPACE["momentum"]
     st = SearchState(levels=[ZoomLevel(bounds={"momentum": (m.to_unit(0.9901), m.to_unit(0.9904))})])
     assert st.ranges(SPACE)["momentum"] == "[0.9901, 0.9904]"
+    # The top end of a 1-β range must not round to 1, which is off the scale (1-β = 0).
+    st = SearchState(levels=[ZoomLevel(bounds={"momentum": (m.to_unit(0.983), 1.0)})])
+    assert st.ranges(SPACE)["momentum"] == "[0.983, 0.999]"
 
 
 def test_search_state_json_round_trip():
