@@ -26,42 +26,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "runtime")]
 
 from runtime_helpers import toy_space  # noqa: E402
+from space_toml import lr, param, space_toml  # noqa: E402
 
 from tui_tuner.runner import RunEvent, Runner  # noqa: E402
 from tui_tuner.space import parse_space  # noqa: E402
 from tui_tuner.study import Study  # noqa: E402
 
-MLP_SPACE = """
-[study]
-name = "bench-mlp"
-command = ["python", "{script}"]
-objective = "val_loss"
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 0.05
-live = true
-[params.steps]
-type = "int"
-low = 1
-high = 1000000
-default = 1000000
-[params.report_every]
-type = "int"
-low = 1
-high = 100
-default = 1
-[params.sleep]
-type = "float"
-low = 0.0
-high = 1.0
-default = 0.01
-"""
+MLP_PARAMS = {
+    "lr": lr(default=0.05, live=True),
+    "steps": param("int", low=1, high=1000000, default=1000000),
+    "report_every": param("int", low=1, high=100, default=1),
+    "sleep": param("float", low=0.0, high=1.0, default=0.01),
+}
 
 
 class Waiter:
@@ -143,7 +122,8 @@ def fork_ratio(repeats: int) -> tuple[list[float], list[float], list[float]]:
     forks, bares, optims = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        space = parse_space(MLP_SPACE.format(script=script), str(tmp / "mlp.toml"))
+        text = space_toml(MLP_PARAMS, name="bench-mlp", command=["python", str(script)])
+        space = parse_space(text, str(tmp / "mlp.toml"))
         study = Study.open(tmp / "study", space)
         waiter = Waiter()
         runner = Runner(study, waiter, cwd=ROOT, stop_timeout=1, term_timeout=1)

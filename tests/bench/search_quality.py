@@ -29,10 +29,15 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from tui_tuner.sampling import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from space_toml import hidden, layers, lr, momentum, param, space_toml  # noqa: E402
+
+from tui_tuner.sampling import (  # noqa: E402
     ZOOM_MARGIN,
     ZOOM_TOP,
     Sampler,
@@ -41,9 +46,8 @@ from tui_tuner.sampling import (
     coarse_to_fine_rounds,
     zoom,
 )
-from tui_tuner.space import Space, parse_space
+from tui_tuner.space import Space, parse_space  # noqa: E402
 
-HEAD = '[study]\ncommand = ["python", "train.py"]\nobjective = "val_loss"\n'
 NOISE = 0.01
 
 
@@ -65,31 +69,8 @@ def _diverge(x: float, cliff: float, value: float) -> float | None:
     return value if x > cliff else None
 
 
-SGD_SPACE = parse_space(HEAD + """
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 1e-2
-tier = 1
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.999
-default = 0.9
-tier = 2
-[params.hidden]
-type = "int"
-low = 50
-high = 100
-tier = 2
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-tier = 3
-""", "sgd.toml")
+SGD_SPACE = parse_space(space_toml({"lr": lr(tier=1), "momentum": momentum(), "hidden": hidden(), "layers": layers()}),
+                        "sgd.toml")
 
 
 def sgd_loss(s: dict) -> float:
@@ -101,49 +82,14 @@ def sgd_loss(s: dict) -> float:
             + 0.01 * ((s["hidden"] - 80) / 50) ** 2 + {2: 0.03, 3: 0.0, 4: 0.015}[s["layers"]])
 
 
-ADAM_SPACE = parse_space(HEAD + """
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-5
-high = 1e-1
-default = 1e-3
-tier = 1
-[params.batch]
-type = "int"
-scale = "log"
-low = 16
-high = 512
-default = 64
-tier = 2
-[params.beta2]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.9999
-default = 0.999
-tier = 4
-[params.beta1]
-type = "float"
-scale = "one_minus_log"
-low = 0.5
-high = 0.99
-default = 0.9
-tier = 4
-[params.weight_decay]
-type = "float"
-scale = "log"
-low = 1e-6
-high = 1e-1
-default = 1e-4
-tier = 3
-[params.dropout]
-type = "float"
-low = 0.0
-high = 0.5
-default = 0.1
-tier = 3
-""", "adam.toml")
+ADAM_SPACE = parse_space(space_toml({
+    "lr": lr(low=1e-5, high=1e-1, default=1e-3, tier=1),
+    "batch": param("int", scale="log", low=16, high=512, default=64, tier=2),
+    "beta2": param("float", scale="one_minus_log", low=0.9, high=0.9999, default=0.999, tier=4),
+    "beta1": param("float", scale="one_minus_log", low=0.5, high=0.99, default=0.9, tier=4),
+    "weight_decay": param("float", scale="log", low=1e-6, high=1e-1, default=1e-4, tier=3),
+    "dropout": param("float", low=0.0, high=0.5, default=0.1, tier=3),
+}), "adam.toml")
 
 
 def adam_loss(s: dict) -> float:
@@ -159,41 +105,14 @@ def adam_loss(s: dict) -> float:
             + 0.02 * ((s["dropout"] - 0.2) / 0.3) ** 2)
 
 
-OPT_SPACE = parse_space(HEAD + """
-[params.optimizer]
-type = "choice"
-values = ["sgd", "adam", "rmsprop"]
-tier = 1
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-5
-high = 1.0
-default = 1e-3
-tier = 1
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.999
-default = 0.9
-tier = 2
-[params.width]
-type = "int"
-scale = "log"
-low = 32
-high = 512
-tier = 2
-[params.layers]
-type = "choice"
-values = [1, 2, 3, 4]
-tier = 3
-[params.smoothing]
-type = "float"
-low = 0.0
-high = 0.3
-tier = 4
-""", "optim.toml")
+OPT_SPACE = parse_space(space_toml({
+    "optimizer": param("choice", values=["sgd", "adam", "rmsprop"], tier=1),
+    "lr": lr(low=1e-5, default=1e-3, tier=1),
+    "momentum": momentum(),
+    "width": param("int", scale="log", low=32, high=512, tier=2),
+    "layers": layers(values=[1, 2, 3, 4]),
+    "smoothing": param("float", low=0.0, high=0.3, tier=4),
+}), "optim.toml")
 
 _OPT = {"sgd": (math.log10(0.05), 0.0), "adam": (-3.0, 0.01), "rmsprop": (math.log10(3e-4), 0.04)}
 

@@ -32,6 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from space_toml import lr, param, space_toml  # noqa: E402
+
 TRAINER = r'''
 import math, sys, time
 from tui_tuner import trainer
@@ -50,39 +54,15 @@ while step < end and not trainer.should_stop():
             time.sleep(ahead)
 '''
 
-SPACE = """
-[study]
-name = "ui-load"
-command = ["python", "{script}"]
-objective = "val_loss"
-parallel = {runs}
-budget = {runs}
-strategy = "random"
-stage = 1
-
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 0.01
-tier = 1
-live = true
-
-[params.rate]
-type = "int"
-low = 1
-high = 100000
-default = {rate}
-tier = 4
-
-[params.seconds]
-type = "float"
-low = 1.0
-high = 100000.0
-default = {run_seconds}
-tier = 4
-"""
+def space_text(script: Path, runs: int, rate: int, run_seconds: float) -> str:
+    """`runs` runs at once of the load trainer, each reporting `rate` steps a second for `run_seconds`."""
+    params = {
+        "lr": lr(default=0.01, tier=1, live=True),
+        "rate": param("int", low=1, high=100000, default=rate, tier=4),
+        "seconds": param("float", low=1.0, high=100000.0, default=run_seconds, tier=4),
+    }
+    return space_toml(params, name="ui-load", command=["python", str(script)], parallel=runs, budget=runs,
+                      strategy="random", stage=1)
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -128,7 +108,7 @@ def setup(tmp: Path, runs: int, rate: int, seconds: float) -> Path:
     script = tmp / "load_trainer.py"
     script.write_text(TRAINER)
     space = tmp / "ui_load.toml"
-    space.write_text(SPACE.format(script=script, runs=runs, rate=rate, run_seconds=seconds + 60))
+    space.write_text(space_text(script, runs, rate, seconds + 60))
     return space
 
 

@@ -8,12 +8,10 @@ and resuming it makes it advance again. Skipped without tmux or torch (the demo 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from study_runs import kill_runs
 
 from tui_tuner.study import Study
 
@@ -83,113 +82,106 @@ def header(tmux: Tmux) -> tuple[int, str, int] | None:
     return (int(m.group(1)), m.group(2), int(m.group(3))) if m else None
 
 
-def test_demo_pause_resume_export_and_survive_a_dropped_terminal(tmp_path):
+@pytest.fixture
+def demo(tmp_path):
+    """(tmux, study dir) for the demo; afterwards the terminal is gone and every run it left is killed."""
     study_dir = tmp_path / "demo-study"
+    tmux = Tmux(tmp_path / "tmux.sock")
+    try:
+        yield tmux, study_dir
+    finally:
+        tmux.kill()
+        tmux.kill_server()
+        kill_runs(study_dir)
+
+
+def test_demo_pause_resume_export_and_survive_a_dropped_terminal(tmp_path, demo):
+    tmux, study_dir = demo
     out = tmp_path / "best.toml"
-    tmux = Tmux(tmp_path / "tmux.sock")
     command = f"{TUI_TUNER} demo --study {study_dir}"
-    try:
-        tmux.start(command, tmp_path)
-        tmux.wait(r"mlp-digits", 20)
-        # A demo run lasts a few seconds: pause one early in its life (retry if it ends first).
-        for _attempt in range(5):
-            tmux.wait(r"#(\d+) running\s+step ([1-9]\d{0,2})\b", 90)   # progress, step < 1000
-            tmux.keys("p")
-            try:
-                m = tmux.wait(r"#(\d+) paused\s+step (\d+)", 10)
-                break
-            except AssertionError:
-                continue
-        else:
-            raise AssertionError("could not pause a demo run")
-        run, held = int(m.group(1)), int(m.group(2))
-        time.sleep(1.0)
-        assert header(tmux) == (run, "paused", held), "a paused run must not advance"
-
+    tmux.start(command, tmp_path)
+    tmux.wait(r"mlp-digits", 20)
+    # A demo run lasts a few seconds: pause one early in its life (retry if it ends first).
+    for _attempt in range(5):
+        tmux.wait(r"#(\d+) running\s+step ([1-9]\d{0,2})\b", 90)   # progress, step < 1000
         tmux.keys("p")
-        tmux.wait(rf"#{run} running\s+step", 20)
-        end = time.monotonic() + 20
-        while (h := header(tmux)) and h[0] == run and h[2] <= held and time.monotonic() < end:
-            time.sleep(0.05)
-        # Pause it again at once, so it is still there (blocked in report()) when the terminal goes.
-        tmux.keys("p")
-        h = header(tmux)
-        assert h[0] == run and h[2] > held, f"the resumed run advances: {h}"
-        tmux.wait(rf"#{run} paused", 20)
+        try:
+            m = tmux.wait(r"#(\d+) paused\s+step (\d+)", 10)
+            break
+        except AssertionError:
+            continue
+    else:
+        raise AssertionError("could not pause a demo run")
+    run, held = int(m.group(1)), int(m.group(2))
+    time.sleep(1.0)
+    assert header(tmux) == (run, "paused", held), "a paused run must not advance"
 
-        tmux.keys("e")
-        tmux.wait(r"Write TOML to", 10)
-        tmux.keys(str(out), "Enter")                 # the field's text is selected: typing replaces it
-        tmux.wait(r"wrote", 10)
-        doc = tomllib.loads(out.read_text())
-        assert "lr" in doc and doc["tuner"]["study"] == "mlp-digits"
+    tmux.keys("p")
+    tmux.wait(rf"#{run} running\s+step", 20)
+    end = time.monotonic() + 20
+    while (h := header(tmux)) and h[0] == run and h[2] <= held and time.monotonic() < end:
+        time.sleep(0.05)
+    # Pause it again at once, so it is still there (blocked in report()) when the terminal goes.
+    tmux.keys("p")
+    h = header(tmux)
+    assert h[0] == run and h[2] > held, f"the resumed run advances: {h}"
+    tmux.wait(rf"#{run} paused", 20)
 
-        with Study.open(study_dir, lock=False) as study:
-            pid = study.trial(run).pid
-        assert pid
+    tmux.keys("e")
+    tmux.wait(r"Write TOML to", 10)
+    tmux.keys(str(out), "Enter")                 # the field's text is selected: typing replaces it
+    tmux.wait(r"wrote", 10)
+    doc = tomllib.loads(out.read_text())
+    assert "lr" in doc and doc["tuner"]["study"] == "mlp-digits"
 
-        tmux.kill()                                  # SIGHUP to the app, as when SSH drops
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                Study.open(study_dir).close()        # the lock is free: the app is gone
-                break
-            except Exception:                        # noqa: BLE001 - still held, wait
-                time.sleep(0.2)
-        os.killpg(pid, 0)                            # the trainer's process group is alive
+    with Study.open(study_dir, lock=False) as study:
+        pid = study.trial(run).pid
+    assert pid
 
-        tmux.start(command, tmp_path)
-        tmux.wait(r"re-adopted", 30)
-        # The other demo run may still be going and hold the focus: move it to ours.
-        for _ in range(4):
-            h = header(tmux)
-            if h and h[0] == run:
-                break
-            tmux.keys("]")
-            time.sleep(0.5)
-        tmux.wait(rf"#{run} paused\s+step", 20)
-        tmux.keys("p")
-        tmux.wait(rf"#{run} running\s+step", 20)
-        end = time.monotonic() + 30
-        first = header(tmux)[2]
-        while (h := header(tmux)) and h[0] == run and h[2] <= first and time.monotonic() < end:
+    tmux.kill()                                  # SIGHUP to the app, as when SSH drops
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            Study.open(study_dir).close()        # the lock is free: the app is gone
+            break
+        except Exception:                        # noqa: BLE001 - still held, wait
             time.sleep(0.2)
+    os.killpg(pid, 0)                            # the trainer's process group is alive
+
+    tmux.start(command, tmp_path)
+    tmux.wait(r"re-adopted", 30)
+    # The other demo run may still be going and hold the focus: move it to ours.
+    for _ in range(4):
         h = header(tmux)
-        assert h is not None and (h[0] != run or h[2] > first), "the re-adopted run advances again"
-    finally:
-        tmux.kill()
-        tmux.kill_server()
-        with contextlib.suppress(Exception), Study.open(study_dir, lock=False) as study:
-            for t in study.active():
-                if t.pid:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(t.pid, signal.SIGKILL)
+        if h and h[0] == run:
+            break
+        tmux.keys("]")
+        time.sleep(0.5)
+    tmux.wait(rf"#{run} paused\s+step", 20)
+    tmux.keys("p")
+    tmux.wait(rf"#{run} running\s+step", 20)
+    end = time.monotonic() + 30
+    first = header(tmux)[2]
+    while (h := header(tmux)) and h[0] == run and h[2] <= first and time.monotonic() < end:
+        time.sleep(0.2)
+    h = header(tmux)
+    assert h is not None and (h[0] != run or h[2] > first), "the re-adopted run advances again"
 
 
-def test_demo_in_a_16_colour_terminal_at_80x24(tmp_path):
-    study_dir = tmp_path / "demo-study"
-    tmux = Tmux(tmp_path / "tmux.sock")
-    try:
-        tmux.start(f"{TUI_TUNER} demo --study {study_dir}", tmp_path, width=80, height=24, term="xterm")
-        tmux.wait(r"#\d+ running\s+step [1-9]", 90)
-        screen = tmux.screen()
-        for words in ("mlp-digits", "Hyperparameters", "Trials", "Queue", "p Pause"):
-            assert words in screen, words
-        colours = tmux.screen_escapes()
-        # Only the 16 ANSI colours: no 256-colour (38;5;N) or true-colour (38;2;R;G;B) escapes.
-        assert "\x1b[" in colours
-        assert not re.search(r"[34]8;5;\d+|[34]8;2;\d+;\d+;\d+", colours), "only 16-colour escapes"
-        tmux.keys("q")                               # quit, leaving the runs going
-        end = time.monotonic() + 10
-        while time.monotonic() < end and "mlp-digits" in tmux.screen():
-            time.sleep(0.2)
-        with Study.open(study_dir, lock=False) as study:
-            assert study.active(), "quitting with q leaves the runs going"
-    finally:
-        tmux.kill()
-        tmux.kill_server()
-        with contextlib.suppress(Exception), Study.open(study_dir, lock=False) as study:
-            for t in study.active():
-                if t.pid:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(t.pid, signal.SIGKILL)
+def test_demo_in_a_16_colour_terminal_at_80x24(tmp_path, demo):
+    tmux, study_dir = demo
+    tmux.start(f"{TUI_TUNER} demo --study {study_dir}", tmp_path, width=80, height=24, term="xterm")
+    tmux.wait(r"#\d+ running\s+step [1-9]", 90)
+    screen = tmux.screen()
+    for words in ("mlp-digits", "Hyperparameters", "Trials", "Queue", "p Pause"):
+        assert words in screen, words
+    colours = tmux.screen_escapes()
+    # Only the 16 ANSI colours: no 256-colour (38;5;N) or true-colour (38;2;R;G;B) escapes.
+    assert "\x1b[" in colours
+    assert not re.search(r"[34]8;5;\d+|[34]8;2;\d+;\d+;\d+", colours), "only 16-colour escapes"
+    tmux.keys("q")                               # quit, leaving the runs going
+    end = time.monotonic() + 10
+    while time.monotonic() < end and "mlp-digits" in tmux.screen():
+        time.sleep(0.2)
+    with Study.open(study_dir, lock=False) as study:
+        assert study.active(), "quitting with q leaves the runs going"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from space_toml import lr, param, space_toml
 
 from tui_tuner.adapters import (
     LineTail,
@@ -17,39 +18,18 @@ from tui_tuner.adapters import (
 )
 from tui_tuner.space import parse_space
 
-SPACE = """
-[study]
-name = "zc"
-command = ["python", "train.py", "--quiet"]
-objective = "loss"
-flag_style = "{style}"
-[study.metrics]
-loss = 'loss\\s+([-+0-9.eE]+|nan|inf)'
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-5
-high = 1.0
-default = 1e-3
-flag = "--trainer.learning_rate"
-[params.layers]
-type = "int"
-low = 1
-high = 8
-default = 2
-[params.amp]
-type = "choice"
-values = [true, false]
-default = true
-[params.opt]
-type = "choice"
-values = ["adam", "; rm -rf ~"]
-default = "adam"
-"""
+PARAMS = {
+    "lr": lr(low=1e-5, default=1e-3, flag="--trainer.learning_rate"),
+    "layers": param("int", low=1, high=8, default=2),
+    "amp": param("choice", values=[True, False], default=True),
+    "opt": param("choice", values=["adam", "; rm -rf ~"], default="adam"),
+}
 
 
 def space(style: str):
-    return parse_space(SPACE.format(style=style), "zc.toml")
+    text = space_toml(PARAMS, name="zc", command=["python", "train.py", "--quiet"], objective="loss",
+                      flag_style=style, metrics={"loss": r"loss\s+([-+0-9.eE]+|nan|inf)"})
+    return parse_space(text, "zc.toml")
 
 
 @pytest.mark.parametrize(

@@ -8,30 +8,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from runtime_helpers import toy_space
+from space_toml import param
+from waiting import wait_for
 
 from tui_tuner.cli import main
 from tui_tuner.scheduler import run_headless
 from tui_tuner.study import Study
 
-STAGE1 = "stage = 1"
-
 
 def headless(space_file: Path, study: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tui_tuner", "run", str(space_file), "--headless", "--study", str(study), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_file(cond, timeout=10.0, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def steps_in(run_dir: Path) -> list[int]:
@@ -46,7 +36,7 @@ def steps_in(run_dir: Path) -> list[int]:
 
 
 def test_headless_in_process_prints_trials_and_summary(tmp_path):
-    space = toy_space(tmp_path, extra=STAGE1 + '\nstrategy = "random"', steps=3, delay=0.0)
+    space = toy_space(tmp_path, stage=1, strategy="random", steps=3, delay=0.0)
     out = io.StringIO()
     rc = run_headless(space.path, tmp_path / "study", trials=3, parallel=2, strategy=None, seed=3, out=out)
     text = out.getvalue()
@@ -57,7 +47,7 @@ def test_headless_in_process_prints_trials_and_summary(tmp_path):
 
 
 def test_cli_run_headless_and_errors(tmp_path, capsys):
-    space = toy_space(tmp_path, extra=STAGE1, steps=2, delay=0.0)
+    space = toy_space(tmp_path, stage=1, steps=2, delay=0.0)
     assert main(["run", space.path, "--headless", "--study", str(tmp_path / "s"), "--trials", "1",
                  "--strategy", "random"]) == 0
     assert "summary: 1 done" in capsys.readouterr().out
@@ -66,19 +56,15 @@ def test_cli_run_headless_and_errors(tmp_path, capsys):
 
 
 def test_grid_smaller_than_budget_says_so(tmp_path):
-    text = toy_space(tmp_path, steps=2, delay=0.0).text.replace(
-        'type = "float"\nscale = "log"\nlow = 1e-3\nhigh = 0.9\ndefault = 0.1',
-        'type = "choice"\nvalues = [0.1, 0.5]').replace("stall_timeout", "stage = 1\nstall_timeout")
-    (tmp_path / "grid.toml").write_text(text)
+    space = toy_space(tmp_path, steps=2, delay=0.0, stage=1, lr=param("choice", values=[0.1, 0.5], live=True))
     out = io.StringIO()
-    assert run_headless(tmp_path / "grid.toml", tmp_path / "g", trials=5, parallel=1, strategy="grid",
-                        seed=None, out=out) == 0
+    assert run_headless(space.path, tmp_path / "g", trials=5, parallel=1, strategy="grid", seed=None, out=out) == 0
     assert "grid exhausted: all 2 settings were tried (budget 5); the study ends" in out.getvalue()
 
 
 def test_sigkill_mid_study_then_restart_loses_nothing(tmp_path):
     steps = 50
-    space = toy_space(tmp_path, extra=STAGE1 + '\nstrategy = "random"', steps=steps, delay=0.02)
+    space = toy_space(tmp_path, stage=1, strategy="random", steps=steps, delay=0.02)
     study_dir = tmp_path / "study"
     runs = study_dir / "runs"
     args = ("--trials", "5", "--parallel", "2", "--seed", "5")
@@ -92,7 +78,7 @@ def test_sigkill_mid_study_then_restart_loses_nothing(tmp_path):
 
     tuner = headless(Path(space.path), study_dir, *args)
     try:
-        wait_file(mid_study, timeout=20, what="two runs ended and two under way")
+        wait_for(mid_study, timeout=20, interval=0.02, what="two runs ended and two under way")
     finally:
         tuner.kill()
         tuner.wait()
@@ -120,12 +106,12 @@ def test_sigkill_mid_study_then_restart_loses_nothing(tmp_path):
 
 
 def test_sigint_stops_runs_cleanly_and_keeps_the_study(tmp_path):
-    space = toy_space(tmp_path, extra=STAGE1 + '\nstrategy = "random"', steps=100000, delay=0.01)
+    space = toy_space(tmp_path, stage=1, strategy="random", steps=100000, delay=0.01)
     study_dir = tmp_path / "study"
     tuner = headless(Path(space.path), study_dir, "--trials", "3", "--parallel", "2")
     try:
-        wait_file(lambda: len([d for d in (study_dir / "runs").glob("t*") if steps_in(d)]) >= 2,
-                  timeout=15, what="two runs under way")
+        wait_for(lambda: len([d for d in (study_dir / "runs").glob("t*") if steps_in(d)]) >= 2,
+                 timeout=15, interval=0.02, what="two runs under way")
         tuner.send_signal(signal.SIGINT)
         out, _ = tuner.communicate(timeout=20)
     finally:

@@ -11,22 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from tui_tuner import launch
 from tui_tuner import protocol as P
 
 PY = sys.executable
-
-
-def wait_for(cond, timeout: float = 15.0, interval: float = 0.01):
-    """Poll cond() until it returns something truthy; fail after timeout seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {cond}")
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:
@@ -57,6 +47,18 @@ while not os.path.exists(sys.argv[2]):
     time.sleep(0.01)
 print("went", flush=True)
 """
+
+
+def spawn_waiter(tmp_path: Path, go: str = "never") -> tuple[Path, int]:
+    """(run dir, shim pid) of WAITER under the shim: it writes tmp_path/child.pid and waits for tmp_path/`go`."""
+    s = script(tmp_path, "wait.py", WAITER)
+    run = tmp_path / "run"
+    return run, launch.spawn(run, [PY, str(s), str(tmp_path / "child.pid"), str(tmp_path / go)])
+
+
+def waiter_pid(tmp_path: Path) -> int:
+    """The waiter's own pid, once it has written it."""
+    return wait_for(lambda: read_int(tmp_path / "child.pid"))
 
 
 def test_success_writes_exit_json_and_output(tmp_path):
@@ -94,10 +96,8 @@ def test_crash_records_returncode_and_traceback(tmp_path, body, rc, text):
 
 
 def test_sigterm_to_the_shim_is_forwarded_and_recorded(tmp_path):
-    s = script(tmp_path, "wait.py", WAITER)
-    run, pidfile = tmp_path / "run", tmp_path / "child.pid"
-    pid = launch.spawn(run, [PY, str(s), str(pidfile), str(tmp_path / "never")])
-    wait_for(lambda: read_int(pidfile))
+    run, pid = spawn_waiter(tmp_path)
+    waiter_pid(tmp_path)
     assert launch.send_signal(pid, signal.SIGTERM)
     ex = wait_exit(run, pid)
     assert ex["signal"] == signal.SIGTERM and ex["returncode"] == -signal.SIGTERM
@@ -105,24 +105,20 @@ def test_sigterm_to_the_shim_is_forwarded_and_recorded(tmp_path):
 
 
 def test_child_killed_by_a_signal(tmp_path):
-    s = script(tmp_path, "wait.py", WAITER)
-    run, pidfile = tmp_path / "run", tmp_path / "child.pid"
-    pid = launch.spawn(run, [PY, str(s), str(pidfile), str(tmp_path / "never")])
-    child = wait_for(lambda: read_int(pidfile))
+    run, pid = spawn_waiter(tmp_path)
+    child = waiter_pid(tmp_path)
     os.kill(child, signal.SIGKILL)
     ex = wait_exit(run, pid)
     assert ex["signal"] == signal.SIGKILL and ex["returncode"] == -signal.SIGKILL
 
 
 def test_own_session_and_group(tmp_path):
-    s = script(tmp_path, "wait.py", WAITER)
-    run, pidfile, go = tmp_path / "run", tmp_path / "child.pid", tmp_path / "go"
-    pid = launch.spawn(run, [PY, str(s), str(pidfile), str(go)])
-    child = wait_for(lambda: read_int(pidfile))
+    run, pid = spawn_waiter(tmp_path, "go")
+    child = waiter_pid(tmp_path)
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid       # the shim leads a new session
     assert os.getsid(child) == pid and os.getpgid(child) == pid   # the trainer is in its group
     assert os.getsid(pid) != os.getsid(0)
-    go.touch()
+    (tmp_path / "go").touch()
     assert wait_exit(run, pid)["returncode"] == 0
 
 
@@ -132,12 +128,12 @@ def test_run_survives_sighup_to_the_tuners_group(tmp_path):
     tuner = script(tmp_path, "tuner.py", "import sys, time\nfrom tui_tuner import launch\n"
                                          "print(launch.spawn(sys.argv[1], sys.argv[2:]), flush=True)\n"
                                          "time.sleep(60)\n")
-    run, pidfile, go = tmp_path / "run", tmp_path / "child.pid", tmp_path / "go"
-    proc = subprocess.Popen([PY, str(tuner), str(run), PY, str(s), str(pidfile), str(go)],
+    run, go = tmp_path / "run", tmp_path / "go"
+    proc = subprocess.Popen([PY, str(tuner), str(run), PY, str(s), str(tmp_path / "child.pid"), str(go)],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         shim = int(proc.stdout.readline())
-        child = wait_for(lambda: read_int(pidfile))
+        child = waiter_pid(tmp_path)
         os.kill(shim, signal.SIGHUP)              # the shim itself shrugs off a SIGHUP
         os.killpg(proc.pid, signal.SIGHUP)        # the tuner's group: the tuner dies
         assert proc.wait(10) == -signal.SIGHUP
@@ -241,22 +237,18 @@ def test_pid_alive_treats_any_zombie_as_dead():
 
 
 def test_pid_alive_checks_the_run_dir(tmp_path):
-    s = script(tmp_path, "wait.py", WAITER)
-    run, pidfile, go = tmp_path / "run", tmp_path / "child.pid", tmp_path / "go"
-    pid = launch.spawn(run, [PY, str(s), str(pidfile), str(go)])
+    run, pid = spawn_waiter(tmp_path, "go")
     try:
         assert launch.pid_alive(pid, run) and not launch.pid_alive(pid, tmp_path / "other")
     finally:
-        go.touch()
+        (tmp_path / "go").touch()
         wait_exit(run, pid)
 
 
 def test_group_stop_continue_and_kill(tmp_path):
     """Zero-code pause: SIGSTOP/SIGCONT reach the whole group; SIGKILL ends it (no exit.json then)."""
-    s = script(tmp_path, "wait.py", WAITER)
-    run, pidfile = tmp_path / "run", tmp_path / "child.pid"
-    pid = launch.spawn(run, [PY, str(s), str(pidfile), str(tmp_path / "never")])
-    child = wait_for(lambda: read_int(pidfile))
+    run, pid = spawn_waiter(tmp_path)
+    child = waiter_pid(tmp_path)
     assert launch.send_signal(pid, signal.SIGSTOP)
     wait_for(lambda: launch._proc_state(child) == "T" and launch._proc_state(pid) == "T")
     assert launch.send_signal(pid, signal.SIGCONT)
@@ -267,10 +259,8 @@ def test_group_stop_continue_and_kill(tmp_path):
 
 
 def test_trainer_outlives_a_killed_shim_and_can_still_be_stopped(tmp_path):
-    s = script(tmp_path, "wait.py", WAITER)
-    run, pidfile = tmp_path / "run", tmp_path / "child.pid"
-    pid = launch.spawn(run, [PY, str(s), str(pidfile), str(tmp_path / "never")])
-    child = wait_for(lambda: read_int(pidfile))
+    run, pid = spawn_waiter(tmp_path)
+    child = waiter_pid(tmp_path)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not launch.pid_alive(pid))
     assert launch.group_alive(pid) and launch.pid_alive(child)

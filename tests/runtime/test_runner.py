@@ -8,7 +8,9 @@ import sys
 import time
 
 import pytest
-from runtime_helpers import TOY, ZERO_CODE, Events, make_runner, open_study, toy_space, wait_for
+from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
+from space_toml import param, space_toml
+from study_runs import TOY, ZERO_CODE
 
 from tui_tuner import launch, protocol
 from tui_tuner.errors import RunError, SpaceError
@@ -60,7 +62,7 @@ def test_run_to_done_records_objective_and_curve(env):
 
 
 def test_reduce_last(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, extra='reduce = "last"\ndirection = "maximize"'))
+    study = open_study(tmp_path, toy_space(tmp_path, reduce="last", direction="maximize"))
     runner = make_runner(study)
     tid = start(study, runner, steps=5, delay=0.0)
     wait_for(runner, ended(study, tid))
@@ -155,6 +157,27 @@ def test_fork_resumes_from_parent_checkpoint(env, new_lr):
         assert study.trial(child.id).params["lr"] == 0.5
 
 
+def test_fork_of_a_checkpoint_taken_before_the_parent_ended(env):
+    # The app checkpoints as the fork form opens; the parent may end while the user types.
+    study, runner, events = env
+    parent = start(study, runner, steps=30, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 5)
+    seq = runner.checkpoint(parent)
+    wait_for(runner, ended(study, parent), what="the parent to end")
+    assert study.trial(parent).status == "done"
+    child = runner.fork(parent, {"lr": 0.5}, checkpoint=seq)
+    assert child.parent == parent and child.status == "running"
+    fork_step = child.fork_step
+    assert 5 <= fork_step < 30
+    wait_for(runner, ended(study, child.id), timeout=15)
+    curve = dict(runner.series(child.id, "loss"))
+    assert min(curve) == fork_step + 1
+    x_fork = math.sqrt(loss_at(fork_step))
+    assert curve[fork_step + 1] == pytest.approx((x_fork * 0.5) ** 2)
+    # Without a checkpoint taken in time, an ended run cannot be forked, and says so.
+    with pytest.raises(RunError, match="not running"):
+        runner.fork(parent, {"lr": 0.5})
+
 def test_stop_is_graceful(env):
     study, runner, events = env
     tid = start(study, runner, steps=100000, delay=0.01)
@@ -231,10 +254,7 @@ def test_hang_is_flagged_stalled_and_stop_escalates_to_sigkill(tmp_path):
 
 
 def test_command_not_found_fails(tmp_path):
-    space = toy_space(tmp_path)
-    space = parse_space(space.text.replace(f'["python", "{space.study.command[1]}"]',
-                                           '["no-such-command-xyz"]'), str(tmp_path / "s.toml"))
-    study = open_study(tmp_path, space)
+    study = open_study(tmp_path, toy_space(tmp_path, command=["no-such-command-xyz"]))
     runner = make_runner(study)
     tid = start(study, runner)
     wait_for(runner, ended(study, tid))
@@ -288,45 +308,24 @@ FORMATS = {
     "wlm": {"loss": r"\|\s*loss\s+" + NUM, "ppl": r"ppl\s+" + NUM},
 }
 
-ZC_SPACE = """
-[study]
-name = "zc"
-command = ["python", "{script}", "--fmt", "{fmt}"]
-objective = "loss"
-flag_style = "{style}"
-stall_timeout = 30
-[study.metrics]
-{metrics}
-[params.lr]
-type = "float"
-low = 0.01
-high = 0.9
-default = 0.1
-flag = "--trainer.learning_rate"
-[params.opt]
-type = "choice"
-values = ["sgd", "; rm -rf ~"]
-[params.amp]
-type = "choice"
-values = [false, true]
-[params.steps]
-type = "int"
-low = 1
-high = 100000
-default = 12
-[params.delay]
-type = "float"
-low = 0.0
-high = 1.0
-default = 0.0
-"""
+ZC_PARAMS = {
+    "lr": param("float", low=0.01, high=0.9, default=0.1, flag="--trainer.learning_rate"),
+    "opt": param("choice", values=["sgd", "; rm -rf ~"]),
+    "amp": param("choice", values=[False, True]),
+    "steps": param("int", low=1, high=100000, default=12),
+    "delay": param("float", low=0.0, high=1.0, default=0.0),
+}
+
+
+def zc_space(tmp_path, fmt="llmc", style="space", *args: str):
+    """scripts/zero_code.py printing `fmt` lines, its flags in `style`; `args` go on the command itself."""
+    text = space_toml(ZC_PARAMS, name="zc", command=["python", str(ZERO_CODE), "--fmt", fmt, *args],
+                      objective="loss", flag_style=style, stall_timeout=30, metrics=FORMATS[fmt])
+    return parse_space(text, str(tmp_path / "zc.toml"))
 
 
 def zc_env(tmp_path, fmt="llmc", style="space"):
-    metrics = "\n".join(f"{k} = '{v}'" for k, v in FORMATS[fmt].items())
-    text = ZC_SPACE.format(script=ZERO_CODE, fmt=fmt, style=style, metrics=metrics)
-    space = parse_space(text, str(tmp_path / "zc.toml"))
-    study = open_study(tmp_path, space)
+    study = open_study(tmp_path, zc_space(tmp_path, fmt, style))
     events = Events()
     return study, make_runner(study, events), events
 
@@ -408,10 +407,7 @@ def test_zero_code_fork_restarts_with_changed_flags(tmp_path):
 
 def test_zero_code_crash_with_oom_text(tmp_path):
     # --crash is not a space parameter: it goes on the study command itself.
-    metrics = "\n".join(f"{k} = '{v}'" for k, v in FORMATS["llmc"].items())
-    text = ZC_SPACE.format(script=ZERO_CODE, fmt="llmc", style="space", metrics=metrics)
-    text = text.replace('"--fmt", "llmc"', '"--fmt", "llmc", "--crash", "2"')
-    study = open_study(tmp_path, parse_space(text, str(tmp_path / "zc.toml")))
+    study = open_study(tmp_path, zc_space(tmp_path, "llmc", "space", "--crash", "2"))
     runner = make_runner(study)
     tid = start(study, runner)
     wait_for(runner, ended(study, tid))

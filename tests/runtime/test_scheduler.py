@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 from runtime_helpers import make_runner, open_study, toy_space
+from space_toml import param
 
 from tui_tuner.errors import SpaceError
 from tui_tuner.scheduler import Scheduler
-from tui_tuner.space import parse_space
 from tui_tuner.study import Study
 
-STAGE1 = "stage = 1"   # search lr only; steps, delay and mode stay at their defaults
+
+def scheduled(tmp_path, *, budget: int, strategy: str, parallel: int | None = None, **space):
+    """(study, runner, scheduler) on the toy space at stage 1 (lr searched, the rest at `space`'s defaults)."""
+    study = open_study(tmp_path, toy_space(tmp_path, stage=1, **space))
+    runner = make_runner(study)
+    return study, runner, Scheduler(study, runner, budget=budget, parallel=parallel, strategy=strategy)
 
 
 def drive(study, runner, sched, timeout=20.0):
@@ -26,9 +31,7 @@ def drive(study, runner, sched, timeout=20.0):
 
 
 def test_parallel_three_really_run_at_once(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, extra=STAGE1, steps=25, delay=0.02))
-    runner = make_runner(study)
-    sched = Scheduler(study, runner, budget=3, parallel=3, strategy="random")
+    study, runner, sched = scheduled(tmp_path, budget=3, parallel=3, strategy="random", steps=25, delay=0.02)
     assert len(sched.tick()) == 3
     drive(study, runner, sched)
     trials = study.trials("id")
@@ -38,9 +41,7 @@ def test_parallel_three_really_run_at_once(tmp_path):
 
 
 def test_budget_and_failures_do_not_stop_the_study(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, extra=STAGE1, mode="crash", delay=0.0))
-    runner = make_runner(study)
-    sched = Scheduler(study, runner, budget=4, parallel=2, strategy="random")
+    study, runner, sched = scheduled(tmp_path, budget=4, parallel=2, strategy="random", mode="crash", delay=0.0)
     drive(study, runner, sched)
     assert study.counts()["failed"] == 4
     assert study.budget_used() == 4 and not study.queue()
@@ -48,20 +49,8 @@ def test_budget_and_failures_do_not_stop_the_study(tmp_path):
 
 
 def test_grid_ends_when_exhausted_and_says_so(tmp_path):
-    text = toy_space(tmp_path, steps=3, delay=0.0).text
-    text = text.replace('''[params.lr]
-type = "float"
-scale = "log"
-low = 1e-3
-high = 0.9
-default = 0.1
-live = true''', '''[params.lr]
-type = "choice"
-values = [0.1, 0.2, 0.3]
-live = true''') + "\n"
-    text = text.replace('stall_timeout', 'stage = 1\nstall_timeout')
-    space = parse_space(text, str(tmp_path / "grid.toml"))
-    study = Study.open(tmp_path / "study", space)
+    grid = param("choice", values=[0.1, 0.2, 0.3], live=True)
+    study = Study.open(tmp_path / "study", toy_space(tmp_path, steps=3, delay=0.0, stage=1, lr=grid))
     runner = make_runner(study)
     sched = Scheduler(study, runner, budget=10, parallel=2, strategy="grid")
     drive(study, runner, sched)
@@ -72,18 +61,15 @@ live = true''') + "\n"
 
 
 def test_grid_of_a_continuous_float_is_refused(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, extra=STAGE1))
-    sched = Scheduler(study, make_runner(study), budget=3, strategy="grid")
+    study, _, sched = scheduled(tmp_path, budget=3, strategy="grid")
     with pytest.raises(SpaceError, match="params.lr"):
         sched.tick()
     study.close()
 
 
 def test_coarse_to_fine_zooms_after_each_round(tmp_path):
-    extra = STAGE1 + "\nround_size = 4"
-    study = open_study(tmp_path, toy_space(tmp_path, extra=extra, steps=4, delay=0.0))
-    runner = make_runner(study)
-    sched = Scheduler(study, runner, budget=12, parallel=4, strategy="coarse_to_fine")
+    study, runner, sched = scheduled(tmp_path, budget=12, parallel=4, strategy="coarse_to_fine", round_size=4,
+                                     steps=4, delay=0.0)
     sched.tick()
     assert sched.round == 1
     drive(study, runner, sched)
@@ -103,10 +89,8 @@ def test_coarse_to_fine_zooms_after_each_round(tmp_path):
 
 
 def test_coarse_to_fine_waits_for_the_round(tmp_path):
-    extra = STAGE1 + "\nround_size = 2"
-    study = open_study(tmp_path, toy_space(tmp_path, extra=extra, steps=100000, delay=0.01))
-    runner = make_runner(study)
-    sched = Scheduler(study, runner, budget=8, parallel=5, strategy="coarse_to_fine")
+    study, runner, sched = scheduled(tmp_path, budget=8, parallel=5, strategy="coarse_to_fine", round_size=2,
+                                     steps=100000, delay=0.01)
     assert len(sched.tick()) == 4    # round 1 holds 2 x 2 trials; the fifth slot waits for the zoom
     assert sched.tick() == []
     runner.stop_timeout = 0.0
@@ -116,7 +100,7 @@ def test_coarse_to_fine_waits_for_the_round(tmp_path):
 
 def test_restarted_study_continues_the_sampler_stream(tmp_path):
     def settings(directory, budgets):
-        space = toy_space(tmp_path, extra=STAGE1, steps=1, delay=0.0)
+        space = toy_space(tmp_path, stage=1, steps=1, delay=0.0)
         for budget in budgets:
             study = Study.open(tmp_path / directory, space, seed=7)
             runner = make_runner(study)
@@ -133,7 +117,7 @@ def test_restarted_study_continues_the_sampler_stream(tmp_path):
 
 
 def test_adopted_runs_count_toward_parallel_and_budget(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, extra=STAGE1, steps=100000, delay=0.01))
+    study = open_study(tmp_path, toy_space(tmp_path, stage=1, steps=100000, delay=0.01))
     first = make_runner(study)
     Scheduler(study, first, budget=3, parallel=1, strategy="random").tick()
     assert len(study.active()) == 1
@@ -150,8 +134,7 @@ def test_adopted_runs_count_toward_parallel_and_budget(tmp_path):
 
 
 def test_holding_starts_nothing(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, extra=STAGE1))
-    sched = Scheduler(study, make_runner(study), budget=3, strategy="random")
+    study, _, sched = scheduled(tmp_path, budget=3, strategy="random")
     sched.holding = True
     assert sched.tick() == [] and study.budget_used() == 0
     study.close()

@@ -11,22 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from tui_tuner import protocol as P
 from tui_tuner import trainer
 
 PY = sys.executable
-
-
-def wait_for(cond, timeout: float = 15.0, interval: float = 0.01):
-    """Poll cond() until it returns something truthy; fail after timeout seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {cond}")
 
 
 def strict_loads(line: str):

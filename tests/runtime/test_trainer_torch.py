@@ -6,10 +6,10 @@ import math
 import os
 import random
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 torch = pytest.importorskip("torch")
 
@@ -19,17 +19,6 @@ from tui_tuner import trainer_torch as tt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-
-
-def wait_for(cond, timeout: float = 120.0, interval: float = 0.05):
-    """Poll cond() until it returns something truthy; fail after timeout seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {cond}")
 
 
 def model_and(opt_cls, **kw):
@@ -195,8 +184,8 @@ def _start(study: Path, trial: int, params: dict, resume: str | None, argv: list
 
 
 def _finish(run: Path, pid: int) -> list[dict]:
-    ex = wait_for(lambda: P.read_json(run / P.EXIT))
-    wait_for(lambda: not launch.pid_alive(pid))
+    ex = wait_for(lambda: P.read_json(run / P.EXIT), timeout=120.0, interval=0.05)
+    wait_for(lambda: not launch.pid_alive(pid), timeout=120.0, interval=0.05)
     assert ex["returncode"] == 0, (run / P.OUTPUT).read_text()[-3000:]
     events, bad = P.JsonlTail(run / P.EVENTS).read_new(final=True)
     assert bad == 0

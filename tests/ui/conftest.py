@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from ui_helpers import kill_runs  # noqa: E402
+from study_runs import kill_runs
 
 
 @pytest.fixture

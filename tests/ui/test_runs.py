@@ -9,25 +9,27 @@ from __future__ import annotations
 import os
 import time
 
-from ui_helpers import make_app, open_study, plain, space_text, wait_until
+from ui_helpers import (
+    header,
+    make_app,
+    open_study,
+    param_cell,
+    piloting,
+    plain,
+    said,
+    screen_of,
+    space_text,
+    status,
+    wait_until,
+)
 
 from tui_tuner.ui.screens.dialogs import Confirm, OutputView, ParamForm
-from tui_tuner.ui.widgets.tables import ParamsTable, TrialsTable
-
-
-def header(app) -> str:
-    """The run panel's first line, as shown."""
-    return plain(app.main.query_one("#run-header").content)
+from tui_tuner.ui.widgets.tables import TrialsTable
 
 
 def trial_cells(app, trial_id: int) -> list[str]:
     """The trials table row of a trial, as shown."""
     return [plain(c).strip() for c in app.main.query_one(TrialsTable).get_row(str(trial_id))]
-
-
-def param_cell(app, name: str, column: str) -> str:
-    """One cell of the hyperparameters table."""
-    return plain(app.main.query_one(ParamsTable).get_cell(name, column)).strip()
 
 
 def step_of(app) -> int | None:
@@ -37,11 +39,6 @@ def step_of(app) -> int | None:
         return None
     value = words[words.index("step") + 1]
     return int(value) if value.isdigit() else None
-
-
-def said(app, word: str) -> bool:
-    """True once a message containing `word` was shown."""
-    return any(word in m for _, _, m in app.said_log)
 
 
 async def running(pilot, app, n: int = 1) -> None:
@@ -54,135 +51,135 @@ async def test_first_frame_is_fast_and_runs_start_at_once(study_dir, tmp_path):
     study = open_study(study_dir, space_text(parallel=2, budget=2))
     app = make_app(study, tmp_path)
     t0 = time.monotonic()
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            # The first frame is drawn from the study before the back end starts.
-            assert app.frames >= 1
-            assert time.monotonic() - t0 < 1.0
-            await running(pilot, app, 2)
-            status = plain(app.main.query_one("#status").content)
-            assert "ui-test" in status and "running 2" in status
-            first = step_of(app)
-            await wait_until(pilot, lambda: (step_of(app) or 0) > first, 10, "the step to advance")
-            assert "running" in header(app)
-            assert trial_cells(app, 1)[1] == "run" and trial_cells(app, 2)[1] == "run"
-            # Both runs side by side in the strip.
-            assert app.main.query_one("#strip").display
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        # The first frame is drawn from the study before the back end starts.
+        assert app.frames >= 1
+        assert time.monotonic() - t0 < 1.0
+        await running(pilot, app, 2)
+        line = status(app)
+        assert "ui-test" in line and "running 2" in line
+        first = step_of(app)
+        await wait_until(pilot, lambda: (step_of(app) or 0) > first, 10, "the step to advance")
+        assert "running" in header(app)
+        assert trial_cells(app, 1)[1] == "run" and trial_cells(app, 2)[1] == "run"
+        # Both runs side by side in the strip.
+        assert app.main.query_one("#strip").display
 
 
 async def test_pause_stops_the_step_and_resume_restarts_it(study_dir, tmp_path):
     study = open_study(study_dir, space_text())
     app = make_app(study, tmp_path)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await running(pilot, app)
-            await pilot.press("p")
-            await wait_until(pilot, lambda: "paused" in header(app), 10, "the run to show paused")
-            assert trial_cells(app, 1)[1] == "pause"
-            assert "paused 1" in plain(app.main.query_one("#status").content)
-            held = step_of(app)
-            await pilot.pause(0.5)
-            assert step_of(app) == held, "a paused run must not advance"
-            await pilot.press("p")
-            await wait_until(pilot, lambda: "running" in header(app), 10, "the run to resume")
-            await wait_until(pilot, lambda: (step_of(app) or 0) > held, 10, "the step to advance again")
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        await running(pilot, app)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "paused" in header(app), 10, "the run to show paused")
+        assert trial_cells(app, 1)[1] == "pause"
+        assert "paused 1" in status(app)
+        held = step_of(app)
+        await pilot.pause(0.5)
+        assert step_of(app) == held, "a paused run must not advance"
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "running" in header(app), 10, "the run to resume")
+        await wait_until(pilot, lambda: (step_of(app) or 0) > held, 10, "the step to advance again")
 
 
 async def test_adjust_applies_a_live_value_and_refuses_a_bad_one(study_dir, tmp_path):
     study = open_study(study_dir, space_text())
     app = make_app(study, tmp_path)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await running(pilot, app)
-            await pilot.press("a")
-            form = await wait_until(pilot, lambda: isinstance(app.screen, ParamForm) and app.screen, 5, "the form")
-            # Only live parameters are offered.
-            assert [p.name for p, _ in form.fields] == ["lr", "momentum"]
-            await pilot.press(*"5", "enter")     # select-on-focus: typing replaces the value
-            await wait_until(pilot, lambda: "outside" in form.error_text, 5, "the range error")
-            assert "params.lr" in form.error_text and "[0.001, 0.5]" in form.error_text
-            assert app.screen is form, "a refused value keeps the form open"
-            form.field("lr").value = "0.0123"
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: not isinstance(app.screen, ParamForm), 5, "the form to close")
-            await wait_until(pilot, lambda: param_cell(app, "lr", "run") == "0.0123", 10,
-                             "the applied lr in the table")
-            assert said(app, "lr → 0.0123")
-            assert app.backend.runner.latest(1)["params"]["lr"] == 0.0123
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        await running(pilot, app)
+        await pilot.press("a")
+        form = await screen_of(pilot, ParamForm, "the form")
+        # Only live parameters are offered.
+        assert [p.name for p, _ in form.fields] == ["lr", "momentum"]
+        await pilot.press(*"5", "enter")     # select-on-focus: typing replaces the value
+        await wait_until(pilot, lambda: "outside" in form.error_text, 5, "the range error")
+        assert "params.lr" in form.error_text and "[0.001, 0.5]" in form.error_text
+        assert app.screen is form, "a refused value keeps the form open"
+        form.field("lr").value = "0.0123"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ParamForm), 5, "the form to close")
+        await wait_until(pilot, lambda: param_cell(app, "lr", "run") == "0.0123", 10,
+                         "the applied lr in the table")
+        assert said(app, "lr → 0.0123")
+        assert app.backend.runner.latest(1)["params"]["lr"] == 0.0123
 
 
 async def test_fork_starts_a_child_with_its_lineage(study_dir, tmp_path):
     study = open_study(study_dir, space_text(parallel=1, budget=1))
     app = make_app(study, tmp_path)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await running(pilot, app)
-            await pilot.press("f")
-            form = await wait_until(pilot, lambda: isinstance(app.screen, ParamForm) and app.screen, 5, "the form")
-            assert [p.name for p, _ in form.fields][:3] == ["lr", "momentum", "hidden"]
-            form.field("hidden").value = "100"
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: said(app, "into #2"), 15, "the fork message")
-            await wait_until(pilot, lambda: app.main.snap.trial(2) is not None, 5, "the child in the table")
-            cells = trial_cells(app, 2)
-            assert cells[5].startswith("#1@"), cells
-            child = study.trial(2)
-            assert child.parent == 1 and child.params["hidden"] == 100 and child.resume
-            # The child is focused and running from the parent's checkpoint.
-            await wait_until(pilot, lambda: header(app).startswith("#2 running"), 10, "the child running")
-            assert "fork of #1@" in header(app)
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        await running(pilot, app)
+        await pilot.press("f")
+        form = await screen_of(pilot, ParamForm, "the form")
+        assert [p.name for p, _ in form.fields][:3] == ["lr", "momentum", "hidden"]
+        form.field("hidden").value = "100"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: said(app, "into #2"), 15, "the fork message")
+        await wait_until(pilot, lambda: app.main.snap.trial(2) is not None, 5, "the child in the table")
+        cells = trial_cells(app, 2)
+        assert cells[5].startswith("#1@"), cells
+        child = study.trial(2)
+        assert child.parent == 1 and child.params["hidden"] == 100 and child.resume
+        # The child is focused and running from the parent's checkpoint.
+        await wait_until(pilot, lambda: header(app).startswith("#2 running"), 10, "the child running")
+        assert "fork of #1@" in header(app)
 
+
+async def test_fork_form_forks_the_moment_it_opened_even_if_the_run_ends_meanwhile(study_dir, tmp_path):
+    # A short run: it ends while the user is still filling in the form.
+    study = open_study(study_dir, space_text(parallel=1, budget=1, steps=150, delay=0.01))
+    app = make_app(study, tmp_path)
+    async with piloting(app) as pilot:
+        await running(pilot, app)
+        pressed_at = step_of(app)
+        await pilot.press("f")
+        form = await screen_of(pilot, ParamForm, "the form")
+        await wait_until(pilot, lambda: study.trial(1).finished, 15, "the parent to end")
+        form.field("lr").value = "0.01"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: said(app, "into #2"), 15, "the fork message")
+        child = study.trial(2)
+        assert child.parent == 1 and child.params["lr"] == 0.01 and child.resume
+        # Forked from the checkpoint taken as the form opened, not from the end of the run.
+        assert pressed_at <= child.fork_step < 150
 
 async def test_stop_and_next_previous_run(study_dir, tmp_path):
     study = open_study(study_dir, space_text(parallel=2, budget=2))
     app = make_app(study, tmp_path)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await running(pilot, app, 2)
-            assert header(app).startswith("#1 ")
-            await pilot.press("right_square_bracket")
-            await wait_until(pilot, lambda: header(app).startswith("#2 "), 5, "focus on #2")
-            await pilot.press("left_square_bracket")
-            await wait_until(pilot, lambda: header(app).startswith("#1 "), 5, "focus back on #1")
-            await pilot.press("s")
-            await wait_until(pilot, lambda: header(app).startswith("#1 stopped"), 10, "#1 stopped")
-            assert trial_cells(app, 1)[1] == "stop"
-            # From a stopped run, next goes to the one still running; then there is nowhere else to go.
-            await wait_until(pilot, lambda: app.main.snap.active_ids == [2], 5, "one active run")
-            await pilot.press("right_square_bracket")
-            await wait_until(pilot, lambda: header(app).startswith("#2 "), 5, "focus on #2")
-            assert app.main.check_action("next_run", ()) is None
-            assert app.main.check_action("adjust", ()) is True
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        await running(pilot, app, 2)
+        assert header(app).startswith("#1 ")
+        await pilot.press("right_square_bracket")
+        await wait_until(pilot, lambda: header(app).startswith("#2 "), 5, "focus on #2")
+        await pilot.press("left_square_bracket")
+        await wait_until(pilot, lambda: header(app).startswith("#1 "), 5, "focus back on #1")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: header(app).startswith("#1 stopped"), 10, "#1 stopped")
+        assert trial_cells(app, 1)[1] == "stop"
+        # From a stopped run, next goes to the one still running; then there is nowhere else to go.
+        await wait_until(pilot, lambda: app.main.snap.active_ids == [2], 5, "one active run")
+        await pilot.press("right_square_bracket")
+        await wait_until(pilot, lambda: header(app).startswith("#2 "), 5, "focus on #2")
+        assert app.main.check_action("next_run", ()) is None
+        assert app.main.check_action("adjust", ()) is True
 
 
 async def test_a_failed_run_shows_its_reason_and_output(study_dir, tmp_path):
     study = open_study(study_dir, space_text(fail=20))
     app = make_app(study, tmp_path)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.main.snap.trial(1) and app.main.snap.trial(1).status == "failed",
-                             15, "the run to fail")
-            assert trial_cells(app, 1)[1] == "FAIL"
-            await wait_until(pilot, lambda: said(app, "v: its output"), 5, "the failure notice")
-            await pilot.press("v")
-            view = await wait_until(pilot, lambda: isinstance(app.screen, OutputView) and app.screen, 5, "output")
-            text = plain(view.query_one("#output-text").content)
-            assert "RuntimeError: boom at step 20" in text
-            assert "about to fail" in text
-            await pilot.press("escape")
-            assert not isinstance(app.screen, OutputView)
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        await wait_until(pilot, lambda: app.main.snap.trial(1) and app.main.snap.trial(1).status == "failed",
+                         15, "the run to fail")
+        assert trial_cells(app, 1)[1] == "FAIL"
+        await wait_until(pilot, lambda: said(app, "v: its output"), 5, "the failure notice")
+        await pilot.press("v")
+        view = await screen_of(pilot, OutputView, "output")
+        text = plain(view.query_one("#output-text").content)
+        assert "RuntimeError: boom at step 20" in text
+        assert "about to fail" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, OutputView)
 
 
 async def test_quit_leaves_runs_going_and_reopening_adopts_them(study_dir, tmp_path):
@@ -197,14 +194,11 @@ async def test_quit_leaves_runs_going_and_reopening_adopts_them(study_dir, tmp_p
 
     study = open_study(study_dir, space_text())
     app = make_app(study, tmp_path)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: said(app, "re-adopted 1"), 10, "the re-adoption")
-            first = await wait_until(pilot, lambda: step_of(app), 10, "the adopted run's step")
-            assert header(app).startswith("#1 running")
-            await wait_until(pilot, lambda: (step_of(app) or 0) > first, 10, "the adopted run to advance")
-    finally:
-        study.close()
+    async with piloting(app) as pilot:
+        await wait_until(pilot, lambda: said(app, "re-adopted 1"), 10, "the re-adoption")
+        first = await wait_until(pilot, lambda: step_of(app), 10, "the adopted run's step")
+        assert header(app).startswith("#1 running")
+        await wait_until(pilot, lambda: (step_of(app) or 0) > first, 10, "the adopted run to advance")
 
 
 async def test_stop_all_and_quit_asks_first(study_dir, tmp_path):

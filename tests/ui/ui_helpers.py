@@ -1,123 +1,49 @@
-"""Shared helpers for the UI tests: spaces, studies (live or built through the Study API), waiting."""
+"""Shared helpers for the UI tests: spaces, studies (live or built through the Study API), driving the
+app under a Pilot and reading what it shows."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import os
-import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
+from space_toml import hidden, layers, lr, momentum, param, space_toml
+from study_runs import TOY, ZERO_CODE
 
 from tui_tuner.space import parse_space
 from tui_tuner.study import Study
 from tui_tuner.ui.app import TunerApp
 from tui_tuner.ui.backend import Backend
-
-SCRIPTS = Path(__file__).parent / "scripts"
-TRAINER = SCRIPTS / "trainer.py"
-FLAGS = SCRIPTS / "flags.py"
-
-SPACE = """
-[study]
-name = "{name}"
-command = ["python", "{script}"]
-objective = "val_loss"
-parallel = {parallel}
-budget = {budget}
-strategy = "random"
-stage = 2
-stall_timeout = 300
-{extra}
-
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-3
-high = 0.5
-default = 0.05
-tier = 1
-live = true
-
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.5
-high = 0.99
-default = 0.9
-tier = 2
-live = true
-
-[params.hidden]
-type = "int"
-low = 16
-high = 128
-default = 64
-tier = 2
-
-[params.layers]
-type = "choice"
-values = [1, 2, 3]
-default = 2
-tier = 3
-
-[params.steps]
-type = "int"
-low = 1
-high = 1000000
-default = {steps}
-tier = 4
-
-[params.delay]
-type = "float"
-low = 0.0
-high = 1.0
-default = {delay}
-tier = 4
-
-[params.fail]
-type = "int"
-low = 0
-high = 1000000
-default = {fail}
-tier = 4
-"""
-
-ZERO_CODE_SPACE = """
-[study]
-name = "flags"
-command = ["python", "{script}"]
-objective = "loss"
-parallel = 1
-budget = 1
-strategy = "random"
-stage = 1
-
-[study.metrics]
-step = 'step (\\d+)'
-loss = 'loss ([0-9.eE+-]+)'
-
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-3
-high = 0.5
-default = 0.05
-tier = 1
-live = true
-"""
+from tui_tuner.ui.widgets.tables import ParamsTable
 
 
 def space_text(*, name: str = "ui-test", parallel: int = 1, budget: int = 4, steps: int = 1_000_000,
-               delay: float = 0.005, fail: int = 0, extra: str = "", script: Path = TRAINER) -> str:
-    """The UI test space (trainer API), with some [study] values and defaults to vary."""
-    return SPACE.format(name=name, script=script, parallel=parallel, budget=budget, steps=steps,
-                        delay=delay, fail=fail, extra=extra)
+               delay: float = 0.005, fail: int = 0) -> str:
+    """The UI test space on the toy trainer (trainer API), with some [study] values and defaults to vary."""
+    params = {
+        "lr": lr(low=1e-3, high=0.5, default=0.05, tier=1, live=True),
+        "momentum": momentum(low=0.5, high=0.99, live=True),
+        "hidden": hidden(low=16, high=128, default=64),
+        "layers": layers(values=[1, 2, 3], default=2),
+        "steps": param("int", low=1, high=1000000, default=steps, tier=4),
+        "delay": param("float", low=0.0, high=1.0, default=delay, tier=4),
+        "fail": param("int", low=0, high=1000000, default=fail, tier=4),
+    }
+    return space_toml(params, name=name, command=["python", str(TOY)], parallel=parallel, budget=budget,
+                      strategy="random", stage=2, stall_timeout=300)
+
+
+def zero_code_space() -> str:
+    """A zero-code space: the script takes lr as a flag and prints its step and loss, for a long while."""
+    return space_toml({"lr": lr(low=1e-3, high=0.5, default=0.05, tier=1, live=True, flag="--trainer.learning_rate")},
+                      name="flags", command=["python", str(ZERO_CODE), "--steps", "100000"], objective="loss",
+                      parallel=1, budget=1, strategy="random", stage=1,
+                      metrics={"step": r"step (\d+)", "loss": r"loss ([0-9.eE+-]+)"})
 
 
 def open_study(directory: Path, text: str, *, seed: int = 1) -> Study:
@@ -136,21 +62,6 @@ def make_backend(study: Study, cwd: Path, **kw: Any) -> Backend:
 def make_app(study: Study, cwd: Path, *, live: bool = True, **kw: Any) -> TunerApp:
     """The app on a study, its back end built with make_backend."""
     return TunerApp(make_backend(study, cwd, **kw), live=live)
-
-
-def kill_runs(study_dir: Path) -> None:
-    """Kill every process group a test left running in this study (by the pids the study recorded)."""
-    try:
-        study = Study.open(study_dir, lock=False)
-    except Exception:  # noqa: BLE001 - nothing to clean
-        return
-    try:
-        pids = [t.pid for t in study.active() if t.pid]
-    finally:
-        study.close()
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
 
 
 def plain(x: Any) -> str:
@@ -172,6 +83,48 @@ async def wait_until(pilot: Any, cond: Callable[[], Any], timeout: float = 10.0,
     app = pilot.app
     seen = list(getattr(app, "said_log", []))[-5:]
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (messages: {seen})")
+
+
+S = TypeVar("S")
+
+
+async def screen_of(pilot: Any, kind: type[S], what: str, timeout: float = 5) -> S:
+    """Wait until the app shows a screen of this kind, and return it."""
+    app = pilot.app
+    return await wait_until(pilot, lambda: isinstance(app.screen, kind) and app.screen, timeout, what)
+
+
+@contextlib.asynccontextmanager
+async def piloting(app: TunerApp, size: tuple[int, int] = (80, 24)) -> AsyncIterator[Any]:
+    """Run the app at this size under a Pilot; its study is closed afterwards, whatever happened."""
+    try:
+        async with app.run_test(size=size) as pilot:
+            yield pilot
+    finally:
+        app.backend.study.close()
+
+
+# -- what the user reads -------------------------------------------------------------------------
+
+
+def header(app: TunerApp) -> str:
+    """The run panel's first line, as shown."""
+    return plain(app.main.query_one("#run-header").content)
+
+
+def status(app: TunerApp) -> str:
+    """The status line, as shown."""
+    return plain(app.main.query_one("#status").content)
+
+
+def param_cell(app: TunerApp, name: str, column: str) -> str:
+    """One cell of the hyperparameters table."""
+    return plain(app.main.query_one(ParamsTable).get_cell(name, column)).strip()
+
+
+def said(app: TunerApp, word: str) -> bool:
+    """True once a message containing `word` was shown."""
+    return any(word in m for _, _, m in app.said_log)
 
 
 # -- a finished study built through the Study API (deterministic: no live runs, a fixed clock) ----
@@ -205,15 +158,40 @@ def curve(final: float, n: int = 40) -> list[float]:
     return [final + 2.0 * math.exp(-i / 6.0) + 0.01 * math.sin(i) for i in range(n)]
 
 
-def write_events(run_dir: Path, values: list[float], t0: float) -> None:
-    """An events.jsonl as a trainer would have written it."""
+CRASH_OUTPUT = ("epoch 1\nepoch 2\nTraceback (most recent call last):\n"
+                "RuntimeError: CUDA error: device-side assert\n")
+
+
+def loss_reports(values: list[float]) -> list[tuple[int, dict[str, float]]]:
+    """(step, metrics) reports of a val_loss curve: one every 10 steps, its loss 0.9 of its val_loss."""
+    return [(i * 10, {"loss": v * 0.9, "val_loss": v}) for i, v in enumerate(values, 1)]
+
+
+def write_reports(run_dir: Path, reports: list[tuple[int, dict[str, float]]], t0: float,
+                  output: str = CRASH_OUTPUT) -> None:
+    """An events.jsonl of these (step, metrics) reports, one a second from t0, then `done`; and an output.log."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "events.jsonl", "w") as f:
-        for i, v in enumerate(values, 1):
-            f.write(json.dumps({"t": t0 + i, "step": i * 10, "metrics": {"loss": v * 0.9, "val_loss": v}}) + "\n")
-        f.write(json.dumps({"t": t0 + len(values) + 1, "event": "done"}) + "\n")
-    (run_dir / "output.log").write_text("epoch 1\nepoch 2\nTraceback (most recent call last):\n"
-                                        "RuntimeError: CUDA error: device-side assert\n")
+        for i, (step, metrics) in enumerate(reports, 1):
+            f.write(json.dumps({"t": t0 + i, "step": step, "metrics": metrics}) + "\n")
+        f.write(json.dumps({"t": t0 + len(reports) + 1, "event": "done"}) + "\n")
+    (run_dir / "output.log").write_text(output)
+
+
+def record_run(study: Study, trial_id: int, reports: list[tuple[int, dict[str, float]]],
+               objective: float | None, *, reason: str | None = None, clock: FixedClock | None = None,
+               seconds: float = 0.0, output: str = CRASH_OUTPUT) -> None:
+    """Start a queued trial and end it as its run would have: reports on disk, its last step and
+    objective recorded, then done (or failed, with `reason`). With a clock, the run takes `seconds`."""
+    study.mark_started(trial_id, 0)
+    write_reports(study.run_dir(trial_id), reports, 1_700_000_000.0, output)
+    study.update_progress(trial_id, reports[-1][0], objective)
+    if clock is not None:
+        clock.now += seconds
+    if reason is not None:
+        study.finish(trial_id, "failed", reason=reason)
+    else:
+        study.finish(trial_id, "done", objective=objective)
 
 
 def finished_study(directory: Path, monkeypatch: Any) -> Study:
@@ -227,19 +205,12 @@ def finished_study(directory: Path, monkeypatch: Any) -> Study:
         study = open_study(directory, text)
         trials = study.enqueue(SETTINGS, "random")
         for t, obj in zip(trials, OBJECTIVES, strict=True):
-            study.mark_started(t.id, 0)
             if obj is None:
-                write_events(study.run_dir(t.id), curve(3.0, 8), 1_700_000_000.0)
-                study.update_progress(t.id, 80, None)
-                study.finish(t.id, "failed", reason="exit code 1:\nRuntimeError: CUDA error: device-side assert")
-                continue
-            write_events(study.run_dir(t.id), curve(obj), 1_700_000_000.0)
-            study.update_progress(t.id, 400, obj)
-            study.finish(t.id, "done", objective=obj)
+                record_run(study, t.id, loss_reports(curve(3.0, 8)), None,
+                           reason="exit code 1:\nRuntimeError: CUDA error: device-side assert")
+            else:
+                record_run(study, t.id, loss_reports(curve(obj)), obj)
         child = study.add_fork(trials[2].id, {"lr": 0.01}, 200, None)
-        study.mark_started(child.id, 0)
-        write_events(study.run_dir(child.id), curve(0.16), 1_700_000_000.0)
-        study.update_progress(child.id, 400, 0.16)
-        study.finish(child.id, "done", objective=0.16)
+        record_run(study, child.id, loss_reports(curve(0.16)), 0.16)
         study.enqueue([{"lr": 0.02, "hidden": 80}, {"lr": 0.007, "momentum": 0.97}], "random")
     return study

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from space_toml import hidden, layers, lr, momentum, space_toml, switch
 
 from tui_tuner import cli
 from tui_tuner.space import load_space, parse_space
@@ -19,43 +20,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SPACE = """
-[study]
-name = "clitest"
-command = ["python", "train.py"]
-objective = "val_loss"
+PARAMS = {"lr": lr(), "momentum": momentum(), "hidden": hidden(), "layers": layers(), "bn": switch()}
 
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 1e-2
 
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.999
-default = 0.9
-tier = 2
+def cli_space(study: dict | None = None, **params: dict) -> str:
+    """The CLI tests' space, with some [study] keys (None drops one) and parameters replaced."""
+    return space_toml({**PARAMS, **params}, **{"name": "clitest", **(study or {})})
 
-[params.hidden]
-type = "int"
-low = 50
-high = 100
-tier = 2
 
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-tier = 3
-
-[params.bn]
-type = "choice"
-values = [true, false]
-tier = 4
-"""
+SPACE = cli_space()
 
 
 def cli_run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -132,16 +105,15 @@ def test_sample_zero_and_default_count(space_file, capsys):
 
 BAD_SPACES = {
     "syntax": ("[study\ncommand = 1", r"TOML syntax error"),
-    "log_low_zero": (SPACE.replace("low = 1e-4", "low = 0.0"), r"params\.lr: log scale needs low > 0"),
-    "unknown_key": (SPACE.replace("default = 1e-2", "default = 1e-2\nlive = true\nwarmup = 3"),
-                    r"params\.lr: unknown key 'warmup'"),
-    "missing_command": (SPACE.replace('command = ["python", "train.py"]\n', ""), r"study\.command: missing"),
-    "shell_command": (SPACE.replace('["python", "train.py"]', '"python train.py"'), r"not a shell string"),
-    "low_gt_high": (SPACE.replace("low = 50\nhigh = 100", "low = 100\nhigh = 50"), r"low <= high"),
-    "one_minus_log": (SPACE.replace("high = 0.999", "high = 1.0"), r"one_minus_log scale needs"),
-    "default_outside": (SPACE.replace("default = 0.9\n", "default = 0.5\n"), r"default must lie in"),
-    "empty_choice": (SPACE.replace("values = [2, 3, 4]\n", "values = []\n"), r"at least one value"),
-    "tier": (SPACE.replace("tier = 4", "tier = 5"), r"tier must be 1, 2, 3 or 4"),
+    "log_low_zero": (cli_space(lr=lr(low=0.0)), r"params\.lr: log scale needs low > 0"),
+    "unknown_key": (cli_space(lr=lr(live=True, warmup=3)), r"params\.lr: unknown key 'warmup'"),
+    "missing_command": (cli_space({"command": None}), r"study\.command: missing"),
+    "shell_command": (cli_space({"command": "python train.py"}), r"not a shell string"),
+    "low_gt_high": (cli_space(hidden=hidden(low=100, high=50)), r"low <= high"),
+    "one_minus_log": (cli_space(momentum=momentum(high=1.0)), r"one_minus_log scale needs"),
+    "default_outside": (cli_space(momentum=momentum(default=0.5)), r"default must lie in"),
+    "empty_choice": (cli_space(layers=layers(values=[])), r"at least one value"),
+    "tier": (cli_space(bn=switch(tier=5)), r"tier must be 1, 2, 3 or 4"),
     "not_utf8": (b"\xff\xfe[study]", r"cannot read"),
 }
 

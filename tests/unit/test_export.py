@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from space_toml import lr, param, space_toml
 
 from tui_tuner.errors import StudyError
 from tui_tuner.export import default_path, export_document, export_trial
@@ -20,52 +21,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SPACE = """
-[study]
-name = "exp"
-command = ["python", "train.py", "--epochs", "3"]
-objective = "val_acc"
-direction = "maximize"
+PARAMS = {
+    "lr": lr(low=1e-5, default=1e-3),
+    "batch": param("int", low=16, high=256, default=64, tier=2),
+    "width": param("float", low=1.0, high=4.0, default=2.0, tier=2),
+    "nesterov": param("choice", values=[True, False], tier=3),
+    "act": param("choice", values=["relu", "gelu"], tier=3),
+    "optim.beta2": param("float", scale="one_minus_log", low=0.9, high=0.9999, default=0.999, tier=4),
+}
 
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-5
-high = 1.0
-default = 1e-3
 
-[params.batch]
-type = "int"
-low = 16
-high = 256
-default = 64
-tier = 2
+def export_space(**params: dict) -> str:
+    """The export tests' space (maximizing val_acc), with parameters added."""
+    return space_toml({**PARAMS, **params}, name="exp", command=["python", "train.py", "--epochs", "3"],
+                      objective="val_acc", direction="maximize")
 
-[params.width]
-type = "float"
-low = 1.0
-high = 4.0
-default = 2.0
-tier = 2
 
-[params.nesterov]
-type = "choice"
-values = [true, false]
-tier = 3
-
-[params.act]
-type = "choice"
-values = ["relu", "gelu"]
-tier = 3
-
-[params."optim.beta2"]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.9999
-default = 0.999
-tier = 4
-"""
+SPACE = export_space()
 
 CHOSEN = {"lr": 0.003, "batch": 128, "width": 3.0, "nesterov": False, "act": "gelu", "optim.beta2": 0.99}
 
@@ -152,7 +124,7 @@ def test_refusals_are_clear_study_errors(study, tmp_path, case, pattern):
 
 
 def test_param_named_tuner_is_refused(tmp_path):
-    text = SPACE + '\n[params.tuner]\ntype = "int"\nlow = 1\nhigh = 2\n'
+    text = export_space(tuner=param("int", low=1, high=2))
     with Study.open(tmp_path / "s", parse_space(text, "t.toml")) as s:
         t = s.enqueue_manual({})
         with pytest.raises(StudyError, match=r"params\.tuner: .*collide"):

@@ -6,41 +6,20 @@ import math
 
 import numpy as np
 import pytest
+from space_toml import hidden, layers, lr, momentum, param, space_toml
 
 from tui_tuner import importance as imp_mod
 from tui_tuner.importance import MIN_TRIALS, Importance, importance
 from tui_tuner.sampling import Sampler, SearchState, freeze
 from tui_tuner.space import parse_space
 
-SPACE = parse_space("""
-[study]
-command = ["python", "train.py"]
-objective = "val_loss"
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.999
-tier = 2
-[params.hidden]
-type = "int"
-low = 50
-high = 100
-tier = 2
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-tier = 3
-[params.act]
-type = "choice"
-values = ["relu", "gelu", true]
-tier = 4
-""", "space.toml")
+SPACE = parse_space(space_toml({
+    "lr": lr(default=None),
+    "momentum": momentum(default=None),
+    "hidden": hidden(),
+    "layers": layers(),
+    "act": param("choice", values=["relu", "gelu", True], tier=4),
+}), "space.toml")
 
 
 def lr_only(n: int = 40, seed: int = 0, state: SearchState | None = None, sign: float = 1.0):

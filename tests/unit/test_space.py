@@ -5,15 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from space_toml import HEAD, layers, lr, momentum, space_toml
 
 from tui_tuner.errors import SpaceError
 from tui_tuner.space import load_space, parse_space
-
-HEAD = """
-[study]
-command = ["python", "train.py"]
-objective = "val_loss"
-"""
 
 
 def space_of(params: str, head: str = HEAD):
@@ -21,28 +16,8 @@ def space_of(params: str, head: str = HEAD):
 
 
 def test_full_example_loads_in_priority_order():
-    s = space_of("""
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-tier = 3
-[params.momentum]
-type = "float"
-scale = "one_minus_log"
-low = 0.9
-high = 0.999
-default = 0.9
-tier = 2
-live = true
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 1e-2
-tier = 1
-live = true
-""")
+    s = parse_space(space_toml({"layers": layers(), "momentum": momentum(live=True), "lr": lr(tier=1, live=True)}),
+                    "x.toml")
     assert [p.name for p in s.by_priority()] == ["lr", "momentum", "layers"]
     assert list(s.params) == ["lr", "momentum", "layers"]
     assert s.study.name == "x"

@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from space_toml import lr, param, space_toml
 
 from tui_tuner.errors import StudyError
 from tui_tuner.space import parse_space
@@ -28,23 +29,7 @@ from tui_tuner.store import (
 )
 from tui_tuner.study import Study
 
-SPACE = """
-[study]
-name = "store"
-command = ["python", "train.py"]
-objective = "loss"
-
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-
-[params.units]
-type = "int"
-low = 1
-high = 1000
-"""
+SPACE = space_toml({"lr": lr(default=None), "units": param("int", low=1, high=1000)}, name="store", objective="loss")
 
 
 def test_run_id_and_trial_flags():

@@ -10,49 +10,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from space_toml import hidden, layers, lr, param, space_toml, switch
 
 from tui_tuner.errors import SpaceError, StudyError
 from tui_tuner.sampling import Sampler, SearchState, ZoomLevel
 from tui_tuner.space import parse_space
 from tui_tuner.study import STATUSES, Study, default_dir
 
-SPACE = """
-[study]
-name = "unit"
-command = ["python", "train.py"]
-objective = "val_loss"
-direction = "{direction}"
-seed = 7
-
-[params.lr]
-type = "float"
-scale = "log"
-low = 1e-4
-high = 1.0
-default = 1e-2
-live = true
-
-[params.hidden]
-type = "int"
-low = 50
-high = 100
-default = 64
-tier = 2
-
-[params.layers]
-type = "choice"
-values = [2, 3, 4]
-tier = 3
-
-[params.adam]
-type = "choice"
-values = [true, false]
-tier = 4
-"""
+PARAMS = {"lr": lr(live=True), "hidden": hidden(default=64), "layers": layers(), "adam": switch()}
 
 
-def make_space(direction: str = "minimize", extra: str = "", path: str = "unit.toml"):
-    return parse_space(SPACE.replace("{direction}", direction) + extra, path)
+def make_space(direction: str = "minimize", params: dict | None = None, path: str = "unit.toml", **study):
+    """The study tests' space (seed 7); `params` replace or add parameters, `study` [study] keys (None drops one)."""
+    text = space_toml({**PARAMS, **(params or {})}, **{"name": "unit", "direction": direction, "seed": 7, **study})
+    return parse_space(text, path)
 
 
 @pytest.fixture
@@ -100,7 +71,7 @@ def test_seed_argument_wins_at_creation_and_is_kept_on_reopen(tmp_path):
 
 
 def test_random_seed_recorded_when_none_given(tmp_path):
-    space = parse_space(SPACE.replace("{direction}", "minimize").replace("seed = 7\n", ""), "x.toml")
+    space = make_space(seed=None, path="x.toml")
     with Study.open(tmp_path / "s", space) as s:
         seed = s.seed
         assert isinstance(seed, int)
@@ -316,8 +287,7 @@ def test_reopen_continues_queue_trials_meta_and_state(tmp_path):
 
 
 def test_default_search_state_follows_the_space_stage(tmp_path):
-    space = parse_space(SPACE.replace("{direction}", "minimize").replace("seed = 7", "seed = 7\nstage = 2"),
-                        "x.toml")
+    space = make_space(stage=2, path="x.toml")
     with Study.open(tmp_path / "s", space) as s:
         assert s.search_state.stage == 2 and s.search_state.levels == []
 
@@ -340,14 +310,13 @@ def test_sampler_continues_its_stream_after_reopen(tmp_path):
 def test_reopen_with_other_parameters_is_refused(tmp_path):
     d = tmp_path / "s"
     Study.open(d, make_space()).close()
-    other = parse_space(SPACE.replace("{direction}", "minimize").replace("high = 1.0", "high = 0.5"),
-                        "other.toml")
+    other = make_space(params={"lr": lr(live=True, high=0.5)}, path="other.toml")
     with pytest.raises(StudyError) as e:
         Study.open(d, other)
     msg = e.value.message
     assert "other.toml" in msg and "params.lr.high" in msg
     assert "start a new study" in msg and "pass the same file" in msg and "\n" not in msg
-    more = make_space(extra='[params.wd]\ntype = "float"\nlow = 0.0\nhigh = 0.1\n', path="more.toml")
+    more = make_space(params={"wd": param("float", low=0.0, high=0.1)}, path="more.toml")
     with pytest.raises(StudyError, match=r"params\.wd is new"):
         Study.open(d, more)
     # The refusal left the study as it was (and unlocked).
@@ -364,8 +333,7 @@ def test_reopen_with_other_direction_is_refused(tmp_path):
 def test_same_parameters_other_settings_update_space_toml(tmp_path):
     d = tmp_path / "s"
     Study.open(d, make_space()).close()
-    newer = parse_space(SPACE.replace("{direction}", "minimize").replace('"train.py"', '"train2.py"'),
-                        "newer.toml")
+    newer = make_space(command=["python", "train2.py"], path="newer.toml")
     with Study.open(d, newer) as s:
         assert s.config.command == ("python", "train2.py")
     with Study.open(d) as s:

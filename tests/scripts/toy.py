@@ -1,8 +1,11 @@
 """A tiny stdlib-only trainer on the tui-tuner trainer API (no torch): loss = x^2, x shrinks by lr a step.
 
-`mode` picks a misbehaviour for the runtime tests: crash, nan, hang, garbage (writes junk lines into
-events.jsonl), oom (prints a CUDA OOM message and fails), noobj (never reports the objective),
-slowstop (ignores the stop command and SIGTERM).
+It reports loss, val_loss (a little above it) and lr, checkpoints its state for forks, and runs until
+`steps` or a stop. `fail` > 0 makes it crash at that step. `mode` picks a misbehaviour for the
+runtime tests: crash (at step 5), nan, hang, garbage (writes junk lines into events.jsonl), oom
+(prints a CUDA OOM message and fails), noobj (never reports the objective), slowstop (ignores the
+stop command and SIGTERM). Other parameters a space gives (the UI tests' momentum, hidden, ...) are
+accepted and change nothing.
 """
 
 import json
@@ -13,7 +16,7 @@ import time
 
 from tui_tuner import trainer
 
-hp = trainer.params(lr=0.1, steps=30, delay=0.01, mode="ok")
+hp = trainer.params(lr=0.1, steps=30, delay=0.01, mode="ok", fail=0)
 state = {"step": 0, "x": 10.0}
 resume = trainer.resume_path()
 if resume:
@@ -29,6 +32,7 @@ def save(path: str) -> None:
 
 
 mode = hp["mode"]
+fail = hp["fail"] or (5 if mode == "crash" else 0)
 if mode == "slowstop":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(f"toy trainer: lr={hp['lr']} steps={hp['steps']} mode={mode}", flush=True)
@@ -44,8 +48,9 @@ while state["step"] < hp["steps"]:
     loss = state["x"] ** 2
     if mode == "nan" and step >= 5:
         loss = float("nan")
-    if mode == "crash" and step == 5:
-        raise RuntimeError("boom at step 5")
+    if fail and step >= fail:
+        print("about to fail: the data loader broke", flush=True)
+        raise RuntimeError(f"boom at step {step}")
     if mode == "oom" and step == 3:
         print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB", file=sys.stderr)
         sys.exit(1)
@@ -57,7 +62,7 @@ while state["step"] < hp["steps"]:
     if mode == "noobj":
         trainer.report(step, other=loss, lr=lr)
     else:
-        trainer.report(step, loss=loss, lr=lr)
+        trainer.report(step, loss=loss, val_loss=loss * 1.1 + 0.02, lr=lr)
     if mode == "garbage" and step in (2, 4):
         trainer.flush()
         with open(os.path.join(os.environ["TUI_TUNER_RUN_DIR"], "events.jsonl"), "a") as f:
