@@ -360,7 +360,8 @@ class Backend:
             if status in ("failed", "diverged"):
                 reason = (ev.data.get("reason") or "").splitlines()
                 first = reason[0] if reason else status
-                self._notice(f"Trial #{ev.trial_id} {status}", f"{first} (v: its output)", "warning")
+                self._notice(f"Trial #{ev.trial_id} {status}",
+                             f"{first} (its output: select #{ev.trial_id} in Trials, press v)", "warning")
         elif ev.kind == "error":
             self._notice("Runner", str(ev.data.get("message", "error")), "error")
         if ev.kind != "metrics":
