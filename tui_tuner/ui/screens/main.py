@@ -140,6 +140,10 @@ class MainScreen(Screen):
         queue = self.query_one(QueueTable)
         set_if_changed(queue, "border_title", f"Queue ({len(snap.queue)})")
         queue.show(snap.queue)
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """Re-check which keys apply (the footer greys the others), only when what decides it changed."""
         state = self._bindings_key()
         if state != self._binding_state:
             self._binding_state = state
@@ -192,10 +196,7 @@ class MainScreen(Screen):
 
     @on(DataTable.RowHighlighted, "#trials")
     def _trial_moved(self) -> None:
-        state = self._bindings_key()
-        if state != self._binding_state:
-            self._binding_state = state
-            self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     # -- run keys -------------------------------------------------------------------------------
 
