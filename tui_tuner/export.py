@@ -13,6 +13,7 @@ from typing import Any
 import tomli_w
 
 from tui_tuner.errors import StudyError
+from tui_tuner.protocol import PARAMS, read_json
 from tui_tuner.store import write_atomic
 from tui_tuner.study import Study, Trial
 
@@ -64,8 +65,21 @@ def export_document(study: Study, trial: Trial, now: dt.datetime | None = None) 
         meta["parent"] = trial.parent
         if trial.fork_step is not None:
             meta["fork_step"] = trial.fork_step
+    started = _started_with(study, trial)
+    if started:
+        # A babysat run: the top-level values are what it trained with at the end; say what it began with.
+        meta["started_with"] = started
     doc[TUNER_TABLE] = meta
     return doc
+
+
+def _started_with(study: Study, trial: Trial) -> dict[str, Any]:
+    """The values a run started with that live changes (adjust) replaced since: {} for most trials."""
+    start = read_json(study.run_dir(trial.id) / PARAMS)
+    params = start.get("params") if start else None
+    if not isinstance(params, dict):
+        return {}
+    return {k: v for k, v in params.items() if k in trial.params and trial.params[k] != v}
 
 
 def export_trial(study: Study, trial_id: int | None = None, path: str | Path | None = None) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -92,6 +93,22 @@ def test_fork_records_its_parent(study):
     tuner = tomllib.loads(export_trial(study).read_text())["tuner"]
     assert (tuner["trial"], tuner["parent"], tuner["fork_step"]) == (f.id, p.id, 30)
 
+
+def test_a_babysat_run_exports_what_it_trained_with_and_says_what_it_started_with(study):
+    t = study.enqueue_manual(CHOSEN)
+    study.mark_started(t.id, 1)
+    # What the runner writes before launch: the setting the run starts with.
+    run_dir = study.run_dir(t.id)
+    run_dir.mkdir(parents=True)
+    (run_dir / "params.json").write_text(json.dumps({"trial": t.id, "params": CHOSEN, "resume": None}))
+    study.apply_live(t.id, {"lr": 0.0007})
+    study.finish(t.id, "done", 0.93)
+    data = tomllib.loads(export_trial(study, t.id).read_text())
+    assert data["lr"] == 0.0007
+    assert data["tuner"]["started_with"] == {"lr": 0.003}
+    # A trial nobody adjusted has no such table.
+    plain = finish(study, CHOSEN, 0.5)
+    assert "started_with" not in tomllib.loads(export_trial(study, plain.id).read_text())["tuner"]
 
 def test_queued_trial_exports_without_objective(study):
     t = study.enqueue_manual({"lr": 0.01})
