@@ -197,6 +197,10 @@ class Run:
         c, self._changes = self._changes, {}
         return c
 
+    def pending_changes(self) -> dict[str, Any]:
+        """The live changes changes() would return now, without taking them (for a checkpoint)."""
+        return dict(self._changes)
+
     def on_checkpoint(self, save: Callable[[str], Any]) -> Callable[[str], Any]:
         """Register save(path), which writes the full training state to path (used to fork)."""
         self._save = save
@@ -557,6 +561,11 @@ def report(step: int, /, **metrics: Any) -> None:
 def changes() -> dict[str, Any]:
     """Live changes since the last call ({} if none); params() already has them."""
     return (_run or _get()).changes()
+
+
+def pending_changes() -> dict[str, Any]:
+    """The live changes changes() would return now, without taking them."""
+    return (_run or _get()).pending_changes()
 
 
 def on_checkpoint(save: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -276,6 +276,13 @@ def attach(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = Non
     from the parent's. Returns where to continue: train steps resumed.step + 1 onwards.
     """
     def save(path: str) -> None:
+        # A set handled in the same report as this checkpoint (or while paused) is already in
+        # params() but not yet in the optimizer: put it there first, or the checkpoint would pair the
+        # new params with the old optimizer state and a fork would train with the old value.
+        # apply_changes is idempotent, so the loop's later update() changes nothing more.
+        pending = trainer.pending_changes()
+        if pending and optimizer is not None:
+            apply_changes(optimizer, pending, scheduler, names=names)
         save_state(path, model, optimizer, scheduler, step=trainer.last_step() or 0,
                    extra=extra() if extra is not None else None, generators=generators,
                    params=dict(trainer.params()))

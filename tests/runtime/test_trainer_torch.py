@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -13,7 +14,7 @@ from waiting import wait_for
 
 torch = pytest.importorskip("torch")
 
-from tui_tuner import launch  # noqa: E402
+from tui_tuner import launch, trainer  # noqa: E402
 from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer_torch as tt  # noqa: E402
 
@@ -231,3 +232,32 @@ def test_charlm_runs_on_cpu_and_checkpoints(tmp_path):
     assert any(e.get("event") == "applied" for e in events)
     ck = next(e for e in events if e.get("event") == "checkpoint")
     assert ck["step"] == 5 and (run / ck["path"]).stat().st_size > 0
+
+
+def test_a_checkpoint_taken_with_a_set_still_pending_holds_the_new_value(tmp_path, monkeypatch):
+    # set and checkpoint handled in one report(), before the loop's update(): the checkpoint must
+    # pair the new lr in params with the new lr in the optimizer, or a fork trains with the old one.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / P.PARAMS).write_text(json.dumps({"trial": 1, "params": {"lr": 0.1}, "resume": None}))
+    run = trainer.Run(run_dir, argv=[])
+    monkeypatch.setattr(trainer, "_run", run)
+    try:
+        trainer.params(lr=0.1)
+        model, opt = model_and(torch.optim.SGD, lr=0.1)
+        tt.attach(model, opt)
+        with open(run_dir / P.CONTROL, "w") as f:
+            f.write(json.dumps({"seq": 1, "cmd": "set", "params": {"lr": 0.5}}) + "\n")
+            f.write(json.dumps({"seq": 2, "cmd": "checkpoint"}) + "\n")
+        trainer.report(1, loss=1.0)
+        ckpt = run_dir / P.checkpoint_relpath(1)
+        assert ckpt.exists()
+        fresh_model, fresh_opt = model_and(torch.optim.SGD, lr=0.1)
+        resumed = tt.load_state(ckpt, fresh_model, fresh_opt)
+        assert resumed.params["lr"] == 0.5
+        assert fresh_opt.param_groups[0]["lr"] == 0.5
+        # The loop's own update() afterwards changes nothing more.
+        tt.update(opt)
+        assert opt.param_groups[0]["lr"] == 0.5
+    finally:
+        run.close()

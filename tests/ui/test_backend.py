@@ -105,3 +105,18 @@ def test_sparklines_and_bars():
     assert columns_by_step([(10, 1.0), (50, 2.0)], 4, 100) == [1.0, 1.0, 2.0, None]
     assert short_range("= 0.9 (frozen)") == "=0.9 frozen" and short_range("= 2 (default)") == "=2"
     assert short_range("{16, 32}") == "{16,32}"
+
+
+def test_stop_all_starts_nothing_more_from_the_queue(study_dir, tmp_path):
+    # "Stop all and quit": a scheduler tick queued behind stop_all must not fill the freed slot.
+    study = open_study(study_dir, space_text(parallel=1, budget=4))
+    backend = make_backend(study, tmp_path)
+    try:
+        backend._tick()
+        assert [t.id for t in study.active()] == [1]
+        assert backend.stop_all(timeout=10)
+        backend._tick()
+        assert study.active() == [] and study.budget_used() == 1
+    finally:
+        backend.close(stop_runs=True, timeout=5)
+        study.close()

@@ -220,5 +220,7 @@ async def test_stop_all_and_quit_asks_first(study_dir, tmp_path):
             await wait_until(pilot, lambda: app._exit_renderables is not None or not app.is_running, 15,
                              "the app to exit")
         assert study.trial(1).status == "stopped"
+        # Nothing was started from the queue (budget 4) while the runs were being stopped.
+        assert study.active() == [] and study.budget_used() == 1
     finally:
         study.close()

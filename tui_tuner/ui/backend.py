@@ -334,10 +334,20 @@ class Backend:
         return Output(trial_id, trial.status, trial.reason, self.runner.output_tail(trial_id, n))
 
     def stop_all(self, timeout: float | None = None) -> bool:
-        """Stop every run and wait until they have ended; True when all did."""
+        """Stop every run and wait until they have ended; True when all did.
+
+        Starting stops first: a tick queued behind this command would otherwise fill the freed
+        slots from the queue, and those runs would outlive a "stop all and quit".
+        """
+        self.autostart = False
+        if self._scheduler is not None:
+            self._scheduler.holding = True
         return self.runner.stop_all(timeout)
 
     def _tick(self) -> None:
+        if not self.autostart or self._halt.is_set():
+            self._tick_pending = False
+            return
         try:
             sched = self.scheduler
             sched.tick()
@@ -464,7 +474,8 @@ class Backend:
                 objective = latest.get("objective", objective)
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
-                                 curve=self._curve(t.id, t.status, deadline), reason=t.reason))
+                                 curve=() if light else self._curve(t.id, t.status, deadline),
+                                 reason=t.reason))
         searched = set(state.searched(space))
         queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
                                params={k: v for k, v in t.params.items() if k in searched} or dict(t.params))
@@ -482,7 +493,8 @@ class Backend:
 
         cards = []
         for t in sorted((t for t in trials if t.status in ACTIVE), key=lambda t: t.id):
-            series = [(s, v) for s, v in self.runner.series(t.id, cfg.objective) if math.isfinite(v)]
+            raw = () if light else self.runner.series(t.id, cfg.objective)
+            series = [(s, v) for s, v in raw if math.isfinite(v)]
             points = tuple(series[:: max(1, len(series) // CARD_POINTS)])
             cards.append(Card(id=t.id, status=t.status, value=(series[-1][1] if series else None),
                               points=points))
@@ -495,7 +507,7 @@ class Backend:
             budget=self._scheduler.budget if self._scheduler is not None else cfg.budget,
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
-            gpu=self._gpu_line(), importance_method=method)
+            gpu=None if light else self._gpu_line(), importance_method=method)
 
     def _resolve_focus(self, trials: list, best: Any) -> int | None:
         ids = {t.id for t in trials if t.status != "queued"}
@@ -514,7 +526,9 @@ class Backend:
 
     def _run_view(self, trial: Any, light: bool = False) -> RunView:
         objective = self.config.objective
-        if light and trial.status not in ACTIVE:
+        if light:
+            # The first frame is drawn on the event loop: the runner would read a live run's whole
+            # events.jsonl back from disk here (seconds for a long run). The database is enough.
             latest: dict[str, Any] = {"step": trial.step, "params": trial.params,
                                       "elapsed": (trial.ended - trial.started) if trial.ended and trial.started
                                       else None}

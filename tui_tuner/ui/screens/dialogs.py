@@ -105,7 +105,12 @@ class Dialog(ModalScreen[str | None]):
         self.dismiss(result)
 
     def action_cancel(self) -> None:
-        """Close without applying."""
+        """Close without applying (not while applying: the command is already on its way, and
+        closing would only hide its result)."""
+        if self.busy:
+            self.query_one("#dialog-error", Static).update(
+                Text("still applying… this closes when it is done", style="dim"))
+            return
         self.dismiss(None)
 
 
