@@ -83,16 +83,11 @@ class SearchState:
 
     def box(self, space: Space, name: str) -> tuple[float, float]:
         """Current unit-space box of a numeric parameter ((0, 1) when not zoomed)."""
-        if not self.levels:
-            return FULL
-        return tuple(self.levels[-1].bounds.get(name, FULL))  # type: ignore[return-value]
+        return _box(self, name)
 
     def allowed(self, space: Space, name: str) -> list:
         """Current allowed values of a choice parameter (all of them when not zoomed)."""
-        p = space[name]
-        if self.levels and name in self.levels[-1].choices:
-            return list(self.levels[-1].choices[name])
-        return list(p.values)
+        return _allowed(self, space[name])
 
     def fixed_value(self, space: Space, name: str) -> Any:
         """The value an un-searched parameter takes: frozen, else anchored, else its default."""
@@ -279,7 +274,7 @@ def grid_values(p: Param, state: SearchState, limit: int = GRID_LIMIT) -> list:
     if p.type == "float" and not p.step:
         raise SpaceError(f"{where}: a grid needs a step for a float parameter (add step = ..., freeze it, "
                          f"or use random or coarse_to_fine)")
-    lo, hi = _box(state, p)
+    lo, hi = _box(state, p.name)
     step = p.step or 1
     # Candidate lattice points between the box ends in value space; keep those whose unit
     # coordinate lies in the box (ints: the cell centre), so the grid nests inside a zoom.
@@ -302,8 +297,8 @@ def grid_values(p: Param, state: SearchState, limit: int = GRID_LIMIT) -> list:
     return vals
 
 
-def _box(state: SearchState, p: Param) -> tuple[float, float]:
-    return tuple(state.levels[-1].bounds.get(p.name, FULL)) if state.levels else FULL
+def _box(state: SearchState, name: str) -> tuple[float, float]:
+    return tuple(state.levels[-1].bounds.get(name, FULL)) if state.levels else FULL  # type: ignore[return-value]
 
 
 def _allowed(state: SearchState, p: Param) -> list:

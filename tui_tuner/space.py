@@ -30,8 +30,6 @@ STUDY_KEYS = {
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin",
 }
-# The fixed order of practice: lr first, then momentum/hidden/batch, then layers/decay, then Adam's.
-TIER_NAMES = {1: "tier 1", 2: "tier 2", 3: "tier 3", 4: "tier 4"}
 SCALE_LABELS = {"linear": "linear", "log": "log", "one_minus_log": "1-β log"}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 # The reserved metrics key naming the pattern that captures a zero-code script's step counter.
@@ -100,11 +98,20 @@ class Param:
             return 1.0 - math.exp(-c)
         return c
 
+    def _lattice(self) -> int:
+        """How many points low, low + step, ... <= high a stepped parameter has."""
+        return int(math.floor((float(self.high) - float(self.low)) / self.step + 1e-9)) + 1
+
     def to_unit(self, value: Any) -> float:
         """Map a value of this parameter to [0, 1] in its own scale."""
         if self.type == "choice":
             i = self.index_of(value)
             return (i + 0.5) / len(self.values)
+        if self.step:
+            # Each lattice point owns an equal cell, so the end points are as likely as the rest.
+            n = self._lattice()
+            k = min(max(round((float(value) - float(self.low)) / self.step), 0), n - 1)
+            return (k + 0.5) / n
         a, b = self._edges()
         if b == a:
             return 0.5
@@ -113,8 +120,11 @@ class Param:
 
     def value_at(self, u: float) -> float:
         """The unrounded value at unit coordinate u (for showing a zoomed range)."""
-        a, b = self._edges()
         u = min(max(float(u), 0.0), 1.0)
+        if self.step:
+            n = self._lattice()
+            return float(self.low) + min(max(u * n - 0.5, 0.0), n - 1.0) * self.step
+        a, b = self._edges()
         if self.type == "float" and u in (0.0, 1.0):
             # Exact ends: exp(log(x)) drifts in the last bit, and a range edge should print clean.
             return float(self.low if u == 0.0 else self.high)
@@ -125,8 +135,11 @@ class Param:
         if self.type == "choice":
             n = len(self.values)
             return self.values[min(int(min(max(u, 0.0), 1.0) * n), n - 1)]
-        x = self.value_at(u)
-        return self.snap(x)
+        if self.step:
+            n = self._lattice()
+            k = min(int(min(max(u, 0.0), 1.0) * n), n - 1)
+            return self.snap(self.low + k * self.step)
+        return self.snap(self.value_at(u))
 
     def snap(self, x: float) -> Any:
         """Round x to this parameter's grid (int, step) and clip it into [low, high]."""
@@ -225,9 +238,6 @@ class Param:
         d["default"] = self.default
         return d
 
-    def with_values(self, values: tuple[Any, ...]) -> Param:
-        """A copy restricted to some of its choice values (for a zoom)."""
-        return replace(self, values=tuple(values))
 
 
 @dataclass(frozen=True)
@@ -475,8 +485,9 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         if key not in STUDY_KEYS:
             raise fail("study", f"unknown key {key!r} (allowed: {', '.join(sorted(STUDY_KEYS))})")
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name.strip() or "/" in name:
-        raise fail("study.name", f"must be a non-empty string without '/', got {_fmt(name)}")
+    if (not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name
+            or name.strip() in (".", "..")):
+        raise fail("study.name", f"must be a non-empty string without '/', and not . or .., got {_fmt(name)}")
     if "command" not in raw:
         raise fail("study.command", "missing: the argv list that runs one trial, e.g. "
                                     "[\"python\", \"train.py\"]")

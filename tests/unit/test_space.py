@@ -91,6 +91,20 @@ step = 0.1
     assert dvals == {round(0.1 * k, 10) for k in range(11)}
 
 
+@pytest.mark.parametrize("param, lattice", [
+    ('type = "float"\nlow = 0.0\nhigh = 1.0\nstep = 0.25', [0.0, 0.25, 0.5, 0.75, 1.0]),
+    ('type = "int"\nlow = 0\nhigh = 10\nstep = 4', [0, 4, 8]),
+])
+def test_stepped_values_are_equally_likely_ends_included(param, lattice):
+    p = space_of("[params.x]\n" + param)["x"]
+    n = 20_000
+    counts = {v: 0 for v in lattice}
+    for i in range(n):
+        counts[p.from_unit((i + 0.5) / n)] += 1
+    assert all(abs(c / n - 1 / len(lattice)) < 1e-3 for c in counts.values()), counts
+    # to_unit puts each lattice point at the centre of its own cell.
+    assert [p.from_unit(p.to_unit(v)) for v in lattice] == lattice
+
 def test_default_when_absent_is_the_middle_of_the_scale():
     s = space_of("""
 [params.lr]
@@ -149,6 +163,7 @@ REFUSED = [
     ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + '[study.metrics]\nval_loss = "loss ([0-9"\n', "study.metrics.val_loss", "invalid regular expression"),
     ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + '[study.metrics]\nloss = "loss ([0-9.]+)"\n', "study.objective", "not among [study.metrics]"),
     ('', HEAD, "params", "no parameters"),
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + 'name = ".."\n', "study.name", "not . or .."),
     ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0\n[extra]\na = 1', HEAD, "extra", "unknown table"),
 ]
 
