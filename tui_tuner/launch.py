@@ -118,7 +118,7 @@ def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, err
     obj: dict[str, object] = {
         "returncode": rc,
         "signal": sig,
-        "signal_name": _signal_name(sig),
+        "signal_name": signal_name(sig),
         "ended": time.time(),
         "pid": pid,
     }
@@ -127,7 +127,8 @@ def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, err
     protocol.write_json_atomic(run_dir / protocol.EXIT, obj)
 
 
-def _signal_name(sig: int | None) -> str | None:
+def signal_name(sig: int | None) -> str | None:
+    """SIGKILL for 9, "signal 77" for a number with no name; None for None."""
     if sig is None:
         return None
     try:
@@ -181,16 +182,6 @@ def reap(pid: int) -> int | None:
     except (ChildProcessError, OSError):
         return None
     return os.waitstatus_to_exitcode(status) if wpid else None
-
-
-def reap_all() -> dict[int, int]:
-    """Reap every ended shim this process started: {pid: exit status}."""
-    done = {}
-    for pid in list(_children):
-        rc = reap(pid)
-        if rc is not None:
-            done[pid] = rc
-    return done
 
 
 def pid_alive(pid: int, run_dir: str | os.PathLike[str] | None = None) -> bool:
@@ -272,6 +263,15 @@ def send_signal(pid: int, sig: int) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send sig to every process of group pgid (e.g. helpers an ended trainer left behind)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _proc_state(pid: int) -> str | None:

@@ -228,7 +228,8 @@ class JsonlTail:
         lines = buf.split(b"\n")
         self._partial = lines.pop()
         garbage = 0
-        if final and self._partial:
+        # Only once caught up: a line cut at the max_bytes boundary is not a finished last line.
+        if final and self._partial and not self.behind:
             lines.append(self._partial)
             self._partial = b""
         elif len(self._partial) > self.max_line:

@@ -37,6 +37,7 @@ FAST_WINDOW = 0.5
 SERIES_POINTS = 512        # per metric and run, whatever the run's length
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory")
 REASON_LINES = 5
+OUTPUT_PREV = "output.prev.log"  # a retried run's earlier output.log
 
 
 @dataclass
@@ -170,6 +171,7 @@ class Runner:
         self._halt = threading.Event()
         self._kick = threading.Event()
         self._fast_until = 0.0
+        self._leftovers: dict[int, float] = {}  # process group of an ended run -> when to SIGKILL it
 
     # -- starting ---------------------------------------------------------------------------------
 
@@ -195,6 +197,9 @@ class Runner:
             for name in (protocol.EVENTS, protocol.CONTROL, protocol.EXIT, protocol.LAUNCH):
                 with contextlib.suppress(FileNotFoundError):
                     (run_dir / name).unlink()
+            # Its output too (a zero-code run would re-read its metric lines), kept aside to read.
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / protocol.OUTPUT).replace(run_dir / OUTPUT_PREV)
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
             params_doc = {"trial": trial.id, "params": trial.params, "resume": resume}
             protocol.write_json_atomic(run_dir / protocol.PARAMS, params_doc)
@@ -226,6 +231,8 @@ class Runner:
             for run in list(self.runs.values()):
                 if run.live:
                     self._poll_run(run)
+            if self._leftovers:
+                self._reap_leftovers(time.time())
 
     def _poll_run(self, run: _Run) -> None:
         now = time.time()
@@ -236,6 +243,7 @@ class Runner:
                                                  "count": count})
         if not alive:
             self._settle(run)
+            self._end_leftovers(run, now)
             return
         if run.stop_phase:
             self._escalate(run, now)
@@ -358,7 +366,12 @@ class Runner:
     # -- liveness and settling ----------------------------------------------------------------------
 
     def _alive(self, run: _Run) -> bool:
-        """True while any process of the run's group lives (the shim, or a trainer it left behind)."""
+        """True while the run's trainer may still be going.
+
+        Once exit.json exists (or our shim exited on its own), the trainer has ended, whatever helper
+        it left behind in its process group: the run settles and `_reap_leftovers` ends the helpers.
+        Only a shim that died without exit.json (SIGKILLed) leaves the group as the sign of life.
+        """
         pid = run.pid
         if not pid:
             return False
@@ -369,11 +382,29 @@ class Runner:
                 return True
             run.child = False
             run.shim_rc = rc
-        return launch.pid_alive(pid) or launch.group_alive(pid)
+        if (run.shim_rc is not None and run.shim_rc >= 0) or (run.run_dir / protocol.EXIT).exists():
+            return False
+        return _adoptable(pid, run.run_dir)
+
+    def _end_leftovers(self, run: _Run, now: float) -> None:
+        """SIGTERM what the ended trainer left in its process group; poll() SIGKILLs it later."""
+        pgid = run.pid
+        if pgid and launch.group_alive(pgid):
+            launch.signal_group(pgid, signal.SIGTERM)
+            launch.signal_group(pgid, signal.SIGCONT)
+            self._leftovers[pgid] = now + self.term_timeout
+
+    def _reap_leftovers(self, now: float) -> None:
+        for pgid, deadline in list(self._leftovers.items()):
+            if not launch.group_alive(pgid):
+                del self._leftovers[pgid]
+            elif now >= deadline:
+                launch.signal_group(pgid, signal.SIGKILL)
+                del self._leftovers[pgid]
 
     def _settle(self, run: _Run) -> None:
         """The run's processes are gone: decide its status and record it in the study."""
-        exit_info = _read_json(run.run_dir / protocol.EXIT)
+        exit_info = protocol.read_json(run.run_dir / protocol.EXIT)
         run.ended = time.time()
         objective = self._objective(run)
         status, reason = self._verdict(run, exit_info, objective)
@@ -415,7 +446,7 @@ class Runner:
                 return "done", None
             return "failed", "ended without an exit status (its launch shim was killed)" + _last_lines(lines)
         if sig:
-            name = _signal_name(sig)
+            name = launch.signal_name(sig)
             return "failed", f"killed by {name}" + _last_lines(lines)
         return "failed", f"exit code {rc}" + _last_lines(lines)
 
@@ -541,6 +572,20 @@ class Runner:
         elif run.stop_phase == 2:
             self._signal(run, signal.SIGKILL)
             run.stop_phase, run.phase_deadline = 3, now + self.term_timeout
+
+    def hurry_stops(self) -> None:
+        """Skip what is left of every grace period: runs already stopping escalate at the next poll.
+
+        For a second Ctrl-C: setting the timeouts to 0 only reaches stops begun after it.
+        """
+        with self._locked():
+            now = time.time()
+            for run in self.runs.values():
+                if run.live and run.stop_phase:
+                    run.phase_deadline = now
+            for pgid in self._leftovers:
+                self._leftovers[pgid] = now
+            self._hurry()
 
     def stop_all(self, timeout: float | None = None) -> bool:
         """Stop every live run and poll until they are settled (or timeout); True when all ended."""
@@ -799,21 +844,6 @@ def _last_lines(lines: list[str]) -> str:
     """": <last line>" and then the last few lines: the first line of a reason reads on its own."""
     tail = [ln.rstrip() for ln in lines[-REASON_LINES:]]
     return (f": {tail[-1].strip()}\n" + "\n".join(tail)) if tail else ""
-
-
-def _signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return d if isinstance(d, dict) else None
 
 
 def _last_seq(path: Path) -> int:

@@ -20,12 +20,7 @@ from typing import Any, TextIO
 from tui_tuner import sampling
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runner import RunEvent, Runner
-from tui_tuner.space import STRATEGIES, Space, load_space
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from tui_tuner.space import STRATEGIES, load_space
 
 STRATEGY_SOURCES = ("random", "grid", "zoom")   # trials the strategy queued (not manual, fork, default)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
@@ -54,9 +49,8 @@ class Scheduler:
             raise StudyError(f"unknown strategy {self.strategy!r} (allowed: {', '.join(STRATEGIES)})")
         # An automatic round smaller than `parallel` would leave slots idle while it waits to zoom.
         self.round_size = cfg.round_size or max(sampling.auto_round_size(self.budget), self.parallel)
-        explicit = _explicit_study_keys(study.space)
-        self.zoom_top = cfg.zoom_top if "zoom_top" in explicit else sampling.ZOOM_TOP
-        self.zoom_margin = cfg.zoom_margin if "zoom_margin" in explicit else sampling.ZOOM_MARGIN
+        self.zoom_top = cfg.zoom_top
+        self.zoom_margin = cfg.zoom_margin
         self.holding = False
         self.exhausted = False      # grid: every setting has been queued and taken
         self.message: str | None = None   # why the study ended early, for the app and headless
@@ -81,8 +75,11 @@ class Scheduler:
             try:
                 self.runner.start(trial)
             except TunerError as e:
-                # One trial that cannot start must not stop the study.
-                self.study.finish(trial.id, "failed", reason=e.message)
+                # One trial that cannot start must not stop the study. Failed only while still
+                # queued: one that left the queue meanwhile (started elsewhere, or spawned before
+                # the error) belongs to whoever took it.
+                if self.study.trial(trial.id).status == "queued":
+                    self.study.finish(trial.id, "failed", reason=e.message)
                 continue
             started.append(trial.id)
         return started
@@ -179,14 +176,6 @@ class Scheduler:
         return int(info["round"]) if info else 0
 
 
-def _explicit_study_keys(space: Space) -> set[str]:
-    """The [study] keys the space file sets itself (so a library default can apply to the rest)."""
-    try:
-        return set(tomllib.loads(space.text).get("study", {})) if space.text else set()
-    except (tomllib.TOMLDecodeError, AttributeError):
-        return set()
-
-
 # -- headless ---------------------------------------------------------------------------------------
 
 
@@ -247,6 +236,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
         if interrupted > 1:
             # A second Ctrl-C: skip the grace periods.
             runner.stop_timeout = runner.term_timeout = 0.0
+            runner.hurry_stops()
 
     runner = Runner(study, on_event, **(runner_options or {}))
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import StudyError
+from tui_tuner.protocol import run_id
 
 STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "diverged")
 FINISHED = ("done", "failed", "stopped", "diverged")
@@ -64,11 +65,6 @@ CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
 
 _COLUMNS = ("id", "status", "params", "objective", "parent", "fork_step", "resume", "source", "created",
             "started", "ended", "reason", "step", "queue_pos", "zoom_level", "pid")
-
-
-def run_id(trial_id: int) -> str:
-    """The run directory name of a trial: t0001, t0042, t12345."""
-    return f"t{trial_id:04d}"
 
 
 @dataclass
@@ -157,8 +153,15 @@ class Store:
                 raise StudyError(f"{self.path}: cannot write: {e}") from None
             try:
                 yield self._db
+            except sqlite3.Error as e:
+                # Disk full, an I/O error, a lock held too long: a study error, not a crash. A failing
+                # ROLLBACK must not hide it (SQLite may have rolled back on its own).
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise StudyError(f"{self.path}: database error: {e}") from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
             try:
                 self._db.execute("COMMIT")

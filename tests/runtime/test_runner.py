@@ -460,3 +460,78 @@ def test_a_run_spawned_but_never_recorded_is_adopted_not_started_twice(env):
     assert study.trial(trial.id).status == "running"
     assert events.of("started", trial.id)[0].data.get("adopted")
     wait_for(runner, lambda: (runner.latest(trial.id)["step"] or 0) >= 3, what="steps of the adopted run")
+
+
+LEAVES_A_HELPER = """
+import os, subprocess, sys
+from tui_tuner import trainer
+hp = trainer.params(lr=0.1, steps=3, delay=0.0, mode="ok")
+trainer.report(1, loss=0.5)
+trainer.flush()
+helper = subprocess.Popen(["sleep", "30"])  # same process group, outlives the trainer
+with open(os.path.join(trainer.run_dir(), "helper.pid"), "w") as f:
+    f.write(f"{helper.pid} {os.getpgid(0)}")
+sys.exit(0)
+"""
+
+
+def test_a_helper_left_behind_does_not_keep_the_run_live(tmp_path):
+    script = tmp_path / "leaves_a_helper.py"
+    script.write_text(LEAVES_A_HELPER)
+    study = open_study(tmp_path, toy_space(tmp_path, script=script))
+    runner = make_runner(study, Events(), term_timeout=1.0)
+    try:
+        tid = start(study, runner)
+        wait_for(runner, ended(study, tid), timeout=5, what="the run to settle")
+        t = study.trial(tid)
+        assert t.status == "done", t.reason
+        assert time.time() - t.started < 4
+        assert not runner.is_live(tid)
+        helper, group = map(int, (study.run_dir(tid) / "helper.pid").read_text().split())
+        wait_for(runner, lambda: not launch.pid_alive(helper), timeout=3, what="the helper to be ended")
+        assert not launch.group_alive(group)
+    finally:
+        runner.stop_all(timeout=2)
+        study.close()
+
+
+def test_a_retried_run_does_not_reread_the_previous_attempts_output(tmp_path):
+    # A tuner killed between spawn and bookkeeping left output.log behind; the retry starts clean.
+    study, runner, _ = zc_env(tmp_path)
+    trial = study.enqueue_manual({"steps": 3})
+    run_dir = study.run_dir(trial.id)
+    run_dir.mkdir(parents=True)
+    stale = "".join(f"step {s} | loss 0.000001\n" for s in range(1, 500))
+    (run_dir / protocol.OUTPUT).write_text(stale)
+    runner.start(trial)
+    wait_for(runner, ended(study, trial.id))
+    assert study.trial(trial.id).status == "done"
+    assert [s for s, _ in runner.series(trial.id, "loss")] == [1, 2, 3]
+    assert study.trial(trial.id).objective == pytest.approx(loss_at(3), abs=0.01)
+    assert (run_dir / "output.prev.log").read_text() == stale
+    study.close()
+
+
+def test_hurry_stops_skips_the_grace_periods_of_runs_already_stopping(tmp_path):
+    # A second Ctrl-C: a run that ignores the stop command and SIGTERM is killed now, not after
+    # the stop and term timeouts it was given when the stop began.
+    study = open_study(tmp_path, toy_space(tmp_path))
+    runner = make_runner(study, Events(), stop_timeout=30.0, term_timeout=30.0)
+    try:
+        tid = start(study, runner, mode="slowstop", steps=100000, delay=0.01)
+        wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2)
+        runner.stop(tid)
+        runner.poll()
+        assert runner.is_live(tid)
+        runner.stop_timeout = runner.term_timeout = 0.0
+        t0 = time.time()
+        runner.hurry_stops()
+        wait_for(runner, ended(study, tid), timeout=5)
+        assert time.time() - t0 < 2
+        t = study.trial(tid)
+        assert t.status == "stopped" and t.reason == "stopped (SIGKILL)"
+    finally:
+        runner.stop_timeout = runner.term_timeout = 0.0
+        runner.hurry_stops()
+        runner.stop_all(timeout=5)
+        study.close()

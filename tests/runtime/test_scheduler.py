@@ -146,3 +146,37 @@ def test_unknown_strategy(tmp_path):
     with pytest.raises(StudyError, match="unknown strategy"):
         Scheduler(study, make_runner(study), strategy="bayes")
     study.close()
+
+
+def test_a_start_error_after_the_trial_left_the_queue_does_not_fail_it(tmp_path, monkeypatch):
+    from tui_tuner.errors import RunError
+
+    study, runner, sched = scheduled(tmp_path, budget=2, parallel=1, strategy="random")
+    taken = []
+
+    def start_then_fail(trial):
+        # Someone else started it (or it was spawned) before the error came.
+        study.mark_started(trial.id, 2 ** 22 + 7)
+        taken.append(trial.id)
+        raise RunError(f"trial {trial.id}: lost a race")
+
+    monkeypatch.setattr(runner, "start", start_then_fail)
+    assert sched.tick() == []
+    assert taken and all(study.trial(t).status == "running" for t in taken)
+    assert not any(t.status == "failed" for t in study.trials("id"))
+    study.close()
+
+
+def test_a_start_error_of_a_queued_trial_fails_it(tmp_path, monkeypatch):
+    from tui_tuner.errors import RunError
+
+    study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="random")
+
+    def refuse(trial):
+        raise RunError(f"trial {trial.id}: cannot start")
+
+    monkeypatch.setattr(runner, "start", refuse)
+    assert sched.tick() == []
+    [t] = study.trials("id")
+    assert t.status == "failed" and "cannot start" in t.reason
+    study.close()

@@ -75,6 +75,32 @@ def test_failed_transaction_leaves_nothing(tmp_path):
     store.close()
 
 
+def test_a_database_error_in_a_transaction_is_a_study_error(tmp_path):
+    # A disk that fills up mid-transaction: a StudyError naming the database, nothing half-written.
+    store = Store(tmp_path / "study.db", create=True)
+    store.create_schema({})
+    pages = store.query("PRAGMA page_count")[0][0]
+    store.query(f"PRAGMA max_page_count = {pages + 2}")
+    with pytest.raises(StudyError, match=r"study\.db: database error: .*full"), store.tx() as db:
+        Store.insert(db, status="queued", params={}, source="random", created=1.0)
+        for i in range(100):
+            store._set_meta(db, {f"k{i}": "x" * 100_000})
+    assert store.trials() == [] and store.get_meta("k0") is None
+    store.close()
+
+
+def test_a_failing_rollback_does_not_hide_the_error(tmp_path):
+    store = Store(tmp_path / "study.db", create=True)
+    store.create_schema({})
+    with pytest.raises(StudyError, match="database error: no such table"), store.tx() as db:
+        db.execute("ROLLBACK")       # the transaction is gone: the tuner's ROLLBACK will fail too
+        db.execute("INSERT INTO no_such_table VALUES (1)")
+    with pytest.raises(RuntimeError, match="boom"), store.tx() as db:
+        db.execute("ROLLBACK")
+        raise RuntimeError("boom")
+    store.close()
+
+
 def test_store_is_safe_across_threads(tmp_path):
     store = Store(tmp_path / "study.db", create=True)
     store.create_schema({})
