@@ -169,6 +169,7 @@ class Runner:
         self._quiet = False
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
+        self._cancel = threading.Event()   # set by cancel_waits(): a fork stops waiting for its checkpoint
         self._kick = threading.Event()
         self._fast_until = 0.0
         self._leftovers: dict[int, float] = {}  # process group of an ended run -> when to SIGKILL it
@@ -637,6 +638,8 @@ class Runner:
                 ev = run.checkpoints.get(seq)
                 if ev is None and not run.live:
                     raise RunError(f"trial {trial_id} ended before its checkpoint for the fork was written")
+                if ev is None and self._cancel.is_set():
+                    raise RunError(f"trial {trial_id}: fork cancelled (the tuner is closing)")
                 if ev is not None and ev.get("error"):
                     raise RunError(f"trial {trial_id}: the checkpoint for the fork failed: {ev['error']}")
                 if ev is not None:
@@ -785,6 +788,10 @@ class Runner:
 
         self._thread = threading.Thread(target=loop, name="tui-tuner-runner", daemon=True)
         self._thread.start()
+
+    def cancel_waits(self) -> None:
+        """Make a fork waiting for its checkpoint give up at once (the app is quitting)."""
+        self._cancel.set()
 
     def stop_thread(self) -> None:
         """Stop the poll thread (runs keep going; they are re-adopted next time)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 
 import pytest
@@ -535,3 +536,28 @@ def test_hurry_stops_skips_the_grace_periods_of_runs_already_stopping(tmp_path):
         runner.hurry_stops()
         runner.stop_all(timeout=5)
         study.close()
+
+
+def test_a_fork_waiting_for_its_checkpoint_gives_up_when_the_tuner_closes(env):
+    study, runner, events = env
+    parent = start(study, runner, steps=100000, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 2)
+    runner.pause(parent)     # a paused trainer still answers checkpoints: use a seq nobody answers
+    wait_for(runner, lambda: events.of("paused", parent))
+    errors: list[Exception] = []
+
+    def fork() -> None:
+        try:
+            runner.fork(parent, {"lr": 0.5}, checkpoint=999, timeout=60)
+        except RunError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=fork)
+    t.start()
+    time.sleep(0.3)
+    assert t.is_alive(), "the fork should still be waiting"
+    began = time.monotonic()
+    runner.cancel_waits()
+    t.join(timeout=5)
+    assert not t.is_alive() and time.monotonic() - began < 2
+    assert errors and "fork cancelled" in str(errors[0])

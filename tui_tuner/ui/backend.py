@@ -129,6 +129,8 @@ class Backend:
             return
         self.closed = True
         self._halt.set()
+        # A fork waiting (up to a minute) for a silent trainer's checkpoint would hold up the quit.
+        self.runner.cancel_waits()
         self._commands.shutdown(wait=True, cancel_futures=True)
         if stop_runs:
             with contextlib.suppress(TunerError):
