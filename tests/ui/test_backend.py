@@ -40,6 +40,9 @@ def test_a_fast_trainer_gives_a_bounded_frame_rate_and_bounded_curves(study_dir,
         assert len(snap.focused.loss) <= CHART_POINTS
         assert len(snap.cards[0].points) <= 2 * CHART_POINTS
         assert snap.focused.step > 3000
+        # The strip's value is the trial's objective as the trials table shows it.
+        card = snap.cards[0]
+        assert card.value == next(r.objective for r in snap.trials if r.id == card.id)
     finally:
         backend.close(stop_runs=True, timeout=5)
         study.close()

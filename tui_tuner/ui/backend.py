@@ -465,6 +465,7 @@ class Backend:
 
         deadline = time.monotonic() + curve_budget
         rows = []
+        objectives: dict[int, float | None] = {}
         for t in trials:
             if t.status == "queued":
                 continue
@@ -474,6 +475,7 @@ class Backend:
                 latest = self.runner.latest(t.id)
                 step = latest.get("step", step)
                 objective = latest.get("objective", objective)
+            objectives[t.id] = objective
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
                                  curve=() if light else self._curve(t.id, t.status, deadline),
@@ -498,8 +500,12 @@ class Backend:
             raw = () if light else self.runner.series(t.id, cfg.objective)
             series = [(s, v) for s, v in raw if math.isfinite(v)]
             points = tuple(series[:: max(1, len(series) // CARD_POINTS)])
-            cards.append(Card(id=t.id, status=t.status, value=(series[-1][1] if series else None),
-                              points=points))
+            # The trial's objective as the trials table shows it (best or last, per `reduce`), so the
+            # strip's leader is the table's; the last point of a downsampled series is an average.
+            value = objectives.get(t.id)
+            if value is None and series:
+                value = series[-1][1]
+            cards.append(Card(id=t.id, status=t.status, value=value, points=points))
 
         self._seq += 1
         zoom_levels = sum(1 for lv in state.levels if getattr(lv, "kind", "zoom") == "zoom")
