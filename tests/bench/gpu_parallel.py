@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -29,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    # The trainers import tui_tuner: let them find this checkout even where it is not installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from tui_tuner.runner import RunEvent, Runner  # noqa: E402
 from tui_tuner.space import parse_space  # noqa: E402
@@ -123,7 +127,11 @@ def measure_k(device: str, k: int, warmup: float, window: float, root: Path) -> 
         for trial in study.enqueue([{"lr": 1e-3}] * k, "manual"):
             runner.start(trial)
         dirs = [study.run_dir(t.id) for t in study.trials("id")]
-        ok = poll_until(runner, lambda: all(read_steps(d) for d in dirs), 180)
+        ok = poll_until(runner, lambda: all(read_steps(d) for d in dirs)
+                        or any(t.finished for t in study.trials("id")), 180)
+        ended = [t for t in study.trials("id") if t.finished]
+        if ended:
+            return {"k": k, "error": f"trial {ended[0].id} {ended[0].status}: {ended[0].reason}"}
         if not ok:
             return {"k": k, "error": "not every run reported within 180 s"}
         first_step = time.time() - t_spawn
