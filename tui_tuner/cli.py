@@ -110,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     which = e.add_mutually_exclusive_group()
     which.add_argument("--trial", type=_trial_id, metavar="ID", help="the trial to export (3 or t0003)")
     which.add_argument("--best", action="store_true", help="the best done trial (the default)")
-    e.add_argument("-o", "--output", metavar="FILE.toml", help="where to write (default: STUDY/export-tNNNN.toml)")
+    e.add_argument("-o", "--output", metavar="FILE.toml",
+                   help="where to write; - for standard output (default: STUDY/export-tNNNN.toml; "
+                        "with --format args, standard output)")
+    e.add_argument("--format", choices=("toml", "args"), default="toml",
+                   help="toml (default), or args: just the flags, shell-quoted on one line, for $(...)")
     e.set_defaults(func=cmd_export)
     return p
 
@@ -247,13 +251,21 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Write the chosen trial (default: the best) as TOML and print the path written."""
-    from tui_tuner.export import export_trial
+    """Write the chosen trial (default: the best) as TOML and print the path written.
+
+    `-o -` writes the export itself to standard output; so does `--format args` without -o.
+    """
+    from tui_tuner.export import STDOUT, choose_trial, export_text, export_trial
     from tui_tuner.study import Study
 
     out = out or sys.stdout
+    fmt = getattr(args, "format", "toml")
     with Study.open(args.study, lock=False) as study:
-        path = export_trial(study, args.trial, args.output)
+        if args.output == STDOUT or (fmt == "args" and args.output is None):
+            out.write(export_text(study, choose_trial(study, args.trial), fmt))
+            out.flush()
+            return 0
+        path = export_trial(study, args.trial, args.output, fmt=fmt)
     out.write(f"{path}\n")
     out.flush()
     return 0
