@@ -94,10 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--study", metavar="DIR", help="study directory for the demo")
     d.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("sample", help="print N sampled settings as JSON lines")
+    s = sub.add_parser("sample", help="print the first N settings `run --seed S` would queue, as JSON lines")
     s.add_argument("space", help="the search space file")
     s.add_argument("-n", type=_count, default=10, metavar="N", help="how many settings (default 10)")
     s.add_argument("--seed", type=_count, help="seed (same seed, same output; default: the space's, else random)")
+    # These shape the scheduler's batches, so they must match the run's for the same settings.
+    s.add_argument("--strategy", choices=STRATEGIES, help="as for run (default: the space's)")
+    s.add_argument("--trials", type=_positive, metavar="N", help="the budget, as for run (default: the space's)")
+    s.add_argument("--parallel", type=_positive, metavar="K", help="runs at once, as for run (default: the space's)")
     s.set_defaults(func=cmd_sample)
 
     w = sub.add_parser("show", help="print a study's trials, best first, as a plain table")
@@ -194,13 +198,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Print N settings sampled from the space's default search state, one JSON object a line."""
-    from tui_tuner.sampling import Sampler, SearchState
+    """Print the first N settings `run` with the same seed, strategy, trials and parallel queues."""
+    from tui_tuner.sampling import first_round_size, first_settings
 
     out = out or sys.stdout
     space = load_space(args.space)
     seed = args.seed if args.seed is not None else space.study.seed
-    settings = Sampler(space, seed).random(SearchState(stage=space.study.stage), args.n)
+    cfg = space.study
+    strategy = args.strategy or cfg.strategy
+    budget = args.trials or cfg.budget
+    parallel = args.parallel or cfg.parallel
+    settings = first_settings(space, args.n, seed, strategy=strategy, budget=budget, parallel=parallel)
+    if strategy == "coarse_to_fine" and args.n > (first := first_round_size(budget, parallel, cfg.round_size)):
+        print(f"{PROG}: note: settings after the first {first} (the first coarse-to-fine round) are drawn "
+              f"without the zooms a run makes from its results", file=sys.stderr)
     for setting in settings:
         out.write(json.dumps(setting) + "\n")
     out.flush()
