@@ -1,9 +1,10 @@
 """Zero-code adapters: drive a training script that knows nothing of tui-tuner.
 
-Settings go in as command-line flags (each parameter's `flag`, in the study's `flag_style`), and
-metrics come out of its output through the `[study.metrics]` patterns. Also holds the small pieces
-both kinds of run share: the argv a trial runs (the venv's python for a leading "python") and an
-incremental line reader for output.log.
+Settings go in as command-line flags (each parameter's `flag`, in its `flag_style` or the study's),
+and metrics come out of its output through the `[study.metrics]` patterns, matched by RE2 in linear
+time (a user's pattern can never hang the tuner). Also holds the small pieces both kinds of run
+share: the argv a trial runs (the venv's python for a leading "python", `{run_dir}` and `{trial}`
+expanded) and an incremental line reader for output.log.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.space import STEP_METRIC, Space
+from tui_tuner.errors import RunError
+from tui_tuner.space import STEP_METRIC, Space, compile_pattern
 
 # A leading bare interpreter name runs in the tuner's own venv, so `python train.py` sees the same
 # packages (torch, tui_tuner) as the tuner does, whatever PATH says over SSH.
@@ -24,6 +26,12 @@ _PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
 # One output line longer than this is cut: a script printing megabytes without a newline must
 # not make the tuner buffer all of it.
 MAX_LINE = 64 * 1024
+# Metric patterns see at most this much of a line: metrics sit in the first few hundred characters
+# of a log line, and even linear-time matching costs time per character per pattern.
+MATCH_CHARS = 4096
+# Per-run placeholders in `command` and in flag values, so parallel and forked trials do not
+# share (and overwrite) an --out_dir or a --save path.
+PLACEHOLDERS = ("{run_dir}", "{trial}")
 
 
 def python_argv(command: Iterable[str]) -> list[str]:
@@ -48,13 +56,15 @@ def flag_args(space: Space, params: dict[str, Any], style: str | None = None) ->
     """The flags that hand `params` to a zero-code script, one argv word each (never a shell).
 
     "space" style gives `--name value` (a boolean: `--name` when true, nothing when false);
-    "equals" style gives `--name=value` (a boolean: `--name=True` / `--name=False`).
+    "equals" style gives `--name=value` (a boolean: `--name=True` / `--name=False`). A parameter's
+    own `flag_style` wins over `style`, which defaults to the study's.
     """
-    style = style or space.study.flag_style
+    default = style or space.study.flag_style
     out: list[str] = []
     for name, value in params.items():
-        flag = space[name].flag if name in space else f"--{name}"
-        if style == "equals":
+        p = space[name] if name in space else None
+        flag = p.flag if p is not None else f"--{name}"
+        if (p.flag_style if p is not None and p.flag_style else default) == "equals":
             out.append(f"{flag}={format_value(value)}")
         elif isinstance(value, bool):
             if value:
@@ -64,12 +74,33 @@ def flag_args(space: Space, params: dict[str, Any], style: str | None = None) ->
     return out
 
 
-def command_argv(space: Space, params: dict[str, Any]) -> list[str]:
-    """The full argv of one trial: the study command, plus the flags for a zero-code study."""
-    argv = python_argv(space.study.command)
+def expand(word: str, run_dir: str | os.PathLike[str] | None = None, trial: int | None = None) -> str:
+    """One argv word with `{run_dir}` and `{trial}` replaced; RunError when one is used but not given.
+
+    Only these two exact names are placeholders: other braces (a JSON value, "{epoch}.pt") stay.
+    """
+    if "{" not in word:
+        return word
+    for token, value in zip(PLACEHOLDERS, (run_dir, trial), strict=True):
+        if token in word:
+            if value is None:
+                raise RunError(f"the command uses {token}, but no value was given for it: {word!r}")
+            word = word.replace(token, str(value))
+    return word
+
+
+def command_argv(space: Space, params: dict[str, Any], *, run_dir: str | os.PathLike[str] | None = None,
+                 trial: int | None = None, python: bool = True) -> list[str]:
+    """The full argv of one trial: the study command, plus the flags for a zero-code study.
+
+    `{run_dir}` and `{trial}` in the command and in flag values become this run's directory and
+    trial id (RunError when the command uses one and it is not given). `python=False` keeps a
+    leading "python" as written (for an export, which runs elsewhere) instead of this interpreter.
+    """
+    argv = python_argv(space.study.command) if python else list(space.study.command)
     if space.study.zero_code:
         argv += flag_args(space, params)
-    return argv
+    return [expand(w, run_dir, trial) for w in argv]
 
 
 class MetricParser:
@@ -80,13 +111,16 @@ class MetricParser:
     """
 
     def __init__(self, patterns: dict[str, str]) -> None:
-        self.patterns = {name: re.compile(rx) for name, rx in patterns.items()}
+        # RE2, never `re`: a pattern like (?:a+)+(x)$ backtracks for ages on "aaaa...!" under `re`
+        # (with Ctrl-C only setting a flag, the tuner hung for good); RE2 is linear in the line.
+        self.patterns = {name: compile_pattern(rx) for name, rx in patterns.items()}
         self.step_pattern = self.patterns.pop(STEP_METRIC, None)
         self.step: int | None = None
         self.matched_lines = 0
 
     def parse(self, line: str) -> dict[str, float]:
         """Metrics found in one line (non-numeric captures skipped); does not change the step."""
+        line = line[:MATCH_CHARS]
         found: dict[str, float] = {}
         for name, rx in self.patterns.items():
             m = rx.search(line)
@@ -102,7 +136,7 @@ class MetricParser:
         metrics = self.parse(line)
         step_seen = False
         if self.step_pattern is not None:
-            m = self.step_pattern.search(line)
+            m = self.step_pattern.search(line[:MATCH_CHARS])
             value = _number(m.group(1)) if m else None
             if value is not None and math.isfinite(value):
                 self.step = int(value)

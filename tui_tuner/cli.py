@@ -94,10 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--study", metavar="DIR", help="study directory for the demo")
     d.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("sample", help="print N sampled settings as JSON lines")
+    s = sub.add_parser("sample", help="print the first N settings `run --seed S` would queue, as JSON lines")
     s.add_argument("space", help="the search space file")
     s.add_argument("-n", type=_count, default=10, metavar="N", help="how many settings (default 10)")
     s.add_argument("--seed", type=_count, help="seed (same seed, same output; default: the space's, else random)")
+    # These shape the scheduler's batches, so they must match the run's for the same settings.
+    s.add_argument("--strategy", choices=STRATEGIES, help="as for run (default: the space's)")
+    s.add_argument("--trials", type=_positive, metavar="N", help="the budget, as for run (default: the space's)")
+    s.add_argument("--parallel", type=_positive, metavar="K", help="runs at once, as for run (default: the space's)")
     s.set_defaults(func=cmd_sample)
 
     w = sub.add_parser("show", help="print a study's trials, best first, as a plain table")
@@ -110,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     which = e.add_mutually_exclusive_group()
     which.add_argument("--trial", type=_trial_id, metavar="ID", help="the trial to export (3 or t0003)")
     which.add_argument("--best", action="store_true", help="the best done trial (the default)")
-    e.add_argument("-o", "--output", metavar="FILE.toml", help="where to write (default: STUDY/export-tNNNN.toml)")
+    e.add_argument("-o", "--output", metavar="FILE.toml",
+                   help="where to write; - for standard output (default: STUDY/export-tNNNN.toml; "
+                        "with --format args, standard output)")
+    e.add_argument("--format", choices=("toml", "args"), default="toml",
+                   help="toml (default), or args: just the flags, shell-quoted on one line, for $(...)")
     e.set_defaults(func=cmd_export)
     return p
 
@@ -190,13 +198,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Print N settings sampled from the space's default search state, one JSON object a line."""
-    from tui_tuner.sampling import Sampler, SearchState
+    """Print the first N settings `run` with the same seed, strategy, trials and parallel queues."""
+    from tui_tuner.sampling import first_round_size, first_settings
 
     out = out or sys.stdout
     space = load_space(args.space)
     seed = args.seed if args.seed is not None else space.study.seed
-    settings = Sampler(space, seed).random(SearchState(stage=space.study.stage), args.n)
+    cfg = space.study
+    strategy = args.strategy or cfg.strategy
+    budget = args.trials or cfg.budget
+    parallel = args.parallel or cfg.parallel
+    settings = first_settings(space, args.n, seed, strategy=strategy, budget=budget, parallel=parallel)
+    if strategy == "coarse_to_fine" and args.n > (first := first_round_size(budget, parallel, cfg.round_size)):
+        print(f"{PROG}: note: settings after the first {first} (the first coarse-to-fine round) are drawn "
+              f"without the zooms a run makes from its results", file=sys.stderr)
     for setting in settings:
         out.write(json.dumps(setting) + "\n")
     out.flush()
@@ -247,13 +262,21 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Write the chosen trial (default: the best) as TOML and print the path written."""
-    from tui_tuner.export import export_trial
+    """Write the chosen trial (default: the best) as TOML and print the path written.
+
+    `-o -` writes the export itself to standard output; so does `--format args` without -o.
+    """
+    from tui_tuner.export import STDOUT, choose_trial, export_text, export_trial
     from tui_tuner.study import Study
 
     out = out or sys.stdout
+    fmt = getattr(args, "format", "toml")
     with Study.open(args.study, lock=False) as study:
-        path = export_trial(study, args.trial, args.output)
+        if args.output == STDOUT or (fmt == "args" and args.output is None):
+            out.write(export_text(study, choose_trial(study, args.trial), fmt))
+            out.flush()
+            return 0
+        path = export_trial(study, args.trial, args.output, fmt=fmt)
     out.write(f"{path}\n")
     out.flush()
     return 0

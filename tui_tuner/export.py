@@ -1,23 +1,29 @@
-"""Export a trial's setting as TOML that a training script reads with tomllib.
+"""Export a trial's setting as TOML that a training script reads with tomllib, or as flags.
 
 One top-level key per parameter, with its type kept (an int stays an int, a bool a bool), and a
-[tuner] table of where it came from. The file appears whole or not at all (tmp + os.replace).
+[tuner] table of where it came from; for a zero-code study that table also holds the trial's argv,
+ready to run. The file appears whole or not at all (tmp + os.replace), and never over the study's
+own files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from tui_tuner.adapters import command_argv, expand, flag_args, format_value
 from tui_tuner.errors import StudyError
 from tui_tuner.protocol import PARAMS, read_json
 from tui_tuner.store import write_atomic
 from tui_tuner.study import Study, Trial
 
 TUNER_TABLE = "tuner"
+FORMATS = ("toml", "args")
+STDOUT = "-"   # `-o -`: write to standard output
 
 
 def default_path(study: Study, trial: Trial) -> Path:
@@ -60,6 +66,10 @@ def export_document(study: Study, trial: Trial, now: dt.datetime | None = None) 
         meta["step"] = trial.step
     meta["space"] = study.space_file
     meta["command"] = list(study.config.command)
+    if study.config.zero_code:
+        # What to run to train with this setting: the command as the space writes it (a leading
+        # "python" stays "python"), the flags, and {run_dir}/{trial} expanded as they were for it.
+        meta["argv"] = trial_argv(study, trial)
     meta["time"] = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     if trial.parent is not None:
         meta["parent"] = trial.parent
@@ -82,21 +92,69 @@ def _started_with(study: Study, trial: Trial) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in trial.params and trial.params[k] != v}
 
 
-def export_trial(study: Study, trial_id: int | None = None, path: str | Path | None = None) -> Path:
-    """Write a trial's setting (None: the best trial) as TOML; returns the path written.
+def trial_argv(study: Study, trial: Trial) -> list[str]:
+    """The argv a zero-code trial ran: the study command and its flags, placeholders expanded for it."""
+    return command_argv(study.space, trial.params, run_dir=study.run_dir(trial.id).resolve(),
+                        trial=trial.id, python=False)
+
+
+def trial_args(study: Study, trial: Trial) -> list[str]:
+    """Just the flags that hand a trial's setting to the training script.
+
+    Zero-code: the flags its runs got (flag style and booleans as in the space, {run_dir}/{trial}
+    expanded for it). A trainer-API script: `--name=value` for each parameter, which
+    trainer.params() reads standalone (booleans as True/False).
+    """
+    if study.config.zero_code:
+        run_dir = study.run_dir(trial.id).resolve()
+        return [expand(w, run_dir, trial.id) for w in flag_args(study.space, trial.params)]
+    return [f"--{name}={format_value(value)}" for name, value in trial.params.items()]
+
+
+def export_text(study: Study, trial: Trial, fmt: str = "toml") -> str:
+    """The export of a trial as text: the TOML document, or (fmt "args") one shell-quoted line of flags."""
+    if fmt == "args":
+        if not trial.params:
+            raise StudyError(f"{study.dir}: trial {trial.id} has no settings to export")
+        return shlex.join(trial_args(study, trial)) + "\n"
+    if fmt != "toml":
+        raise StudyError(f"unknown export format {fmt!r} (allowed: {', '.join(FORMATS)})")
+    return tomli_w.dumps(export_document(study, trial))
+
+
+def check_target(study: Study, out: Path) -> None:
+    """Refuse a target that would overwrite the study (study.db, space.toml, runs/...) or its space file.
+
+    Symlinks are resolved first. Inside the study directory only its top-level export*.toml files,
+    where exports go by default, may be written.
+    """
+    target = out.resolve()
+    home = study.dir.resolve()
+    if target == home or home in target.parents:
+        if not (target.parent == home and target.name.startswith("export") and target.suffix == ".toml"):
+            raise StudyError(f"{out}: is inside the study directory {study.dir} (it holds the study's own "
+                             f"files); write the export elsewhere, or as {home}/export-NAME.toml")
+    if target == Path(study.space_file).resolve():
+        raise StudyError(f"{out}: is the study's space file; write the export elsewhere")
+
+
+def export_trial(study: Study, trial_id: int | None = None, path: str | Path | None = None, *,
+                 fmt: str = "toml") -> Path:
+    """Write a trial's setting (None: the best trial) as TOML (or flags); returns the path written.
 
     The default path is STUDY/export-tNNNN.toml. The write is atomic: a reader sees the old file or
-    the new one, never a part.
+    the new one, never a part; a target inside the study (other than STUDY/export*.toml) is refused.
     """
     trial = choose_trial(study, trial_id)
-    doc = export_document(study, trial)
+    text = export_text(study, trial, fmt)
     out = Path(path) if path is not None else default_path(study, trial)
+    check_target(study, out)
     if out.is_dir():
         raise StudyError(f"{out}: is a directory; give a file name like {out / 'best.toml'}")
     if not out.parent.is_dir():
         raise StudyError(f"{out}: no such directory {out.parent}")
     try:
-        write_atomic(out, tomli_w.dumps(doc).encode("utf-8"))
+        write_atomic(out, text.encode("utf-8"))
     except OSError as e:
         raise StudyError(f"{out}: cannot write: {e.strerror or e}") from None
     return out

@@ -506,3 +506,40 @@ def coarse_to_fine_rounds(budget: int, round_size: int = 0) -> list[int]:
     if rest % r:
         rounds.append(rest % r)
     return [n for n in rounds if n > 0]
+
+
+def first_round_size(budget: int, parallel: int = 1, round_size: int = 0) -> int:
+    """How many settings coarse-to-fine queues first (one stratified draw): twice the round size,
+    at most the budget; an automatic round is never smaller than `parallel` (no idle slots)."""
+    r = round_size or max(auto_round_size(budget), parallel)
+    return min(budget, 2 * r)
+
+
+def first_settings(space: Space, n: int, seed: int | None, *, strategy: str | None = None,
+                   budget: int | None = None, parallel: int | None = None) -> list[dict]:
+    """The first n settings a fresh study of `space` run with this seed queues, in queue order.
+
+    Draws in the scheduler's batches, since a batch of 8 is not two batches of 4 (each parameter
+    takes its draws as one vector, and a stratified draw depends on its size): random queues
+    min(room, parallel) at a time, coarse_to_fine one stratified first round
+    (`first_round_size`), grid the whole grid. Later coarse-to-fine rounds depend on the results
+    (each zooms first): past the first round these are the rounds it would draw without a zoom.
+    """
+    cfg = space.study
+    strategy = strategy or cfg.strategy
+    budget = cfg.budget if budget is None else budget
+    parallel = max(1, cfg.parallel if parallel is None else parallel)
+    sampler = Sampler(space, seed)
+    state = SearchState(stage=cfg.stage)
+    if strategy == "grid":
+        return sampler.grid(state)[:n]
+    out: list[dict] = []
+    if strategy == "coarse_to_fine":
+        out += sampler.random(state, first_round_size(budget, parallel, cfg.round_size), stratified=True)
+        r = cfg.round_size or max(auto_round_size(budget), parallel)
+    else:
+        r = parallel
+    while len(out) < n:
+        room = budget - len(out)
+        out += sampler.random(state, min(room, r) if room > 0 else r, stratified=strategy != "random")
+    return out[:n]

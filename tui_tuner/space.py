@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import re2
+
 from tui_tuner.errors import SpaceError
 
 if sys.version_info >= (3, 11):
@@ -24,16 +26,40 @@ else:  # pragma: no cover - exercised only on 3.10
 TYPES = ("float", "int", "choice")
 SCALES = {"float": ("linear", "log", "one_minus_log"), "int": ("linear", "log")}
 STRATEGIES = ("random", "grid", "coarse_to_fine")
-PARAM_KEYS = {"type", "scale", "low", "high", "values", "default", "tier", "live", "step", "flag"}
+PARAM_KEYS = {"type", "scale", "low", "high", "values", "default", "tier", "live", "step", "flag", "flag_style"}
+FLAG_STYLES = ("space", "equals")
 STUDY_KEYS = {
     "name", "command", "objective", "direction", "parallel", "budget", "strategy", "seed",
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin",
 }
 SCALE_LABELS = {"linear": "linear", "log": "log", "one_minus_log": "1-β log"}
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")   # fullmatch: "$" would let a trailing newline in
+# The export's table of metadata ([tuner]): a parameter of that name would collide with it.
+RESERVED_NAMES = ("tuner",)
+INT64 = (-(2**63), 2**63 - 1)
 # The reserved metrics key naming the pattern that captures a zero-code script's step counter.
 STEP_METRIC = "step"
+
+
+def compile_pattern(pattern: str) -> Any:
+    """A metric pattern compiled by RE2 (linear-time matching); ValueError saying why RE2 refuses it.
+
+    RE2 has no backtracking, so no pattern can make matching a line hang the tuner; in exchange it
+    lacks backreferences, lookahead, lookbehind and \\Z.
+    """
+    options = re2.Options()
+    options.log_errors = False   # else RE2 logs each refusal to stderr on top of our one line
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as e:
+        why = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+    try:
+        re.compile(pattern)
+    except re.error:
+        raise ValueError(f"invalid regular expression: {why}") from None
+    raise ValueError(f"uses syntax RE2 lacks ({why}); patterns are matched by RE2 in linear time, so "
+                     f"backreferences, lookahead, lookbehind and \\Z are not available") from None
 
 
 def _is_number(x: Any) -> bool:
@@ -69,6 +95,7 @@ class Param:
     live: bool = False
     step: float | int | None = None
     flag: str = ""
+    flag_style: str = ""   # "space" or "equals"; "" follows the study's flag_style
 
     # -- unit space -----------------------------------------------------------------------------
 
@@ -375,11 +402,19 @@ def _build(data: dict[str, Any], source: str, default_name: str, text: str) -> S
     return Space(study=study, params=ordered, path=source, text=text)
 
 
+def _label(name: str) -> str:
+    """A name as error messages show it: quoted and escaped when it holds a newline or other control."""
+    return name if name.isprintable() and name.strip() == name else repr(name)
+
+
 def _build_param(name: str, raw: Any, fail) -> Param:
-    where = f"params.{name}"
-    if not _NAME_RE.match(name):
-        raise fail(where, "a parameter name must start with a letter or _ and hold only letters, "
-                          "digits, _ . -")
+    where = f"params.{_label(name)}"
+    if not _NAME_RE.fullmatch(name):
+        raise fail(where, f"a parameter name must start with a letter or _ and hold only letters, "
+                          f"digits, _ . -, got {name!r}")
+    if name in RESERVED_NAMES:
+        raise fail(where, f"the name is reserved for the [{name}] table of metadata in an export; rename "
+                          f"the parameter, got {name!r}")
     if not isinstance(raw, dict):
         raise fail(where, "must be a table ([params.NAME])")
     for key in raw:
@@ -398,8 +433,11 @@ def _build_param(name: str, raw: Any, fail) -> Param:
     if not isinstance(live, bool):
         raise fail(where, f"live must be true or false, got {_fmt(live)}")
     flag = raw.get("flag", f"--{name}")
-    if not isinstance(flag, str) or not flag.strip():
-        raise fail(where, f"flag must be a non-empty string, got {_fmt(flag)}")
+    if not isinstance(flag, str) or not flag.strip() or not flag.isprintable():
+        raise fail(where, f"flag must be a non-empty string without control characters, got {_fmt(flag)}")
+    flag_style = raw.get("flag_style", "")   # "" follows the study's
+    if "flag_style" in raw and flag_style not in FLAG_STYLES:
+        raise fail(where, f"flag_style must be one of {', '.join(FLAG_STYLES)}, got {_fmt(flag_style)}")
 
     if typ == "choice":
         for key in ("scale", "low", "high", "step"):
@@ -418,7 +456,7 @@ def _build_param(name: str, raw: Any, fail) -> Param:
         if len({json.dumps(v) for v in values}) != len(values):
             raise fail(where, "choice values must be distinct")
         p = Param(name=name, type="choice", scale="linear", values=tuple(values), tier=tier,
-                  live=live, flag=flag, default=values[0])
+                  live=live, flag=flag, flag_style=flag_style, default=values[0])
         if "default" in raw:
             d = raw["default"]
             try:
@@ -442,6 +480,8 @@ def _build_param(name: str, raw: Any, fail) -> Param:
         for key, v in (("low", low), ("high", high)):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise fail(where, f"int bounds must be integers, got {key}={_fmt(v)}")
+            if not INT64[0] <= v <= INT64[1]:
+                raise fail(where, f"int bounds must fit in 64 bits (-2**63 to 2**63-1), got {key}={v}")
     else:
         for key, v in (("low", low), ("high", high)):
             if not _is_number(v) or not math.isfinite(v):
@@ -449,6 +489,10 @@ def _build_param(name: str, raw: Any, fail) -> Param:
         low, high = float(low), float(high)
     if low > high:
         raise fail(where, f"low <= high must hold, got low={_fmt(low)}, high={_fmt(high)}")
+    if not math.isfinite(float(high) - float(low)):
+        # Every unit-space mapping divides by the width: an infinite one turns samples into nan.
+        raise fail(where, f"the range is too wide: high - low must be a finite number, "
+                          f"got low={_fmt(low)}, high={_fmt(high)}")
     if scale == "log" and low <= 0:
         raise fail(where, f"log scale needs low > 0, got low={_fmt(low)}")
     if scale == "one_minus_log" and not (0 <= low < high < 1):
@@ -464,11 +508,14 @@ def _build_param(name: str, raw: Any, fail) -> Param:
             raise fail(where, f"an int step must be an integer, got step={_fmt(step)}")
         if typ == "float":
             step = float(step)
+        if step > high - low:
+            raise fail(where, f"step must not be wider than the range (high - low = {_fmt(high - low)}), "
+                              f"got step={_fmt(step)}")
         if high > low and not (high - low) / step <= 1e12:
             raise fail(where, f"step is too small for the range: (high - low) / step must be <= 1e12, "
                               f"got step={_fmt(step)}")
     p = Param(name=name, type=typ, scale=scale, low=low, high=high, tier=tier, live=live,
-              step=step, flag=flag)
+              step=step, flag=flag, flag_style=flag_style)
     if "default" in raw:
         d = raw["default"]
         try:
@@ -485,9 +532,10 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         if key not in STUDY_KEYS:
             raise fail("study", f"unknown key {key!r} (allowed: {', '.join(sorted(STUDY_KEYS))})")
     name = raw.get("name", default_name)
-    if (not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name
+    if (not isinstance(name, str) or not name.strip() or "/" in name or not name.isprintable()
             or name.strip() in (".", "..")):
-        raise fail("study.name", f"must be a non-empty string without '/', and not . or .., got {_fmt(name)}")
+        raise fail("study.name", f"must be a non-empty string without '/' or control characters (newline, "
+                                 f"tab), and not . or .., got {_fmt(name)}")
     if "command" not in raw:
         raise fail("study.command", "missing: the argv list that runs one trial, e.g. "
                                     "[\"python\", \"train.py\"]")
@@ -530,13 +578,13 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
     if not isinstance(metrics, dict):
         raise fail("study.metrics", "must be a table of metric name = 'regular expression'")
     for mname, pattern in metrics.items():
-        where = f"study.metrics.{mname}"
+        where = f"study.metrics.{_label(mname)}"
         if not isinstance(pattern, str):
             raise fail(where, f"must be a regular expression string, got {_fmt(pattern)}")
         try:
-            rx = re.compile(pattern)
-        except re.error as e:
-            raise fail(where, f"invalid regular expression: {e}") from None
+            rx = compile_pattern(pattern)
+        except ValueError as e:
+            raise fail(where, f"{e}, got {_fmt(pattern)}") from None
         if rx.groups != 1:
             raise fail(where, f"the pattern needs exactly one capture group, got {rx.groups}")
     if metrics and objective not in metrics:
@@ -544,7 +592,8 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
                                       f"({', '.join(metrics)}), so it would never be reported")
 
     zoom_top = raw.get("zoom_top", 0.25)
-    if not _is_number(zoom_top) or zoom_top <= 0 or (zoom_top >= 1 and not float(zoom_top).is_integer()):
+    if (not _is_number(zoom_top) or not math.isfinite(zoom_top) or zoom_top <= 0
+            or (zoom_top >= 1 and not float(zoom_top).is_integer())):
         raise fail("study.zoom_top", f"must be a fraction in (0, 1) or a count >= 1 of best trials, "
                                      f"got {_fmt(zoom_top)}")
 
@@ -562,7 +611,7 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         strategy=choice("strategy", STRATEGIES, "coarse_to_fine"),
         seed=integer("seed", None, 0),
         reduce=choice("reduce", ("best", "last"), "best"),
-        flag_style=choice("flag_style", ("space", "equals"), "space"),
+        flag_style=choice("flag_style", FLAG_STYLES, "space"),
         metrics=dict(metrics),
         stall_timeout=number("stall_timeout", 300.0, 0.0, 1e9),
         stage=stage,

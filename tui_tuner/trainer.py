@@ -13,7 +13,8 @@ for step in range(1, hp.steps + 1):
 Under the tuner (TUI_TUNER_RUN_DIR set) the settings come from params.json, metrics go to
 events.jsonl and commands come from control.jsonl (see tui_tuner.protocol). Standalone, the settings
 are the script's defaults with ``--name value`` / ``--name=value`` overrides from the command line, and
-metrics are printed, so the same script runs with or without the tuner.
+metrics are printed, so the same script runs with or without the tuner. ``--config best.toml`` (a
+`tui-tuner export`) sets every value it holds; flags after it win over it.
 
 Cost: report() checks the metrics are plain finite numbers, appends them to an in-memory queue and
 stats control.jsonl (at most once a millisecond; reading it only when it grew). A daemon thread writes the queue every 100 ms; it is
@@ -73,6 +74,7 @@ class Run:
         self._params = Params()
         self._declared: dict[str, Any] = {}   # name -> default, for everything params() was given
         self._from_file: dict[str, Any] = {}
+        self._configs: dict[str, dict[str, Any]] = {}   # --config FILE -> its values, read once
         self._resume: str | None = None
         self.trial: int | None = None
         self._changes: dict[str, Any] = {}
@@ -143,7 +145,9 @@ class Run:
         if fresh:
             first = not self._declared
             self._declared.update(fresh)
-            overrides, unknown = _parse_argv(self.argv, fresh, help_ok=first)
+            # --config is ours unless the script has a setting of that name.
+            config = None if "config" in self._declared else self._config
+            overrides, unknown = _parse_argv(self.argv, fresh, help_ok=first, config=config)
             if first and unknown:
                 _warn(f"ignoring unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                       f"(known: {', '.join('--' + k for k in self._declared)})")
@@ -154,6 +158,11 @@ class Run:
                     value = overrides.get(name, default)
                 self._params[name] = value
         return self._params
+
+    def _config(self, path: str) -> dict[str, Any]:
+        if path not in self._configs:
+            self._configs[path] = _load_config(path)
+        return self._configs[path]
 
     def report(self, step: int, /, **metrics: Any) -> None:
         """Record metrics for a step and apply pending commands (a pause blocks here until resumed)."""
@@ -472,8 +481,45 @@ def _parse_value(flag: str, text: str, like: Any) -> Any:
         raise SystemExit(2) from None
 
 
-def _parse_argv(argv: list[str], declared: dict[str, Any], *, help_ok: bool) -> tuple[dict[str, Any], list[str]]:
-    """Overrides for declared names from --name value / --name=value; also the unknown flags seen."""
+def _fail(message: str) -> SystemExit:
+    print(f"tui-tuner: {message}", file=sys.stderr, flush=True)
+    return SystemExit(2)
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    """The values of a `tui-tuner export` TOML file, its [tuner] table of metadata left out."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised only on 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise _fail(f"--config {path}: cannot read: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise _fail(f"--config {path}: TOML syntax error: {e}") from None
+    data.pop("tuner", None)   # export.TUNER_TABLE (not imported: this module stays light)
+    return data
+
+
+def _config_value(path: str, key: str, value: Any, like: Any) -> Any:
+    """A --config file's value, typed like the script's default; exit 2 with one line if it does not fit."""
+    v = _coerce_like(value, like)
+    if like is None or (isinstance(v, type(like)) and isinstance(v, bool) == isinstance(like, bool)):
+        return v
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        type(like), type(like).__name__)
+    raise _fail(f"--config {path}: {key}: expected {kind}, got {value!r}")
+
+
+def _parse_argv(argv: list[str], declared: dict[str, Any], *, help_ok: bool,
+                config: Callable[[str], dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Overrides for declared names from --name value / --name=value; also the unknown flags seen.
+
+    With `config` (a loader), --config FILE sets the declared names FILE holds, where it stands:
+    a flag after it wins, one before it loses.
+    """
     out: dict[str, Any] = {}
     unknown: list[str] = []
     i = 0
@@ -483,13 +529,26 @@ def _parse_argv(argv: list[str], declared: dict[str, Any], *, help_ok: bool) -> 
         if tok == "--":
             break
         if help_ok and tok in ("-h", "--help"):
-            _print_help(declared)
+            _print_help(declared, config is not None)
             raise SystemExit(0)
         if not tok.startswith("--") or len(tok) == 2:
             continue
         name, eq, text = tok[2:].partition("=")
         key = name if name in declared else name.replace("-", "_")
         nxt = argv[i] if i < len(argv) else None
+        if name == "config" and config is not None:
+            if not eq:
+                if nxt is None:
+                    raise _fail("--config: expected a file (a tui-tuner export, e.g. best.toml)")
+                text, i = nxt, i + 1
+            values = config(text)
+            for k, v in values.items():
+                if k in declared:
+                    out[k] = _config_value(text, k, v, declared[k])
+            extra = [k for k in values if k not in declared]
+            if extra and help_ok:
+                unknown.append(f"{', '.join(extra)} (in {text})")
+            continue
         if key not in declared:
             unknown.append(f"--{name}")
             if not eq and nxt is not None and not nxt.startswith("--"):
@@ -509,11 +568,14 @@ def _parse_argv(argv: list[str], declared: dict[str, Any], *, help_ok: bool) -> 
     return out, unknown
 
 
-def _print_help(declared: dict[str, Any]) -> None:
+def _print_help(declared: dict[str, Any], config: bool = False) -> None:
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "trainer"
-    print(f"usage: {prog} [--NAME VALUE ...]\n\nsettings (tui-tuner trainer.params) and their defaults:")
+    usage = "[--config FILE.toml] [--NAME VALUE ...]" if config else "[--NAME VALUE ...]"
+    print(f"usage: {prog} {usage}\n\nsettings (tui-tuner trainer.params) and their defaults:")
     for k, v in declared.items():
         print(f"  --{k:<20} {v!r}")
+    if config:
+        print(f"  --{'config FILE.toml':<20} the values of a `tui-tuner export` (flags after it win)")
 
 
 # -- the module-level API (one Run per process) ---------------------------------------------------------

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
+import signal
+import subprocess
 import sys
+import textwrap
 
 import pytest
 from space_toml import lr, param, space_toml
+from study_runs import kill_runs
+from waiting import wait_for
 
 from tui_tuner.adapters import (
+    MATCH_CHARS,
     LineTail,
     MetricParser,
     command_argv,
+    expand,
     flag_args,
     format_value,
     python_argv,
     tail_lines,
 )
+from tui_tuner.errors import RunError
 from tui_tuner.space import parse_space
+from tui_tuner.study import Study
 
 PARAMS = {
     "lr": lr(low=1e-5, default=1e-3, flag="--trainer.learning_rate"),
@@ -136,3 +146,143 @@ def test_line_tail_partial_lines_and_carriage_returns(tmp_path):
     assert t.flush() == ["last"]
     assert tail_lines(f, 2) == [" 100% loss 2", "last"]
     assert tail_lines(tmp_path / "missing.log") == []
+
+
+# -- a user's pattern can never hang the tuner (issue 7, item 5) ------------------------------------
+
+# Under Python's backtracking `re`, this pattern on "aaaa...a!" takes about 2**40 steps.
+CATASTROPHIC = r"(?:a+)+(x)$"
+BAD_LINE = "a" * 40 + "!"
+
+
+def test_a_catastrophic_pattern_parses_a_line_at_once():
+    # In a child process: under a backtracking engine it would spin (and not stop) here.
+    code = textwrap.dedent(f"""
+        import time
+        from tui_tuner.adapters import MetricParser
+        p = MetricParser({{"loss": r"loss ([0-9.]+)", "junk": {CATASTROPHIC!r}}})
+        t = time.perf_counter()
+        out = [p.feed({BAD_LINE!r}) for _ in range(1000)] + [p.feed("loss 0.5 " + {BAD_LINE!r})]
+        print(repr((out[0], out[-1], time.perf_counter() - t)))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    first, last, seconds = eval(res.stdout)
+    assert first is None and last == {"step": 1, "metrics": {"loss": 0.5}}
+    assert seconds < 5
+
+
+def test_patterns_see_at_most_match_chars_of_a_line():
+    p = MetricParser({"loss": r"loss ([0-9.]+)"})
+    pad = "x" * (MATCH_CHARS - 20)
+    assert p.parse(pad + " loss 0.25") == {"loss": 0.25}
+    assert p.parse(pad + "y" * 100 + " loss 0.25") == {}   # past the cap: not looked at
+
+
+def zero_code_study(tmp_path, sleep: float) -> None:
+    """A zero-code trainer that prints a line the catastrophic pattern chokes `re` on, then metrics."""
+    (tmp_path / "trainer.py").write_text(textwrap.dedent(f"""
+        import time
+        for i in range(3):
+            print({BAD_LINE!r}, flush=True)
+            print(f"val_loss {{1.0 / (i + 1)}}", flush=True)
+        time.sleep({sleep})
+    """))
+    text = space_toml({"lr": lr()}, name="junk", command=["python", "trainer.py"], objective="val_loss",
+                      strategy="random", metrics={"val_loss": r"val_loss ([0-9.]+)", "junk": CATASTROPHIC})
+    (tmp_path / "space.toml").write_text(text)
+
+
+def headless(tmp_path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "tui_tuner", "run", "space.toml", "--headless", "--study", "st", *args]
+
+
+def test_a_catastrophic_pattern_does_not_stop_a_zero_code_study(tmp_path):
+    zero_code_study(tmp_path, sleep=0)
+    try:
+        res = subprocess.run(headless(tmp_path, "--trials", "2", "--parallel", "2"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=90)
+    finally:
+        kill_runs(tmp_path / "st")
+    assert res.returncode == 0, res.stdout + res.stderr
+    with Study.open(tmp_path / "st", lock=False) as study:
+        assert [(t.status, t.objective) for t in study.trials("id")] == [("done", 1 / 3)] * 2
+
+
+def test_ctrl_c_stops_a_study_whose_output_a_catastrophic_pattern_reads(tmp_path):
+    zero_code_study(tmp_path, sleep=60)
+    proc = subprocess.Popen(headless(tmp_path, "--trials", "1"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        log = tmp_path / "st" / "runs" / "t0001" / "output.log"
+        wait_for(lambda: log.exists() and "val_loss 0.33" in log.read_text(), timeout=60,
+                 what="the trainer's metric lines")
+
+        def seen() -> bool:
+            with Study.open(tmp_path / "st", lock=False) as study:
+                return study.trial(1).objective is not None
+        wait_for(seen, timeout=30, what="the tuner to read the metrics")   # it is past the bad lines
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        kill_runs(tmp_path / "st")
+    assert proc.returncode == 130, out
+    assert "the study is intact" in out
+
+
+# -- per-run paths and per-parameter flag styles (items 13 and 14) ----------------------------------
+
+
+def placeholder_space():
+    text = space_toml({"lr": lr(), "save": param("choice", values=["{run_dir}/a.pt", "{run_dir}/b.pt"])},
+                      name="ph", command=["python", "train.py", "--out_dir", "{run_dir}/out", "--tag", "t{trial}",
+                                          "--fmt", "{epoch}-{x}.pt"],
+                      objective="loss", metrics={"loss": r"loss ([0-9.]+)"})
+    return parse_space(text, "ph.toml")
+
+
+def test_run_dir_and_trial_expand_in_the_command_and_in_flag_values(tmp_path):
+    argv = command_argv(placeholder_space(), {"lr": 0.1, "save": "{run_dir}/b.pt"},
+                        run_dir=tmp_path / "runs" / "t0007", trial=7)
+    d = str(tmp_path / "runs" / "t0007")
+    assert argv[1:] == ["train.py", "--out_dir", f"{d}/out", "--tag", "t7", "--fmt", "{epoch}-{x}.pt",
+                        "--lr", "0.1", "--save", f"{d}/b.pt"]
+    # Another trial, run at the same time, writes elsewhere.
+    other = command_argv(placeholder_space(), {"lr": 0.1, "save": "{run_dir}/b.pt"}, run_dir="r8", trial=8)
+    assert other[3:9:2] == ["r8/out", "t8", "{epoch}-{x}.pt"] and other[-1] == "r8/b.pt"
+
+
+def test_a_placeholder_without_a_value_is_refused_not_passed_on():
+    with pytest.raises(RunError, match=r"the command uses \{run_dir\}, but no value was given"):
+        command_argv(placeholder_space(), {"lr": 0.1, "save": "{run_dir}/a.pt"})
+    assert expand("{trial}.log", trial=3) == "3.log"
+    assert expand('{"a": 1}') == '{"a": 1}'
+    # A study without placeholders runs as before, with no run_dir given.
+    assert command_argv(space("space"), {"lr": 0.1})[-2:] == ["--trainer.learning_rate", "0.1"]
+
+
+def test_flag_style_per_parameter_lets_store_true_and_dotted_equals_flags_mix():
+    params = {"lr": lr(flag="--trainer.lr"), "cuda": param("choice", values=[True, False], flag_style="space"),
+              "amp": param("choice", values=[True, False])}
+    sp = parse_space(space_toml(params, flag_style="equals", metrics={"val_loss": r"val ([0-9.]+)"}), "x.toml")
+    assert sp["cuda"].flag_style == "space" and sp["lr"].flag_style == ""
+    on = flag_args(sp, {"lr": 0.01, "cuda": True, "amp": True})
+    off = flag_args(sp, {"lr": 0.01, "cuda": False, "amp": False})
+    assert on == ["--trainer.lr=0.01", "--cuda", "--amp=True"]
+    assert off == ["--trainer.lr=0.01", "--amp=False"]
+    # What a TCN-style script (argparse, store_true) makes of them.
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trainer.lr", dest="lr", type=float)
+    ap.add_argument("--cuda", action="store_true")
+    ap.add_argument("--amp", type=lambda s: s == "True")
+    assert vars(ap.parse_args(on)) == {"lr": 0.01, "cuda": True, "amp": True}
+    assert vars(ap.parse_args(off)) == {"lr": 0.01, "cuda": False, "amp": False}
+
+
+def test_the_study_style_argument_does_not_override_a_parameters_own():
+    sp = parse_space(space_toml({"cuda": param("choice", values=[True, False], flag_style="equals")},
+                                metrics={"val_loss": r"val ([0-9.]+)"}), "x.toml")
+    assert flag_args(sp, {"cuda": False}, style="space") == ["--cuda=False"]

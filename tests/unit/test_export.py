@@ -140,12 +140,13 @@ def test_refusals_are_clear_study_errors(study, tmp_path, case, pattern):
             export_trial(study, t.id, tmp_path)
 
 
-def test_param_named_tuner_is_refused(tmp_path):
-    text = export_space(tuner=param("int", low=1, high=2))
-    with Study.open(tmp_path / "s", parse_space(text, "t.toml")) as s:
-        t = s.enqueue_manual({})
-        with pytest.raises(StudyError, match=r"params\.tuner: .*collide"):
-            export_trial(s, t.id)
+def test_param_named_tuner_is_refused(study):
+    # The space file refuses the name (tests/unit/test_space.py); a trial from an older study that
+    # holds it is still refused here rather than written over the [tuner] table.
+    t = finish(study, CHOSEN, 0.5)
+    t.params = {**t.params, "tuner": 1}
+    with pytest.raises(StudyError, match=r"params\.tuner: .*collide"):
+        export_document(study, t)
 
 
 def test_write_is_atomic(study, monkeypatch):

@@ -165,6 +165,33 @@ REFUSED = [
     ('', HEAD, "params", "no parameters"),
     ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + 'name = ".."\n', "study.name", "not . or .."),
     ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0\n[extra]\na = 1', HEAD, "extra", "unknown table"),
+    # Gaps a file used to slip through (issue 7, item 10).
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + 'zoom_top = nan\n', "study.zoom_top", "got nan"),
+    ('[params.x]\ntype = "float"\nlow = -1e308\nhigh = 1e308', HEAD, "params.x",
+     "high - low must be a finite number, got low=-1e+308, high=1e+308"),
+    ('[params.tuner]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD, "params.tuner",
+     "reserved for the [tuner] table of metadata in an export; rename the parameter, got 'tuner'"),
+    ('[params.n]\ntype = "int"\nlow = 0\nhigh = 9223372036854775808', HEAD, "params.n",
+     "int bounds must fit in 64 bits (-2**63 to 2**63-1), got high=9223372036854775808"),
+    ('[params.n]\ntype = "int"\nlow = -9223372036854775809\nhigh = 0', HEAD, "params.n",
+     "must fit in 64 bits (-2**63 to 2**63-1), got low=-9223372036854775809"),
+    ('[params."lr\\n"]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD, "params.'lr\\n'",
+     "a parameter name must start with a letter or _ and hold only letters, digits, _ . -, got 'lr\\n'"),
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + 'name = "a\\nb"\n', "study.name",
+     "without '/' or control characters (newline, tab), and not . or .., got 'a\\nb'"),
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0\nstep = 2.0', HEAD, "params.x",
+     "step must not be wider than the range (high - low = 1), got step=2"),
+    ('[params.n]\ntype = "int"\nlow = 0\nhigh = 5\nstep = 10', HEAD, "params.n",
+     "step must not be wider than the range (high - low = 5), got step=10"),
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0\nflag_style = "colon"', HEAD, "params.x",
+     "flag_style must be one of space, equals, got 'colon'"),
+    # Metric patterns run under RE2 (linear time): what it lacks is refused when the space loads.
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + "[study.metrics]\nval_loss = '(\\d)\\1'\n",
+     "study.metrics.val_loss", "uses syntax RE2 lacks (invalid escape sequence: \\1)"),
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + "[study.metrics]\nval_loss = 'loss (?=\\d)(\\S+)'\n",
+     "study.metrics.val_loss", "uses syntax RE2 lacks (invalid perl operator: (?=)"),
+    ('[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0', HEAD + "[study.metrics]\nval_loss = '(?<=loss )(\\S+)'\n",
+     "study.metrics.val_loss", "backreferences, lookahead, lookbehind"),
 ]
 
 

@@ -34,7 +34,7 @@ scalars = st.one_of(
                      "random", "grid", "best", "last", "(\\d+)", "x(", "--lr"]),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=4))
-names = st.one_of(st.sampled_from(["lr", "beta", "layers", "a.b", "tuner", "1x", "", "x y"]),
+names = st.one_of(st.sampled_from(["lr", "beta", "layers", "a.b", "tuner", "1x", "", "x y", "lr\n", "a\tb"]),
                   st.text(alphabet=string.ascii_letters + "_.-0123456789", min_size=1, max_size=6))
 
 param_tables = st.dictionaries(st.one_of(st.sampled_from(sorted(PARAM_KEYS)), names), values, max_size=8)
@@ -67,7 +67,14 @@ def exercise(space: Space) -> None:
     """A space that parsed must work: defaults valid, each scale maps to [0, 1] and back into range."""
     assert space.check_setting(space.defaults()) == space.defaults()
     assert isinstance(space.signature(), str)
+    assert space.study.name.isprintable() and math.isfinite(space.study.zoom_top)
     for p in space:
+        # Names reach one-line messages, flags and the export's top level.
+        assert p.name.isprintable() and "\n" not in p.name and p.name != "tuner"
+        if p.type == "int":
+            assert -(2**63) <= p.low <= p.high <= 2**63 - 1
+        if p.step:
+            assert p.step <= p.high - p.low
         assert 1 <= p.tier <= 4
         for u in (0.0, 0.25, 0.5, 1.0):
             v = p.from_unit(u)
@@ -101,13 +108,16 @@ def test_random_structures_dumped_with_tomli_w(doc):
         exercise(space)
 
 
+# Bounds from the whole float range: a range whose width overflows must be refused, not sampled as nan.
+BOUND = st.one_of(st.floats(-1e6, 1e6), st.floats(allow_nan=False, allow_infinity=False))
 FLOAT_PARAM = st.fixed_dictionaries(
-    {"type": st.just("float"), "low": st.floats(-1e6, 1e6), "high": st.floats(-1e6, 1e6)},
+    {"type": st.just("float"), "low": BOUND, "high": BOUND},
     optional={"scale": st.sampled_from(["linear", "log", "one_minus_log"]), "tier": st.integers(0, 5),
               "step": st.floats(-1, 10), "default": st.floats(-1e6, 1e6), "live": st.booleans()},
 )
 INT_PARAM = st.fixed_dictionaries(
-    {"type": st.just("int"), "low": st.integers(-(2**40), 2**40), "high": st.integers(-(2**40), 2**40)},
+    {"type": st.just("int"), "low": st.integers(-(2**40), 2**40) | st.integers(-(2**70), 2**70),
+     "high": st.integers(-(2**40), 2**40) | st.integers(-(2**70), 2**70)},
     optional={"scale": st.sampled_from(["linear", "log"]), "step": st.integers(-2, 50),
               "default": st.integers(-(2**40), 2**40)},
 )
@@ -128,7 +138,7 @@ def test_nearly_valid_params(params):
         exercise(space)
 
 
-# Cases the fuzzer found, kept so they are checked on every run (not only when hypothesis finds them again).
+# Cases the fuzzer found (or the issues named), kept so they are checked on every run (not only when hypothesis finds them again).
 FOUND = {
     # snap's 12-digit rounding pushed the top of the range past `high`
     "step_rounds_past_high": {"lr": {"type": "float", "low": 1.7109375, "high": 100000.7109375, "step": 1.0}},
@@ -136,7 +146,24 @@ FOUND = {
     "tiny_step": {"units": {"type": "float", "low": -1.0, "high": 0.0, "step": 5e-324}},
     # nan != nan: a choice of [nan] parsed, then refused its own default
     "nan_choice": {"lr": {"type": "choice", "values": [float("nan")]}},
+    # high - low overflowed to inf, and every sample came out nan
+    "width_overflows": {"lr": {"type": "float", "low": -1e308, "high": 1e308}},
+    # a step wider than the range: a lattice of one point (low), surely a typo in the file
+    "wide_step": {"units": {"type": "float", "low": 0.0, "high": 1.0, "step": 3.0}},
+    # int bounds past 64 bits (numpy and SQLite integers, which readers of a study use, are 64-bit)
+    "huge_int": {"units": {"type": "int", "low": 0, "high": 2**64}},
 }
+
+
+@FUZZ
+@given(st.one_of(st.floats(), st.integers(-3, 3)), st.one_of(st.text(max_size=6), st.just("a\nb")))
+def test_study_numbers_and_names(zoom_top, name):
+    text = tomli_w.dumps({"study": {"command": ["python", "t.py"], "objective": "loss", "zoom_top": zoom_top,
+                                    "name": name},
+                          "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
+    space = check(text)
+    if space is not None:
+        exercise(space)
 
 
 @pytest.mark.parametrize("name", list(FOUND))
