@@ -42,7 +42,6 @@ ENDS = ("done", "stopped", "diverged", "failed")
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
-
 @dataclass(frozen=True)
 class EarlyStopConfig:
     """The validated early-stopping settings: rule, first rung / warm-up step, reduction factor (eta).
@@ -82,10 +81,7 @@ class EarlyStopConfig:
     @property
     def first_step(self) -> int:
         """The first step at which a trial may be stopped (asha: its first rung; median: the warm-up)."""
-        if self.min_step is not None:
-            return self.min_step
-        assert self.max_step is not None
-        return max(1, self.max_step // 100)
+        return self.min_step if self.min_step is not None else max(1, (self.max_step or 0) // 100)
 
 
 @dataclass(frozen=True)
@@ -213,6 +209,16 @@ class Decider:
         """What `rebuild` needs to restore this decider: the reports that reached the pruner, the
         ends and the forgets, in order (reports between rungs change nothing, so they are left out)."""
         return list(self._history)
+
+    def curves(self) -> dict[int, dict[int, float]]:
+        """Per trial, the values the pruner judged {step: value}: intermediate values for OptunaSearch."""
+        out: dict[int, dict[int, float]] = {}
+        for r in self._history:
+            if isinstance(r, Forget):
+                out.pop(r.trial_id, None)
+            elif isinstance(r, Report):
+                out.setdefault(r.trial_id, {})[r.step] = r.value
+        return out
 
     def pin(self, trial_id: int, pinned: bool = True) -> None:
         """Mark a trial pinned (never stopped; its values still count) or not."""

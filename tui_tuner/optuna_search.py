@@ -162,7 +162,8 @@ class OptunaSearch:
         if strategy == "cmaes":
             _require("cmaes", "strategy 'cmaes' needs the cmaes package: pip install cmaes")
         if strategy == "gp":
-            _require("torch", "strategy 'gp' needs torch: pip install torch")
+            for module in ("torch", "scipy"):
+                _require(module, "strategy 'gp' needs torch and scipy: pip install torch scipy")
         self.space = space
         self.state = state.copy()
         self.seed = int(seed)

@@ -299,6 +299,15 @@ def test_history_is_compact_and_round_trips():
     assert d.report(1, 270, 0.5) is None            # an ended trial is not judged
 
 
+def test_curves_hold_the_values_the_pruner_judged():
+    d = build_decider("asha", 10, 3, "minimize")
+    for s in range(1, 40):
+        d.report(1, s, 1.0 / s)
+        d.report(2, s, 2.0 / s)
+    d.forget(2)
+    assert d.curves() == {1: {10: 0.1, 30: 1 / 30}}
+
+
 def test_forget_takes_a_trials_values_out():
     d = build_decider("asha", 10, 2, "minimize")
     d.report(1, 10, 0.1)

@@ -275,6 +275,20 @@ def test_bad_arguments_are_one_line_errors(kwargs, message):
     assert str(e.value) == message
 
 
+@pytest.mark.parametrize("strategy, missing, message", [
+    ("cmaes", "cmaes", "strategy 'cmaes' needs the cmaes package: pip install cmaes"),
+    ("gp", "torch", "strategy 'gp' needs torch and scipy: pip install torch scipy"),
+])
+def test_a_missing_optional_package_is_named(monkeypatch, strategy, missing, message):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    with pytest.raises(SpaceError) as e:
+        OptunaSearch(SPACE, SearchState(), 0, [], strategy=strategy)
+    assert str(e.value) == message
+
+
 def test_a_bad_count_is_refused():
     with pytest.raises(SpaceError, match="ask needs a count >= 0, got -2"):
         OptunaSearch(SPACE, SearchState(), 0, []).ask(-2)
