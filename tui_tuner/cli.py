@@ -21,7 +21,7 @@ from tui_tuner.errors import TunerError
 from tui_tuner.space import STRATEGIES, Space, load_space
 
 PROG = "tui-tuner"
-COMMANDS = ("tune", "run", "demo", "sample", "show", "export")
+COMMANDS = ("tune", "run", "demo", "sample", "show", "export", "recover")
 DEBUG_ENV = "TUI_TUNER_DEBUG"
 EXIT_USER = 2        # a TunerError or a usage error: the user can fix it
 EXIT_BUG = 1         # anything unexpected
@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--best", action="store_true", help="the best done trial (the default)")
     e.add_argument("-o", "--output", metavar="FILE.toml", help="where to write (default: STUDY/export-tNNNN.toml)")
     e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("recover", help="rebuild a missing or empty study.db from space.toml and runs/")
+    v.add_argument("study", metavar="STUDY", help="the study directory")
+    v.set_defaults(func=cmd_recover)
     return p
 
 
@@ -255,6 +259,17 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
     with Study.open(args.study, lock=False) as study:
         path = export_trial(study, args.trial, args.output)
     out.write(f"{path}\n")
+    out.flush()
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Rebuild the study's database from its run directories and say what could not come back."""
+    from tui_tuner.recover import recover
+
+    out = out or sys.stdout
+    for line in recover(args.study).lines():
+        out.write(line + "\n")
     out.flush()
     return 0
 

@@ -86,6 +86,47 @@ def study_dir(tmp_path):
 # -- 1. study.db missing or empty while runs/ holds runs --------------------------------------------
 
 
+def test_a_lost_db_is_refused_then_recovered_and_the_live_runs_readopted(tmp_path, study_dir):
+    # The repro: kill -9 the tuner mid-study, delete study.db*, run the same command again.
+    space = toy_space(tmp_path, stage=1, strategy="random", steps=300, delay=0.02)
+    args = ("--trials", "2", "--parallel", "2", "--seed", "7")
+    first = tuner(space.path, study_dir, *args)
+    try:
+        wait_until(lambda: all(len(steps_in(study_dir / "runs" / f"t000{i}")) >= 3 for i in (1, 2)),
+                   timeout=30, interval=0.02, what="two runs under way")
+    finally:
+        first.kill()
+        first.wait()
+    for p in study_dir.glob("study.db*"):
+        p.unlink()
+    runs_before = {i: json.loads((study_dir / "runs" / f"t000{i}" / "params.json").read_text()) for i in (1, 2)}
+
+    again = tuner(space.path, study_dir, *args)
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 2, out
+    assert out.strip().splitlines() == [
+        f"tui-tuner: {study_dir}: runs/ holds 2 runs but study.db is missing or empty; "
+        f"run `tui-tuner recover {study_dir}` to rebuild it"]
+    assert not (study_dir / "study.db").exists(), "a fresh database was created over the runs"
+
+    rec = cli("recover", str(study_dir))
+    assert rec.returncode == 0, rec.stderr
+    assert "recovered 2 runs" in rec.stdout and "2 running" in rec.stdout
+
+    again = tuner(space.path, study_dir, *args)
+    out, _ = again.communicate(timeout=90)
+    assert again.returncode == 0, out
+    with Study.open(study_dir, lock=False) as s:
+        trials = s.trials("id")
+        assert [t.id for t in trials] == [1, 2]
+        for t in trials:
+            # Credited with its own run's settings and curve, not another trial's.
+            assert t.params == runs_before[t.id]["params"]
+            assert t.status == "done", (t.status, t.reason)
+            assert t.objective == pytest.approx(loss_at(300, t.params["lr"]), rel=1e-9)
+            assert steps_in(s.run_dir(t.id)) == list(range(1, 301))
+
+
 def test_an_emptied_db_of_a_finished_study_is_refused_and_its_runs_are_kept(tmp_path, study_dir):
     space = toy_space(tmp_path, stage=1, strategy="random", steps=3, delay=0.0)
     args = ("--trials", "2", "--parallel", "1", "--seed", "3")
