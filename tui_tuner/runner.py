@@ -543,6 +543,12 @@ class Runner:
                 raise RunError(f"trial {trial_id}: checkpoints are not available for a zero-code run")
             return self._control(run, "checkpoint")
 
+    def checkpoint_event(self, trial_id: int, seq: int) -> dict[str, Any] | None:
+        """The checkpoint event that answered command `seq` ({"seq", "path", "step"}), None until it has."""
+        with self._locked():
+            run = self.runs.get(trial_id)
+            return dict(run.checkpoints[seq]) if run is not None and seq in run.checkpoints else None
+
     def stop(self, trial_id: int) -> None:
         """Stop a run gracefully; poll() escalates to SIGTERM, then SIGKILL, after the timeouts."""
         with self._locked():
