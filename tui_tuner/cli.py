@@ -21,7 +21,7 @@ from tui_tuner.errors import TunerError
 from tui_tuner.space import STRATEGIES, Space, load_space
 
 PROG = "tui-tuner"
-COMMANDS = ("tune", "run", "demo", "sample", "show", "export")
+COMMANDS = ("tune", "run", "demo", "sample", "show", "export", "recover")
 DEBUG_ENV = "TUI_TUNER_DEBUG"
 EXIT_USER = 2        # a TunerError or a usage error: the user can fix it
 EXIT_BUG = 1         # anything unexpected
@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("toml", "args"), default="toml",
                    help="toml (default), or args: just the flags, shell-quoted on one line, for $(...)")
     e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("recover", help="rebuild a missing or empty study.db from space.toml and runs/")
+    v.add_argument("study", metavar="STUDY", help="the study directory")
+    v.set_defaults(func=cmd_recover)
     return p
 
 
@@ -278,6 +282,17 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 0
         path = export_trial(study, args.trial, args.output, fmt=fmt)
     out.write(f"{path}\n")
+    out.flush()
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Rebuild the study's database from its run directories and say what could not come back."""
+    from tui_tuner.recover import recover
+
+    out = out or sys.stdout
+    for line in recover(args.study).lines():
+        out.write(line + "\n")
     out.flush()
     return 0
 

@@ -165,11 +165,22 @@ def spawn(run_dir: str | os.PathLike[str], argv: Sequence[str], env: Mapping[str
     return proc.pid
 
 
+# A pid_t is a C int; a pid from a damaged database can be anything (os.kill(2**62) overflows).
+_PID_MAX = 2**31 - 1
+
+
+def _possible(pid: object) -> bool:
+    """True for a number that can be a process id (a positive C int); bools and absurd values are not."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= _PID_MAX
+
+
 def reap(pid: int) -> int | None:
     """Collect a shim this process started, if it has ended: its exit status, else None.
 
     Also None for a pid that is not this process's child (e.g. a run re-adopted after a restart).
     """
+    if not _possible(pid):
+        return None
     proc = _children.get(pid)
     if proc is not None:
         rc = proc.poll()
@@ -190,7 +201,7 @@ def pid_alive(pid: int, run_dir: str | os.PathLike[str] | None = None) -> bool:
     With run_dir, also check (where /proc allows) that the process is the shim of that run, so a
     recycled pid after a reboot is not mistaken for the run.
     """
-    if pid <= 0:
+    if not _possible(pid):
         return False
     if pid in _children and reap(pid) is not None:
         return False
@@ -222,7 +233,7 @@ def group_alive(pgid: int) -> bool:
 
     Needed when the shim itself is gone (SIGKILLed) but the trainer it started may still run.
     """
-    if pgid <= 0:
+    if not _possible(pgid):
         return False
     try:
         os.killpg(pgid, 0)
@@ -252,6 +263,8 @@ def send_signal(pid: int, sig: int) -> bool:
     SIGSTOP/SIGCONT/SIGKILL go to the whole process group, so a paused run is paused entirely. If the
     shim is gone, SIGTERM/SIGINT go to the group instead. False when no such process or group exists.
     """
+    if not _possible(pid):
+        return False
     try:
         if sig in FORWARDED:
             try:
@@ -267,6 +280,8 @@ def send_signal(pid: int, sig: int) -> bool:
 
 def signal_group(pgid: int, sig: int) -> bool:
     """Send sig to every process of group pgid (e.g. helpers an ended trainer left behind)."""
+    if not _possible(pgid):
+        return False
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

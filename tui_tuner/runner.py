@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_tuner import launch, protocol
-from tui_tuner.adapters import LineTail, MetricParser, command_argv, tail_lines
-from tui_tuner.errors import RunError, SpaceError
+from tui_tuner import launch, protocol, rundir, verdict
+from tui_tuner.adapters import LineTail, MetricParser, command_argv
+from tui_tuner.errors import RunError, SpaceError, StudyError
 
 # Polled per run; the defaults suit a person pressing keys, tests shrink them.
 STOP_TIMEOUT = 10.0        # after the stop command, before SIGTERM
@@ -35,9 +35,6 @@ PROGRESS_EVERY = 1.0       # seconds between step/objective writes to the study 
 FAST_POLL = 0.003          # poll-thread period for FAST_WINDOW seconds after a command
 FAST_WINDOW = 0.5
 SERIES_POINTS = 512        # per metric and run, whatever the run's length
-OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory")
-REASON_LINES = 5
-OUTPUT_PREV = "output.prev.log"  # a retried run's earlier output.log
 
 
 @dataclass
@@ -117,6 +114,7 @@ class _Run:
         self.started: float = trial.started or time.time()
         self.ended: float | None = None
         self.status: str = trial.status if trial.status in ("running", "paused") else "running"
+        self.readable = run_dir.is_dir()      # a stray file in its place has nothing to replay
         self.events = protocol.JsonlTail(run_dir / protocol.EVENTS)
         self.output = LineTail(run_dir / protocol.OUTPUT)
         self.parser = MetricParser(runner.space.study.metrics) if zero_code else None
@@ -128,14 +126,13 @@ class _Run:
         self.last_activity = time.time()
         self.stalled = False
         self.garbage = 0
-        self.done_seen = False
+        self.done_at: float | None = None     # when the trainer said it finished (its done event)
         self.diverged: str | None = None
         self.checkpoints: dict[int, dict[str, Any]] = {}
         self.applied: list[dict[str, Any]] = []
         self.stop_at: float | None = None     # when a stop was asked for
         self.stop_phase = 0                   # 0 none, 1 stop command sent, 2 SIGTERM, 3 SIGKILL
         self.phase_deadline = 0.0
-        self.stop_done_before = False         # a done event arrived before the stop was asked
         self.progress_written = 0.0
         self.settled = False
         self.live = False
@@ -187,24 +184,16 @@ class Runner:
                 raise RunError(f"trial {trial.id} is {current.status}; only a queued trial can start")
             trial = current
             run_dir = self.study.run_dir(trial.id)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            orphan = _orphan_shim(run_dir)
-            if orphan is not None:
-                # A tuner died between spawning this run and recording it: the run is going, adopt it.
-                self.study.mark_started(trial.id, orphan)
-                self._adopt_one(self.study.trial(trial.id), run_dir)
+            if self._earlier_attempt(trial, run_dir):
                 return
-            # A previous attempt (a tuner killed between spawn and bookkeeping) must not leak in.
-            for name in (protocol.EVENTS, protocol.CONTROL, protocol.EXIT, protocol.LAUNCH):
-                with contextlib.suppress(FileNotFoundError):
-                    (run_dir / name).unlink()
-            # Its output too (a zero-code run would re-read its metric lines), kept aside to read.
-            with contextlib.suppress(FileNotFoundError):
-                (run_dir / protocol.OUTPUT).replace(run_dir / OUTPUT_PREV)
+            try:
+                run_dir.mkdir(parents=True)
+            except OSError as e:
+                raise RunError(f"trial {trial.id}: cannot create {run_dir}: {e.strerror or e}") from None
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
             params_doc = {"trial": trial.id, "params": trial.params, "resume": resume}
             protocol.write_json_atomic(run_dir / protocol.PARAMS, params_doc)
-            argv = command_argv(self.space, trial.params)
+            argv = command_argv(self.space, trial.params, run_dir=run_dir.resolve(), trial=trial.id)
             env = dict(os.environ)
             env[protocol.ENV_RUN_DIR] = str(run_dir.resolve())
             # Output goes to a file: without this a Python script block-buffers it and a zero-code
@@ -223,6 +212,33 @@ class Runner:
             run.status = "running"
             self.runs[trial.id] = run
             self._emit("started", trial.id, {"pid": pid, "argv": argv})
+
+    def _earlier_attempt(self, trial, run_dir: Path) -> bool:
+        """A run dir already there (a tuner died between spawning and recording): True when its run
+        was taken over (adopted if it goes on, settled from its files if it ended); else it is moved
+        aside to runs/tNNNN.attempt-K, kept, and the trial starts afresh."""
+        if not (run_dir.exists() or run_dir.is_symlink()):
+            return False
+        shim = rundir.launched(run_dir) if run_dir.is_dir() else None
+        if shim is not None:
+            pid, started = shim
+            problem = rundir.params_mismatch(run_dir, trial, self._live_names())
+            going = not (run_dir / protocol.EXIT).exists() and _adoptable(pid, run_dir)
+            if problem is not None and going:
+                raise RunError(f"{problem}; that run is still going, so trial {trial.id} does not start over it")
+            if problem is None:
+                # It ran (or runs) this very setting: starting it again would run the trial twice.
+                self.study.mark_started(trial.id, pid, started=started)
+                self._adopt_one(self.study.trial(trial.id), run_dir)
+                return True
+        try:
+            rundir.set_aside(run_dir)
+        except OSError as e:
+            raise RunError(f"trial {trial.id}: cannot move {run_dir} aside: {e.strerror or e}") from None
+        return False
+
+    def _live_names(self) -> set[str]:
+        return {name for name, p in self.space.params.items() if p.live}
 
     # -- following --------------------------------------------------------------------------------
 
@@ -265,6 +281,8 @@ class Runner:
     def _read(self, run: _Run, final: bool = False) -> int:
         """Consume new events or output lines; returns how many metric reports came in."""
         count = 0
+        if not run.readable:
+            return count
         while True:
             n, behind = self._read_some(run, final)
             count += n
@@ -353,9 +371,8 @@ class Runner:
                 run.checkpoints[seq] = ev
             self._emit("checkpoint", run.trial_id, {k: ev.get(k) for k in ("seq", "path", "step")})
         elif kind == "done":
-            run.done_seen = True
-            if not run.stop_phase:
-                run.stop_done_before = True
+            if run.done_at is None:
+                run.done_at = verdict.event_time(ev)
             self._emit("done", run.trial_id, {"step": run.step})
         else:
             # A well-formed line of a kind we do not know: newer trainer; not an error.
@@ -403,53 +420,35 @@ class Runner:
                 launch.signal_group(pgid, signal.SIGKILL)
                 del self._leftovers[pgid]
 
-    def _settle(self, run: _Run) -> None:
-        """The run's processes are gone: decide its status and record it in the study."""
-        exit_info = protocol.read_json(run.run_dir / protocol.EXIT)
-        run.ended = time.time()
-        objective = self._objective(run)
-        status, reason = self._verdict(run, exit_info, objective)
+    def _settle(self, run: _Run, unusable: str | None = None) -> None:
+        """The run's processes are gone: decide its status from its recorded facts and record it.
+
+        `unusable` says why the run dir cannot be credited to its trial (then it fails with that).
+        """
+        facts = self.facts(run, unusable)
+        status, reason = verdict.decide(facts, self.config.objective)
+        ended = facts.exit.get("ended") if facts.exit else None
+        now = time.time()
+        # exit.json's time, for a run that ended while no tuner watched; a clock that went wrong is not.
+        run.ended = float(ended) if isinstance(ended, (int, float)) and run.started <= ended <= now else now
+        objective = _finite(facts.objective)
         run.live = False
         run.settled = True
         run.status = status
         if run.step is not None:
             self.study.update_progress(run.trial_id, run.step, None)
-        self.study.finish(run.trial_id, status, objective=_finite(objective), reason=reason)
+        self.study.finish(run.trial_id, status, objective=objective, reason=reason, ended=run.ended)
         self._emit("ended", run.trial_id, {"status": status, "reason": reason,
-                                           "objective": _finite(objective), "step": run.step})
+                                           "objective": objective, "step": run.step})
 
-    def _verdict(self, run: _Run, exit_info: dict | None, objective: float | None) -> tuple[str, str | None]:
-        rc = exit_info.get("returncode") if exit_info else None
-        sig = exit_info.get("signal") if exit_info else None
-        if exit_info is None and run.shim_rc is not None:
-            # The shim itself died without writing exit.json (SIGKILL): its status is all we have.
-            rc = run.shim_rc
-            if rc < 0:
-                sig, rc = -rc, None
-        if isinstance(rc, int) and rc < 0 and not sig:
-            sig, rc = -rc, None
-        if run.diverged:
-            return "diverged", run.diverged
-        if run.stop_phase and not (run.stop_done_before and rc == 0):
-            how = {1: "", 2: " (SIGTERM)", 3: " (SIGKILL)"}.get(run.stop_phase, "")
-            return "stopped", f"stopped{how}"
-        lines = tail_lines(run.run_dir / protocol.OUTPUT, 200)
-        if rc == 0 and not sig:
-            if objective is None:
-                return "failed", (f"exited without reporting the objective {self.config.objective!r}"
-                                  + _last_lines(lines))
-            return "done", None
-        if any(marker in line for line in lines for marker in OOM_MARKERS):
-            return "failed", "out of GPU memory"
-        if exit_info is None and rc is None and sig is None:
-            if run.done_seen and objective is not None:
-                # Its shim was killed while the tuner was away, but the run finished its work.
-                return "done", None
-            return "failed", "ended without an exit status (its launch shim was killed)" + _last_lines(lines)
-        if sig:
-            name = launch.signal_name(sig)
-            return "failed", f"killed by {name}" + _last_lines(lines)
-        return "failed", f"exit code {rc}" + _last_lines(lines)
+    def facts(self, run: _Run, unusable: str | None = None) -> verdict.Facts:
+        """What a run's directory and its replayed events say about how it ended (see verdict.decide)."""
+        exit_info, problem = verdict.read_exit(run.run_dir)
+        return verdict.Facts(exit=exit_info, exit_problem=problem, done_at=run.done_at,
+                             diverged=run.diverged, objective=self._objective(run),
+                             stop_at=verdict.first_stop(run.run_dir),
+                             output=verdict.output_tail(run.run_dir),
+                             unusable=unusable or verdict.not_a_directory(run.run_dir))
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -544,6 +543,12 @@ class Runner:
                 raise RunError(f"trial {trial_id}: checkpoints are not available for a zero-code run")
             return self._control(run, "checkpoint")
 
+    def checkpoint_event(self, trial_id: int, seq: int) -> dict[str, Any] | None:
+        """The checkpoint event that answered command `seq` ({"seq", "path", "step"}), None until it has."""
+        with self._locked():
+            run = self.runs.get(trial_id)
+            return dict(run.checkpoints[seq]) if run is not None and seq in run.checkpoints else None
+
     def stop(self, trial_id: int) -> None:
         """Stop a run gracefully; poll() escalates to SIGTERM, then SIGKILL, after the timeouts."""
         with self._locked():
@@ -554,14 +559,20 @@ class Runner:
         if run.stop_phase:
             return
         run.stop_at = time.time()
+        # Written first, for every run: the record that a stop was asked for, read by the verdict
+        # (also by a tuner restarted after this one dies). A zero-code script does not read it.
+        self._control(run, "stop")
+        self._carry_out_stop(run, run.stop_at)
+
+    def _carry_out_stop(self, run: _Run, asked: float) -> None:
+        """Drive a stop asked for at `asked` (maybe by a tuner that died since) through its phases."""
         if run.zero_code:
             # A stopped (SIGSTOP) process cannot act on SIGTERM: wake it first.
             self._signal(run, signal.SIGCONT)
             self._signal(run, signal.SIGTERM)
-            run.stop_phase, run.phase_deadline = 2, run.stop_at + self.term_timeout
+            run.stop_phase, run.phase_deadline = 2, time.time() + self.term_timeout
         else:
-            self._control(run, "stop")
-            run.stop_phase, run.phase_deadline = 1, run.stop_at + self.stop_timeout
+            run.stop_phase, run.phase_deadline = 1, asked + self.stop_timeout
 
     def _escalate(self, run: _Run, now: float) -> None:
         if now < run.phase_deadline:
@@ -626,7 +637,8 @@ class Runner:
             checked = self.space.check_setting(changes, partial=True) if changes else {}
             params = {**run.params, **checked}
             if run.zero_code:
-                child = self.study.add_fork(trial_id, params, run.step, None)
+                # A restart from scratch with the changed flags, not a continuation: no fork step.
+                child = self.study.add_fork(trial_id, params, None, None)
                 self.start(child)
                 return self.study.trial(child.id)
             seq = self._control(run, "checkpoint") if checkpoint is None else checkpoint
@@ -660,29 +672,66 @@ class Runner:
         """On open: re-adopt the study's live runs, settle the ones that ended while away.
 
         Returns the ids re-adopted as live. Each adopted run's events are replayed from the start
-        so its curves are whole again.
+        so its curves are whole again; a stop asked for before the tuner went away is carried out.
+        A live run whose params.json is not its trial's (id or settings) is refused: StudyError,
+        after the others were taken care of; an ended one fails with that reason, its result not
+        credited to a trial it does not belong to.
         """
         adopted: list[int] = []
+        refused: list[str] = []
         with self._locked():
             for trial in self.study.active():
                 if trial.id in self.runs and self.runs[trial.id].live:
                     continue
-                if self._adopt_one(trial, self.study.run_dir(trial.id)):
+                run_dir = self.study.run_dir(trial.id)
+                problem = rundir.params_mismatch(run_dir, trial, self._live_names()) if run_dir.is_dir() else None
+                if problem is not None and self._going(trial.pid, run_dir):
+                    refused.append(problem)
+                elif self._adopt_one(trial, run_dir, problem):
                     adopted.append(trial.id)
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise StudyError(f"{refused[0]}{more}: the study's database does not match its run directories, "
+                             f"so that run is not re-adopted")
         return adopted
 
-    def _adopt_one(self, trial, run_dir: Path) -> bool:
-        """Follow an active trial's run again (replaying its events); settle it if it has ended."""
+    def settle_ended(self) -> list[int]:
+        """Settle the active trials whose runs have ended, leaving live ones alone; returns their ids."""
+        settled: list[int] = []
+        with self._locked():
+            for trial in self.study.active():
+                run_dir = self.study.run_dir(trial.id)
+                if trial.id not in self.runs and not self._going(trial.pid, run_dir):
+                    self._adopt_one(trial, run_dir)
+                    settled.append(trial.id)
+        return settled
+
+    @staticmethod
+    def _going(pid: int | None, run_dir: Path) -> bool:
+        # exit.json means the trainer ended, whatever helper its process group still holds.
+        return run_dir.is_dir() and not (run_dir / protocol.EXIT).exists() and _adoptable(pid, run_dir)
+
+    def _adopt_one(self, trial, run_dir: Path, unusable: str | None = None) -> bool:
+        """Follow an active trial's run again (replaying its events); settle it if it has ended.
+
+        An ended run whose files are `unusable` (not this trial's) fails without being replayed.
+        """
         run = _Run(self, trial, run_dir, self.config.zero_code)
         run.live = True
         self.runs[trial.id] = run
-        if not _adoptable(trial.pid, run_dir):
-            self._read(run, final=True)
-            self._settle(run)
+        if not self._going(trial.pid, run_dir):
+            if unusable is None:
+                self._read(run, final=True)
+            self._settle(run, unusable)
             return False
         self._read(run)
         run.last_activity = time.time()
         self._emit("started", trial.id, {"pid": trial.pid, "adopted": True})
+        asked = verdict.first_stop(run_dir)
+        if asked is not None:
+            # A stop the tuner that went away had asked for: it still holds.
+            run.stop_at = asked if math.isfinite(asked) else time.time()
+            self._carry_out_stop(run, run.stop_at)
         return True
 
     # -- queries ----------------------------------------------------------------------------------
@@ -734,7 +783,7 @@ class Runner:
 
     def output_tail(self, trial_id: int, n: int = 20) -> list[str]:
         """The last n lines of the run's output.log."""
-        return tail_lines(self.study.run_dir(trial_id) / protocol.OUTPUT, n)
+        return list(verdict.output_tail(self.study.run_dir(trial_id), n))
 
     def _known(self, trial_id: int) -> _Run | None:
         run = self.runs.get(trial_id)
@@ -847,12 +896,6 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def _last_lines(lines: list[str]) -> str:
-    """": <last line>" and then the last few lines: the first line of a reason reads on its own."""
-    tail = [ln.rstrip() for ln in lines[-REASON_LINES:]]
-    return (f": {tail[-1].strip()}\n" + "\n".join(tail)) if tail else ""
-
-
 def _last_seq(path: Path) -> int:
     """The highest seq in a control file (0 when none): commands keep counting after re-adoption."""
     try:
@@ -883,15 +926,6 @@ def _ckpt_rel(study_dir: Path, run_dir: Path, path: Any) -> str | None:
         return str(p.resolve().relative_to(Path(study_dir).resolve()))
     except ValueError:
         return str(p.resolve())
-
-
-def _orphan_shim(run_dir: Path) -> int | None:
-    """The pid of a live shim already running this run dir (spawned by a tuner that died), or None."""
-    info = protocol.read_json(run_dir / protocol.LAUNCH)
-    pid = info.get("pid") if info else None
-    if isinstance(pid, int) and launch.pid_alive(pid, run_dir):
-        return pid
-    return None
 
 
 def _adoptable(pid: int | None, run_dir: Path) -> bool:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui_tuner import rundir
 from tui_tuner.errors import StudyError
 from tui_tuner.sampling import Sampler, SearchState
 from tui_tuner.space import Space, StudyConfig, parse_space
@@ -64,6 +65,21 @@ def _space_diff(old: Space, new: Space) -> str:
     return "the parameters differ"
 
 
+def refuse_over_runs(d: Path) -> None:
+    """Refuse to make a fresh study.db where runs/ already holds runs: it would mis-credit or overwrite them."""
+    n = len(rundir.entries(d / RUNS_DIR))
+    if n:
+        raise StudyError(f"{d}: {RUNS_DIR}/ holds {n} run{'' if n == 1 else 's'} but {DB_NAME} is missing or "
+                         f"empty; run `tui-tuner recover {d}` to rebuild it")
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 class Study:
     """A study directory: its space, queue and trials. Open it with `Study.open`."""
 
@@ -92,6 +108,7 @@ class Study:
             raise StudyError(f"{d}: not a directory")
         db_path = d / DB_NAME
         if not db_path.exists():
+            refuse_over_runs(d)
             if not lock:
                 raise StudyError(f"{d}: no study here (no {DB_NAME})")
             if space is None:
@@ -105,8 +122,12 @@ class Study:
             owner.acquire()
         store: Store | None = None
         try:
+            if _empty_file(db_path):
+                # Checked before SQLite opens it: opening would write a header into the empty file.
+                refuse_over_runs(d)
             store = Store(db_path, create=lock)
             if not store.initialised():
+                refuse_over_runs(d)
                 if not lock or space is None:
                     raise StudyError(f"{d}: {DB_NAME} is not a tui-tuner study (no schema)")
                 cls._create(d, space, store, seed)
@@ -365,15 +386,15 @@ class Study:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def mark_started(self, trial_id: int, pid: int) -> Trial:
-        """A queued trial's process was launched: it is running and off the queue."""
+    def mark_started(self, trial_id: int, pid: int, started: float | None = None) -> Trial:
+        """A queued trial's process was launched (at `started`, default now): it is running and off the queue."""
         self._writable()
         with self.store.tx() as db:
             t = self._get(trial_id)
             if t.status != "queued":
                 raise StudyError(f"trial {t.id} is {t.status}; only a queued trial can start")
-            Store.update(db, t.id, status="running", started=time.time(), ended=None, pid=int(pid),
-                         queue_pos=None)
+            Store.update(db, t.id, status="running", started=time.time() if started is None else started,
+                         ended=None, pid=int(pid), queue_pos=None)
         return self._get(t.id)
 
     def set_status(self, trial_id: int, status: str, reason: str | None = None) -> Trial:
@@ -430,8 +451,11 @@ class Study:
         return self._get(t.id)
 
     def finish(self, trial_id: int, status: str, objective: float | None = None,
-               reason: str | None = None) -> Trial:
-        """End a trial (done, failed, stopped or diverged); objective None keeps the one recorded so far."""
+               reason: str | None = None, ended: float | None = None) -> Trial:
+        """End a trial (done, failed, stopped or diverged); objective None keeps the one recorded so far.
+
+        `ended` is when the run ended (default now): a run settled after the tuner was away ended earlier.
+        """
         self._writable()
         if status not in FINISHED:
             raise StudyError(f"{status!r} is not an end status (allowed: {', '.join(FINISHED)})")
@@ -439,7 +463,8 @@ class Study:
             t = self._get(trial_id)
             if t.finished:
                 raise StudyError(f"trial {t.id} already ended ({t.status})")
-            fields: dict[str, Any] = {"status": status, "ended": time.time(), "pid": None, "queue_pos": None,
+            fields: dict[str, Any] = {"status": status, "ended": time.time() if ended is None else ended,
+                                      "pid": None, "queue_pos": None,
                                       "reason": reason}
             if objective is not None:
                 fields["objective"] = clean_objective(objective)

@@ -63,7 +63,8 @@ def test_grid_smaller_than_budget_says_so(tmp_path):
 
 
 def test_sigkill_mid_study_then_restart_loses_nothing(tmp_path):
-    steps = 50
+    # Long enough that the runs under way outlive the restarted tuner's start-up on a loaded machine.
+    steps = 120
     space = toy_space(tmp_path, stage=1, strategy="random", steps=steps, delay=0.02)
     study_dir = tmp_path / "study"
     runs = study_dir / "runs"

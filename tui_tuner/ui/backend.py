@@ -187,6 +187,19 @@ class Backend:
             return self.runner.checkpoint(trial_id)
         return None
 
+    def fork_step(self, trial_id: int, prepared: Future | None) -> int | None:
+        """The step of the checkpoint `prepare_fork` asked for, once it is written (None until then).
+
+        A fork starts from that state, so that is the step to show: the run may have gone on a few
+        steps between the key press and the checkpoint. Non-blocking, for a UI timer.
+        """
+        if prepared is None or not prepared.done() or prepared.exception() is not None:
+            return None
+        seq = prepared.result()
+        ev = self.runner.checkpoint_event(trial_id, seq) if seq is not None else None
+        step = ev.get("step") if ev and not ev.get("error") else None
+        return step if isinstance(step, int) else None
+
     def fork(self, trial_id: int, changes: dict[str, Any], prepared: Future | None = None) -> str:
         """Fork a trial with some settings changed; the child becomes the focused run.
 

@@ -56,7 +56,7 @@ class Dialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """Box with title, intro, body, error and hint."""
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield Label(self.title_text, classes="dialog-title", id="dialog-title", markup=False)
             if self.intro:
                 # Not markup: "[tuner]" or a value like "[0.1, 1]" must show as typed.
                 yield Static(self.intro, classes="dialog-intro", markup=False)
@@ -67,6 +67,12 @@ class Dialog(ModalScreen[str | None]):
     def body(self) -> ComposeResult:
         """The dialog's own widgets."""
         return iter(())
+
+    def retitle(self, title: str) -> None:
+        """Change the title while open (the fork form, once it knows the step it forks at)."""
+        self.title_text = title   # what compose shows, if it has not run yet
+        for label in self.query("#dialog-title").results(Label):
+            label.update(title)
 
     def show_error(self, message: str) -> None:
         """Show why the input was refused (the dialog stays open)."""

@@ -248,8 +248,20 @@ class MainScreen(Screen):
         async def apply(changes: dict) -> str:
             return await self.tuner.call(backend.fork, run.id, changes, prepared)
 
-        self.app.push_screen(ParamForm(f"Fork #{run.id} at step {run.step}", fields, apply, intro=intro,
-                                       allow_empty=True, id="fork"), self.tuner.said)
+        # A zero-code child restarts from scratch: no step to fork at. A checkpointed one forks at the
+        # checkpoint's step, which the title shows once it is written (the step recorded for the child).
+        title = f"Fork #{run.id} at step {run.step}" if run.can_adjust else f"Restart #{run.id} from scratch"
+        form = ParamForm(title, fields, apply, intro=intro, allow_empty=True, id="fork")
+        if run.can_adjust:
+            def show_step() -> None:
+                step = backend.fork_step(run.id, prepared)
+                if step is not None or not form.is_attached:
+                    timer.stop()
+                if step is not None:
+                    form.retitle(f"Fork #{run.id} at step {step}")
+
+            timer = self.set_interval(0.05, show_step)
+        self.app.push_screen(form, self.tuner.said)
 
     def action_stop(self) -> None:
         """Stop the focused run."""

@@ -1,0 +1,218 @@
+"""How a run ended, decided from what its run directory recorded.
+
+`decide` is a pure function of the recorded facts (the trainer's events, the launch shim's
+exit.json, the stop commands in control.jsonl, the last output lines), so the tuner that watched
+the run, a tuner restarted after it died, and `tui-tuner recover` all reach the same verdict.
+The readers here turn a run directory's files into those facts and never raise on a corrupt or
+missing file: a file that cannot be used is a fact too ("exit.json is unreadable").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui_tuner import protocol
+
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory")
+REASON_LINES = 5          # output lines kept under a failure's headline
+OUTPUT_LINES = 200        # output lines a verdict looks at (OOM markers, the exception line)
+MAX_JSON = 1 << 20        # a run's small JSON files (exit, launch, params) are never this big
+
+# An exception line: "ValueError: ...", "torch.OutOfMemoryError: ...", "KeyboardInterrupt".
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b")
+# A line naming an error otherwise: "CUDA error: ...", "error: ...", "...Error..." (not "val error 0.3").
+_ERROR = re.compile(r"Error|\berror:")
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a run directory says about how its run ended."""
+
+    exit: dict[str, Any] | None = None   # exit.json, when it exists and is usable
+    exit_problem: str | None = None      # why an existing exit.json is not used ("is unreadable")
+    done_at: float | None = None         # the time of the trainer's done event (inf: it had none)
+    diverged: str | None = None          # the first non-finite objective/loss, as a sentence
+    objective: float | None = None       # the reduced objective (best or last)
+    stop_at: float | None = None         # the time of the first stop command in control.jsonl
+    output: tuple[str, ...] = ()         # the last lines of output.log
+    unusable: str | None = None          # why the run dir cannot be credited at all (not a dir, not this trial's)
+
+
+def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
+    """(status, reason) of an ended run: done, failed, stopped or diverged, and why."""
+    rc, sig = exit_status(f.exit)
+    clean = f.exit is not None and rc == 0 and not sig
+    if f.unusable:
+        return "failed", f.unusable
+    if f.diverged:
+        return "diverged", f.diverged
+    if f.stop_at is not None:
+        # A run that had finished its work before anyone asked it to stop is done, not stopped.
+        finished_first = f.done_at is not None and f.done_at <= f.stop_at and (clean or f.exit is None)
+        if not finished_first:
+            return "stopped", _stopped_how(f, sig)
+    if f.exit is None and f.done_at is not None:
+        # The shim died (SIGKILL) but the trainer said it finished: its own word is what counts,
+        # and it reads the same to the tuner that watched and to one restarted later.
+        clean = True
+    if clean:
+        if f.objective is None:
+            return "failed", (f"exited without reporting the objective {objective_name!r}"
+                              + explain(f.output))
+        return "done", None
+    if any(marker in line for line in f.output for marker in OOM_MARKERS):
+        return "failed", "out of GPU memory"
+    if f.exit is None:
+        what = (f"ended without an exit status ({protocol.EXIT} {f.exit_problem})" if f.exit_problem
+                else "ended without an exit status (its launch shim was killed)")
+        return "failed", what + explain(f.output)
+    if sig:
+        return "failed", f"killed by {signal_label(sig)}" + explain(f.output)
+    return "failed", f"exit code {rc}" + explain(f.output)
+
+
+def _stopped_how(f: Facts, sig: int | None) -> str:
+    if sig:
+        return f"stopped ({signal_label(sig)})"
+    if f.exit is None and f.done_at is None:
+        # Only SIGKILL ends the shim without its exit.json (it outlives every other signal it gets).
+        return "stopped (SIGKILL)"
+    return "stopped"
+
+
+def exit_status(info: dict[str, Any] | None) -> tuple[int | None, int | None]:
+    """(returncode, signal) from exit.json, a negative returncode read as its signal."""
+    if info is None:
+        return None, None
+    rc, sig = info.get("returncode"), info.get("signal")
+    rc = rc if isinstance(rc, int) and not isinstance(rc, bool) else None
+    sig = sig if isinstance(sig, int) and not isinstance(sig, bool) and sig > 0 else None
+    if rc is not None and rc < 0 and not sig:
+        sig, rc = -rc, None
+    return rc, sig
+
+
+def signal_label(sig: int) -> str:
+    """SIGKILL for 9, "signal 77" for a number with no name."""
+    import signal
+
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def headline(lines: list[str] | tuple[str, ...]) -> str:
+    """The line that says what went wrong: the exception line of the last traceback, else the last
+    line naming an error, else the last line."""
+    stripped = [ln.rstrip() for ln in lines]
+    start = max((i for i, ln in enumerate(stripped) if ln.strip() == _TRACEBACK), default=None)
+    if start is not None:
+        # The frames are indented; the first line after them that is not is the exception.
+        for ln in stripped[start + 1:]:
+            if ln and not ln[0].isspace():
+                return ln.strip()
+    for ln in reversed(stripped):
+        if _EXCEPTION.match(ln.strip()) or _ERROR.search(ln):
+            return ln.strip()
+    return stripped[-1].strip() if stripped else ""
+
+
+def explain(lines: list[str] | tuple[str, ...]) -> str:
+    """": <headline>" and then the last few lines; empty when the run printed nothing."""
+    if not lines:
+        return ""
+    tail = [ln.rstrip() for ln in lines[-REASON_LINES:]]
+    return f": {headline(lines)}\n" + "\n".join(tail)
+
+
+# -- reading the facts ---------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A small JSON object file: (object, None), (None, None) when missing, (None, problem) when unusable.
+
+    Never raises: absurd nesting, bad bytes, a directory in its place, a huge file are problems.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON + 1)
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        if isinstance(e, NotADirectoryError):
+            return None, None
+        return None, f"is unreadable ({e.strerror or e})"
+    if len(data) > MAX_JSON:
+        return None, f"is unreadable (over {MAX_JSON} bytes)"
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, "is unreadable (not JSON)"
+    if not isinstance(obj, dict):
+        return None, "is unreadable (not a JSON object)"
+    return obj, None
+
+
+def read_exit(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """exit.json as (info, problem): info None when it is missing or unusable."""
+    info, problem = read_json(run_dir / protocol.EXIT)
+    if info is not None and exit_status(info) == (None, None):
+        return None, "is unreadable (no returncode)"
+    return info, problem
+
+
+def first_stop(run_dir: Path) -> float | None:
+    """When the first stop command was written to control.jsonl (None: no stop was ever asked for).
+
+    A stop without a time (a hand-written line) counts from the start of time: it was asked for.
+    """
+    tail = protocol.JsonlTail(run_dir / protocol.CONTROL)
+    while True:
+        cmds, _garbage = tail.read_new(final=True)
+        for cmd in cmds:
+            if cmd.get("cmd") == protocol.CMD_STOP:
+                t = cmd.get("t")
+                return float(t) if _is_time(t) else -math.inf
+        if not tail.behind:
+            return None
+
+
+def event_time(ev: dict[str, Any]) -> float:
+    """An event's "t", or +inf when it has none (it then counts as later than any stop)."""
+    t = ev.get("t")
+    return float(t) if _is_time(t) else math.inf
+
+
+def _is_time(t: Any) -> bool:
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+
+
+def output_tail(run_dir: Path, n: int = OUTPUT_LINES, max_bytes: int = 256 * 1024) -> tuple[str, ...]:
+    """The last n non-empty lines of output.log (none when it cannot be read)."""
+    try:
+        with open(run_dir / protocol.OUTPUT, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ()
+    lines = [ln.decode("utf-8", "replace") for ln in re.split(rb"\r\n|\r|\n", data) if ln.strip()]
+    return tuple(lines[-n:]) if n > 0 else ()
+
+
+def not_a_directory(run_dir: Path) -> str | None:
+    """A sentence when the run dir exists but is not a directory (a file, a dangling link)."""
+    if run_dir.is_dir():
+        return None
+    if run_dir.exists() or run_dir.is_symlink():
+        return f"runs/{run_dir.name} is not a directory; its files cannot be read"
+    return None
