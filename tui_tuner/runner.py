@@ -187,7 +187,7 @@ class Runner:
                 raise RunError(f"trial {trial.id} is {current.status}; only a queued trial can start")
             trial = current
             run_dir = self.study.run_dir(trial.id)
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True, exist_ok=True)
             orphan = _orphan_shim(run_dir)
             if orphan is not None:
                 # A tuner died between spawning this run and recording it: the run is going, adopt it.
