@@ -390,8 +390,17 @@ class StudyLock:
             raise StudyError(f"{self.path}: cannot lock: {e.strerror}") from None
         # Only the holder writes the file, and only after it has the lock.
         line = holder_line().encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, line, 0)
+        try:
+            os.ftruncate(fd, 0)
+            if os.pwrite(fd, line, 0) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as e:
+            # A full disk (or quota) shows up here first; the study could not record anything either.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            hint = " (the disk is full: free some space)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+            raise StudyError(f"{self.path}: cannot record this tuner as the study's owner: {e.strerror or e}{hint}") from None
         self._fd = fd
 
     def release(self) -> None:
