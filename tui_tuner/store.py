@@ -27,7 +27,7 @@ from tui_tuner.errors import StudyError
 from tui_tuner.protocol import PRIVATE_DIR, PRIVATE_FILE, run_id, write_atomic
 
 __all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STATUSES", "Store",
-           "StudyLock", "Trial", "clean_objective", "run_id", "write_atomic"]
+           "StudyLock", "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
 
 STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "diverged")
 FINISHED = ("done", "failed", "stopped", "diverged")
@@ -113,6 +113,13 @@ def clean_objective(value: float | None) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def first_line(text: str | None, width: int) -> str:
+    """The first line of a text (a trial's reason), spaces squeezed, cut to `width` with an ellipsis."""
+    lines = (text or "").strip().splitlines()
+    line = " ".join(lines[0].split()) if lines else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _why(e: BaseException) -> str:
