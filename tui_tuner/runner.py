@@ -346,7 +346,7 @@ class Runner:
             with contextlib.suppress(Exception):
                 if run.live and not run.stop_phase:
                     self.study.set_status(run.trial_id, run.status)
-            self._emit(kind, run.trial_id, {"step": run.step})
+            self._emit(kind, run.trial_id, {"step": run.step, "t": ev.get("t")})
         elif kind == "checkpoint":
             seq = ev.get("seq")
             if isinstance(seq, int):
