@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tui_tuner.ui.app import TunerApp
 
 WIDE = 120   # columns from which the wide layout is used
+RUN_MIN = 26  # narrow layout: the run panel's least width; the parameters table gets the rest at most
 SLOW = 0.5   # seconds between refreshes of the trials table and the strip when only numbers change
 
 
@@ -109,6 +110,9 @@ class MainScreen(Screen):
     def _layout(self, width: int) -> None:
         wide = width >= WIDE
         self.set_class(wide, "-wide")
+        # Narrow, the table is as wide as its columns (the run panel gets the room it leaves), up
+        # to what leaves the run panel RUN_MIN columns; wide, the stylesheet sizes both.
+        self.query_one("#params").styles.max_width = None if wide else max(width - RUN_MIN, 0)
         for table in self.query(SyncTable):
             table.set_compact(not wide)
 
