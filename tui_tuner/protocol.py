@@ -26,6 +26,10 @@ Run directory (STUDY/runs/RUN_ID/):
   (then ``signal`` is N); 127 = command not found, 126 = not executable.
 - ``ckpt/``         checkpoints, ``ckpt/step-N.pt`` (the state after step N).
 
+Every run directory is 0700 and every file in it 0600 (PRIVATE_DIR, PRIVATE_FILE), whatever the
+umask: on a shared GPU box other users must not read settings, logs or checkpoints. Whole-file
+writes go through `atomic_file` (an O_EXCL temp file beside the target, then a rename).
+
 Non-finite metrics: JSON has no NaN or infinity, so the trainer writes them as the strings
 ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; every line stays strict JSON. `decode_metric` turns them
 (and, for hand-written trainers, Python's bare ``NaN``/``Infinity`` literals) back into floats. The
