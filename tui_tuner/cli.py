@@ -232,13 +232,23 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+REASON_WIDTH = 60   # the `show` table's reason column: the first line of a reason, cut here
+
+
 def trial_table(study: Any) -> list[str]:
-    """The `show` table: one aligned line per trial, best first, with a header line."""
-    rows = [["id", "status", "objective", "step", "fork", "params"]]
+    """The `show` table: one aligned line per trial, best first, with a header line.
+
+    The reason column holds why a trial ended otherwise than done (the first line of its reason,
+    capped); `show --json` and the app's `v` key have the whole text.
+    """
+    from tui_tuner.store import first_line
+
+    rows = [["id", "status", "objective", "step", "fork", "reason", "params"]]
     for t in study.trials("best"):
         fork = "-" if t.parent is None else f"{t.parent}@{_fmt(t.fork_step)}"
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        rows.append([str(t.id), t.status, _fmt(t.objective), _fmt(t.step), fork, params])
+        rows.append([str(t.id), t.status, _fmt(t.objective), _fmt(t.step), fork,
+                     first_line(t.reason, REASON_WIDTH) or "-", params])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     # Left-aligned text, right-aligned numbers would be prettier but harder to cut(1); keep it plain.
     return [("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]).rstrip()

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = Path(args[0]).resolve()
     cmd = args[2:]
     _own_session()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True, exist_ok=True)
     protocol.write_json_atomic(run_dir / protocol.LAUNCH, {"pid": os.getpid(), "started": time.time()})
     _redirect_output(run_dir / protocol.OUTPUT)
 
@@ -108,7 +108,7 @@ def _redirect_output(log: Path) -> None:
     """Point fds 1 and 2 (inherited by the trainer) at output.log, appending."""
     sys.stdout.flush()
     sys.stderr.flush()
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, protocol.PRIVATE_FILE)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
@@ -151,10 +151,11 @@ def spawn(run_dir: str | os.PathLike[str], argv: Sequence[str], env: Mapping[str
     if not argv or not all(isinstance(a, str) and a for a in argv):
         raise RunError(f"command must be a non-empty list of non-empty strings, got {argv!r}")
     run = Path(run_dir).resolve()
-    run.mkdir(parents=True, exist_ok=True)
+    run.mkdir(mode=protocol.PRIVATE_DIR, parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "tui_tuner.launch", str(run), "--", *argv]
     # The shim's own stdout/stderr go to output.log too, so even its import errors are visible there.
-    with open(run / protocol.OUTPUT, "ab") as log:
+    fd = os.open(run / protocol.OUTPUT, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, protocol.PRIVATE_FILE)
+    with open(fd, "ab") as log:
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     env=None if env is None else dict(env), cwd=cwd,

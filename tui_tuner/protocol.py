@@ -26,6 +26,10 @@ Run directory (STUDY/runs/RUN_ID/):
   (then ``signal`` is N); 127 = command not found, 126 = not executable.
 - ``ckpt/``         checkpoints, ``ckpt/step-N.pt`` (the state after step N).
 
+Every run directory is 0700 and every file in it 0600 (PRIVATE_DIR, PRIVATE_FILE), whatever the
+umask: on a shared GPU box other users must not read settings, logs or checkpoints. Whole-file
+writes go through `atomic_file` (an O_EXCL temp file beside the target, then a rename).
+
 Non-finite metrics: JSON has no NaN or infinity, so the trainer writes them as the strings
 ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; every line stays strict JSON. `decode_metric` turns them
 (and, for hand-written trainers, Python's bare ``NaN``/``Infinity`` literals) back into floats. The
@@ -34,11 +38,15 @@ runner treats any non-finite value of the objective as divergence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # -- file names and environment -------------------------------------------------------------------
 
@@ -52,6 +60,11 @@ CKPT = "ckpt"
 # Written by the shim as it starts ({"pid", "started"}): a tuner killed between spawning a run and
 # recording it finds the run here on restart and adopts it instead of starting it twice.
 LAUNCH = "launch.json"
+
+# Everything in a study is private to its owner: on a shared GPU box other users must not read the
+# settings, logs and checkpoints. Explicit modes, so the umask cannot widen them.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 # -- control commands (tuner -> trainer) --------------------------------------------------------------
 
@@ -144,25 +157,83 @@ def dumps(obj: dict[str, Any]) -> str:
 def append_line(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
     """Append one JSON object as one line with a single write (how the tuner writes control.jsonl)."""
     data = (dumps(obj) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     try:
         _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask would, for every thread at once)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: str, mode: int | None) -> int:
+    """The mode the written file gets: that of the file it replaces, else `mode` (None: 0666) less the umask."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode) & 0o777
+    # As os.open(path, flags, mode) would: the umask may narrow the mode, never widen it.
+    return (0o666 if mode is None else mode) & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, mode: int | None = PRIVATE_FILE) -> Iterator[IO[bytes]]:
+    """A binary file to write that replaces `path` whole when the block ends without an error.
+
+    Readers see the old file or the whole new one, never a part (fsync, then rename). The temporary
+    file is made by tempfile.mkstemp in the target's folder: an unpredictable name opened with
+    O_EXCL, so a file or symlink planted there is never followed. The result keeps the mode of the
+    file it replaces; a new file gets `mode` (None: what open() gives under the umask). On an error
+    the temporary file is removed and the old file is left as it was.
+    """
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fchmod(f.fileno(), _final_mode(target, mode))
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_dir(folder or ".")
+
+
+def _sync_dir(folder: str) -> None:
+    """Make a rename in `folder` durable (best effort: some file systems refuse a directory fsync)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+    """Write a file whole or not at all (see atomic_file); a new file gets `mode` (None: the umask's)."""
+    with atomic_file(path, mode=mode) as f:
+        f.write(data)
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
-    """Write a JSON file so a reader sees the old file or the whole new one (tmp + fsync + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Write a run-directory JSON file whole or not at all; a new one is private (0600)."""
+    write_atomic(path, (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode(), mode=PRIVATE_FILE)
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:

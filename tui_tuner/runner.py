@@ -187,7 +187,7 @@ class Runner:
             if self._earlier_attempt(trial, run_dir):
                 return
             try:
-                run_dir.mkdir(parents=True)
+                run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True)
             except OSError as e:
                 raise RunError(f"trial {trial.id}: cannot create {run_dir}: {e.strerror or e}") from None
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
@@ -364,7 +364,7 @@ class Runner:
             with contextlib.suppress(Exception):
                 if run.live and not run.stop_phase:
                     self.study.set_status(run.trial_id, run.status)
-            self._emit(kind, run.trial_id, {"step": run.step})
+            self._emit(kind, run.trial_id, {"step": run.step, "t": ev.get("t")})
         elif kind == "checkpoint":
             seq = ev.get("seq")
             if isinstance(seq, int):

@@ -21,6 +21,7 @@ from tui_tuner import sampling
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runner import RunEvent, Runner
 from tui_tuner.space import STRATEGIES, load_space
+from tui_tuner.store import first_line
 
 STRATEGY_SOURCES = ("random", "grid", "zoom")   # trials the strategy queued (not manual, fork, default)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
@@ -179,12 +180,18 @@ class Scheduler:
 # -- headless ---------------------------------------------------------------------------------------
 
 
-def _short(params: dict[str, Any], width: int = 70) -> str:
+# A headless line per trial: a done trial's setting is cut here (the summary and `show` have it
+# whole); a failed one's is never cut, since the parameter that broke it may be the last one.
+SETTING_WIDTH = 70
+REASON_WIDTH = 160   # the first line of a failure's reason, cut here (`show --json` has it whole)
+
+
+def _short(params: dict[str, Any], width: int | None = SETTING_WIDTH) -> str:
     parts = []
     for k, v in params.items():
         parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
     text = " ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def _obj(x: float | None) -> str:
@@ -219,10 +226,12 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     def on_event(ev: RunEvent) -> None:
         if ev.kind == "ended":
             t = study.trial(ev.trial_id)
-            reason = (ev.data.get("reason") or "").strip().splitlines()
-            why = f"  ({reason[0]})" if reason else ""
-            say(f"trial {t.id:>4}  {ev.data['status']:<8}  {space.study.objective}={_obj(ev.data.get('objective'))}"
-                f"  step={t.step if t.step is not None else '-'}  {_short(t.params)}{why}")
+            status = ev.data["status"]
+            reason = first_line(ev.data.get("reason"), REASON_WIDTH)
+            why = f"  ({reason})" if reason else ""
+            setting = _short(t.params, SETTING_WIDTH if status == "done" else None)
+            say(f"trial {t.id:>4}  {status:<8}  {space.study.objective}={_obj(ev.data.get('objective'))}"
+                f"  step={t.step if t.step is not None else '-'}  {setting}{why}")
         elif ev.kind == "started" and ev.data.get("adopted"):
             say(f"trial {ev.trial_id:>4}  re-adopted (pid {ev.data.get('pid')}, still running)")
         elif ev.kind == "stalled" and ev.data.get("stalled"):

@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import StudyError
-from tui_tuner.protocol import run_id
+from tui_tuner.protocol import PRIVATE_DIR, PRIVATE_FILE, run_id, write_atomic
+
+__all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STATUSES", "Store",
+           "StudyLock", "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
 
 STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "diverged")
 FINISHED = ("done", "failed", "stopped", "diverged")
@@ -112,6 +115,27 @@ def clean_objective(value: float | None) -> float | None:
     return None if math.isnan(value) else value
 
 
+def first_line(text: str | None, width: int) -> str:
+    """The first line of a text (a trial's reason), spaces squeezed, cut to `width` with an ellipsis."""
+    lines = (text or "").strip().splitlines()
+    line = " ".join(lines[0].split()) if lines else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _why(e: BaseException) -> str:
+    """An error's own words, without the errno prefix."""
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only (SQLite would create it 0644)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def _row_to_trial(row: sqlite3.Row | tuple) -> Trial:
     d = dict(zip(_COLUMNS, row, strict=True))
     d["params"] = json.loads(d["params"])
@@ -124,21 +148,78 @@ class Store:
     Thread-safe: one connection guarded by a lock, so a UI worker thread and the event loop may share it.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, read_only: bool | None = None) -> None:
+        """Open the database: the owner (create) may create and write it; anyone else reads it only.
+
+        read_only (default: not create) opens it so that `show` and `export` work on a study the user
+        cannot write (see `_connect_read_only`). A database this creates is private (0600), and so are
+        the -wal and -shm files SQLite gives the same mode.
+        """
         self.path = Path(path)
+        self.read_only = (not create) if read_only is None else read_only
         self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        if self.read_only:
+            self._db = self._connect_read_only()
+            return
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one call.
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
-                                       timeout=10.0)
-            self._db.execute("PRAGMA busy_timeout = 10000")
+            if create:
+                _create_private(self.path)
+            self._db = self._connect(str(self.path))
             if create:
                 self._db.execute("PRAGMA journal_mode = WAL")
+        except (sqlite3.Error, OSError) as e:
+            self.close()
+            raise StudyError(f"{self.path}: cannot open the study database: {_why(e)}") from None
+
+    @staticmethod
+    def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one call.
+        db = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=10.0, uri=uri)
+        try:
+            db.execute("PRAGMA busy_timeout = 10000")
             # NORMAL in WAL mode: a killed process loses nothing committed; only power loss may drop the
             # last commits, never corrupt the file.
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection, also to a study whose files or directory the user cannot write.
+
+        `mode=ro` reads through the WAL while a tuner writes; it needs the -shm file to exist or to be
+        creatable. When it is not (a directory the user cannot write, no tuner running), `immutable=1`
+        reads the database file alone, which is all there is as long as no -wal file exists; with
+        one, reading the file alone could miss committed trials, so that is refused instead.
+        """
+        if not os.access(self.path, os.R_OK):
+            raise StudyError(f"{self.path}: cannot read the study database: permission denied")
+        uri = self.path.resolve().as_uri()
+        try:
+            return self._probe(uri + "?mode=ro")
         except sqlite3.Error as e:
-            raise StudyError(f"{self.path}: cannot open the study database: {e}") from None
+            first = e
+        wal = Path(f"{self.path}-wal")
+        if wal.exists():
+            raise StudyError(f"{self.path}: cannot read it here ({_why(first)}): {wal.name} holds changes a "
+                             f"reader without write access to {self.path.parent} cannot merge; ask its owner "
+                             f"to open the study once, or copy the study directory") from None
+        try:
+            return self._probe(uri + "?mode=ro&immutable=1")
+        except sqlite3.Error as e:
+            raise StudyError(f"{self.path}: cannot open the study database: {_why(e)}") from None
+
+    def _probe(self, uri: str) -> sqlite3.Connection:
+        db = self._connect(uri, uri=True)
+        try:
+            # The WAL's -shm is opened at the first read, not at connect: fail here, not later.
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -300,7 +381,7 @@ class StudyLock:
         """Take the lock or raise StudyError naming the process that holds it."""
         try:
             # os.open fds are non-inheritable (PEP 446): a trainer we spawn must never keep the lock alive.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
         except OSError as e:
             raise StudyError(f"{self.path}: cannot create the lock file: {e.strerror}") from None
         try:
@@ -316,8 +397,17 @@ class StudyLock:
             raise StudyError(f"{self.path}: cannot lock: {e.strerror}") from None
         # Only the holder writes the file, and only after it has the lock.
         line = holder_line().encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, line, 0)
+        try:
+            os.ftruncate(fd, 0)
+            if os.pwrite(fd, line, 0) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as e:
+            # A full disk (or quota) shows up here first; the study could not record anything either.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            hint = " (the disk is full: free some space)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+            raise StudyError(f"{self.path}: cannot record this tuner as the study's owner: {e.strerror or e}{hint}") from None
         self._fd = fd
 
     def release(self) -> None:
@@ -335,18 +425,3 @@ class StudyLock:
     def held(self) -> bool:
         """True while this object holds the lock."""
         return self._fd is not None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a part (tmp + os.replace)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -20,6 +20,8 @@ from tui_tuner.store import (
     ACTIVE,
     DB_NAME,
     FINISHED,
+    PRIVATE_DIR,
+    PRIVATE_FILE,
     RUNS_DIR,
     SOURCES,
     SPACE_NAME,
@@ -107,14 +109,18 @@ class Study:
         if d.exists() and not d.is_dir():
             raise StudyError(f"{d}: not a directory")
         db_path = d / DB_NAME
-        if not db_path.exists():
+        try:
+            exists = db_path.exists()
+        except OSError as e:   # a directory the user may not enter
+            raise StudyError(f"{d}: cannot read the study: {e.strerror}") from None
+        if not exists:
             refuse_over_runs(d)
             if not lock:
                 raise StudyError(f"{d}: no study here (no {DB_NAME})")
             if space is None:
                 raise StudyError(f"{d}: no study here; pass a space file to create one")
             try:
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
             except OSError as e:
                 raise StudyError(f"{d}: cannot create the study directory: {e.strerror}") from None
         owner = StudyLock(d) if lock else None
@@ -149,8 +155,8 @@ class Study:
         if seed is None:
             seed = space.study.seed if space.study.seed is not None else secrets.randbelow(2**31)
         # space.toml first: a crash before the schema commits leaves an empty db, which reopens as new.
-        write_atomic(d / SPACE_NAME, space.text.encode("utf-8"))
-        (d / RUNS_DIR).mkdir(exist_ok=True)
+        write_atomic(d / SPACE_NAME, space.text.encode("utf-8"), mode=PRIVATE_FILE)
+        (d / RUNS_DIR).mkdir(mode=PRIVATE_DIR, exist_ok=True)
         store.create_schema({
             "created": time.time(),
             "name": space.study.name,
@@ -176,7 +182,7 @@ class Study:
             # The db keeps the text too, so a deleted space.toml is not a lost study.
             text = store.get_meta("space_text", "")
             if writable:
-                write_atomic(toml_path, text.encode("utf-8"))
+                write_atomic(toml_path, text.encode("utf-8"), mode=PRIVATE_FILE)
         stored = parse_space(text, str(toml_path), default_name=store.get_meta("name", d.name))
         if stored.signature() != signature:
             original = parse_space(store.get_meta("space_text", ""), str(toml_path))

@@ -120,7 +120,7 @@ class Run:
         self.trial = trial if isinstance(trial, int) else None
         resume = data.get("resume")
         self._resume = P.resolve_resume(self.run_dir, resume) if isinstance(resume, str) else None
-        self._fd = os.open(os.path.join(self.run_dir, P.EVENTS), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(os.path.join(self.run_dir, P.EVENTS), os.O_WRONLY | os.O_APPEND | os.O_CREAT, P.PRIVATE_FILE)
         self._ctl_path = os.path.join(self.run_dir, P.CONTROL)
         prev_hook = sys.excepthook
 
@@ -366,7 +366,7 @@ class Run:
         rel = P.checkpoint_relpath(step)
         path = os.path.join(self.run_dir, rel)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(os.path.dirname(path), mode=P.PRIVATE_DIR, exist_ok=True)
             self._save(path)
         except Exception as e:  # noqa: BLE001 - a failed save must not end the training run
             traceback.print_exc()

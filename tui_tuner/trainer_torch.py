@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from tui_tuner import trainer
+from tui_tuner import protocol, trainer
 
 FORMAT = 1
 
@@ -233,10 +233,10 @@ def save_state(path: str | os.PathLike[str], model: torch.nn.Module,
         "extra": dict(extra or {}),
         "params": dict(params) if params is not None else None,
     }
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    # The package's one atomic writer: an O_EXCL temp file beside it, private (0600) unless it
+    # replaces a checkpoint with another mode.
+    with protocol.atomic_file(path, mode=protocol.PRIVATE_FILE) as f:
+        torch.save(state, f)
 
 
 def load_state(path: str | os.PathLike[str], model: torch.nn.Module,

@@ -123,7 +123,7 @@ async def test_fork_starts_a_child_with_its_lineage(study_dir, tmp_path):
         assert child.parent == 1 and child.params["hidden"] == 100 and child.resume
         # The child is focused and running from the parent's checkpoint.
         await wait_until(pilot, lambda: header(app).startswith("#2 running"), 10, "the child running")
-        assert "fork of #1@" in header(app)
+        assert app.main.query_one("#run").border_title.startswith("Run #2 · fork of #1@")
 
 
 async def test_fork_form_forks_the_moment_it_opened_even_if_the_run_ends_meanwhile(study_dir, tmp_path):

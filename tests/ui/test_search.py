@@ -196,6 +196,9 @@ async def test_keys_that_do_not_apply_are_greyed(study_dir, tmp_path):
         assert main.check_action("sample", ()) is True
         await pilot.press("z", "e", "p")           # greyed keys do nothing, and nothing breaks
         assert app.screen is main
+        await pilot.press("a")                     # except say why adjust is off
+        await wait_until(pilot, lambda: said(app, "no run is going to adjust"), 5, "why adjust is off")
+        assert app.screen is main
 
 
 async def test_zero_code_run_pauses_but_cannot_be_adjusted(study_dir, tmp_path):
@@ -207,7 +210,11 @@ async def test_zero_code_run_pauses_but_cannot_be_adjusted(study_dir, tmp_path):
         assert app.main.check_action("adjust", ()) is None
         assert app.main.check_action("fork", ()) is True
         await pilot.press("a")
-        assert app.screen is app.main             # no form for a zero-code run
+        assert app.screen is app.main             # no form for a zero-code run ...
+        # ... but the key says why, and what to do instead; the footer still shows it greyed.
+        await wait_until(pilot, lambda: said(app, "cannot be adjusted; fork it instead (f"), 5, "why not")
+        shown = app.main.active_bindings["a"]
+        assert (shown.binding.action, shown.enabled) == ("adjust", False)
         await pilot.press("p")
         await wait_until(pilot, lambda: header(app).startswith("#1 paused"), 5, "paused (SIGSTOP)")
         await pilot.press("p")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from textual.widgets import Input
 from ui_helpers import FixedClock, finished_study, make_app, open_study, record_run
 
 from tui_tuner.sampling import set_stage, zoom
@@ -50,6 +51,14 @@ async def _noop(_: object) -> str:
     return ""
 
 
+async def steady_cursors(pilot) -> None:
+    """Stop the inputs' cursors blinking (shown, steadily): a blinking one is caught on or off by
+    chance, and the snapshot with it."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_main_screen(snap_compare, snap_app, size):
     assert snap_compare(snap_app(), terminal_size=size)
@@ -73,6 +82,7 @@ def test_fork_form(snap_compare, snap_app, size):
                                         intro="The child starts from a checkpoint of this run, with these "
                                               "settings."))
         await pilot.pause()
+        await steady_cursors(pilot)
 
     assert snap_compare(app, run_before=open_form, terminal_size=size)
 
@@ -91,6 +101,7 @@ def test_adjust_form_with_a_refused_value(snap_compare, snap_app, size):
                                               "report."))
         await pilot.pause()
         await pilot.press("9", "enter")
+        await steady_cursors(pilot)
 
     assert snap_compare(app, run_before=open_form, terminal_size=size)
 
@@ -106,6 +117,7 @@ def test_export_prompt(snap_compare, snap_app, size):
                 break
         pilot.app.screen.query_one("#prompt-input").value = "best.toml"   # not the tmp path
         await pilot.pause()
+        await steady_cursors(pilot)
 
     assert snap_compare(snap_app(), run_before=open_prompt, terminal_size=size)
 

@@ -154,16 +154,17 @@ def test_show_prints_best_first_aligned(study_dir, capsys):
     assert cli.main(["show", str(study_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()
-    assert header == ["id", "status", "objective", "step", "fork", "params"]
-    rows = [line.split(None, 5) for line in lines[1:]]
+    assert header == ["id", "status", "objective", "step", "fork", "reason", "params"]
+    at = lines[0].index("params")
+    rows = [[c.strip() for c in line[:at].split(None, 5)] + [line[at:]] for line in lines[1:]]
     assert [r[0] for r in rows] == ["2", "1", "3", "5", "4", "6"]  # done best first, running, failed, queue
-    assert rows[0][:5] == ["2", "done", "0.2", "100", "-"]
+    assert rows[0][:6] == ["2", "done", "0.2", "100", "-", "-"]
     assert rows[3][:5] == ["5", "running", "0.4", "7", "-"]
-    assert rows[4][:4] == ["4", "failed", "-", "-"]
+    assert rows[4][:4] == ["4", "failed", "-", "-"] and rows[4][5] == "exit code 1"
     assert rows[5][:5] == ["6", "queued", "-", "-", "2@50"]
-    assert rows[0][5].startswith("lr=0.01 momentum=0.9 hidden=61 layers=2 bn=false")
+    assert rows[0][6].startswith("lr=0.01 momentum=0.9 hidden=61 layers=2 bn=false")
     # Aligned: every column starts at the header's offset.
-    for name in ("status", "objective", "step", "fork", "params"):
+    for name in ("status", "objective", "step", "fork", "reason", "params"):
         col = lines[0].index(name)
         assert all(line[col - 2:col] == "  " and line[col] != " " for line in lines[1:])
 
@@ -179,7 +180,7 @@ def test_show_json_and_while_the_study_is_owned(study_dir, capsys):
 def test_show_empty_study_and_not_a_study(tmp_path, space_file, capsys):
     Study.open(tmp_path / "empty", load_space(space_file)).close()
     assert cli.main(["show", str(tmp_path / "empty")]) == 0
-    assert capsys.readouterr().out.split() == ["id", "status", "objective", "step", "fork", "params"]
+    assert capsys.readouterr().out.split() == ["id", "status", "objective", "step", "fork", "reason", "params"]
     assert cli.main(["show", str(tmp_path / "nothing")]) == 2
     assert "no study here" in one_error_line(capsys.readouterr().err)
 

@@ -29,6 +29,7 @@ from tui_tuner.runner import RunEvent, Runner
 from tui_tuner.ui.format import downsample, finite, fmt_value
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Card, ParamRow, QueueRow, RunView, Snapshot, TrialRow
+from tui_tuner.ui.pauses import PausedTime
 
 # Points kept per curve in a snapshot: the widest chart on a big terminal, and a trials-table cell.
 CHART_POINTS = 240
@@ -97,6 +98,7 @@ class Backend:
         self._study_cache: tuple[float, str, Any] | None = None
         self._study_stale = True
         self._said_sched: str | None = None
+        self._paused = PausedTime()   # so a run's elapsed time stops while it is paused
         self.started = False
         self.closed = False
 
@@ -380,6 +382,7 @@ class Backend:
 
     def _on_event(self, ev: RunEvent) -> None:
         """Called from the runner's poll thread: record, never render."""
+        self._paused.event(ev.trial_id, ev.kind, ev.data.get("t"))
         if ev.kind == "ended":
             status = ev.data.get("status")
             if status in ("failed", "diverged"):
@@ -565,7 +568,7 @@ class Backend:
         return RunView(
             id=trial.id, status=trial.status if not active else (latest.get("status") or trial.status),
             step=latest.get("step", trial.step), metrics=tuple(sorted(metrics.items())),
-            elapsed=latest.get("elapsed"), stalled=bool(latest.get("stalled")), loss_name=loss_name,
+            elapsed=self._paused.running_time(trial.id, latest.get("elapsed")), stalled=bool(latest.get("stalled")), loss_name=loss_name,
             loss=loss, objective_name=objective, objective=obj,
             can_adjust=active and self.runner.can_adjust(trial.id),
             params=dict(latest.get("params") or trial.params), parent=trial.parent,

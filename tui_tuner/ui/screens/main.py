@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tui_tuner.ui.app import TunerApp
 
 WIDE = 120   # columns from which the wide layout is used
+RUN_MIN = 26  # narrow layout: the run panel's least width; the parameters table gets the rest at most
 SLOW = 0.5   # seconds between refreshes of the trials table and the strip when only numbers change
 
 
@@ -47,6 +48,9 @@ class MainScreen(Screen):
         # Footer order: what babysitting needs most comes first (an 80-column footer cuts the rest).
         Binding("p", "pause", "Pause"),
         Binding("a", "adjust", "Adjust"),
+        # The same key once adjust is greyed: Textual then tries the next binding of the key, so the
+        # footer still shows Adjust greyed while the key says why and what to do instead.
+        Binding("a", "adjust_why", "Why adjust is off", show=False),
         Binding("f", "fork", "Fork"),
         Binding("s", "stop", "Stop"),
         Binding("n", "sample", "Sample"),
@@ -106,6 +110,9 @@ class MainScreen(Screen):
     def _layout(self, width: int) -> None:
         wide = width >= WIDE
         self.set_class(wide, "-wide")
+        # Narrow, the table is as wide as its columns (the run panel gets the room it leaves), up
+        # to what leaves the run panel RUN_MIN columns; wide, the stylesheet sizes both.
+        self.query_one("#params").styles.max_width = None if wide else max(width - RUN_MIN, 0)
         for table in self.query(SyncTable):
             table.set_compact(not wide)
 
@@ -181,6 +188,8 @@ class MainScreen(Screen):
             return True if run is not None else None
         if action == "adjust":
             return True if run is not None and run.can_adjust else None
+        if action == "adjust_why":
+            return False if run is not None and run.can_adjust else True
         if action in ("next_run", "prev_run"):
             active = snap.active_ids
             return True if active and (len(active) > 1 or run is None) else None
@@ -209,12 +218,8 @@ class MainScreen(Screen):
     def action_adjust(self) -> None:
         """Change the focused run's live parameters while it trains."""
         run = self.focused_run
-        if run is None:
-            return
-        if not run.can_adjust:
-            self.tuner.say("this run is driven without the trainer API (zero-code): its settings are "
-                           "flags fixed at start, so it cannot be adjusted; fork it instead",
-                           title="Adjust", severity="warning")
+        if run is None or not run.can_adjust:
+            self.action_adjust_why()
             return
         space = self.tuner.backend.space
         fields = [(p, run.params.get(p.name, p.default)) for p in space.by_priority() if p.live]
@@ -230,6 +235,18 @@ class MainScreen(Screen):
         self.app.push_screen(ParamForm(f"Adjust #{run.id} while it trains", fields, apply,
                                        intro="Live parameters only; the trainer applies them at its "
                                              "next report.", id="adjust"), self.tuner.said)
+
+    def action_adjust_why(self) -> None:
+        """Say why adjust is greyed, and what to do instead."""
+        run = self.focused_run
+        if run is None:
+            message = ("no run is going to adjust: start one (n samples settings, the queue starts them) "
+                       "or focus one (] or enter in Trials)")
+        else:
+            message = (f"#{run.id} is driven without the trainer API (zero-code): its settings are flags "
+                       "fixed at start, so it cannot be adjusted; fork it instead (f restarts it with "
+                       "the settings you change)")
+        self.tuner.say(message, title="Adjust", severity="warning")
 
     def action_fork(self) -> None:
         """Fork the focused run from its current state with changed settings."""
@@ -436,7 +453,7 @@ def help_sections() -> list[tuple[str, list[Binding]]]:
     from tui_tuner.ui.screens.dialogs import Dialog
 
     return [
-        ("Main screen", list(MainScreen.BINDINGS)),
+        ("Main screen", [b for b in MainScreen.BINDINGS if b.show]),
         ("Params table", list(ParamsTable.BINDINGS)),
         ("Trials table", [Binding("enter", "watch", "Watch this trial")]),
         ("Queue table", list(QueueTable.BINDINGS)),

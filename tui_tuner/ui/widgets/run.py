@@ -21,8 +21,22 @@ def set_if_changed(widget: Any, attribute: str, value: Any) -> None:
         setattr(widget, attribute, value)
 
 
+def run_title(run: RunView | None) -> str:
+    """The panel's border title: 'Run #12', and its lineage for a fork ('Run #12 · fork of #3@400').
+
+    The lineage is up there rather than in the header line, which it pushed past the edge at 80
+    columns.
+    """
+    if run is None:
+        return "Run"
+    if run.parent is None:
+        return f"Run #{run.id}"
+    at = f"@{run.fork_step}" if run.fork_step is not None else ""
+    return f"Run #{run.id} · fork of #{run.parent}{at}"
+
+
 def run_header(run: RunView | None) -> Text:
-    """'#12 running  step 1200  42s  fork of #3@400' (or a hint when there is no run)."""
+    """'#12 running  step 1200  42s' (or a hint when there is no run)."""
     if run is None:
         return Text("no run yet: n samples settings, the queue starts them", style="dim")
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -31,9 +45,6 @@ def run_header(run: RunView | None) -> Text:
     if run.stalled:
         text.append(" (stalled)", style="bold red")
     text.append(f"  step {fmt_value(run.step)}  {fmt_duration(run.elapsed)}")
-    if run.parent is not None:
-        at = f"@{run.fork_step}" if run.fork_step is not None else ""
-        text.append(f"  fork of #{run.parent}{at}", style="dim")
     if not run.can_adjust and run.active:
         text.append("  (no live adjust)", style="dim")
     return text
@@ -69,7 +80,7 @@ class RunPanel(Vertical):
 
     def show(self, run: RunView | None, log: bool) -> None:
         """Draw the focused run."""
-        set_if_changed(self, "border_title", f"Run #{run.id}" if run is not None else "Run")
+        set_if_changed(self, "border_title", run_title(run))
         # One line each, always: no new layout for a new text.
         self.query_one("#run-header", Static).update(run_header(run), layout=False)
         self.query_one("#run-metrics", Static).update(run_metrics(run), layout=False)
