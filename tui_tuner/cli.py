@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from tui_tuner import __version__
+from tui_tuner.core.space import STRATEGIES, Space, load_space
 from tui_tuner.errors import TunerError
-from tui_tuner.space import STRATEGIES, Space, load_space
 
 PROG = "tui-tuner"
 COMMANDS = ("tune", "run", "demo", "sample", "show", "export", "recover")
@@ -141,7 +141,7 @@ def _route(argv: list[str]) -> list[str]:
 
 def study_dir(space: Space, given: str | None) -> Path:
     """The study directory a command uses: --study DIR, else ./studies/<study name>/."""
-    from tui_tuner.study import default_dir
+    from tui_tuner.core.study import default_dir
 
     return Path(given) if given else default_dir(space)
 
@@ -151,7 +151,7 @@ def study_dir(space: Space, given: str | None) -> Path:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Open the app on a new or existing study; a bad space file or a locked study exits before it starts."""
-    from tui_tuner.study import Study
+    from tui_tuner.core.study import Study
 
     space = load_space(args.space) if args.space else None
     if space is None and not args.study:
@@ -169,7 +169,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """The tuning loop, headless or in the app."""
     if args.headless:
-        from tui_tuner.scheduler import run_headless
+        from tui_tuner.runtime.scheduler import run_headless
 
         return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed)
     return cmd_tune(args)
@@ -189,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     import importlib.util
 
-    from tui_tuner.study import Study
+    from tui_tuner.core.study import Study
 
     root = demo_root()
     space = load_space(root / "spaces" / "mlp.toml")
@@ -203,12 +203,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the first N settings `run` with the same seed, strategy, trials and parallel queues."""
-    from tui_tuner.sampling import first_round_size, first_settings
+    from tui_tuner.core.sampling import first_round_size, first_settings
 
     out = out or sys.stdout
     space = load_space(args.space)
-    seed = args.seed if args.seed is not None else space.study.seed
-    cfg = space.study
+    seed = args.seed if args.seed is not None else space.config.seed
+    cfg = space.config
     strategy = args.strategy or cfg.strategy
     budget = args.trials or cfg.budget
     parallel = args.parallel or cfg.parallel
@@ -241,7 +241,7 @@ def trial_table(study: Any) -> list[str]:
     The reason column holds why a trial ended otherwise than done (the first line of its reason,
     capped); `show --json` and the app's `v` key have the whole text.
     """
-    from tui_tuner.store import first_line
+    from tui_tuner.core.store import first_line
 
     rows = [["id", "status", "objective", "step", "fork", "reason", "params"]]
     for t in study.trials("best"):
@@ -257,7 +257,7 @@ def trial_table(study: Any) -> list[str]:
 
 def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print a study's trials, best first: an aligned table, or JSON lines with --json."""
-    from tui_tuner.study import Study
+    from tui_tuner.core.study import Study
 
     out = out or sys.stdout
     with Study.open(args.study, lock=False) as study:
@@ -280,8 +280,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     `-o -` writes the export itself to standard output; so does `--format args` without -o.
     """
-    from tui_tuner.export import STDOUT, choose_trial, export_text, export_trial
-    from tui_tuner.study import Study
+    from tui_tuner.core.export import STDOUT, choose_trial, export_text, export_trial
+    from tui_tuner.core.study import Study
 
     out = out or sys.stdout
     fmt = getattr(args, "format", "toml")
@@ -298,7 +298,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Rebuild the study's database from its run directories and say what could not come back."""
-    from tui_tuner.recover import recover
+    from tui_tuner.runtime.recover import recover
 
     out = out or sys.stdout
     for line in recover(args.study).lines():

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from space_toml import hidden, layers, lr, momentum, param, space_toml  # noqa: E402
 
-from tui_tuner.sampling import (  # noqa: E402
+from tui_tuner.core.sampling import (  # noqa: E402
     ZOOM_MARGIN,
     ZOOM_TOP,
     Sampler,
@@ -46,7 +46,7 @@ from tui_tuner.sampling import (  # noqa: E402
     coarse_to_fine_rounds,
     zoom,
 )
-from tui_tuner.space import Space, parse_space  # noqa: E402
+from tui_tuner.core.space import Space, parse_space  # noqa: E402
 
 NOISE = 0.01
 
@@ -206,7 +206,7 @@ def run_linear(prob: Problem, budget: int, seed: int) -> float:
 
 
 def run_random(prob: Problem, budget: int, seed: int) -> float:
-    """Random in each parameter's own scale (tui_tuner.sampling.Sampler.random)."""
+    """Random in each parameter's own scale (tui_tuner.core.sampling.Sampler.random)."""
     settings = Sampler(prob.space, seed).random(SearchState(), budget)
     return _pick(prob, settings, _observe(prob, np.random.default_rng(seed + 10**6), settings))
 

@@ -138,8 +138,8 @@ def report(cpu: float, rss: float, peak: float, lags: list[float], steps_per_s: 
 
 async def headless(args: argparse.Namespace, tmp: Path) -> int:
     """The app in this process through App.run_test (no terminal)."""
-    from tui_tuner.space import load_space
-    from tui_tuner.study import Study
+    from tui_tuner.core.space import load_space
+    from tui_tuner.core.study import Study
     from tui_tuner.ui.app import TunerApp
     from tui_tuner.ui.backend import Backend
     from tui_tuner.ui.screens.main import MainScreen
@@ -287,7 +287,7 @@ def in_tmux(args: argparse.Namespace, tmp: Path) -> int:
 
 
 def _kill_leftovers(study_dir: Path) -> None:
-    from tui_tuner.study import Study
+    from tui_tuner.core.study import Study
 
     with contextlib.suppress(Exception), Study.open(study_dir, lock=False) as study:
         for t in study.active():

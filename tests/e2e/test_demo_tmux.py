@@ -21,7 +21,7 @@ import pytest
 import tomllib
 from study_runs import kill_runs
 
-from tui_tuner.study import Study
+from tui_tuner.core.study import Study
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),

@@ -13,7 +13,10 @@ from space_toml import lr, param, space_toml
 from study_runs import kill_runs
 from waiting import wait_for
 
-from tui_tuner.adapters import (
+from tui_tuner.core.space import parse_space
+from tui_tuner.core.study import Study
+from tui_tuner.errors import RunError
+from tui_tuner.runtime.adapters import (
     MATCH_CHARS,
     LineTail,
     MetricParser,
@@ -24,9 +27,6 @@ from tui_tuner.adapters import (
     python_argv,
     tail_lines,
 )
-from tui_tuner.errors import RunError
-from tui_tuner.space import parse_space
-from tui_tuner.study import Study
 
 PARAMS = {
     "lr": lr(low=1e-5, default=1e-3, flag="--trainer.learning_rate"),
@@ -159,7 +159,7 @@ def test_a_catastrophic_pattern_parses_a_line_at_once():
     # In a child process: under a backtracking engine it would spin (and not stop) here.
     code = textwrap.dedent(f"""
         import time
-        from tui_tuner.adapters import MetricParser
+        from tui_tuner.runtime.adapters import MetricParser
         p = MetricParser({{"loss": r"loss ([0-9.]+)", "junk": {CATASTROPHIC!r}}})
         t = time.perf_counter()
         out = [p.feed({BAD_LINE!r}) for _ in range(1000)] + [p.feed("loss 0.5 " + {BAD_LINE!r})]

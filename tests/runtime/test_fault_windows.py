@@ -22,9 +22,9 @@ from study_runs import TOY
 from waiting import wait_for as wait_until
 
 from tui_tuner import launch, protocol
+from tui_tuner.core.space import parse_space
+from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
-from tui_tuner.space import parse_space
-from tui_tuner.study import Study
 
 # -- helpers ------------------------------------------------------------------------------------------
 

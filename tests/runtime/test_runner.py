@@ -14,9 +14,9 @@ from space_toml import param, space_toml
 from study_runs import TOY, ZERO_CODE
 
 from tui_tuner import launch, protocol
+from tui_tuner.core.space import parse_space
 from tui_tuner.errors import RunError, SpaceError
-from tui_tuner.runner import SERIES_POINTS, Series
-from tui_tuner.space import parse_space
+from tui_tuner.runtime.runner import SERIES_POINTS, Series
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 from runtime_helpers import make_runner, open_study, toy_space
 from space_toml import param
 
+from tui_tuner.core.study import Study
 from tui_tuner.errors import SpaceError
-from tui_tuner.scheduler import Scheduler
-from tui_tuner.study import Study
+from tui_tuner.runtime.scheduler import Scheduler
 
 
 def scheduled(tmp_path, *, budget: int, strategy: str, parallel: int | None = None, **space):

@@ -21,8 +21,8 @@ import pytest
 from textual.widgets import Input
 from ui_helpers import FixedClock, finished_study, make_app, open_study, record_run
 
-from tui_tuner.sampling import set_stage, zoom
-from tui_tuner.study import Study
+from tui_tuner.core.sampling import set_stage, zoom
+from tui_tuner.core.study import Study
 from tui_tuner.ui.screens.dialogs import ParamForm
 from tui_tuner.ui.widgets.tables import TrialsTable
 

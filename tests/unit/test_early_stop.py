@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tui_tuner.early_stop import (
+from tui_tuner.core.early_stop import (
     Decider,
     EarlyStopConfig,
     End,

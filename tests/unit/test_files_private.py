@@ -14,9 +14,9 @@ import pytest
 from space_toml import lr, space_toml
 
 from tui_tuner import protocol
-from tui_tuner.space import parse_space
-from tui_tuner.store import write_atomic
-from tui_tuner.study import Study
+from tui_tuner.core.space import parse_space
+from tui_tuner.core.store import write_atomic
+from tui_tuner.core.study import Study
 
 SPACE = space_toml({"lr": lr()}, name="private", objective="loss")
 

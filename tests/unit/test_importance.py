@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 
-from tui_tuner import importance as imp_mod
-from tui_tuner.importance import MIN_TRIALS, Importance, importance
-from tui_tuner.sampling import Sampler, SearchState, freeze
-from tui_tuner.space import parse_space
+from tui_tuner.core import importance as imp_mod
+from tui_tuner.core.importance import MIN_TRIALS, Importance, importance
+from tui_tuner.core.sampling import Sampler, SearchState, freeze
+from tui_tuner.core.space import parse_space
 
 SPACE = parse_space(space_toml({
     "lr": lr(default=None),

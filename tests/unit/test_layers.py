@@ -24,7 +24,7 @@ def imported_after(module: str) -> set[str]:
 
 
 def test_core_and_runtime_never_import_textual():
-    assert "tui_tuner.space" in NON_UI
+    assert "tui_tuner.core.space" in NON_UI
     code = (
         "import sys, json, importlib\n"
         f"for m in {NON_UI!r}:\n"

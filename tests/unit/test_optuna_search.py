@@ -8,12 +8,12 @@ import math
 import pytest
 from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
+from tui_tuner.core.optuna_search import OptunaSearch, distribution, distributions, from_optuna, to_optuna
+from tui_tuner.core.sampling import Sampler, SearchState, ZoomLevel, freeze, set_stage, zoom
+from tui_tuner.core.space import parse_space
+from tui_tuner.core.store import Trial
+from tui_tuner.core.study import Study
 from tui_tuner.errors import SpaceError
-from tui_tuner.optuna_search import OptunaSearch, distribution, distributions, from_optuna, to_optuna
-from tui_tuner.sampling import Sampler, SearchState, ZoomLevel, freeze, set_stage, zoom
-from tui_tuner.space import parse_space
-from tui_tuner.store import Trial
-from tui_tuner.study import Study
 
 optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402

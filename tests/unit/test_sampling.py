@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
-from tui_tuner.errors import SpaceError
-from tui_tuner.sampling import (
+from tui_tuner.core.sampling import (
     MIN_WIDTH,
     Sampler,
     SearchState,
@@ -28,7 +27,8 @@ from tui_tuner.sampling import (
     unzoom,
     zoom,
 )
-from tui_tuner.space import parse_space
+from tui_tuner.core.space import parse_space
+from tui_tuner.errors import SpaceError
 
 N = 20_000
 TOL = 0.02

@@ -7,8 +7,8 @@ import math
 import pytest
 from space_toml import HEAD, layers, lr, momentum, space_toml
 
+from tui_tuner.core.space import load_space, parse_space
 from tui_tuner.errors import SpaceError
-from tui_tuner.space import load_space, parse_space
 
 
 def space_of(params: str, head: str = HEAD):
@@ -20,10 +20,10 @@ def test_full_example_loads_in_priority_order():
                     "x.toml")
     assert [p.name for p in s.by_priority()] == ["lr", "momentum", "layers"]
     assert list(s.params) == ["lr", "momentum", "layers"]
-    assert s.study.name == "x"
-    assert s.study.command == ("python", "train.py")
-    assert s.study.direction == "minimize" and s.study.parallel == 1 and s.study.budget == 20
-    assert s.study.strategy == "coarse_to_fine" and s.study.reduce == "best"
+    assert s.config.name == "x"
+    assert s.config.command == ("python", "train.py")
+    assert s.config.direction == "minimize" and s.config.parallel == 1 and s.config.budget == 20
+    assert s.config.strategy == "coarse_to_fine" and s.config.reduce == "best"
     assert s["lr"].live and s["lr"].default == 1e-2
     assert s.defaults() == {"lr": 1e-2, "momentum": 0.9, "layers": 2}
     assert s["momentum"].scale_label == "1-β log"

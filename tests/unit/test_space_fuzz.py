@@ -11,8 +11,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tui_tuner.core.space import PARAM_KEYS, STUDY_KEYS, Space, parse_space
 from tui_tuner.errors import SpaceError
-from tui_tuner.space import PARAM_KEYS, STUDY_KEYS, Space, parse_space
 
 # A quick pass by default; TUI_TUNER_FUZZ_EXAMPLES=5000 for a deep one.
 FUZZ = settings(max_examples=int(os.environ.get("TUI_TUNER_FUZZ_EXAMPLES", "150")), deadline=None,
@@ -67,7 +67,7 @@ def exercise(space: Space) -> None:
     """A space that parsed must work: defaults valid, each scale maps to [0, 1] and back into range."""
     assert space.check_setting(space.defaults()) == space.defaults()
     assert isinstance(space.signature(), str)
-    assert space.study.name.isprintable() and math.isfinite(space.study.zoom_top)
+    assert space.config.name.isprintable() and math.isfinite(space.config.zoom_top)
     for p in space:
         # Names reach one-line messages, flags and the export's top level.
         assert p.name.isprintable() and "\n" not in p.name and p.name != "tuner"

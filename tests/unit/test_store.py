@@ -14,9 +14,8 @@ import time
 import pytest
 from space_toml import lr, param, space_toml
 
-from tui_tuner.errors import StudyError
-from tui_tuner.space import parse_space
-from tui_tuner.store import (
+from tui_tuner.core.space import parse_space
+from tui_tuner.core.store import (
     FINISHED,
     SCHEMA_VERSION,
     Store,
@@ -27,7 +26,8 @@ from tui_tuner.store import (
     run_id,
     write_atomic,
 )
-from tui_tuner.study import Study
+from tui_tuner.core.study import Study
+from tui_tuner.errors import StudyError
 
 SPACE = space_toml({"lr": lr(default=None), "units": param("int", low=1, high=1000)}, name="store", objective="loss")
 
@@ -161,8 +161,8 @@ def test_describe_holder_tolerates_garbage():
 
 WRITER = textwrap.dedent("""
     import sys
-    from tui_tuner.space import load_space
-    from tui_tuner.study import Study
+    from tui_tuner.core.space import load_space
+    from tui_tuner.core.study import Study
     s = Study.open(sys.argv[1], load_space(sys.argv[2]))
     print("ready", flush=True)
     i = 0
@@ -178,7 +178,7 @@ WRITER = textwrap.dedent("""
 
 LAUNCHER = textwrap.dedent("""
     import subprocess, sys, time
-    from tui_tuner.study import Study
+    from tui_tuner.core.study import Study
     s = Study.open(sys.argv[1])
     # A long-lived child in its own session, as the runner starts trainers: it must not inherit the lock.
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, SpaceError, StudyError, TunerError
-from tui_tuner.runner import RunEvent, Runner
+from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.ui.format import downsample, finite, fmt_value
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Card, ParamRow, QueueRow, RunView, Snapshot, TrialRow
@@ -61,7 +61,7 @@ class Backend:
                  scheduler_options: dict[str, Any] | None = None) -> None:
         self.study = study
         self.space = study.space
-        self.config = study.space.study
+        self.config = study.space.config
         if runner is None:
             runner = Runner(study, on_event=self._on_event, **(runner_options or {}))
         else:
@@ -147,7 +147,7 @@ class Backend:
     def scheduler(self) -> Any:
         """The scheduler that keeps `parallel` runs going (built on first use)."""
         if self._scheduler is None:
-            from tui_tuner.scheduler import Scheduler
+            from tui_tuner.runtime.scheduler import Scheduler
 
             self._scheduler = Scheduler(self.study, self.runner, self.study.sampler(),
                                         **self._scheduler_options)
@@ -237,7 +237,7 @@ class Backend:
 
     def zoom(self) -> str:
         """Narrow the search around the best finished trials (coarse to fine)."""
-        from tui_tuner.sampling import zoom
+        from tui_tuner.core.sampling import zoom
 
         done = [t for t in self.study.finished() if t.status == "done" and t.objective is not None]
         state = self.study.search_state
@@ -254,7 +254,7 @@ class Backend:
 
     def unzoom(self) -> str:
         """Undo the last zoom."""
-        from tui_tuner.sampling import unzoom
+        from tui_tuner.core.sampling import unzoom
 
         new = unzoom(self.study.search_state)
         self.study.search_state = new
@@ -277,7 +277,7 @@ class Backend:
 
     def set_stage(self, stage: int) -> str:
         """Search tiers <= stage; raising it keeps what was learned around the best trial."""
-        from tui_tuner.sampling import set_stage
+        from tui_tuner.core.sampling import set_stage
 
         best = self.study.best(1)
         new = set_stage(self.space, self.study.search_state, stage, best[0].params if best else None)
@@ -288,7 +288,7 @@ class Backend:
 
     def toggle_freeze(self, name: str) -> str:
         """Freeze a parameter at the best trial's value (or its default), or unfreeze it."""
-        from tui_tuner.sampling import freeze, unfreeze
+        from tui_tuner.core.sampling import freeze, unfreeze
 
         if name not in self.space:
             raise SpaceError(f"params.{name}: no such parameter")
@@ -331,14 +331,14 @@ class Backend:
 
     def export(self, trial_id: int | None, path: str | None) -> Path:
         """Write a trial's setting as TOML; returns the absolute path written."""
-        from tui_tuner.export import export_trial
+        from tui_tuner.core.export import export_trial
 
         out = export_trial(self.study, trial_id, Path(path).expanduser() if path else None)
         return out.resolve()
 
     def default_export_path(self, trial_id: int | None) -> str:
         """The path the export prompt offers first."""
-        from tui_tuner.export import choose_trial, default_path
+        from tui_tuner.core.export import choose_trial, default_path
 
         try:
             return str(default_path(self.study, choose_trial(self.study, trial_id)))
@@ -621,7 +621,7 @@ class Backend:
 
     def _compute_importance(self, key: int, done: list[tuple[dict, float]]) -> None:
         try:
-            from tui_tuner.importance import importance
+            from tui_tuner.core.importance import importance
 
             imp = importance(self.space, done, self.config.maximize)
             self._importance = (key, dict(imp.scores), str(imp.method))

@@ -18,8 +18,8 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui_tuner.core.space import Param
 from tui_tuner.errors import SpaceError, TunerError
-from tui_tuner.space import Param
 from tui_tuner.ui.format import fmt_value
 
 Apply = Callable[[Any], Awaitable[str | None]]

@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui_tuner import rundir
-from tui_tuner.errors import StudyError
-from tui_tuner.sampling import Sampler, SearchState
-from tui_tuner.space import Space, StudyConfig, parse_space
-from tui_tuner.store import (
+from tui_tuner.core.sampling import Sampler, SearchState
+from tui_tuner.core.space import Space, StudyConfig, parse_space
+from tui_tuner.core.store import (
     ACTIVE,
     DB_NAME,
     FINISHED,
@@ -33,6 +31,8 @@ from tui_tuner.store import (
     run_id,
     write_atomic,
 )
+from tui_tuner.errors import StudyError
+from tui_tuner.runtime import rundir
 
 __all__ = ["ACTIVE", "FINISHED", "SOURCES", "STATUSES", "Study", "Trial", "default_dir", "run_id"]
 
@@ -41,7 +41,7 @@ ORDERS = ("best", "start", "id")
 
 def default_dir(space: Space, root: str | Path = "studies") -> Path:
     """The default study directory for a space: ./studies/<study name>/."""
-    return Path(root) / space.study.name
+    return Path(root) / space.config.name
 
 
 def _space_file(space: Space) -> str:
@@ -153,18 +153,18 @@ class Study:
         if not space.text.strip():
             raise StudyError(f"{d}: the space has no file text to copy to {SPACE_NAME} (load it with load_space)")
         if seed is None:
-            seed = space.study.seed if space.study.seed is not None else secrets.randbelow(2**31)
+            seed = space.config.seed if space.config.seed is not None else secrets.randbelow(2**31)
         # space.toml first: a crash before the schema commits leaves an empty db, which reopens as new.
         write_atomic(d / SPACE_NAME, space.text.encode("utf-8"), mode=PRIVATE_FILE)
         (d / RUNS_DIR).mkdir(mode=PRIVATE_DIR, exist_ok=True)
         store.create_schema({
             "created": time.time(),
-            "name": space.study.name,
+            "name": space.config.name,
             "signature": space.signature(),
             "space_text": space.text,
             "space_file": _space_file(space),
-            "objective": space.study.objective,
-            "direction": space.study.direction,
+            "objective": space.config.objective,
+            "direction": space.config.direction,
             "seed": int(seed),
         })
 
@@ -194,7 +194,7 @@ class Study:
             raise StudyError(f"{d}: {space.path} has other parameters than this study "
                              f"({_space_diff(stored, space)}); start a new study (--study NEWDIR) "
                              f"or pass the same file")
-        old, new = stored.study, space.study
+        old, new = stored.config, space.config
         if (old.objective, old.direction) != (new.objective, new.direction):
             raise StudyError(f"{d}: this study ranks trials by {old.objective} ({old.direction}), "
                              f"{space.path} by {new.objective} ({new.direction}); start a new study "
@@ -223,12 +223,12 @@ class Study:
     @property
     def config(self) -> StudyConfig:
         """The [study] settings of this session's space."""
-        return self.space.study
+        return self.space.config
 
     @property
     def name(self) -> str:
         """The study's name (from the space it was created with)."""
-        return str(self.store.get_meta("name", self.space.study.name))
+        return str(self.store.get_meta("name", self.space.config.name))
 
     @property
     def seed(self) -> int:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from tui_tuner.core.space import Param, Space
 from tui_tuner.errors import SpaceError
-from tui_tuner.space import Param, Space
 
 MIN_TRIALS = 8
 METHODS = ("auto", "ped-anova", "fanova", "ranks")

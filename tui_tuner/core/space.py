@@ -307,7 +307,7 @@ class StudyConfig:
 class Space:
     """A validated search space: the study settings and the parameters in priority order."""
 
-    study: StudyConfig
+    config: StudyConfig
     params: dict[str, Param]
     path: str = "<string>"
     text: str = ""
@@ -399,7 +399,7 @@ def _build(data: dict[str, Any], source: str, default_name: str, text: str) -> S
     study = _build_study(study_raw, params, fail, default_name)
     # Priority order is the app's order; keep it stable and explicit.
     ordered = dict(sorted(params.items(), key=lambda kv: kv[1].tier))
-    return Space(study=study, params=ordered, path=source, text=text)
+    return Space(config=study, params=ordered, path=source, text=text)
 
 
 def _label(name: str) -> str:

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from tui_tuner.core.optuna_search import STUDY_NAME, load_optuna
 from tui_tuner.errors import SpaceError
-from tui_tuner.optuna_search import STUDY_NAME, load_optuna
 
 RULES = ("asha", "median", "hyperband", "none")
 DIRECTIONS = ("minimize", "maximize")

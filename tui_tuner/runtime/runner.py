@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_tuner import launch, protocol, rundir, verdict
-from tui_tuner.adapters import LineTail, MetricParser, command_argv
+from tui_tuner import launch, protocol
 from tui_tuner.errors import RunError, SpaceError, StudyError
+from tui_tuner.runtime import rundir, verdict
+from tui_tuner.runtime.adapters import LineTail, MetricParser, command_argv
 
 # Polled per run; the defaults suit a person pressing keys, tests shrink them.
 STOP_TIMEOUT = 10.0        # after the stop command, before SIGTERM
@@ -117,7 +118,7 @@ class _Run:
         self.readable = run_dir.is_dir()      # a stray file in its place has nothing to replay
         self.events = protocol.JsonlTail(run_dir / protocol.EVENTS)
         self.output = LineTail(run_dir / protocol.OUTPUT)
-        self.parser = MetricParser(runner.space.study.metrics) if zero_code else None
+        self.parser = MetricParser(runner.space.config.metrics) if zero_code else None
         self.series: dict[str, Series] = {}
         self.metrics: dict[str, float] = {}
         self.step: int | None = trial.step
@@ -150,7 +151,7 @@ class Runner:
                  stall_timeout: float | None = None) -> None:
         self.study = study
         self.space = study.space
-        self.config = study.space.study
+        self.config = study.space.config
         self.on_event = on_event
         # The directory the tuner was started from: a relative command path resolves there.
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()

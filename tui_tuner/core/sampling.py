@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tui_tuner.core.space import Param, Space, show_value
 from tui_tuner.errors import SpaceError
-from tui_tuner.space import Param, Space, show_value
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the
 # best 25% (at least 2) of all finished trials, add 15% of the current box width on each side;
@@ -525,7 +525,7 @@ def first_settings(space: Space, n: int, seed: int | None, *, strategy: str | No
     (`first_round_size`), grid the whole grid. Later coarse-to-fine rounds depend on the results
     (each zooms first): past the first round these are the rounds it would draw without a zoom.
     """
-    cfg = space.study
+    cfg = space.config
     strategy = strategy or cfg.strategy
     budget = cfg.budget if budget is None else budget
     parallel = max(1, cfg.parallel if parallel is None else parallel)

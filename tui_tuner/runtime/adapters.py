@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tui_tuner.core.space import STEP_METRIC, Space, compile_pattern
 from tui_tuner.errors import RunError
-from tui_tuner.space import STEP_METRIC, Space, compile_pattern
 
 # A leading bare interpreter name runs in the tuner's own venv, so `python train.py` sees the same
 # packages (torch, tui_tuner) as the tuner does, whatever PATH says over SSH.
@@ -59,7 +59,7 @@ def flag_args(space: Space, params: dict[str, Any], style: str | None = None) ->
     "equals" style gives `--name=value` (a boolean: `--name=True` / `--name=False`). A parameter's
     own `flag_style` wins over `style`, which defaults to the study's.
     """
-    default = style or space.study.flag_style
+    default = style or space.config.flag_style
     out: list[str] = []
     for name, value in params.items():
         p = space[name] if name in space else None
@@ -97,8 +97,8 @@ def command_argv(space: Space, params: dict[str, Any], *, run_dir: str | os.Path
     trial id (RunError when the command uses one and it is not given). `python=False` keeps a
     leading "python" as written (for an export, which runs elsewhere) instead of this interpreter.
     """
-    argv = python_argv(space.study.command) if python else list(space.study.command)
-    if space.study.zero_code:
+    argv = python_argv(space.config.command) if python else list(space.config.command)
+    if space.config.zero_code:
         argv += flag_args(space, params)
     return [expand(w, run_dir, trial) for w in argv]
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_tuner import protocol, rundir
+from tui_tuner import protocol
+from tui_tuner.core.space import load_space
+from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store, StudyLock
+from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError, TunerError
-from tui_tuner.space import load_space
-from tui_tuner.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store, StudyLock
-from tui_tuner.study import Study
-from tui_tuner.verdict import read_json
+from tui_tuner.runtime import rundir
+from tui_tuner.runtime.verdict import read_json
 
 # A checkpoint inside this study: .../runs/t0003/ckpt/step-120.pt (the study may have moved since).
 _IN_RUNS = re.compile(r"(?:^|/)" + RUNS_DIR + r"/(t(\d+))/(.+)$")
@@ -78,14 +79,14 @@ def recover(directory: str | Path) -> Recovery:
         _refuse_a_live_db(d)
         result.moved = _move_aside(d)
         store = Store(d / DB_NAME, create=True)
-        seed = space.study.seed if space.study.seed is not None else secrets.randbelow(2**31)
+        seed = space.config.seed if space.config.seed is not None else secrets.randbelow(2**31)
         Study._create(d, space, store, seed)
         study = Study(d, space, store, lock)
         ids = _rebuild(study, runs, result)
         highest = max([rundir.highest_id(d / RUNS_DIR), *ids], default=0)
         _reserve(store, highest)
         result.next_id = highest + 1
-        from tui_tuner.runner import Runner  # the runner's own verdict settles what has ended
+        from tui_tuner.runtime.runner import Runner  # the runner's own verdict settles what has ended
 
         Runner(study, cwd=d).settle_ended()
         result.statuses = {t.id: t.status for t in study.trials("id")}
@@ -217,6 +218,6 @@ def _lost(space: Any, seed: int, result: Recovery) -> list[str]:
         f"the seed (this study now has seed {seed})",
         "each trial's source other than fork (recorded as random)",
     ]
-    if space.study.zero_code:
+    if space.config.zero_code:
         lost.append("zero-code restarts' parents (their run dirs do not name them): recorded as new trials")
     return lost + result.lost

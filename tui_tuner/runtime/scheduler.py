@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tui_tuner import sampling
+from tui_tuner.core import sampling
+from tui_tuner.core.space import STRATEGIES, load_space
+from tui_tuner.core.store import first_line
 from tui_tuner.errors import StudyError, TunerError
-from tui_tuner.runner import RunEvent, Runner
-from tui_tuner.space import STRATEGIES, load_space
-from tui_tuner.store import first_line
+from tui_tuner.runtime.runner import RunEvent, Runner
 
 STRATEGY_SOURCES = ("random", "grid", "zoom")   # trials the strategy queued (not manual, fork, default)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
@@ -39,7 +39,7 @@ class Scheduler:
     def __init__(self, study, runner: Runner, sampler: sampling.Sampler | None = None, *,
                  budget: int | None = None, parallel: int | None = None,
                  strategy: str | None = None) -> None:
-        cfg = study.space.study
+        cfg = study.space.config
         self.study = study
         self.runner = runner
         self.sampler = sampler if sampler is not None else study.sampler()
@@ -161,7 +161,7 @@ class Scheduler:
                 and math.isfinite(t.objective)]
         try:
             state = sampling.zoom(self.study.space, state, [(t.params, t.objective) for t in done],
-                                  maximize=self.study.space.study.maximize, top=self.zoom_top,
+                                  maximize=self.study.space.config.maximize, top=self.zoom_top,
                                   margin=self.zoom_margin, ids=[t.id for t in done])
         except TunerError:
             pass   # too few finished trials to zoom on: sample the next round where we are
@@ -208,7 +208,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     missing to reach the budget. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
     Returns the exit code (0 done, 130 interrupted).
     """
-    from tui_tuner.study import Study, default_dir
+    from tui_tuner.core.study import Study, default_dir
 
     space = load_space(space_path) if space_path is not None else None
     if study_dir is None:
@@ -230,7 +230,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
             reason = first_line(ev.data.get("reason"), REASON_WIDTH)
             why = f"  ({reason})" if reason else ""
             setting = _short(t.params, SETTING_WIDTH if status == "done" else None)
-            say(f"trial {t.id:>4}  {status:<8}  {space.study.objective}={_obj(ev.data.get('objective'))}"
+            say(f"trial {t.id:>4}  {status:<8}  {space.config.objective}={_obj(ev.data.get('objective'))}"
                 f"  step={t.step if t.step is not None else '-'}  {setting}{why}")
         elif ev.kind == "started" and ev.data.get("adopted"):
             say(f"trial {ev.trial_id:>4}  re-adopted (pid {ev.data.get('pid')}, still running)")
@@ -253,7 +253,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
         runner.adopt()
         sched = Scheduler(study, runner, budget=trials, parallel=parallel, strategy=strategy)
         say(f"study {study.dir}: {sched.strategy}, budget {sched.budget} ({study.budget_used()} started), "
-            f"parallel {sched.parallel}, objective {space.study.objective} ({space.study.direction})")
+            f"parallel {sched.parallel}, objective {space.config.objective} ({space.config.direction})")
         while not interrupted:
             runner.poll()
             if interrupted:
@@ -285,7 +285,7 @@ def _summary(study, say, *, interrupted: bool) -> None:
     counts = {k: v for k, v in study.counts().items() if v}
     say("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items()) if counts else "summary: no trials")
     best = study.best(1)
-    cfg = study.space.study
+    cfg = study.space.config
     if best:
         b = best[0]
         say(f"best: trial {b.id}  {cfg.objective}={_obj(b.objective)}  {_short(b.params, 200)}")

@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from tui_tuner.core.sampling import SearchState
+from tui_tuner.core.space import Param, Space
+from tui_tuner.core.store import Trial
 from tui_tuner.errors import SpaceError
-from tui_tuner.sampling import SearchState
-from tui_tuner.space import Param, Space
-from tui_tuner.store import Trial
 
 STRATEGIES = ("tpe", "gp", "cmaes")
 PENDING = ("queued", "running", "paused")
@@ -169,7 +169,7 @@ class OptunaSearch:
         self.seed = int(seed)
         self.strategy = strategy
         self.startup = startup
-        self.direction = space.study.direction
+        self.direction = space.config.direction
         self.dists = distributions(space, state)
         self.fixed = state.fixed(space)
         self.trials = sorted(trials, key=lambda t: t.id)
