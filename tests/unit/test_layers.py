@@ -42,3 +42,33 @@ def test_trainer_side_imports_neither_textual_numpy_nor_torch():
         assert module in NON_UI
         loaded = imported_after(module)
         assert not loaded & {"textual", "numpy", "torch", "rich"}, module
+
+
+def test_import_linter_contracts_hold():
+    """pyproject's [tool.importlinter] contracts: ui > runtime > core > launch > protocol/errors, and a
+    light trainer side. lint-imports reads the source, so an absent torch extra cannot fail it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+                          "lint_imports_command()"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def test_import_linter_catches_a_broken_layer(tmp_path):
+    """The contract is not vacuous: a core module importing the runtime breaks it."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    copy = tmp_path / "repo"
+    shutil.copytree(root / "tui_tuner", copy / "tui_tuner", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", copy / "pyproject.toml")
+    with open(copy / "tui_tuner" / "core" / "space.py", "a") as f:
+        f.write("\nfrom tui_tuner.runtime import scheduler  # noqa\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(copy)}
+    out = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+                          "lint_imports_command()"], cwd=copy, capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    assert "tui_tuner.core.space -> tui_tuner.runtime.scheduler" in out.stdout

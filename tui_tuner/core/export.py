@@ -15,11 +15,11 @@ from typing import Any
 
 import tomli_w
 
+from tui_tuner.core.argv import command_argv, expand, flag_args, format_value
 from tui_tuner.core.store import write_atomic
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.errors import StudyError
 from tui_tuner.protocol import PARAMS, read_json
-from tui_tuner.runtime.adapters import command_argv, expand, flag_args, format_value
 
 TUNER_TABLE = "tuner"
 FORMATS = ("toml", "args")

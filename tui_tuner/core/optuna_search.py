@@ -41,11 +41,11 @@ import numpy as np
 
 from tui_tuner.core.sampling import SearchState
 from tui_tuner.core.space import Param, Space
+from tui_tuner.core.status import PENDING
 from tui_tuner.core.store import Trial
 from tui_tuner.errors import SpaceError
 
 STRATEGIES = ("tpe", "gp", "cmaes")
-PENDING = ("queued", "running", "paused")
 STUDY_NAME = "tui-tuner"
 # A stored value that lies this close outside a box edge (a share of the box width) is on the edge:
 # β = 1 - (1 - β) and exp(log(x)) drift in the last bits, and such a trial must not be left out.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core.space import Param, Space, show_value
+from tui_tuner.core.space import ZOOM_MARGIN, ZOOM_TOP, Param, Space, show_value
 from tui_tuner.errors import SpaceError
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the
@@ -26,8 +26,6 @@ from tui_tuner.errors import SpaceError
 # rounds from `coarse_to_fine_rounds` (a first round of twice the round size, then one zoom per
 # round), each round drawn stratified. Narrower margins or a smaller top fraction win a little
 # on easy surfaces and lose more when noise misleads an early zoom.
-ZOOM_TOP = 0.25
-ZOOM_MARGIN = 0.15
 # A zoomed box is never narrower than this share of the box it came from, so a run of zooms
 # around a single good point narrows geometrically instead of collapsing to that point.
 MIN_WIDTH = 0.05

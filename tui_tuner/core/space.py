@@ -28,6 +28,9 @@ SCALES = {"float": ("linear", "log", "one_minus_log"), "int": ("linear", "log")}
 STRATEGIES = ("random", "grid", "coarse_to_fine")
 PARAM_KEYS = {"type", "scale", "low", "high", "values", "default", "tier", "live", "step", "flag", "flag_style"}
 FLAG_STYLES = ("space", "equals")
+# A zoom keeps the best quarter of the trials and stays 15% wider than their box (tests/bench/search_quality.py).
+ZOOM_TOP = 0.25
+ZOOM_MARGIN = 0.15
 STUDY_KEYS = {
     "name", "command", "objective", "direction", "parallel", "budget", "strategy", "seed",
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
@@ -285,8 +288,8 @@ class StudyConfig:
     stall_timeout: float = 300.0
     stage: int = 4
     round_size: int = 0
-    zoom_top: float = 0.25
-    zoom_margin: float = 0.15
+    zoom_top: float = ZOOM_TOP
+    zoom_margin: float = ZOOM_MARGIN
 
     @property
     def zero_code(self) -> bool:
@@ -591,7 +594,7 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         raise fail("study.objective", f"{objective!r} is not among [study.metrics] "
                                       f"({', '.join(metrics)}), so it would never be reported")
 
-    zoom_top = raw.get("zoom_top", 0.25)
+    zoom_top = raw.get("zoom_top", ZOOM_TOP)
     if (not _is_number(zoom_top) or not math.isfinite(zoom_top) or zoom_top <= 0
             or (zoom_top >= 1 and not float(zoom_top).is_integer())):
         raise fail("study.zoom_top", f"must be a fraction in (0, 1) or a count >= 1 of best trials, "
@@ -617,6 +620,6 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         stage=stage,
         round_size=integer("round_size", 0, 0),
         zoom_top=float(zoom_top),
-        zoom_margin=number("zoom_margin", 0.15, 0.0, 1.0, lo_open=False),
+        zoom_margin=number("zoom_margin", ZOOM_MARGIN, 0.0, 1.0, lo_open=False),
     )
 

@@ -23,15 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tui_tuner.core.status import ACTIVE, FINISHED, STATUSES
 from tui_tuner.errors import StudyError
 from tui_tuner.protocol import PRIVATE_DIR, PRIVATE_FILE, run_id, write_atomic
 
 __all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STATUSES", "Store",
            "StudyLock", "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
 
-STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "diverged")
-FINISHED = ("done", "failed", "stopped", "diverged")
-ACTIVE = ("running", "paused")
 SOURCES = ("random", "grid", "zoom", "manual", "fork", "default")
 
 DB_NAME = "study.db"

@@ -12,18 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui_tuner.core import rundir
 from tui_tuner.core.sampling import Sampler, SearchState
 from tui_tuner.core.space import Space, StudyConfig, parse_space
+from tui_tuner.core.status import ACTIVE, FINISHED, STATUSES, sql_in
 from tui_tuner.core.store import (
-    ACTIVE,
     DB_NAME,
-    FINISHED,
     PRIVATE_DIR,
     PRIVATE_FILE,
     RUNS_DIR,
     SOURCES,
     SPACE_NAME,
-    STATUSES,
     Store,
     StudyLock,
     Trial,
@@ -32,7 +31,6 @@ from tui_tuner.core.store import (
     write_atomic,
 )
 from tui_tuner.errors import StudyError
-from tui_tuner.runtime import rundir
 
 __all__ = ["ACTIVE", "FINISHED", "SOURCES", "STATUSES", "Study", "Trial", "default_dir", "run_id"]
 
@@ -536,11 +534,11 @@ class Study:
 
     def finished(self) -> list[Trial]:
         """Ended trials (done, failed, stopped, diverged), in the order they ended."""
-        return self.store.trials("status IN ('done', 'failed', 'stopped', 'diverged')", order="ended, id")
+        return self.store.trials(sql_in(FINISHED), order="ended, id")
 
     def active(self) -> list[Trial]:
         """Running and paused trials, by id."""
-        return self.store.trials("status IN ('running', 'paused')")
+        return self.store.trials(sql_in(ACTIVE))
 
     def counts(self) -> dict[str, int]:
         """The number of trials in each status (every status present, zero included)."""

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner import protocol
+from tui_tuner.core import rundir
 from tui_tuner.core.space import load_space
 from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store, StudyLock
 from tui_tuner.core.study import Study
+from tui_tuner.core.verdict import read_json
 from tui_tuner.errors import StudyError, TunerError
-from tui_tuner.runtime import rundir
-from tui_tuner.runtime.verdict import read_json
 
 # A checkpoint inside this study: .../runs/t0003/ckpt/step-120.pt (the study may have moved since).
 _IN_RUNS = re.compile(r"(?:^|/)" + RUNS_DIR + r"/(t(\d+))/(.+)$")

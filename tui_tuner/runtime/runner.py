@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner import launch, protocol
+from tui_tuner.core import rundir, verdict
+from tui_tuner.core.argv import command_argv
 from tui_tuner.errors import RunError, SpaceError, StudyError
-from tui_tuner.runtime import rundir, verdict
-from tui_tuner.runtime.adapters import LineTail, MetricParser, command_argv
+from tui_tuner.runtime.adapters import LineTail, MetricParser
 
 # Polled per run; the defaults suit a person pressing keys, tests shrink them.
 STOP_TIMEOUT = 10.0        # after the stop command, before SIGTERM

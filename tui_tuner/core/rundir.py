@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner import protocol
-from tui_tuner.runtime.verdict import read_json
+from tui_tuner.core.verdict import read_json
 
 RUN_NAME = re.compile(r"t(\d+)")      # runs/t0001; not runs/t0001.attempt-1
 _APPLIED = b'"applied"'
