@@ -43,7 +43,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -198,6 +197,8 @@ def atomic_file(path: str | os.PathLike[str], *, mode: int | None = PRIVATE_FILE
     file it replaces; a new file gets `mode` (None: what open() gives under the umask). On an error
     the temporary file is removed and the old file is left as it was.
     """
+    import tempfile  # here, not at the top: the trainer imports this module and rarely writes whole files
+
     target = os.fspath(path)
     folder, name = os.path.split(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
