@@ -475,6 +475,16 @@ class Study:
             Store.update(db, t.id, **fields)
         return self._get(t.id)
 
+    def annotate(self, trial_id: int, reason: str) -> Trial:
+        """Replace an ended trial's reason (an automatic decision names itself there)."""
+        self._writable()
+        with self.store.tx() as db:
+            t = self._get(trial_id)
+            if not t.finished:
+                raise StudyError(f"trial {t.id} is {t.status}; only an ended trial's reason is annotated")
+            Store.update(db, t.id, reason=reason)
+        return self._get(t.id)
+
     def add_fork(self, parent_id: int, params: dict[str, Any], fork_step: int | None,
                  resume: str | None) -> Trial:
         """Queue a fork of a trial at the FRONT: the parent's settings with `params` over them.
