@@ -339,8 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [t for t in args.tasks if t not in surrogate.tasks]
         if unknown:
             raise LcbenchError(f"--tasks: unknown {', '.join(unknown)} (LCBench has {', '.join(surrogate.tasks)})")
-        work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
-        b = Bench(surrogate, layout, load_space(SPACE), work, args.trials, args.parallel, args.epoch_time,
+        b = Bench(surrogate, layout, load_space(SPACE), Path(), args.trials, args.parallel, args.epoch_time,
                   tuner_features())
         probe = [{p.name: p.from_unit(u) for p in b.space} for u in (0.1, 0.5, 0.9)]
         worst = check_against_yahpo(surrogate, data, probe, args.tasks[:2])
@@ -349,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except LcbenchError as e:
         print(f"lcbench: {e}", file=sys.stderr)
         return 2
+    b.work = work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
     print(f"LCBench surrogate at {data} (fast path = yahpo-gym to {worst:.1g}); tui-tuner strategies: "
           f"{', '.join(b.features['strategies'])}; early stopping: {'yes' if b.features['early_stop'] else 'no'}; "
           f"studies in {work}", flush=True)
