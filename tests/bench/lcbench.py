@@ -20,6 +20,11 @@ Score. A method picks the best finished trial it saw (what `tui-tuner export --b
 Optuna: best_trial); its regret is the best of 4,000 random configurations (right scales, epoch 52,
 one batch per task, cached) minus the picked configuration's accuracy at epoch 52, in points.
 Median and mean over tasks x seeds, with epochs spent and wall time per study.
+
+Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, 2 shared cores, 39 min in all), median / mean
+regret: tui-tuner random 2.28 / 3.45, coarse_to_fine 2.03 / 2.77; Optuna TPE 1.41 / 2.63, TPE +
+Hyperband 1.51 / 3.98 (60 trials in 1,040 epochs), random 2.62 / 4.52. A tui-tuner study takes
+about 20 s (a process per trial, ~1 s each); an Optuna one under 4 s.
 """
 
 from __future__ import annotations
