@@ -32,7 +32,9 @@ __all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STAT
 STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "diverged")
 FINISHED = ("done", "failed", "stopped", "diverged")
 ACTIVE = ("running", "paused")
-SOURCES = ("random", "grid", "zoom", "manual", "fork", "default")
+# Where a trial came from: a strategy's draw (random, grid, zoom; tpe, gp, cmaes: the model-based
+# strategy that proposed it), or the user (manual, fork, default).
+SOURCES = ("random", "grid", "zoom", "tpe", "gp", "cmaes", "manual", "fork", "default")
 
 DB_NAME = "study.db"
 SPACE_NAME = "space.toml"
