@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from tui_tuner import __version__
-from tui_tuner.core.space import STRATEGIES, Space, load_space
+from tui_tuner.core.space import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES, Space, load_space
 from tui_tuner.errors import TunerError
 
 PROG = "tui-tuner"
@@ -51,10 +51,33 @@ def _count(text: str) -> int:
 
 
 def _positive(text: str) -> int:
-    n = _count(text)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
     return n
+
+
+def _duration(text: str) -> str:
+    from tui_tuner.core.budget import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _budget_options(parser: argparse.ArgumentParser) -> None:
+    """--early-stop, --step-budget and --time-budget, for run (headless or not) and the app."""
+    parser.add_argument("--early-stop", choices=EARLY_STOP_RULES, metavar="NAME",
+                        help=f"stop hopeless trials early: {', '.join(EARLY_STOP_RULES)} (default: the space's)")
+    parser.add_argument("--step-budget", type=_positive, metavar="N",
+                        help="end the study once all trials together reported N steps")
+    parser.add_argument("--time-budget", type=_duration, metavar="T",
+                        help="end the study T after it first started: 8h, 90m, 1h30m, 3600s or seconds")
 
 
 def _trial_id(text: str) -> int:
@@ -78,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("space", nargs="?", help="the search space file (optional when --study holds one)")
     t.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
     t.add_argument("--seed", type=_count, help="seed of a new study (default: the space's, else random)")
+    t.add_argument("--strategy", choices=STRATEGIES, help="how settings are chosen (default: the space's)")
+    _budget_options(t)
     t.set_defaults(func=cmd_tune)
 
     r = sub.add_parser("run", help="run the tuning loop (--headless: without the app)")
@@ -88,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", choices=STRATEGIES, help="how settings are chosen")
     r.add_argument("--seed", type=_count, help="seed of a new study")
     r.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
+    _budget_options(r)
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="the app on the bundled example, nothing else needed")
@@ -158,12 +184,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise UsageError("give a space file (tui-tuner SPACE.toml) or an existing study (--study DIR)")
     directory = study_dir(space, args.study) if space is not None else Path(args.study)
     study = Study.open(directory, space, seed=getattr(args, "seed", None))
+    try:
+        _check_overrides(study.space, getattr(args, "strategy", None), getattr(args, "early_stop", None))
+    except BaseException:
+        study.close()
+        raise
     from tui_tuner.ui.app import run_app  # textual loads only once the study is open
 
     # `run SPACE` without --headless: the app with the same overrides the headless loop takes.
     overrides = {"budget": getattr(args, "trials", None), "parallel": getattr(args, "parallel", None),
-                 "strategy": getattr(args, "strategy", None)}
+                 "strategy": getattr(args, "strategy", None), "early_stop": getattr(args, "early_stop", None),
+                 "step_budget": getattr(args, "step_budget", None),
+                 "time_budget": getattr(args, "time_budget", None)}
     return run_app(study, scheduler_options={k: v for k, v in overrides.items() if v is not None})
+
+
+def _check_overrides(space: Space, strategy: str | None, early_stop: str | None) -> None:
+    """Refuse, before the app starts, a model-based strategy without its packages or an early-stop
+    rule the space lacks the steps for (the app would only say so once it runs)."""
+    strategy = strategy or space.config.strategy
+    if strategy in MODEL_STRATEGIES:
+        from tui_tuner.core.optuna_search import OptunaSearch
+        from tui_tuner.core.sampling import SearchState
+
+        OptunaSearch(space, SearchState(stage=space.config.stage), 0, [], strategy=strategy)
+    if early_stop is not None:
+        from tui_tuner.core.space import early_stop_config
+
+        es = space.config.early_stop
+        early_stop_config(early_stop, es.min_step, es.reduction_factor, es.max_step)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,7 +220,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.headless:
         from tui_tuner.runtime.scheduler import run_headless
 
-        return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed)
+        return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed,
+                            early_stop=args.early_stop, step_budget=args.step_budget,
+                            time_budget=args.time_budget)
     return cmd_tune(args)
 
 
@@ -216,6 +267,9 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if strategy == "coarse_to_fine" and args.n > (first := first_round_size(budget, parallel, cfg.round_size)):
         print(f"{PROG}: note: settings after the first {first} (the first coarse-to-fine round) are drawn "
               f"without the zooms a run makes from its results", file=sys.stderr)
+    elif strategy in MODEL_STRATEGIES and args.n > parallel:
+        print(f"{PROG}: note: settings after the first {parallel} assume trials end one at a time, and once "
+              f"the model leaves its random startup (10 trials) they depend on the results", file=sys.stderr)
     for setting in settings:
         out.write(json.dumps(setting) + "\n")
     out.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from runtime_helpers import make_runner, open_study, toy_space
+from runtime_helpers import make_runner, open_study, toy_space, wait_for
 from space_toml import param
 
 from tui_tuner.core.study import Study
@@ -179,4 +179,178 @@ def test_a_start_error_of_a_queued_trial_fails_it(tmp_path, monkeypatch):
     assert sched.tick() == []
     [t] = study.trials("id")
     assert t.status == "failed" and "cannot start" in t.reason
+    study.close()
+
+
+# -- model-based strategies (Optuna) --------------------------------------------------------------
+
+
+def test_tpe_fills_the_queue_with_its_own_proposals(tmp_path):
+    study, runner, sched = scheduled(tmp_path, budget=4, parallel=2, strategy="tpe", steps=3, delay=0.0)
+    assert len(sched.tick()) == 2
+    drive(study, runner, sched)
+    trials = study.trials("id")
+    assert [t.source for t in trials] == ["tpe"] * 4 and all(t.status == "done" for t in trials)
+    assert len({t.params["lr"] for t in trials}) == 4
+    assert sched.message == "trial budget reached: 4 trials started; the study ends"
+    study.close()
+
+
+def spy_on_asks(monkeypatch) -> list:
+    """Record, for each OptunaSearch.ask: (n, [(trial id, status)] it was built from, used, outside)."""
+    from tui_tuner.core import optuna_search
+
+    seen = []
+    ask = optuna_search.OptunaSearch.ask
+
+    def spy(self, n):
+        seen.append((n, [(t.id, t.status) for t in self.trials], self.used, self.outside))
+        return ask(self, n)
+
+    monkeypatch.setattr(optuna_search.OptunaSearch, "ask", spy)
+    return seen
+
+
+def test_tpe_sees_running_trials_as_pending(tmp_path, monkeypatch):
+    seen = spy_on_asks(monkeypatch)
+    study, runner, sched = scheduled(tmp_path, budget=3, parallel=2, strategy="tpe", steps=100000, delay=0.01)
+    assert len(sched.tick()) == 2
+    runner.stop_timeout = 0.0
+    runner.stop(1)
+    wait_for(runner, lambda: not runner.is_live(1), 10, "trial 1 to stop")
+    assert len(sched.tick()) == 1
+    assert seen[0][:2] == (2, [])
+    n, trials, used, _ = seen[1]
+    assert n == 1 and (2, "running") in trials and (1, "stopped") in trials and used == 2
+    t3, t2 = study.trial(3), study.trial(2)
+    assert t3.source == "tpe" and t3.params != t2.params
+    runner.stop_all(timeout=5)
+    study.close()
+
+
+def test_tpe_after_a_zoom_proposes_inside_it_and_the_trials_from_before_still_count(tmp_path, monkeypatch):
+    from tui_tuner.core.sampling import zoom
+
+    seen = spy_on_asks(monkeypatch)
+    study, runner, sched = scheduled(tmp_path, budget=4, parallel=2, strategy="random", steps=2, delay=0.0)
+    drive(study, runner, sched)
+    done = study.trials("id")
+    study.search_state = zoom(study.space, study.search_state, [(t.params, t.objective) for t in done],
+                              maximize=False, top=2, margin=0.0, ids=[t.id for t in done])
+    p = study.space["lr"]
+    lo, hi = study.search_state.box(study.space, "lr")
+    inside = sum(lo - 1e-9 <= p.to_unit(t.params["lr"]) <= hi + 1e-9 for t in done)
+    assert inside >= 2
+    tpe = Scheduler(study, runner, budget=6, parallel=2, strategy="tpe")
+    drive(study, runner, tpe)
+    n, trials, used, outside = seen[0]
+    assert n == 2 and [s for _, s in trials] == ["done"] * 4
+    assert used == inside and outside == 4 - inside
+    for t in study.trials("id")[4:]:
+        assert t.source == "tpe" and t.zoom_level == 1
+        assert lo - 1e-9 <= p.to_unit(t.params["lr"]) <= hi + 1e-9
+    study.close()
+
+
+def test_a_model_strategy_without_optuna_is_one_line_naming_it(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)    # import optuna now raises ImportError
+    study = open_study(tmp_path, toy_space(tmp_path))
+    with pytest.raises(SpaceError, match=r"^strategy 'tpe' needs optuna: pip install optuna$"):
+        Scheduler(study, make_runner(study), strategy="tpe")
+    study.close()
+
+
+# -- budgets --------------------------------------------------------------------------------------
+
+
+def test_step_budget_ends_the_study_and_stops_the_running_trial(tmp_path):
+    study, runner, sched = scheduled(tmp_path, budget=10, parallel=1, strategy="random", steps=40, delay=0.01)
+    sched.step_budget = 60
+    drive(study, runner, sched)
+    trials = study.trials("id")
+    assert [t.status for t in trials] == ["done", "stopped"]
+    assert trials[0].step == 40 and 20 <= trials[1].step < 40
+    assert sched.ended_by == "steps" and sched.message.startswith("step budget reached: ")
+    usage = sched.usage()
+    assert usage.steps == trials[0].step + trials[1].step >= 60 and usage.trials == 2
+    assert usage.text().startswith("trials 2/10 · steps ")
+    study.close()
+
+
+def test_time_budget_counts_from_the_first_start_across_sessions(tmp_path):
+    import time
+
+    from tui_tuner.core.budget import STARTED_META
+
+    study, runner, sched = scheduled(tmp_path, budget=10, parallel=2, strategy="random", steps=100000, delay=0.01,
+                                     time_budget=0.8)
+    assert sched.time_budget == 0.8
+    t0 = time.time()
+    drive(study, runner, sched)
+    assert time.time() - t0 >= 0.8
+    assert [t.status for t in study.trials("id")] == ["stopped", "stopped"]
+    assert sched.ended_by == "time" and sched.message.startswith("time budget reached: ")
+    started = study.meta(STARTED_META)
+    assert started is not None and started <= study.trial(1).started
+    # A later session on the same study: the clock did not restart, so nothing more starts.
+    again = Scheduler(study, make_runner(study), budget=10, parallel=2, strategy="random", time_budget="0.8s")
+    assert again.tick() == [] and again.done() and again.ended_by == "time"
+    assert study.meta(STARTED_META) == started and study.budget_used() == 2
+    study.close()
+
+
+def test_budget_overrides_are_checked(tmp_path):
+    from tui_tuner.errors import StudyError
+
+    study = open_study(tmp_path, toy_space(tmp_path))
+    runner = make_runner(study)
+    with pytest.raises(StudyError, match="step budget must be an integer >= 1, got -5"):
+        Scheduler(study, runner, step_budget=-5)
+    with pytest.raises(StudyError, match="time budget must be a time like"):
+        Scheduler(study, runner, time_budget="soon")
+    with pytest.raises(SpaceError, match="study.early_stop_min_step: early_stop = 'asha' needs it"):
+        Scheduler(study, runner, early_stop="asha")
+    assert Scheduler(study, runner, early_stop="none").early_stop.rule == "none"
+    study.close()
+
+
+def test_early_stop_from_the_space_or_the_override_builds_the_decider(tmp_path):
+    study = open_study(tmp_path, toy_space(tmp_path, early_stop="median", early_stop_min_step=5))
+    runner = make_runner(study)
+    sched = Scheduler(study, runner)
+    assert sched.early_stop.rule == "median" and sched.decider().config.first_step == 5
+    asha = Scheduler(study, runner, early_stop="asha")
+    assert asha.early_stop.rule == "asha" and asha.early_stop.min_step == 5
+    assert asha.decider().metric == "loss"
+    study.close()
+
+
+# -- coarse to fine never zooms on too little ------------------------------------------------------
+
+
+def test_coarse_to_fine_waits_for_twice_the_searched_parameters_before_zooming(tmp_path):
+    from space_toml import space_toml
+    from study_runs import TOY
+
+    from tui_tuner.core.space import parse_space
+
+    params = {
+        "lr": param("float", scale="log", low=1e-3, high=0.9, default=0.1),
+        "width": param("int", low=1, high=64, default=8),     # searched; the toy trainer ignores it
+        "steps": param("int", low=1, high=100, default=2, tier=4),
+        "delay": param("float", low=0.0, high=1.0, default=0.0, tier=4),
+    }
+    text = space_toml(params, name="toy", command=["python", str(TOY)], objective="loss", stage=1)
+    (tmp_path / "space.toml").write_text(text)
+    study = open_study(tmp_path, parse_space(text, str(tmp_path / "space.toml")))
+    runner = make_runner(study)
+    sched = Scheduler(study, runner, budget=6, parallel=1, strategy="coarse_to_fine")
+    sched.round_size = 1
+    drive(study, runner, sched)
+    trials = study.trials("id")
+    # Two searched parameters: no zoom before 4 finished trials (rounds of 2, 1, 1 stay unzoomed).
+    assert [t.source for t in trials] == ["random"] * 4 + ["zoom"] * 2
+    assert [t.zoom_level for t in trials] == [0, 0, 0, 0, 1, 2]
     study.close()

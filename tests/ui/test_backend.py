@@ -52,7 +52,7 @@ def test_commands_raise_tuner_errors_the_app_can_show(study_dir, tmp_path, monke
     study = open_study(study_dir, space_text())
     backend = make_backend(study, tmp_path, autostart=False)
     try:
-        with pytest.raises(SpaceError, match="zoom needs at least 2"):
+        with pytest.raises(SpaceError, match=r"zoom needs at least \d+ finished trials .*, got 0"):
             backend.zoom()
         with pytest.raises(TunerError, match="nothing to unzoom"):
             backend.unzoom()

@@ -227,7 +227,7 @@ def mlp_study(directory: Path, monkeypatch: Any) -> Study:
         run(child, final=0.92 * parent.objective, start=800, begin=_val_at(curves[parent.id], 800))
         done = [t for t in study.finished() if t.status == "done"]
         study.search_state = zoom(study.space, study.search_state, [(t.params, t.objective) for t in done],
-                                  maximize=False, ids=[t.id for t in done])
+                                  maximize=False, ids=[t.id for t in done], force=True)   # asked first
         study.sample(2)
     return study
 

@@ -26,6 +26,7 @@ from tui_tuner.core.sampling import (
     unfreeze,
     unzoom,
     zoom,
+    zoom_minimum,
 )
 from tui_tuner.core.space import parse_space
 from tui_tuner.errors import SpaceError
@@ -326,7 +327,7 @@ def test_zoom_box_contains_the_best_and_stays_inside():
 def test_zoom_keeps_the_log_scale():
     # The best two trials straddle 3e-3 evenly in log space; the box must too.
     fin = [({"lr": 1e-3}, 0.1), ({"lr": 9e-3}, 0.1), ({"lr": 0.5}, 1.0), ({"lr": 1e-4}, 1.0)]
-    st = zoom(SPACE, SearchState(), fin, maximize=False, top=2)
+    st = zoom(SPACE, SearchState(), fin, maximize=False, top=2, force=True)
     lo, hi = (SPACE["lr"].value_at(u) for u in st.box(SPACE, "lr"))
     assert lo < 1e-3 and hi > 9e-3
     assert math.log10(hi / 3e-3) == pytest.approx(math.log10(3e-3 / lo), rel=1e-9)
@@ -337,7 +338,7 @@ def test_zoom_keeps_the_log_scale():
 
 def test_zoom_around_one_point_never_collapses():
     fin = [({"lr": 3e-3}, 0.1), ({"lr": 3e-3}, 0.1), ({"lr": 0.5}, 1.0)]
-    st = zoom(SPACE, SearchState(), fin, maximize=False, top=2, margin=0.0)
+    st = zoom(SPACE, SearchState(), fin, maximize=False, top=2, margin=0.0, force=True)
     lo, hi = st.box(SPACE, "lr")
     assert hi - lo == pytest.approx(MIN_WIDTH)
     v_lo, v_hi = SPACE["lr"].value_at(lo), SPACE["lr"].value_at(hi)
@@ -346,7 +347,7 @@ def test_zoom_around_one_point_never_collapses():
 
 def test_zoom_keeps_each_best_integer_reachable():
     fin = [({"hidden": 70}, 0.0), ({"hidden": 70}, 0.0), ({"hidden": 99}, 1.0)]
-    st = zoom(SPACE, SearchState(), fin, maximize=False, top=2, margin=0.0)
+    st = zoom(SPACE, SearchState(), fin, maximize=False, top=2, margin=0.0, force=True)
     xs = {s["hidden"] for s in Sampler(SPACE, 0).random(st, 2000)}
     assert 70 in xs and xs <= {68, 69, 70, 71, 72}
     lo, hi = (int(v) for v in st.ranges(SPACE)["hidden"].strip("[]").split(", "))
@@ -355,10 +356,10 @@ def test_zoom_keeps_each_best_integer_reachable():
 
 def test_zoom_keeps_the_choices_the_best_used():
     fin = [({"layers": 3}, 0.1), ({"layers": 4}, 0.2), ({"layers": 2}, 0.9), ({"layers": 2}, 0.8)]
-    st = zoom(SPACE, SearchState(), fin, maximize=False, top=0.5)
+    st = zoom(SPACE, SearchState(), fin, maximize=False, top=0.5, force=True)
     assert st.allowed(SPACE, "layers") == [3, 4]
     assert {s["layers"] for s in Sampler(SPACE, 0).random(st, 200)} == {3, 4}
-    up = zoom(SPACE, SearchState(), fin, maximize=True, top=0.5)
+    up = zoom(SPACE, SearchState(), fin, maximize=True, top=0.5, force=True)
     assert up.allowed(SPACE, "layers") == [2]
 
 
@@ -390,10 +391,27 @@ def test_repeated_zoom_nests():
     assert lo < 3e-3 < hi and hi / lo < 10
 
 
-def test_zoom_needs_two_finite_objectives():
+def test_zoom_needs_two_finite_objectives_even_forced():
     fin = [({"lr": 1e-3}, 0.1), ({"lr": 1e-2}, float("nan")), ({"lr": 1e-1}, None)]
     with pytest.raises(SpaceError, match="at least 2 finished trials with an objective, got 1"):
+        zoom(SPACE, SearchState(), fin, maximize=False, force=True)
+
+
+def test_zoom_on_fewer_than_twice_the_searched_parameters_is_refused_unless_forced():
+    # Stage 4: lr, momentum, hidden, layers and eps are searched, so a zoom needs 10 trials.
+    fin = finished_lr(SPACE, n=9)
+    assert zoom_minimum(SPACE, SearchState()) == 10
+    with pytest.raises(SpaceError) as e:
         zoom(SPACE, SearchState(), fin, maximize=False)
+    assert e.value.message.startswith("zoom needs at least 10 finished trials with an objective (twice the 5 "
+                                      "searched parameters), got 9")
+    assert len(zoom(SPACE, SearchState(), fin, maximize=False, force=True).levels) == 1
+    assert len(zoom(SPACE, SearchState(), finished_lr(SPACE, n=10), maximize=False).levels) == 1
+    # Fewer searched parameters (a lower stage, a frozen one) need fewer trials.
+    staged = set_stage(SPACE, SearchState(), 1)
+    assert zoom_minimum(SPACE, staged) == 2
+    assert zoom_minimum(SPACE, freeze(staged, "lr", 1e-2, SPACE)) == 2
+    assert len(zoom(SPACE, staged, fin[:2], maximize=False).levels) == 1
 
 
 def test_zoom_top_rules():
@@ -465,7 +483,7 @@ def test_zoom_round_trip_of_rng_and_state_is_reproducible():
         st = SearchState()
         out = []
         for _ in range(3):
-            batch = sampler.random(st, 6, stratified=True)
+            batch = sampler.random(st, 10, stratified=True)   # a zoom needs 2 x 5 searched
             out += batch
             fin = [(s, abs(math.log10(s["lr"]) + 2.5)) for s in out]
             st = zoom(SPACE, st, fin, maximize=False)

@@ -309,3 +309,22 @@ def _require(module: str, message: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise SpaceError(message)
+
+
+def first_settings(space: Space, n: int, seed: int, *, strategy: str = "tpe", parallel: int = 1) -> list[dict[str, Any]]:
+    """The first n settings a fresh study run with this seed queues: `parallel` asked at once, then
+    one per trial that ends, each ask seeing the earlier settings as trials.
+
+    The first `parallel` are exact. Later ones are exact while the sampler is still in its random
+    startup (TPE, GP: 10 trials) and trials end one at a time; past that they depend on results.
+    """
+    from tui_tuner.core.store import Trial
+
+    state = SearchState(stage=space.config.stage)
+    trials: list[Trial] = []
+    while len(trials) < n:
+        k = min(n - len(trials), max(1, parallel) if not trials else 1)
+        for setting in OptunaSearch(space, state, seed, trials, strategy=strategy).ask(k):
+            i = len(trials) + 1
+            trials.append(Trial(id=i, status="queued", params=setting, source=strategy, created=float(i)))
+    return [t.params for t in trials]

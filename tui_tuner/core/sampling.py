@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core.space import ZOOM_MARGIN, ZOOM_TOP, Param, Space, show_value
+from tui_tuner.core.space import MODEL_STRATEGIES, ZOOM_MARGIN, ZOOM_TOP, Param, Space, show_value
 from tui_tuner.errors import SpaceError
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the
@@ -354,21 +354,39 @@ def _ranked(finished: list[tuple[dict, float]], ids, maximize: bool) -> list[tup
     return rows
 
 
+def zoom_minimum(space: Space, state: SearchState) -> int:
+    """The finished trials a zoom needs unless forced: twice the parameters searched now (at least 2).
+
+    Fewer than that, and the best few trials say little about most parameters: a walk-through zoom
+    after 3 trials collapsed batch size, layers and optimizer each to one value, and the eventual
+    best trial lay outside the box.
+    """
+    return max(2, 2 * len(state.searched(space)))
+
+
 def zoom(space: Space, state: SearchState, finished: list[tuple[dict, float]], *, maximize: bool,
          top: float = ZOOM_TOP, margin: float = ZOOM_MARGIN, ids: list[int] | None = None,
-         min_width: float = MIN_WIDTH) -> SearchState:
+         min_width: float = MIN_WIDTH, force: bool = False) -> SearchState:
     """A new state with one more zoom level around the best finished trials.
 
     Each searched numeric parameter shrinks to the unit-space span of the best `top` trials plus
     `margin` of the current box width on each side, never narrower than `min_width` of the current
     box and always inside it; each searched choice keeps the values those trials used. `ids`
     (parallel to `finished`) are recorded on the level. Non-finite objectives are ignored.
+    Fewer finished trials than `zoom_minimum` are refused (saying how many it has and needs)
+    unless `force`; a forced zoom still needs 2.
     """
     if ids is not None and len(ids) != len(finished):
         raise ValueError("ids must be parallel to finished")
     rows = _ranked(finished, ids, maximize)
-    if len(rows) < 2:
+    need = zoom_minimum(space, state)
+    if force and len(rows) < 2:
         raise SpaceError(f"zoom needs at least 2 finished trials with an objective, got {len(rows)}")
+    if not force and len(rows) < need:
+        n = len(state.searched(space))
+        raise SpaceError(f"zoom needs at least {need} finished trials with an objective (twice the {n} "
+                         f"searched parameters), got {len(rows)}; zooming on fewer may shut out the best "
+                         f"region (force it to zoom anyway)")
     best = rows[:_top_count(top, len(rows))]
     old = state.levels[-1] if state.levels else ZoomLevel()
     level = ZoomLevel(bounds=dict(old.bounds), choices={k: list(v) for k, v in old.choices.items()},
@@ -527,6 +545,11 @@ def first_settings(space: Space, n: int, seed: int | None, *, strategy: str | No
     strategy = strategy or cfg.strategy
     budget = cfg.budget if budget is None else budget
     parallel = max(1, cfg.parallel if parallel is None else parallel)
+    if strategy in MODEL_STRATEGIES:
+        from tui_tuner.core import optuna_search
+
+        return optuna_search.first_settings(space, n, int(np.random.SeedSequence(seed).entropy % 2**63), strategy=strategy,
+                                            parallel=parallel)
     sampler = Sampler(space, seed)
     state = SearchState(stage=cfg.stage)
     if strategy == "grid":

@@ -12,11 +12,15 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 
+from tui_tuner.core.budget import parse_duration
 from tui_tuner.errors import SpaceError
+
+if TYPE_CHECKING:
+    from tui_tuner.core.early_stop import EarlyStopConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,7 +29,10 @@ else:  # pragma: no cover - exercised only on 3.10
 
 TYPES = ("float", "int", "choice")
 SCALES = {"float": ("linear", "log", "one_minus_log"), "int": ("linear", "log")}
-STRATEGIES = ("random", "grid", "coarse_to_fine")
+# Model-based strategies go through Optuna (core/optuna_search.py), imported only when used.
+MODEL_STRATEGIES = ("tpe", "gp", "cmaes")
+STRATEGIES = ("random", "grid", "coarse_to_fine", *MODEL_STRATEGIES)
+EARLY_STOP_RULES = ("asha", "median", "hyperband", "none")
 PARAM_KEYS = {"type", "scale", "low", "high", "values", "default", "tier", "live", "step", "flag", "flag_style"}
 FLAG_STYLES = ("space", "equals")
 # A zoom keeps the best quarter of the trials and stays 15% wider than their box (tests/bench/search_quality.py).
@@ -34,7 +41,8 @@ ZOOM_MARGIN = 0.15
 STUDY_KEYS = {
     "name", "command", "objective", "direction", "parallel", "budget", "strategy", "seed",
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
-    "zoom_margin",
+    "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
+    "step_budget", "time_budget",
 }
 SCALE_LABELS = {"linear": "linear", "log": "log", "one_minus_log": "1-β log"}
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")   # fullmatch: "$" would let a trailing newline in
@@ -290,6 +298,9 @@ class StudyConfig:
     round_size: int = 0
     zoom_top: float = ZOOM_TOP
     zoom_margin: float = ZOOM_MARGIN
+    early_stop: EarlyStopConfig = field(default_factory=lambda: early_stop_config("none"))
+    step_budget: int | None = None     # the total of steps all trials may report
+    time_budget: float | None = None   # seconds of wall clock since the study first started a trial
 
     @property
     def zero_code(self) -> bool:
@@ -604,6 +615,19 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
     if not isinstance(stage, int) or isinstance(stage, bool) or not 1 <= stage <= 4:
         raise fail("study.stage", f"must be 1, 2, 3 or 4 (search tiers <= stage), got {_fmt(stage)}")
 
+    time_budget = raw.get("time_budget")
+    if time_budget is not None:
+        try:
+            time_budget = parse_duration(time_budget)
+        except ValueError as e:
+            raise fail("study.time_budget", str(e)) from None
+    rule_args = (choice("early_stop", EARLY_STOP_RULES, "none"), integer("early_stop_min_step", None, 1),
+                 integer("early_stop_factor", 3, 2), integer("early_stop_max_step", None, 1))
+    try:
+        early_stop = early_stop_config(*rule_args)
+    except SpaceError as e:
+        raise fail(*e.message.split(": ", 1)) from None
+
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
@@ -621,5 +645,28 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         round_size=integer("round_size", 0, 0),
         zoom_top=float(zoom_top),
         zoom_margin=number("zoom_margin", ZOOM_MARGIN, 0.0, 1.0, lo_open=False),
+        early_stop=early_stop,
+        step_budget=integer("step_budget", None, 1),
+        time_budget=time_budget,
     )
+
+
+def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
+                      max_step: int | None = None) -> EarlyStopConfig:
+    """The [study] early-stopping keys as an EarlyStopConfig; a SpaceError "study.KEY: rule" names
+    the key to set when the rule lacks one (also for a rule given as --early-stop)."""
+    from tui_tuner.core.early_stop import EarlyStopConfig
+
+    if rule not in EARLY_STOP_RULES:
+        raise SpaceError(f"study.early_stop: must be one of {', '.join(EARLY_STOP_RULES)}, got {_fmt(rule)}")
+    if rule == "hyperband" and max_step is None:
+        raise SpaceError("study.early_stop_max_step: early_stop = 'hyperband' needs it: the most steps "
+                         "one trial runs (its largest bracket reaches it)")
+    if rule == "hyperband" and min_step is not None and min_step > max_step:
+        raise SpaceError(f"study.early_stop_min_step: must be <= early_stop_max_step ({max_step}) for "
+                         f"hyperband, got {min_step}")
+    if rule != "none" and min_step is None and max_step is None:
+        raise SpaceError(f"study.early_stop_min_step: early_stop = {rule!r} needs it (the first step at "
+                         f"which a trial may be stopped), or early_stop_max_step to take a hundredth of")
+    return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop")
 

@@ -30,7 +30,9 @@ from tui_tuner.protocol import PRIVATE_DIR, PRIVATE_FILE, run_id, write_atomic
 __all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STATUSES", "Store",
            "StudyLock", "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
 
-SOURCES = ("random", "grid", "zoom", "manual", "fork", "default")
+# Where a trial came from: a strategy's draw (random, grid, zoom; tpe, gp, cmaes: the model-based
+# strategy that proposed it), or the user (manual, fork, default).
+SOURCES = ("random", "grid", "zoom", "tpe", "gp", "cmaes", "manual", "fork", "default")
 
 DB_NAME = "study.db"
 SPACE_NAME = "space.toml"

@@ -2,9 +2,18 @@
 
 Strategies: random (a batch of random settings whenever the queue runs dry), grid (the whole grid
 queued once; the study ends when it is exhausted), coarse_to_fine (a random first round, then after
-each round a zoom around the best trials so far and the next round sampled inside it). The budget
-is the number of trials started (`study.budget_used()`). Everything the search needs to continue
-(sampler state, zoom stack, round) lives in the study, so a restarted tuner carries on.
+each round a zoom around the best trials so far and the next round sampled inside it, once enough
+trials finished: `sampling.zoom_minimum`), and the model-based tpe, gp and cmaes (Optuna, through
+`OptunaSearch`: each free slot gets a setting asked from the study's trials, the pending ones
+included so they are not proposed again, inside the current zoom box and stage).
+
+Budgets (core/budget.py): the trial budget is the number of trials started
+(`study.budget_used()`); `step_budget` the total of steps all trials reported; `time_budget` the
+wall clock since the study first started (recorded in the study, so it spans sessions). The study
+ends at whichever comes first; a step or time budget reached stops the running trials, and
+`message` says which budget ended it. Everything the search needs to continue (sampler state,
+zoom stack, round, the history a model is rebuilt from) lives in the study, so a restarted tuner
+carries on.
 `run_headless` is the same loop without the app, for `tui-tuner run SPACE --headless`.
 """
 
@@ -14,16 +23,20 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from tui_tuner.core import sampling
-from tui_tuner.core.space import STRATEGIES, load_space
+from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
+from tui_tuner.core.early_stop import Decider, EarlyStopConfig
+from tui_tuner.core.space import MODEL_STRATEGIES, STRATEGIES, early_stop_config, load_space
 from tui_tuner.core.store import first_line
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runtime.runner import RunEvent, Runner
 
-STRATEGY_SOURCES = ("random", "grid", "zoom")   # trials the strategy queued (not manual, fork, default)
+# Trials the strategy queued (not manual, fork, default); a model-based one's source is its name.
+STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
 GRID_META = "grid_state"                         # the search state the grid was enumerated for
 
@@ -31,14 +44,18 @@ GRID_META = "grid_state"                         # the search state the grid was
 class Scheduler:
     """Keeps up to `parallel` runs going and refills the queue by the study's strategy.
 
-    `budget`, `parallel` and `strategy` default to the space's [study] values. Call `tick()`
-    after each `runner.poll()`; `done()` says when the study has nothing left to do. `holding`
-    (set by the app) stops new starts without touching the running ones.
+    `budget`, `parallel`, `strategy`, `early_stop` (a rule name; the space gives its steps and
+    factor), `step_budget` and `time_budget` (seconds, or text like "8h") default to the space's
+    [study] values. Call `tick()` after each `runner.poll()`; `done()` says when the study has
+    nothing left to do. `holding` (set by the app) stops new starts without touching the running
+    ones. `curves` (set by whoever stops trials early) returns the values the pruner judged per
+    stopped trial, {trial id: {step: value}}, for a model-based strategy to learn from.
     """
 
     def __init__(self, study, runner: Runner, sampler: sampling.Sampler | None = None, *,
                  budget: int | None = None, parallel: int | None = None,
-                 strategy: str | None = None) -> None:
+                 strategy: str | None = None, early_stop: str | None = None,
+                 step_budget: int | None = None, time_budget: float | str | None = None) -> None:
         cfg = study.space.config
         self.study = study
         self.runner = runner
@@ -48,13 +65,31 @@ class Scheduler:
         self.strategy = strategy or cfg.strategy
         if self.strategy not in STRATEGIES:
             raise StudyError(f"unknown strategy {self.strategy!r} (allowed: {', '.join(STRATEGIES)})")
+        es = cfg.early_stop
+        self.early_stop: EarlyStopConfig = (es if early_stop is None else early_stop_config(
+            early_stop, es.min_step, es.reduction_factor, es.max_step))
+        self.step_budget = cfg.step_budget if step_budget is None else step_budget
+        if self.step_budget is not None and (isinstance(self.step_budget, bool)
+                                             or not isinstance(self.step_budget, int) or self.step_budget < 1):
+            raise StudyError(f"step budget must be an integer >= 1, got {self.step_budget!r}")
+        try:
+            self.time_budget = cfg.time_budget if time_budget is None else parse_duration(time_budget)
+        except ValueError as e:
+            raise StudyError(f"time budget {e}") from None
+        self.curves: Callable[[], Mapping[int, Mapping[int, float]]] | None = None
+        if self.strategy in MODEL_STRATEGIES:
+            # Fails now, in one line naming the missing package, rather than at the first refill.
+            self._model_search([])
         # An automatic round smaller than `parallel` would leave slots idle while it waits to zoom.
         self.round_size = cfg.round_size or max(sampling.auto_round_size(self.budget), self.parallel)
         self.zoom_top = cfg.zoom_top
         self.zoom_margin = cfg.zoom_margin
         self.holding = False
         self.exhausted = False      # grid: every setting has been queued and taken
-        self.message: str | None = None   # why the study ended early, for the app and headless
+        self.message: str | None = None   # why the study ended, for the app and headless
+        self.ended_by: str | None = None  # "steps" or "time" once that budget ended the study
+        self._t0: float | None = None      # when the study first started (STARTED_META)
+        self._budget_stops: set[int] = set()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -63,9 +98,15 @@ class Scheduler:
         return max(0, self.budget - self.study.budget_used())
 
     def tick(self) -> list[int]:
-        """Start queued trials while there are free slots and budget; returns the ids started."""
+        """Start queued trials while there are free slots and budget; returns the ids started.
+
+        Once the step or time budget is spent, stops the running trials instead and starts none.
+        """
         started: list[int] = []
         if self.holding:
+            return started
+        self._mark_start()
+        if self._budget_spent():
             return started
         while len(self.runner.live_ids()) < self.parallel and self.remaining() > 0:
             trial = self.study.pop_next()
@@ -86,12 +127,75 @@ class Scheduler:
         return started
 
     def done(self) -> bool:
-        """True when no run is live and nothing more will start (budget reached or grid exhausted)."""
+        """True when no run is live and nothing more will start (a budget reached or grid exhausted)."""
         if self.runner.live_ids():
             return False
-        if self.remaining() <= 0 or self.exhausted:
+        if self.exhausted or self._budget_spent():
+            return True
+        if self.remaining() <= 0:
+            if self.message is None:
+                self.message = f"trial budget reached: {self.budget} trials started; the study ends"
             return True
         return False
+
+    # -- budgets --------------------------------------------------------------------------------
+
+    def _mark_start(self) -> None:
+        """Record when the study first started, once: the time budget counts from there, across
+        sessions. A study started before this was recorded counts from its first trial's start."""
+        if self._t0 is not None:
+            return
+        at = self.study.meta(STARTED_META)
+        if at is None:
+            (first,) = self.study.store.query("SELECT MIN(started) FROM trials")[0]
+            at = min(first, time.time()) if first is not None else time.time()
+            self.study.set_meta(STARTED_META, at)
+        self._t0 = float(at)
+
+    def steps_used(self) -> int:
+        """The total of steps all trials reported (forks from their checkpoint on); live runs at
+        their latest step, which the study records only about once a second."""
+        rows = {tid: (step, fork, resume) for tid, step, fork, resume in
+                self.study.store.query("SELECT id, step, fork_step, resume FROM trials WHERE step IS NOT NULL "
+                                       "OR status IN ('running', 'paused')")}
+        for tid in self.runner.live_ids():
+            if tid in rows:
+                step, fork, resume = rows[tid]
+                live = self.runner.latest(tid).get("step")
+                if live is not None and (step is None or live > step):
+                    rows[tid] = (live, fork, resume)
+        return steps_spent(rows.values())
+
+    def usage(self) -> BudgetUsage:
+        """How much of each budget is used now (trials, steps, time), for a status line or summary."""
+        t0 = self._t0 if self._t0 is not None else self.study.meta(STARTED_META)
+        return BudgetUsage(
+            trials=self.study.budget_used(), trial_budget=self.budget,
+            steps=self.steps_used(), step_budget=self.step_budget,
+            seconds=0.0 if t0 is None else max(0.0, time.time() - float(t0)), time_budget=self.time_budget)
+
+    def _budget_spent(self) -> bool:
+        """True once the step or time budget is spent: says so in `message` and stops the live runs."""
+        if self.ended_by is None:
+            if self.step_budget is None and self.time_budget is None:
+                return False
+            usage = self.usage()
+            if usage.ended_by is None:
+                return False
+            self.ended_by, self.message = usage.ended_by, usage.reason()
+        for tid in self.runner.live_ids():
+            if tid not in self._budget_stops:
+                self._budget_stops.add(tid)
+                try:
+                    self.runner.stop(tid)
+                except TunerError:
+                    pass   # it ended meanwhile: nothing left to stop
+        return True
+
+    def decider(self) -> Decider:
+        """An early-stopping decider for this study's objective and direction, by `early_stop`."""
+        cfg = self.study.space.config
+        return Decider(self.early_stop, cfg.direction, metric=cfg.objective)
 
     # -- refilling ------------------------------------------------------------------------------
 
@@ -104,7 +208,25 @@ class Scheduler:
             return self._refill_grid()
         if self.strategy == "random":
             return self._queue_random(min(room, self.parallel), "random")
+        if self.strategy in MODEL_STRATEGIES:
+            return self._refill_model(room)
         return self._refill_coarse_to_fine(room)
+
+    def _model_search(self, trials: list) -> Any:
+        from tui_tuner.core.optuna_search import OptunaSearch
+
+        curves = self.curves() if self.curves is not None and trials else None
+        return OptunaSearch(self.study.space, self.study.search_state, self.study.seed, trials,
+                            strategy=self.strategy, curves=curves)
+
+    def _refill_model(self, room: int) -> bool:
+        """Ask the model for a setting per free slot, as late as possible so it has seen every
+        result so far; the queued and running trials are in its history as pending."""
+        free = self.parallel - len(self.runner.live_ids())
+        n = min(room, max(1, free))
+        settings = self._model_search(self.study.trials("id")).ask(n)
+        self.study.enqueue(settings, self.strategy)
+        return bool(settings)
 
     def _queue_random(self, n: int, source: str, extra_meta: dict[str, Any] | None = None, *,
                       stratified: bool = False) -> bool:
@@ -159,16 +281,19 @@ class Scheduler:
         state = self.study.search_state
         done = [t for t in trials if t.status == "done" and t.objective is not None
                 and math.isfinite(t.objective)]
+        source = "zoom"
         try:
             state = sampling.zoom(self.study.space, state, [(t.params, t.objective) for t in done],
                                   maximize=self.study.space.config.maximize, top=self.zoom_top,
                                   margin=self.zoom_margin, ids=[t.id for t in done])
         except TunerError:
-            pass   # too few finished trials to zoom on: sample the next round where we are
+            # Fewer finished trials than sampling.zoom_minimum (failures, stops): a zoom on them
+            # could shut out the best region, so the next round is sampled where we are.
+            source = "random"
         # Zoom and the new round commit together, so a crash never zooms twice.
         self.study.store.set_meta({"search_state": state.to_dict(),
                                    C2F_META: {"round": info["round"] + 1, "after_id": last_id}})
-        return self._queue_random(n, "zoom", stratified=True)
+        return self._queue_random(n, source, stratified=True)
 
     @property
     def round(self) -> int:
@@ -201,7 +326,8 @@ def _obj(x: float | None) -> str:
 def run_headless(space_path: str | Path | None, study_dir: str | Path | None = None,
                  trials: int | None = None, parallel: int | None = None, strategy: str | None = None,
                  seed: int | None = None, out: TextIO | None = None, *, interval: float = 0.05,
-                 runner_options: dict[str, Any] | None = None) -> int:
+                 runner_options: dict[str, Any] | None = None, early_stop: str | None = None,
+                 step_budget: int | None = None, time_budget: float | str | None = None) -> int:
     """Run the tuning loop without the app; one line per finished trial, then a summary.
 
     Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
@@ -251,7 +377,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         runner.adopt()
-        sched = Scheduler(study, runner, budget=trials, parallel=parallel, strategy=strategy)
+        sched = Scheduler(study, runner, budget=trials, parallel=parallel, strategy=strategy,
+                          early_stop=early_stop, step_budget=step_budget, time_budget=time_budget)
         say(f"study {study.dir}: {sched.strategy}, budget {sched.budget} ({study.budget_used()} started), "
             f"parallel {sched.parallel}, objective {space.config.objective} ({space.config.direction})")
         while not interrupted:
@@ -274,6 +401,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
         if sched.message:
             say(sched.message)
         _summary(study, say, interrupted=bool(interrupted))
+        say(f"budget used: {sched.usage().text()}")
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
