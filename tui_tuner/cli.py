@@ -169,7 +169,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """The tuning loop, headless or in the app."""
     if args.headless:
-        from tui_tuner.runtime.scheduler import run_headless
+        from tui_tuner.runtime.headless import run_headless
 
         return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed)
     return cmd_tune(args)
