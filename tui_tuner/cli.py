@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from tui_tuner import __version__
+from tui_tuner.core.formatting import show_value
 from tui_tuner.core.space import STRATEGIES, Space, load_space
 from tui_tuner.errors import TunerError
 
@@ -222,16 +223,6 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 REASON_WIDTH = 60   # the `show` table's reason column: the first line of a reason, cut here
 
 
@@ -245,9 +236,9 @@ def trial_table(study: Any) -> list[str]:
 
     rows = [["id", "status", "objective", "step", "fork", "reason", "params"]]
     for t in study.trials("best"):
-        fork = "-" if t.parent is None else f"{t.parent}@{_fmt(t.fork_step)}"
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        rows.append([str(t.id), t.status, _fmt(t.objective), _fmt(t.step), fork,
+        fork = "-" if t.parent is None else f"{t.parent}@{show_value(t.fork_step)}"
+        params = " ".join(f"{k}={show_value(v)}" for k, v in t.params.items())
+        rows.append([str(t.id), t.status, show_value(t.objective), show_value(t.step), fork,
                      first_line(t.reason, REASON_WIDTH) or "-", params])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     # Left-aligned text, right-aligned numbers would be prettier but harder to cut(1); keep it plain.
