@@ -141,9 +141,7 @@ class MainScreen(Screen):
         self.query_one(RunPanel).show(snap.focused, self.log_scale)
         if slow:
             self._shape, self._slow_at = shape, now
-            strip = self.query_one(RunStrip)
-            set_if_changed(strip, "display", len(snap.cards) >= 2)
-            strip.show(snap.cards, focus_id, snap.maximize, self.log_scale)
+            self.query_one(RunStrip).show(snap.cards, focus_id, snap.maximize, self.log_scale)
             trials = self.query_one(TrialsTable)
             set_if_changed(trials, "border_title",
                            f"Trials ({'best first' if snap.order == 'best' else 'by start'}) · {snap.objective}")
