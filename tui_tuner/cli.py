@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from tui_tuner import __version__
+from tui_tuner.core.formatting import show_value
 from tui_tuner.core.space import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES, Space, load_space
 from tui_tuner.errors import TunerError
 
@@ -218,7 +219,7 @@ def _check_overrides(space: Space, strategy: str | None, early_stop: str | None)
 def cmd_run(args: argparse.Namespace) -> int:
     """The tuning loop, headless or in the app."""
     if args.headless:
-        from tui_tuner.runtime.scheduler import run_headless
+        from tui_tuner.runtime.headless import run_headless
 
         return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed,
                             early_stop=args.early_stop, step_budget=args.step_budget,
@@ -276,16 +277,6 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 REASON_WIDTH = 60   # the `show` table's reason column: the first line of a reason, cut here
 
 
@@ -299,9 +290,9 @@ def trial_table(study: Any) -> list[str]:
 
     rows = [["id", "status", "objective", "step", "fork", "reason", "params"]]
     for t in study.trials("best"):
-        fork = "-" if t.parent is None else f"{t.parent}@{_fmt(t.fork_step)}"
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        rows.append([str(t.id), t.status, _fmt(t.objective), _fmt(t.step), fork,
+        fork = "-" if t.parent is None else f"{t.parent}@{show_value(t.fork_step)}"
+        params = " ".join(f"{k}={show_value(v)}" for k, v in t.params.items())
+        rows.append([str(t.id), t.status, show_value(t.objective), show_value(t.step), fork,
                      first_line(t.reason, REASON_WIDTH) or "-", params])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     # Left-aligned text, right-aligned numbers would be prettier but harder to cut(1); keep it plain.

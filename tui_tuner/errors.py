@@ -34,3 +34,9 @@ class RunError(TunerError):
     """A run cannot be started or controlled as asked."""
 
     title = "Run"
+
+
+class InputError(TunerError):
+    """What was typed into a dialog cannot be used (a count, a stage, a path, a parameter's value)."""
+
+    title = "Input"

@@ -16,7 +16,7 @@ from waiting import wait_for
 
 from tui_tuner.cli import main
 from tui_tuner.core.study import Study
-from tui_tuner.runtime.scheduler import run_headless
+from tui_tuner.runtime.headless import run_headless
 
 
 def headless(space_file: Path, study: Path, *args: str) -> subprocess.Popen:

@@ -7,7 +7,7 @@ import io
 
 from space_toml import lr, param, space_toml
 
-from tui_tuner.runtime.scheduler import REASON_WIDTH, SETTING_WIDTH, run_headless
+from tui_tuner.runtime.headless import REASON_WIDTH, SETTING_WIDTH, run_headless
 
 # Fails at once with a very long last line, as a stack trace of a long message would.
 FAILING = "import sys\nprint('ValueError: ' + 'bad shape ' * 60, file=sys.stderr)\nsys.exit(3)\n"

@@ -123,3 +123,42 @@ def test_stop_all_starts_nothing_more_from_the_queue(study_dir, tmp_path):
     finally:
         backend.close(stop_runs=True, timeout=5)
         study.close()
+
+
+def test_an_importance_failure_is_a_notice_and_a_log_line(study_dir, tmp_path, monkeypatch):
+    import json
+
+    import tui_tuner.core.importance as importance_module
+
+    def broken(*args, **kwargs):
+        raise ValueError("singular matrix")
+
+    study = finished_study(study_dir, monkeypatch)
+    monkeypatch.setattr(importance_module, "importance", broken)
+    backend = make_backend(study, tmp_path, autostart=False)
+    try:
+        backend.compute_importance_now()
+        (notice,) = backend.take_notices()
+        assert notice[0] == "Importance" and notice[2] == "warning"
+        assert "ValueError: singular matrix" in notice[1]
+        assert all(p.importance is None for p in backend.build().params)   # the column stays empty
+        (line,) = [json.loads(x) for x in (study.dir / "tuner.log").read_text().splitlines()]
+        assert line["title"] == "Importance" and "singular matrix" in line["message"]
+    finally:
+        backend.close()
+        study.close()
+
+
+def test_the_screen_changes_focus_and_order_through_methods(study_dir, tmp_path, monkeypatch):
+    study = finished_study(study_dir, monkeypatch)
+    backend = make_backend(study, tmp_path, autostart=False)
+    try:
+        backend.follow(2)
+        backend.toggle_order()
+        snap = backend.build()
+        assert snap.focused.id == 2 and snap.order == "start" and backend.focus == 2
+        with pytest.raises(ValueError, match="order must be one of"):
+            backend.set_order("worst")
+    finally:
+        backend.close()
+        study.close()

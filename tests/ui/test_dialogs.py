@@ -48,3 +48,17 @@ async def test_escape_while_applying_keeps_the_dialog_until_the_result_arrives()
             await pilot.pause(0.05)
         assert results == ["lr → 0.02"]
         assert app.screen is not form
+
+
+def test_dialog_input_errors_are_input_errors_not_space_errors():
+    import pytest
+
+    from tui_tuner.errors import InputError, SpaceError
+    from tui_tuner.ui.screens.dialogs import parse_count, parse_path, parse_stage
+
+    for parse, text, rule in [(parse_count, "x", "how many: must be a whole number"),
+                              (parse_count, "0", "between 1 and 1000"), (parse_stage, "7", "stage: must be"),
+                              (parse_path, " ", "path: give a file name")]:
+        with pytest.raises(InputError, match=rule) as e:
+            parse(text)
+        assert not isinstance(e.value, SpaceError) and e.value.title == "Input"

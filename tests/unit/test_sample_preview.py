@@ -11,7 +11,7 @@ from space_toml import hidden, layers, lr, momentum, param, space_toml
 from tui_tuner import cli
 from tui_tuner.core.sampling import first_round_size
 from tui_tuner.core.study import Study
-from tui_tuner.runtime.scheduler import run_headless
+from tui_tuner.runtime.headless import run_headless
 
 # A trial that ends at once: only the settings the run queues matter here.
 COMMAND = ["python", "-c", "print('val_loss 1.0')"]

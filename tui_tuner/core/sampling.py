@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core.space import MODEL_STRATEGIES, ZOOM_MARGIN, ZOOM_TOP, Param, Space, show_value
+from tui_tuner.core.formatting import show_value
+from tui_tuner.core.space import MODEL_STRATEGIES, ZOOM_MARGIN, ZOOM_TOP, Param, Space
 from tui_tuner.errors import SpaceError
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the

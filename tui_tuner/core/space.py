@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import re2
 
 from tui_tuner.core.budget import parse_duration
+from tui_tuner.core.formatting import show_value
 from tui_tuner.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -77,18 +78,9 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def show_value(x: Any) -> str:
-    """A value as tables show it: floats to 6 significant digits, ints exact, strings bare."""
-    if isinstance(x, float):
-        return f"{x:.6g}"
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    return str(x)
-
-
 def _fmt(x: Any) -> str:
     """A value in an error message: like show_value, but strings quoted so '' and ' ' are visible."""
-    return repr(x) if isinstance(x, str) else show_value(x)
+    return repr(x) if isinstance(x, str) or x is None else show_value(x)
 
 
 @dataclass(frozen=True)

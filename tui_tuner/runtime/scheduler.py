@@ -14,26 +14,21 @@ ends at whichever comes first; a step or time budget reached stops the running t
 `message` says which budget ended it. Everything the search needs to continue (sampler state,
 zoom stack, round, the history a model is rebuilt from) lives in the study, so a restarted tuner
 carries on.
-`run_headless` is the same loop without the app, for `tui-tuner run SPACE --headless`.
+The app and headless mode drive it through the session (runtime/session.py).
 """
 
 from __future__ import annotations
 
-import math
-import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from tui_tuner.core import sampling
+from tui_tuner.core import sampling, search
 from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
 from tui_tuner.core.early_stop import Decider, EarlyStopConfig
-from tui_tuner.core.space import MODEL_STRATEGIES, STRATEGIES, early_stop_config, load_space
-from tui_tuner.core.store import first_line
+from tui_tuner.core.space import MODEL_STRATEGIES, STRATEGIES, early_stop_config
 from tui_tuner.errors import StudyError, TunerError
-from tui_tuner.runtime.runner import RunEvent, Runner
+from tui_tuner.runtime.runner import Runner
 
 # Trials the strategy queued (not manual, fork, default); a model-based one's source is its name.
 STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
@@ -279,13 +274,9 @@ class Scheduler:
         if any(not t.finished for t in members):
             return False   # a round zooms only once all of it has finished
         state = self.study.search_state
-        done = [t for t in trials if t.status == "done" and t.objective is not None
-                and math.isfinite(t.objective)]
         source = "zoom"
         try:
-            state = sampling.zoom(self.study.space, state, [(t.params, t.objective) for t in done],
-                                  maximize=self.study.space.config.maximize, top=self.zoom_top,
-                                  margin=self.zoom_margin, ids=[t.id for t in done])
+            state = search.zoomed(self.study, top=self.zoom_top, margin=self.zoom_margin)
         except TunerError:
             # Fewer finished trials than sampling.zoom_minimum (failures, stops): a zoom on them
             # could shut out the best region, so the next round is sampled where we are.
@@ -300,127 +291,3 @@ class Scheduler:
         """The coarse-to-fine round in progress (0 before the first)."""
         info = self.study.meta(C2F_META)
         return int(info["round"]) if info else 0
-
-
-# -- headless ---------------------------------------------------------------------------------------
-
-
-# A headless line per trial: a done trial's setting is cut here (the summary and `show` have it
-# whole); a failed one's is never cut, since the parameter that broke it may be the last one.
-SETTING_WIDTH = 70
-REASON_WIDTH = 160   # the first line of a failure's reason, cut here (`show --json` has it whole)
-
-
-def _short(params: dict[str, Any], width: int | None = SETTING_WIDTH) -> str:
-    parts = []
-    for k, v in params.items():
-        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
-    text = " ".join(parts)
-    return text if width is None or len(text) <= width else text[: width - 1] + "…"
-
-
-def _obj(x: float | None) -> str:
-    return "-" if x is None else f"{x:.6g}"
-
-
-def run_headless(space_path: str | Path | None, study_dir: str | Path | None = None,
-                 trials: int | None = None, parallel: int | None = None, strategy: str | None = None,
-                 seed: int | None = None, out: TextIO | None = None, *, interval: float = 0.05,
-                 runner_options: dict[str, Any] | None = None, early_stop: str | None = None,
-                 step_budget: int | None = None, time_budget: float | str | None = None) -> int:
-    """Run the tuning loop without the app; one line per finished trial, then a summary.
-
-    Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
-    missing to reach the budget. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
-    Returns the exit code (0 done, 130 interrupted).
-    """
-    from tui_tuner.core.study import Study, default_dir
-
-    space = load_space(space_path) if space_path is not None else None
-    if study_dir is None:
-        if space is None:
-            raise StudyError("give a space file or --study DIR")
-        study_dir = default_dir(space)
-    study = Study.open(study_dir, space, seed=seed)
-    space = study.space
-
-    stream = out if out is not None else sys.stdout
-
-    def say(line: str) -> None:
-        print(line, file=stream, flush=True)
-
-    def on_event(ev: RunEvent) -> None:
-        if ev.kind == "ended":
-            t = study.trial(ev.trial_id)
-            status = ev.data["status"]
-            reason = first_line(ev.data.get("reason"), REASON_WIDTH)
-            why = f"  ({reason})" if reason else ""
-            setting = _short(t.params, SETTING_WIDTH if status == "done" else None)
-            say(f"trial {t.id:>4}  {status:<8}  {space.config.objective}={_obj(ev.data.get('objective'))}"
-                f"  step={t.step if t.step is not None else '-'}  {setting}{why}")
-        elif ev.kind == "started" and ev.data.get("adopted"):
-            say(f"trial {ev.trial_id:>4}  re-adopted (pid {ev.data.get('pid')}, still running)")
-        elif ev.kind == "stalled" and ev.data.get("stalled"):
-            say(f"trial {ev.trial_id:>4}  stalled: no event for {runner.stall_timeout:g}s (not killed)")
-
-    interrupted = 0
-
-    def on_signal(signum, frame) -> None:
-        nonlocal interrupted
-        interrupted += 1
-        if interrupted > 1:
-            # A second Ctrl-C: skip the grace periods.
-            runner.stop_timeout = runner.term_timeout = 0.0
-            runner.hurry_stops()
-
-    runner = Runner(study, on_event, **(runner_options or {}))
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        runner.adopt()
-        sched = Scheduler(study, runner, budget=trials, parallel=parallel, strategy=strategy,
-                          early_stop=early_stop, step_budget=step_budget, time_budget=time_budget)
-        say(f"study {study.dir}: {sched.strategy}, budget {sched.budget} ({study.budget_used()} started), "
-            f"parallel {sched.parallel}, objective {space.config.objective} ({space.config.direction})")
-        while not interrupted:
-            runner.poll()
-            if interrupted:
-                break
-            sched.tick()
-            if sched.done():
-                break
-            time.sleep(interval)
-        if interrupted:
-            live = runner.live_ids()
-            say(f"interrupted: stopping {len(live)} run(s) (stop, then SIGTERM, then SIGKILL)...")
-            with_stop = runner.stop_all()
-            left = runner.live_ids()
-            if left:
-                say(f"could not stop trial(s) {', '.join(map(str, left))}; they are still running")
-            elif with_stop:
-                say("all runs stopped")
-        if sched.message:
-            say(sched.message)
-        _summary(study, say, interrupted=bool(interrupted))
-        say(f"budget used: {sched.usage().text()}")
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-        study.close()
-    return 130 if interrupted else 0
-
-
-def _summary(study, say, *, interrupted: bool) -> None:
-    counts = {k: v for k, v in study.counts().items() if v}
-    say("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items()) if counts else "summary: no trials")
-    best = study.best(1)
-    cfg = study.space.config
-    if best:
-        b = best[0]
-        say(f"best: trial {b.id}  {cfg.objective}={_obj(b.objective)}  {_short(b.params, 200)}")
-        say(f"export it: tui-tuner export {study.dir} --best -o best.toml")
-    else:
-        say("best: none (no trial finished with an objective)")
-    if interrupted:
-        say(f"the study is intact in {study.dir}; run the same command again to continue")
-    else:
-        say(f"study: {study.dir}")

@@ -1,6 +1,6 @@
 """The Textual app: renders the back end's snapshots and sends it commands; nothing more.
 
-The back end (study, runner, scheduler) runs on its own threads. It tells the app a snapshot is ready
+The back end (the session's study, runner and scheduler) runs on its own threads. It tells the app a snapshot is ready
 with one replaceable message, so the screen is drawn at a bounded rate however fast the trainers
 report. Every command runs off the loop; a TunerError it raises is shown, never raised.
 """
@@ -48,8 +48,8 @@ class TunerApp(App[int]):
         """The main screen (whatever modal is on top)."""
         return self.screen_stack[0]  # type: ignore[return-value]
 
-    def begin(self) -> None:
-        """Called once the main screen is mounted: draw the first frame at once, then start the back end."""
+    def on_main_screen_ready(self, _: MainScreen.Ready) -> None:
+        """The main screen is mounted: draw the first frame at once, then start the back end."""
         backend = self.backend
         backend.on_snapshot = self._snapshot_ready
         try:
@@ -79,10 +79,6 @@ class TunerApp(App[int]):
             except NoMatches:
                 return  # the screen is being torn down (the app is exiting)
             self.frames += 1
-
-    def redraw_soon(self) -> None:
-        """What the screen looks at changed (focus, order): ask the back end for a new frame."""
-        self.backend.poke()
 
     # -- commands -------------------------------------------------------------------------------
 

@@ -10,27 +10,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+# The value formatter is core's (one per purpose, shared with the CLI and headless mode); the
+# narrow-table variant below is the UI's own, since only a screen has seven cells to fit.
+from tui_tuner.core.formatting import short_value as fmt_value
+
 # Eighth blocks, empty first: index k draws k/8 of a cell.
 BLOCKS = " ▁▂▃▄▅▆▇█"
 # A one-row sparkline never draws an empty cell for a real point: the lowest point is still visible.
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_FULL = "█"
 BAR_EMPTY = "·"
-
-
-def fmt_value(value: Any) -> str:
-    """A parameter or metric value, short: 4 significant digits for floats, exact for the rest."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    return str(value)
 
 
 def fmt_short(value: Any) -> str:

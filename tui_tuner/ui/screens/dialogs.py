@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from tui_tuner.core.space import Param
-from tui_tuner.errors import SpaceError, TunerError
+from tui_tuner.errors import InputError, SpaceError, TunerError
 from tui_tuner.ui.format import fmt_value
 
 Apply = Callable[[Any], Awaitable[str | None]]
@@ -146,13 +146,16 @@ class ParamForm(Dialog):
         raise KeyError(name)
 
     def changes(self) -> dict[str, Any]:
-        """The parsed values of the changed fields; SpaceError names the first bad one."""
+        """The parsed values of the changed fields; InputError names the first bad one."""
         out: dict[str, Any] = {}
         for i, (p, _) in enumerate(self.fields):
             text = self.query_one(f"#field-{i}", Input).value
             if text.strip() == self.initial[i]:
                 continue
-            out[p.name] = p.parse(text)
+            try:
+                out[p.name] = p.parse(text)
+            except SpaceError as e:   # the space's rule, broken by what was typed
+                raise InputError(e.message) from None
         return out
 
     @on(Input.Submitted)
@@ -160,7 +163,7 @@ class ParamForm(Dialog):
         event.stop()
         try:
             changes = self.changes()
-        except SpaceError as e:
+        except InputError as e:
             self.show_error(e.message)
             return
         if not changes and not self.allow_empty:
@@ -230,9 +233,9 @@ def parse_count(text: str) -> int:
     try:
         n = int(text.strip())
     except ValueError:
-        raise SpaceError(f"how many: must be a whole number, got {text.strip()!r}") from None
+        raise InputError(f"how many: must be a whole number, got {text.strip()!r}") from None
     if not 1 <= n <= 1000:
-        raise SpaceError(f"how many: must be between 1 and 1000, got {n}")
+        raise InputError(f"how many: must be between 1 and 1000, got {n}")
     return n
 
 
@@ -241,9 +244,9 @@ def parse_stage(text: str) -> int:
     try:
         n = int(text.strip())
     except ValueError:
-        raise SpaceError(f"stage: must be 1, 2, 3 or 4, got {text.strip()!r}") from None
+        raise InputError(f"stage: must be 1, 2, 3 or 4, got {text.strip()!r}") from None
     if not 1 <= n <= 4:
-        raise SpaceError(f"stage: must be 1, 2, 3 or 4 (search tiers <= stage), got {n}")
+        raise InputError(f"stage: must be 1, 2, 3 or 4 (search tiers <= stage), got {n}")
     return n
 
 
@@ -251,7 +254,7 @@ def parse_path(text: str) -> str:
     """An export path: not empty."""
     s = text.strip()
     if not s:
-        raise SpaceError("path: give a file name, e.g. best.toml")
+        raise InputError("path: give a file name, e.g. best.toml")
     return s
 
 

@@ -14,6 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
@@ -68,6 +69,9 @@ class MainScreen(Screen):
         Binding("Q", "quit_stop", "Stop all+quit"),
     ]
 
+    class Ready(Message):
+        """The screen is mounted: the app may draw the first frame and start the back end."""
+
     def __init__(self) -> None:
         super().__init__(id="main")
         self.snap: Snapshot | None = None
@@ -101,7 +105,7 @@ class MainScreen(Screen):
         self.query_one("#strip").border_title = "Running"
         self._layout(self.size.width)
         self.query_one("#trials", TrialsTable).focus()
-        self.tuner.begin()
+        self.post_message(self.Ready())
 
     def on_resize(self, event: Any) -> None:
         """Switch between the narrow and wide layouts."""
@@ -137,9 +141,7 @@ class MainScreen(Screen):
         self.query_one(RunPanel).show(snap.focused, self.log_scale)
         if slow:
             self._shape, self._slow_at = shape, now
-            strip = self.query_one(RunStrip)
-            set_if_changed(strip, "display", len(snap.cards) >= 2)
-            strip.show(snap.cards, focus_id, snap.maximize, self.log_scale)
+            self.query_one(RunStrip).show(snap.cards, focus_id, snap.maximize, self.log_scale)
             trials = self.query_one(TrialsTable)
             set_if_changed(trials, "border_title",
                            f"Trials ({'best first' if snap.order == 'best' else 'by start'}) · {snap.objective}")
@@ -300,9 +302,7 @@ class MainScreen(Screen):
 
     def follow(self, trial_id: int) -> None:
         """Make a trial the focused run."""
-        backend = self.tuner.backend
-        backend.focus, backend.focus_explicit = trial_id, True
-        self.tuner.redraw_soon()
+        self.tuner.backend.follow(trial_id)
 
     def action_next_run(self) -> None:
         """Focus the next running trial."""
@@ -371,7 +371,7 @@ class MainScreen(Screen):
 
     async def _edit(self, trial_id: int) -> None:
         backend = self.tuner.backend
-        trial = await self.tuner.call_or_say(backend.study.trial, trial_id)
+        trial = await self.tuner.call_or_say(backend.trial, trial_id)
         if trial is None:
             return
         fields = [(p, trial.params.get(p.name, p.default)) for p in backend.space.by_priority()]
@@ -424,9 +424,7 @@ class MainScreen(Screen):
 
     def action_order(self) -> None:
         """Toggle the trials order: best first / by start."""
-        backend = self.tuner.backend
-        backend.order = "start" if backend.order == "best" else "best"
-        self.tuner.redraw_soon()
+        self.tuner.backend.toggle_order()
 
     def action_help(self) -> None:
         """Show the key table."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui_tuner.ui.format import finite, fmt_value, spark_rows
@@ -22,18 +23,18 @@ class Chart(Widget):
     """
     COMPONENT_CLASSES = {"chart--bar", "chart--label", "chart--value"}
 
+    # What is drawn: assigning an equal value does nothing, a new one repaints (once per frame).
+    metric: reactive[str] = reactive("")
+    values: reactive[tuple[float, ...]] = reactive(())
+    log_y: reactive[bool] = reactive(False)
+
     def __init__(self, name: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.metric = name
-        self.values: tuple[float, ...] = ()
-        self.log_y = False
+        self.set_reactive(Chart.metric, name)
 
     def show(self, metric: str, values: tuple[float, ...], log: bool) -> None:
-        """Draw these values (a no-op when nothing changed)."""
-        if (metric, values, log) == (self.metric, self.values, self.log_y):
-            return
+        """Draw these values (nothing happens when they are what is shown)."""
         self.metric, self.values, self.log_y = metric, values, log
-        self.refresh()
 
     def render(self) -> Text:
         """The label line and the block rows."""

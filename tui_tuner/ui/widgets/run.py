@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui_tuner.ui.format import fmt_duration, fmt_value
@@ -71,6 +72,12 @@ def run_metrics(run: RunView | None) -> Text:
 class RunPanel(Vertical):
     """Header lines and one chart per curve (loss, and the objective when it differs)."""
 
+    # What is shown: the focused run and the log-y switch, replaced together each frame (an equal
+    # pair draws nothing); the border title and the objective chart's visibility follow from them.
+    shown: reactive[tuple[RunView | None, bool] | None] = reactive(None, init=False)
+    heading: reactive[str] = reactive("", init=False)
+    objective_shown: reactive[bool] = reactive(True, init=False)
+
     def compose(self) -> ComposeResult:
         """Header, metrics line, charts."""
         yield Static(run_header(None), id="run-header")
@@ -80,7 +87,14 @@ class RunPanel(Vertical):
 
     def show(self, run: RunView | None, log: bool) -> None:
         """Draw the focused run."""
-        set_if_changed(self, "border_title", run_title(run))
+        self.shown = (run, log)
+
+    def watch_shown(self, shown: tuple[RunView | None, bool] | None) -> None:
+        """Redraw the header lines and the charts."""
+        if shown is None:
+            return
+        run, log = shown
+        self.heading = run_title(run)
         # One line each, always: no new layout for a new text.
         self.query_one("#run-header", Static).update(run_header(run), layout=False)
         self.query_one("#run-metrics", Static).update(run_metrics(run), layout=False)
@@ -88,8 +102,16 @@ class RunPanel(Vertical):
         obj = self.query_one("#chart-objective", Chart)
         if run is None:
             loss.show("loss", (), log)
-            set_if_changed(obj, "display", False)
+            self.objective_shown = False
             return
         loss.show(run.loss_name, run.loss, log)
-        set_if_changed(obj, "display", bool(run.objective) or run.objective_name != run.loss_name)
+        self.objective_shown = bool(run.objective) or run.objective_name != run.loss_name
         obj.show(run.objective_name, run.objective, log)
+
+    def watch_heading(self, heading: str) -> None:
+        """The border title: the run and its lineage."""
+        self.border_title = heading
+
+    def watch_objective_shown(self, shown: bool) -> None:
+        """The objective's own chart, only when it is not the loss chart's metric."""
+        self.query_one("#chart-objective", Chart).display = shown

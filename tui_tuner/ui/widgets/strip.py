@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui_tuner.ui.format import bounds_of, fmt_value, spark_rows_by_step
@@ -24,20 +25,19 @@ class RunStrip(Widget):
     """
     COMPONENT_CLASSES = {"strip--bar", "strip--paused", "strip--focus", "strip--best", "strip--label"}
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.cards: tuple[Card, ...] = ()
-        self.focus_id: int | None = None
-        self.higher_better = False
-        self.log_y = False
+    # What is drawn: assigning an equal value does nothing, a new one repaints (once per frame).
+    cards: reactive[tuple[Card, ...]] = reactive(())
+    focus_id: reactive[int | None] = reactive(None)
+    higher_better: reactive[bool] = reactive(False)
+    log_y: reactive[bool] = reactive(False)
 
     def show(self, cards: tuple[Card, ...], focus_id: int | None, maximize: bool, log: bool) -> None:
-        """Draw these cards (a no-op when nothing changed)."""
-        state = (cards, focus_id, maximize, log)
-        if state == (self.cards, self.focus_id, self.higher_better, self.log_y):
-            return
-        self.cards, self.focus_id, self.higher_better, self.log_y = state
-        self.refresh()
+        """Draw these cards (nothing happens when they are what is shown)."""
+        self.cards, self.focus_id, self.higher_better, self.log_y = cards, focus_id, maximize, log
+
+    def watch_cards(self, cards: tuple[Card, ...]) -> None:
+        """Side by side is for comparing: the strip shows from two runs on."""
+        self.display = len(cards) >= 2
 
     def render(self) -> Text:
         """Cards left to right; those that do not fit are counted at the end."""

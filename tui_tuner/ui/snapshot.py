@@ -1,0 +1,249 @@
+"""The screen's Snapshot, built from the session: the study's trials and the runner's live values.
+
+Built on the back end's view thread, never on the event loop. It keeps what makes a frame cheap:
+the study read again only when something other than metrics happened, finished trials' curves
+read back once, measured importance recomputed off-thread when the number of done trials changes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tui_tuner.runtime.session import Session
+from tui_tuner.ui.format import downsample, finite
+from tui_tuner.ui.gpu import GpuProbe
+from tui_tuner.ui.model import Card, ParamRow, QueueRow, RunView, Snapshot, TrialRow
+from tui_tuner.ui.pauses import PausedTime
+
+# Points kept per curve in a snapshot: the widest chart on a big terminal, and a trials-table cell.
+CHART_POINTS = 240
+CELL_POINTS = 12
+CARD_POINTS = 120
+# A finished trial's curve is read back from its run directory once; this caps the time one frame
+# spends on that, so opening a big study does not delay the first frames.
+CURVE_BUDGET = 0.05
+ACTIVE = ("running", "paused")
+LOSS = "loss"
+ORDERS = ("best", "start")
+
+
+class SnapshotBuilder:
+    """Turns the session's study and runner into immutable Snapshots, for what the screen looks at."""
+
+    def __init__(self, session: Session, wake: Callable[[], None], gpu: GpuProbe | None = None) -> None:
+        self.session = session
+        self._wake = wake   # asks for another frame soon (more curves to read, importance ready)
+        self._gpu = gpu
+        self._gpu_text: str | None = None
+        self._gpu_at = 0.0
+        # What the screen looks at (set by the back end's follow/set_order; read here).
+        self.focus: int | None = None
+        self.focus_explicit = False
+        self.order = "best"
+        self.study_stale = True
+        self.paused = PausedTime()   # so a run's elapsed time stops while it is paused
+        self._seq = 0
+        self._curves: dict[int, tuple[float, ...]] = {}
+        self._importance: tuple[int, dict[str, float], str] = (-1, {}, "")
+        self._importance_busy = False
+        self._study_cache: tuple[float, str, Any] | None = None
+
+    def build(self, *, curve_budget: float = CURVE_BUDGET, light: bool = False) -> Snapshot:
+        """Read the study and the runner into one immutable Snapshot.
+
+        light: the app's very first frame, drawn on the loop before anything else: only the
+        database, no run history read back from disk (the view thread fills curves in next).
+        """
+        session = self.session
+        study, space, cfg, runner = session.study, session.space, session.config, session.runner
+        trials, counts, state, best, queued = self._read_study()
+        by_id = {t.id: t for t in trials}
+
+        focus = self._resolve_focus(trials, best)
+        focused = self._run_view(by_id[focus], light) if focus is not None else None
+        if light:
+            curve_budget = 0.0
+            self._wake()
+
+        deadline = time.monotonic() + curve_budget
+        rows = []
+        objectives: dict[int, float | None] = {}
+        for t in trials:
+            if t.status == "queued":
+                continue
+            step, objective = t.step, t.objective
+            if t.status in ACTIVE and not light:
+                # The study records progress once a second per run; the runner knows it now.
+                latest = runner.latest(t.id)
+                step = latest.get("step", step)
+                objective = latest.get("objective", objective)
+            objectives[t.id] = objective
+            rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
+                                 source=t.source, parent=t.parent, fork_step=t.fork_step,
+                                 curve=() if light else self._curve(t.id, t.status, deadline),
+                                 reason=t.reason))
+        searched = set(state.searched(space))
+        queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
+                               params={k: v for k, v in t.params.items() if k in searched} or dict(t.params))
+                      for t in queued)
+
+        scores, method = self._importance_scores(counts.get("done", 0))
+        ranges = state.ranges(space)
+        run_params = focused.params if focused is not None else {}
+        params = tuple(
+            ParamRow(name=p.name, tier=p.tier, scale=p.scale_label, range=ranges.get(p.name, p.range_label()),
+                     run=run_params.get(p.name), best=best.params.get(p.name) if best else None,
+                     importance=scores.get(p.name), searched=p.name in searched,
+                     frozen=p.name in state.frozen, live=p.live)
+            for p in space.by_priority())
+
+        cards = []
+        for t in sorted((t for t in trials if t.status in ACTIVE), key=lambda t: t.id):
+            raw = () if light else runner.series(t.id, cfg.objective)
+            series = [(s, v) for s, v in raw if math.isfinite(v)]
+            points = tuple(series[:: max(1, len(series) // CARD_POINTS)])
+            # The trial's objective as the trials table shows it (best or last, per `reduce`), so the
+            # strip's leader is the table's; the last point of a downsampled series is an average.
+            value = objectives.get(t.id)
+            if value is None and series:
+                value = series[-1][1]
+            cards.append(Card(id=t.id, status=t.status, value=value, points=points))
+
+        self._seq += 1
+        zoom_levels = sum(1 for lv in state.levels if getattr(lv, "kind", "zoom") == "zoom")
+        return Snapshot(
+            seq=self._seq, name=study.name, objective=cfg.objective, maximize=cfg.maximize,
+            counts=tuple(counts.items()), zoom=zoom_levels, stage=state.stage,
+            budget=self.session.budget,
+            zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
+            cards=tuple(cards), best_id=best.id if best else None, order=self.order,
+            gpu=None if light else self._gpu_line(), importance_method=method)
+
+    def _resolve_focus(self, trials: list, best: Any) -> int | None:
+        ids = {t.id for t in trials if t.status != "queued"}
+        if self.focus in ids and (self.focus_explicit or _status(trials, self.focus) in ACTIVE):
+            return self.focus
+        active = sorted(t.id for t in trials if t.status in ACTIVE)
+        if active:
+            choice = active[0]
+        elif best is not None:
+            choice = best.id
+        else:
+            started = [t for t in trials if t.started is not None]
+            choice = max(started, key=lambda t: t.started).id if started else None
+        self.focus = choice
+        return choice
+
+    def _run_view(self, trial: Any, light: bool = False) -> RunView:
+        runner = self.session.runner
+        objective = self.session.config.objective
+        if light:
+            # The first frame is drawn on the event loop: the runner would read a live run's whole
+            # events.jsonl back from disk here (seconds for a long run). The database is enough.
+            latest: dict[str, Any] = {"step": trial.step, "params": trial.params,
+                                      "elapsed": (trial.ended - trial.started) if trial.ended and trial.started
+                                      else None}
+            names: list[str] = []
+        else:
+            latest = runner.latest(trial.id)
+            names = runner.metric_names(trial.id)
+        loss_name = LOSS if LOSS in names else objective
+        loss = self._live_curve(trial.id, loss_name, CHART_POINTS) if names else ()
+        obj = self._live_curve(trial.id, objective, CHART_POINTS) if names and objective != loss_name else ()
+        metrics = latest.get("metrics") or {}
+        active = trial.status in ACTIVE
+        return RunView(
+            id=trial.id, status=trial.status if not active else (latest.get("status") or trial.status),
+            step=latest.get("step", trial.step), metrics=tuple(sorted(metrics.items())),
+            elapsed=self.paused.running_time(trial.id, latest.get("elapsed")), stalled=bool(latest.get("stalled")), loss_name=loss_name,
+            loss=loss, objective_name=objective, objective=obj,
+            can_adjust=active and runner.can_adjust(trial.id),
+            params=dict(latest.get("params") or trial.params), parent=trial.parent,
+            fork_step=trial.fork_step, reason=trial.reason)
+
+    def _live_curve(self, trial_id: int, metric: str, points: int) -> tuple[float, ...]:
+        series = self.session.runner.series(trial_id, metric)
+        return tuple(downsample(finite([v for _, v in series]), points))
+
+    def _curve(self, trial_id: int, status: str, deadline: float) -> tuple[float, ...]:
+        """A short curve of the objective for the trials table; finished ones are read once."""
+        if status in ACTIVE:
+            return self._live_curve(trial_id, self.session.config.objective, CELL_POINTS)
+        if trial_id in self._curves:
+            return self._curves[trial_id]
+        if time.monotonic() > deadline:
+            self._wake()  # more to read back: next frame
+            return ()
+        curve = self._live_curve(trial_id, self.session.config.objective, CELL_POINTS)
+        self._curves[trial_id] = curve
+        return curve
+
+    def _read_study(self) -> tuple[list, dict[str, int], Any, Any, list]:
+        """Trials, counts, search state, best trial and queue: read again only when something other
+        than metrics happened (a status, a command, a new view) or once a second, so a frame of a
+        run reporting thousands of steps a second costs no database reads beyond the live runs'."""
+        now = time.monotonic()
+        cached = self._study_cache
+        if cached is not None and not self.study_stale and now - cached[0] < 1.0 and cached[1] == self.order:
+            return cached[2]
+        self.study_stale = False
+        study = self.session.study
+        best = study.best(1)
+        data = (study.trials(self.order), study.counts(), study.search_state, best[0] if best else None,
+                study.queue())
+        self._study_cache = (now, self.order, data)
+        return data
+
+    def _importance_scores(self, n_done: int) -> tuple[dict[str, float], str]:
+        """Measured importance, recomputed off this thread when the number of done trials changes."""
+        study = self.session.study
+        key, scores, method = self._importance
+        if n_done != key and not self._importance_busy:
+            self._importance_busy = True
+            done = [(t.params, t.objective) for t in study.finished()
+                    if t.status == "done" and t.objective is not None]
+            threading.Thread(target=self._compute_importance, args=(n_done, done),
+                             name="tui-tuner-importance", daemon=True).start()
+        return scores, method
+
+    def _compute_importance(self, key: int, done: list[tuple[dict, float]]) -> None:
+        try:
+            from tui_tuner.core.importance import importance
+
+            imp = importance(self.session.space, done, self.session.config.maximize)
+            self._importance = (key, dict(imp.scores), str(imp.method))
+        except Exception as e:  # noqa: BLE001 - the column stays empty, and the user is told why
+            self._importance = (key, {}, "")
+            self.session.notice("Importance", f"measuring importance over {len(done)} done trial(s) failed: "
+                                f"{type(e).__name__}: {e}", "warning")
+        finally:
+            self._importance_busy = False
+            self._wake()
+
+    def compute_importance_now(self) -> None:
+        """Compute measured importance on the calling thread (deterministic first frames in tests)."""
+        n_done = self.session.study.counts().get("done", 0)
+        done = [(t.params, t.objective) for t in self.session.study.finished()
+                if t.status == "done" and t.objective is not None]
+        self._compute_importance(n_done, done)
+
+    def _gpu_line(self) -> str | None:
+        if self._gpu is None:
+            return None
+        now = time.monotonic()
+        if now - self._gpu_at >= 2.0:
+            self._gpu_at = now
+            self._gpu_text = self._gpu.read()
+        return self._gpu_text
+
+
+def _status(trials: list, trial_id: int | None) -> str | None:
+    for t in trials:
+        if t.id == trial_id:
+            return t.status
+    return None
+
