@@ -12,7 +12,7 @@ from test_headless import headless, steps_in
 from waiting import wait_for
 
 from tui_tuner.core.study import Study
-from tui_tuner.runtime.scheduler import run_headless
+from tui_tuner.runtime.headless import run_headless
 
 # TPE's first 10 trials are its random startup: the 11th and 12th are the model's own proposals.
 TRIALS = 12

@@ -21,10 +21,10 @@ def space_file(tmp_path):
 
 
 def test_run_headless_passes_the_budget_options_down(monkeypatch, space_file):
-    import tui_tuner.runtime.scheduler as scheduler
+    import tui_tuner.runtime.headless as headless
 
     seen = {}
-    monkeypatch.setattr(scheduler, "run_headless", lambda *a, **kw: seen.update(args=a, **kw) or 0)
+    monkeypatch.setattr(headless, "run_headless", lambda *a, **kw: seen.update(args=a, **kw) or 0)
     assert cli.main(["run", str(space_file), "--headless", "--early-stop", "asha", "--step-budget", "1040",
                      "--time-budget", "8h"]) == 0
     assert (seen["early_stop"], seen["step_budget"], seen["time_budget"]) == ("asha", 1040, "8h")
