@@ -44,8 +44,10 @@ import math
 import os
 import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,6 +86,38 @@ EV_RESUMED = "resumed"
 EV_CHECKPOINT = "checkpoint"
 EV_DONE = "done"
 EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE)
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+    class StrEnum(str, Enum):
+        """A str Enum whose members print and format as their value (enum.StrEnum before 3.11)."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return str(self.value).__format__(spec)
+
+
+class Command(StrEnum):
+    """The control commands, as an enum: a member equals its string (Command.STOP == "stop")."""
+
+    PAUSE = CMD_PAUSE
+    RESUME = CMD_RESUME
+    STOP = CMD_STOP
+    SET = CMD_SET
+    CHECKPOINT = CMD_CHECKPOINT
+
+
+class Event(StrEnum):
+    """The trainer's events (the "event" of a line that is not metrics), as an enum."""
+
+    APPLIED = EV_APPLIED
+    PAUSED = EV_PAUSED
+    RESUMED = EV_RESUMED
+    CHECKPOINT = EV_CHECKPOINT
+    DONE = EV_DONE
 
 # -- exit codes the shim uses when it cannot start the command (the shell's conventions) --------------
 
@@ -361,8 +395,8 @@ class JsonlTail(Tail):
                 return
 
 
-def last_lines(path: str | os.PathLike[str], n: int, *, max_bytes: int = 256 * 1024) -> list[str]:
-    """The last n non-empty lines of a text file, reading at most max_bytes from its end.
+def last_lines(path: str | os.PathLike[str], n: int | None, *, max_bytes: int = 256 * 1024) -> list[str]:
+    """The last n non-empty lines of a text file (None: all in reach), reading at most max_bytes from its end.
 
     Not a Tail: it seeks from the end once instead of following the file from an offset.
     A missing or unreadable file has none.
@@ -375,4 +409,6 @@ def last_lines(path: str | os.PathLike[str], n: int, *, max_bytes: int = 256 * 1
     except OSError:
         return []
     lines = [ln.decode("utf-8", "replace") for ln in _UNIVERSAL.split(data) if ln.strip()]
+    if n is None:
+        return lines
     return lines[-n:] if n > 0 else []
