@@ -55,6 +55,18 @@ class _Run:
         self.progress_written = 0.0
         self.progress_failed = False          # the last progress write failed (said once, not every second)
 
+    def __getattr__(self, name: str) -> Any:
+        # What the run's reports say reads as the run's own (runs[id].step, .checkpoints, .status).
+        state = self.__dict__.get("state")
+        if state is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(state, name)
+
+    @property
+    def pid(self) -> int | None:
+        """The run's shim (and process group)."""
+        return self.proc.pid
+
 
 class Runner(control.Commands):
     """Starts, follows and controls the runs of one study (commands and fork: see control.Commands)."""
