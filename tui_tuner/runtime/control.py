@@ -21,6 +21,7 @@ from tui_tuner.protocol import Command
 
 if TYPE_CHECKING:
     from tui_tuner.core.space import Space, StudyConfig
+    from tui_tuner.core.store import Trial
     from tui_tuner.core.study import Study
     from tui_tuner.runtime.events import EventBus
     from tui_tuner.runtime.process import Leftovers
@@ -48,7 +49,7 @@ class Commands:
     _study_write: Callable[..., None]
     poll: Callable[[], None]
     live_ids: Callable[[], list[int]]
-    start: Callable[[Any], None]
+    start: Callable[[Trial], None]
 
     def _live_run(self, trial_id: int) -> _Run:
         run = self.runs.get(trial_id)
@@ -192,7 +193,7 @@ class Commands:
     # -- forking ----------------------------------------------------------------------------------
 
     def fork(self, trial_id: int, changes: dict[str, Any] | None = None, *,
-             checkpoint: int | None = None, timeout: float | None = None) -> Any:
+             checkpoint: int | None = None, timeout: float | None = None) -> Trial:
         """Fork a run into a new trial with some settings changed, and start it at once.
 
         A trainer-API run is checkpointed first and the child resumes from that checkpoint; this

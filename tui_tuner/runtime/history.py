@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
+from tui_tuner.core.store import Trial
 from tui_tuner.runtime.reader import RunReader
 from tui_tuner.runtime.run_state import Objective, RunState
 
 
-def replay(trial: Any, run_dir: Path, objective: Objective,
+def replay(trial: Trial, run_dir: Path, objective: Objective,
            patterns: dict[str, str] | None = None) -> tuple[RunState, RunReader]:
     """The state a run's files give (curves, objective, checkpoints), read to their end, and its reader.
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 from tui_tuner import launch, protocol
 from tui_tuner.core.space import Space
+from tui_tuner.core.store import Trial
 from tui_tuner.errors import RunError
 from tui_tuner.runtime import rundir
 from tui_tuner.runtime.adapters import command_argv
@@ -97,7 +97,7 @@ class Leftovers:
             self.deadlines[pgid] = now
 
 
-def spawn_run(space: Space, trial: Any, run_dir: Path, resume: str | None, cwd: Path) -> tuple[int, list[str]]:
+def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd: Path) -> tuple[int, list[str]]:
     """Create the run dir, write params.json and start the study command under the launch shim: (pid, argv)."""
     try:
         run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True)
@@ -118,7 +118,7 @@ def spawn_run(space: Space, trial: Any, run_dir: Path, resume: str | None, cwd: 
     return pid, argv
 
 
-def earlier_attempt(trial: Any, run_dir: Path, live_names: set[str]) -> tuple[int, float | None] | None:
+def earlier_attempt(trial: Trial, run_dir: Path, live_names: set[str]) -> tuple[int, float | None] | None:
     """A run dir already there before a start (a tuner died between spawning and recording).
 
     Returns the shim's (pid, started) when that run ran (or runs) this very setting, to be taken

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tui_tuner.core.store import Trial
 from tui_tuner.core.study import Study
 from tui_tuner.errors import RunError, StudyError, TunerError
 from tui_tuner.runtime import control, history, process, rundir, verdict
@@ -40,7 +41,7 @@ PROGRESS_EVERY = 1.0       # seconds between step/objective writes to the study 
 class _Run:
     """What the runner knows about one run (live, settled in this session, or read back)."""
 
-    def __init__(self, trial: Any, run_dir: Path, state: RunState, reader: RunReader, zero_code: bool) -> None:
+    def __init__(self, trial: Trial, run_dir: Path, state: RunState, reader: RunReader, zero_code: bool) -> None:
         self.trial_id: int = trial.id
         self.run_dir = run_dir
         self.zero_code = zero_code
@@ -103,7 +104,7 @@ class Runner(control.Commands):
 
     # -- starting ---------------------------------------------------------------------------------
 
-    def start(self, trial: Any) -> None:
+    def start(self, trial: Trial) -> None:
         """Write params.json, spawn the launch shim with the study command, mark the trial started."""
         with self._bus.locked():
             if trial.id in self.runs and self.runs[trial.id].live:
@@ -129,7 +130,7 @@ class Runner(control.Commands):
             self.runs[trial.id] = run
             self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv})
 
-    def _new_run(self, trial: Any, run_dir: Path) -> _Run:
+    def _new_run(self, trial: Trial, run_dir: Path) -> _Run:
         status = trial.status if trial.status in ("running", "paused") else "running"
         state = RunState(trial.id, self._objective, trial.params, step=trial.step, status=status,
                          now=time.time())
@@ -281,7 +282,7 @@ class Runner(control.Commands):
                     settled.append(trial.id)
         return settled
 
-    def _adopt_one(self, trial: Any, run_dir: Path, unusable: str | None = None) -> bool:
+    def _adopt_one(self, trial: Trial, run_dir: Path, unusable: str | None = None) -> bool:
         """Follow an active trial's run again (replaying its events); settle it if it has ended.
 
         An ended run whose files are `unusable` (not this trial's) fails without being replayed.
