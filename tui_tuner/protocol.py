@@ -42,8 +42,11 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
+import sys
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,6 +85,38 @@ EV_RESUMED = "resumed"
 EV_CHECKPOINT = "checkpoint"
 EV_DONE = "done"
 EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE)
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+    class StrEnum(str, Enum):
+        """A str Enum whose members print and format as their value (enum.StrEnum before 3.11)."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return str(self.value).__format__(spec)
+
+
+class Command(StrEnum):
+    """The control commands, as an enum: a member equals its string (Command.STOP == "stop")."""
+
+    PAUSE = CMD_PAUSE
+    RESUME = CMD_RESUME
+    STOP = CMD_STOP
+    SET = CMD_SET
+    CHECKPOINT = CMD_CHECKPOINT
+
+
+class Event(StrEnum):
+    """The trainer's events (the "event" of a line that is not metrics), as an enum."""
+
+    APPLIED = EV_APPLIED
+    PAUSED = EV_PAUSED
+    RESUMED = EV_RESUMED
+    CHECKPOINT = EV_CHECKPOINT
+    DONE = EV_DONE
 
 # -- exit codes the shim uses when it cannot start the command (the shell's conventions) --------------
 
@@ -254,21 +289,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-class JsonlTail:
-    """Incremental reader of an append-only JSONL file: each call returns only the new complete lines.
+class Tail:
+    """The one incremental reader of a growing file: each call returns only its new complete lines.
 
     It remembers a byte offset, keeps an unfinished last line for the next call, tolerates the file
-    not existing yet, and counts (and skips) lines that are not a JSON object. Start from offset 0 to
-    re-read a run from the beginning (re-adopting after a restart).
+    not existing yet, reads at most `max_bytes` a call (`behind` says more is waiting), starts over
+    when the file shrinks (replaced or truncated), and hands back a "line" longer than `max_line`
+    without a newline cut to that length, so a writer that never ends its line cannot make the reader
+    buffer all of it. `universal` makes carriage returns line ends too (progress bars in output.log);
+    otherwise only "\n" ends a line (JSONL, where a "\r" may sit inside a string). Start from offset 0
+    to re-read a file from the beginning (re-adopting a run after a restart).
     """
 
-    def __init__(self, path: str | os.PathLike[str], offset: int = 0, *,
-                 max_bytes: int = 8 << 20, max_line: int = 1 << 20) -> None:
+    def __init__(self, path: str | os.PathLike[str], offset: int = 0, *, max_bytes: int = 8 << 20,
+                 max_line: int = 1 << 20, universal: bool = False) -> None:
         self.path = Path(path)
         self.offset = offset            # bytes consumed from the file (partial line included)
         self.max_bytes = max_bytes      # read at most this much per call, so one poll stays short
-        self.max_line = max_line        # a "line" longer than this without a newline is garbage
+        self.max_line = max_line        # an unfinished line longer than this is handed back cut
         self.behind = False             # True when the last call stopped at max_bytes
+        self._split = _UNIVERSAL.split if universal else _split_nl
         self._partial = b""
 
     @property
@@ -276,39 +316,61 @@ class JsonlTail:
         """Byte offset just after the last complete line returned (safe to persist and resume from)."""
         return self.offset - len(self._partial)
 
-    def read_new(self, *, final: bool = False) -> tuple[list[dict[str, Any]], int]:
-        """New complete JSON objects and the number of garbage lines skipped since the last call.
+    def grew(self) -> bool:
+        """True when the file is no longer the size last read (one stat: the trainer's hot path)."""
+        try:
+            return os.stat(self.path).st_size != self.offset
+        except OSError:
+            return False
 
-        With final=True (the writer has exited) an unfinished last line is parsed too, so a trainer
-        killed after writing its last object without the newline is not lost.
+    def read_lines(self, *, final: bool = False) -> list[bytes]:
+        """The complete lines (without their ends) written since the last call; empty ones included.
+
+        With final=True (the writer has ended) an unfinished last line is returned too, once caught
+        up: a line cut at the max_bytes boundary is not a finished last line.
         """
         try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < self.offset:
-                    # The file was replaced or truncated: start over rather than read past its end.
-                    self.offset, self._partial = 0, b""
-                f.seek(self.offset)
-                data = f.read(self.max_bytes)
-        except FileNotFoundError:
-            return [], 0
-        except OSError:
-            return [], 0
+            size = os.stat(self.path).st_size
+            if size < self.offset:
+                self.offset, self._partial = 0, b""
+            data = b""
+            if size > self.offset:
+                with open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    data = f.read(min(size - self.offset, self.max_bytes))
+        except OSError:   # not there yet, or not readable: nothing new to say
+            return []
         self.offset += len(data)
         self.behind = self.offset < size
-        buf = self._partial + data if self._partial else data
-        lines = buf.split(b"\n")
+        if not data and not (final and self._partial):
+            return []
+        lines = self._split(self._partial + data if self._partial else data)
         self._partial = lines.pop()
-        garbage = 0
-        # Only once caught up: a line cut at the max_bytes boundary is not a finished last line.
-        if final and self._partial and not self.behind:
-            lines.append(self._partial)
+        if self._partial and ((final and not self.behind) or len(self._partial) > self.max_line):
+            lines.append(self._partial[:self.max_line])
             self._partial = b""
-        elif len(self._partial) > self.max_line:
-            self._partial = b""
-            garbage += 1
+        return lines
+
+
+_UNIVERSAL = re.compile(rb"\r\n|\r|\n")
+
+
+def _split_nl(data: bytes) -> list[bytes]:
+    return data.split(b"\n")
+
+
+class JsonlTail(Tail):
+    """A Tail of an append-only JSONL file: new complete lines decoded as JSON objects.
+
+    Lines that are not a JSON object (bad JSON, bad UTF-8, an array, an endless line) are counted
+    as garbage and skipped; blank lines are skipped.
+    """
+
+    def read_new(self, *, final: bool = False) -> tuple[list[dict[str, Any]], int]:
+        """New complete JSON objects and the number of garbage lines skipped since the last call."""
         out: list[dict[str, Any]] = []
-        for line in lines:
+        garbage = 0
+        for line in self.read_lines(final=final):
             if not line.strip():
                 continue
             try:
@@ -321,3 +383,33 @@ class JsonlTail:
             else:
                 garbage += 1
         return out, garbage
+
+    def read_all(self, *, final: bool = True) -> Iterator[dict[str, Any]]:
+        """Every object from the current offset to the end of the file as it is now, in bounded reads.
+
+        final=True (the default: the writer has ended) takes an unterminated last line too.
+        """
+        while True:
+            objs, _garbage = self.read_new(final=final)
+            yield from objs
+            if not self.behind:
+                return
+
+
+def last_lines(path: str | os.PathLike[str], n: int | None, *, max_bytes: int = 256 * 1024) -> list[str]:
+    """The last n non-empty lines of a text file (None: all in reach), reading at most max_bytes from its end.
+
+    Not a Tail: it seeks from the end once instead of following the file from an offset.
+    A missing or unreadable file has none.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = [ln.decode("utf-8", "replace") for ln in _UNIVERSAL.split(data) if ln.strip()]
+    if n is None:
+        return lines
+    return lines[-n:] if n > 0 else []

@@ -91,9 +91,7 @@ class Run:
         self._queue: deque[Any] = deque()
         self._lock = threading.Lock()
         self._fd: int | None = None
-        self._ctl_path = ""
-        self._ctl_offset = 0
-        self._ctl_partial = b""
+        self._ctl: P.JsonlTail | None = None   # control.jsonl, read only when it grew
         self._ctl_seq = 0
         self._next_check = 0.0
         self._keys: dict[str, str] = {}   # metric name -> its JSON '"name":' prefix
@@ -121,7 +119,7 @@ class Run:
         resume = data.get("resume")
         self._resume = P.resolve_resume(self.run_dir, resume) if isinstance(resume, str) else None
         self._fd = os.open(os.path.join(self.run_dir, P.EVENTS), os.O_WRONLY | os.O_APPEND | os.O_CREAT, P.PRIVATE_FILE)
-        self._ctl_path = os.path.join(self.run_dir, P.CONTROL)
+        self._ctl = P.JsonlTail(os.path.join(self.run_dir, P.CONTROL))
         prev_hook = sys.excepthook
 
         def hook(*exc: Any) -> None:
@@ -192,11 +190,8 @@ class Run:
             return
         # At most one stat per call and per CHECK_INTERVAL: a command waits at most that long.
         self._next_check = now + CHECK_INTERVAL
-        try:
-            size = os.stat(self._ctl_path).st_size
-        except OSError:
-            return
-        if size > self._ctl_offset:
+        ctl = self._ctl
+        if ctl is not None and ctl.grew():
             self._poll_control()
             if self._paused:
                 self._wait_paused()
@@ -300,24 +295,10 @@ class Run:
 
     def _poll_control(self) -> None:
         """Read control.jsonl's new lines and apply each command once, in order."""
-        try:
-            with open(self._ctl_path, "rb") as f:
-                f.seek(self._ctl_offset)
-                data = f.read()
-        except OSError:
+        if self._ctl is None:
             return
-        self._ctl_offset += len(data)
-        buf = self._ctl_partial + data
-        lines = buf.split(b"\n")
-        self._ctl_partial = lines.pop()
         handled = False
-        for line in lines:
-            try:
-                cmd = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(cmd, dict):
-                continue
+        for cmd in self._ctl.read_all(final=False):   # a line not yet ended waits for its end
             seq = cmd.get("seq")
             if isinstance(seq, int) and not isinstance(seq, bool):
                 if seq <= self._ctl_seq:
@@ -380,11 +361,7 @@ class Run:
         self.flush()
         while self._paused:
             time.sleep(PAUSE_POLL)
-            try:
-                size = os.stat(self._ctl_path).st_size
-            except OSError:
-                continue
-            if size > self._ctl_offset:
+            if self._ctl is not None and self._ctl.grew():
                 self._poll_control()
 
 

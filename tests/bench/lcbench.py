@@ -67,7 +67,8 @@ from lcbench_surrogate import (  # noqa: E402
     model_digest,
     write_json,
 )
-from tui_tuner.space import Space, load_space  # noqa: E402
+
+from tui_tuner.core.space import Space, load_space  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SPACE = HERE / "lcbench.toml"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,15 +173,11 @@ def first_stop(run_dir: Path) -> float | None:
 
     A stop without a time (a hand-written line) counts from the start of time: it was asked for.
     """
-    tail = protocol.JsonlTail(run_dir / protocol.CONTROL)
-    while True:
-        cmds, _garbage = tail.read_new(final=True)
-        for cmd in cmds:
-            if cmd.get("cmd") == protocol.CMD_STOP:
-                t = cmd.get("t")
-                return float(t) if _is_time(t) else -math.inf
-        if not tail.behind:
-            return None
+    for cmd in protocol.JsonlTail(run_dir / protocol.CONTROL).read_all():
+        if cmd.get("cmd") == protocol.CMD_STOP:
+            t = cmd.get("t")
+            return float(t) if _is_time(t) else -math.inf
+    return None
 
 
 def event_time(ev: dict[str, Any]) -> float:
@@ -197,16 +192,7 @@ def _is_time(t: Any) -> bool:
 
 def output_tail(run_dir: Path, n: int = OUTPUT_LINES, max_bytes: int = 256 * 1024) -> tuple[str, ...]:
     """The last n non-empty lines of output.log (none when it cannot be read)."""
-    try:
-        with open(run_dir / protocol.OUTPUT, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except OSError:
-        return ()
-    lines = [ln.decode("utf-8", "replace") for ln in re.split(rb"\r\n|\r|\n", data) if ln.strip()]
-    return tuple(lines[-n:]) if n > 0 else ()
+    return tuple(protocol.last_lines(run_dir / protocol.OUTPUT, n, max_bytes=max_bytes))
 
 
 def not_a_directory(run_dir: Path) -> str | None:

@@ -2,19 +2,18 @@
 
 Settings go in as command-line flags (each parameter's `flag`, in its `flag_style` or the study's),
 and metrics come out of its output through the `[study.metrics]` patterns, matched by RE2 in linear
-time (a user's pattern can never hang the tuner). Also holds an incremental line reader for
-output.log. The argv a trial runs is built in core/argv.py (re-exported here).
+time (a user's pattern can never hang the tuner). Also holds the text reader of output.log (a
+protocol.Tail). The argv a trial runs is built in core/argv.py.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
 from pathlib import Path
 from typing import Any
 
 from tui_tuner.core.space import STEP_METRIC, compile_pattern
+from tui_tuner.protocol import Tail, last_lines
 
 # One output line longer than this is cut: a script printing megabytes without a newline must
 # not make the tuner buffer all of it.
@@ -80,61 +79,26 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-class LineTail:
-    """Reads a growing text file line by line; keeps a partial last line until it is completed.
-
-    Carriage returns count as line ends too, so progress bars (tqdm) give one line per refresh.
-    """
+class LineTail(Tail):
+    """output.log read line by line as text: a protocol.Tail with carriage returns as line ends too,
+    so progress bars (tqdm) give one line per refresh; each line cut to MAX_LINE characters."""
 
     def __init__(self, path: str | Path, offset: int = 0, *, max_bytes: int = 8 << 20) -> None:
-        self.path = Path(path)
-        self.offset = offset
-        self.max_bytes = max_bytes   # read at most this much per call, so one poll stays short
-        self.behind = False          # True when the last call stopped at max_bytes
-        self._partial = b""
+        super().__init__(path, offset, max_bytes=max_bytes, max_line=MAX_LINE, universal=True)
 
-    def read_new(self) -> list[str]:
-        """The complete lines written since the last call (empty when nothing new)."""
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            return []
-        if size < self.offset:
-            # Truncated or replaced: start over rather than read garbage offsets.
-            self.offset, self._partial = 0, b""
-        if size == self.offset:
-            self.behind = False
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(min(size - self.offset, self.max_bytes))
-        self.offset += len(data)
-        self.behind = self.offset < size
-        parts = re.split(rb"\r\n|\r|\n", self._partial + data)
-        self._partial = parts.pop()
-        if len(self._partial) > MAX_LINE:
-            parts.append(self._partial[:MAX_LINE])
-            self._partial = b""
-        return [p[:MAX_LINE].decode("utf-8", "replace") for p in parts if p.strip()]
+    def read_new(self, *, final: bool = False) -> list[str]:
+        """The non-blank lines written since the last call (final: the unterminated last one too)."""
+        return [ln[:MAX_LINE].decode("utf-8", "replace") for ln in self.read_lines(final=final) if ln.strip()]
 
     def flush(self) -> list[str]:
         """New lines plus the unterminated last line (call once the writer has ended)."""
-        lines = self.read_new()
-        if self._partial.strip():
-            lines.append(self._partial[:MAX_LINE].decode("utf-8", "replace"))
-        self._partial = b""
-        return lines
+        lines: list[str] = []
+        while True:
+            lines += self.read_new(final=True)
+            if not self.behind:
+                return lines
 
 
 def tail_lines(path: str | Path, n: int = 20, *, max_bytes: int = 256 * 1024) -> list[str]:
     """The last n non-empty lines of a text file (reads at most max_bytes from its end)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    lines = [ln.decode("utf-8", "replace") for ln in re.split(rb"\r\n|\r|\n", data) if ln.strip()]
-    return lines[-n:] if n > 0 else []
+    return last_lines(path, n, max_bytes=max_bytes)

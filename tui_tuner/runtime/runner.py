@@ -1,159 +1,87 @@
-"""Runs trials as processes and follows them through their run directories.
+"""Runs trials as processes and follows them through their run directories: the runtime's shell.
 
-The runner starts a trial under the launch shim, tails what the trainer writes (events.jsonl, or
-output.log for a zero-code script), keeps a small bounded picture of each run in memory (latest
-metrics, downsampled series), writes commands to control.jsonl (pause, resume, set, checkpoint,
-stop) and settles each run in the study when it ends. It never imports textual: the app gives it
-an `on_event` callback and calls `poll()` from a thread (`start_thread`).
+The runner starts a trial under the launch shim, reads what the trainer writes into each run's
+`RunState` (run_state, reader), writes commands to control.jsonl (control), drives stops through
+their phases (stopper), settles each run in the study with the verdict of its recorded facts
+(verdict), and reads old runs back outside its lock (history). It never imports textual: the app
+gives it an `on_event` callback and calls `poll()` from a thread (`start_thread`).
+
+Nothing is swallowed: a failed study write or a listener that raises becomes an "error" RunEvent
+(and a line in `errors`), and the runs go on being followed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import signal
 import threading
 import time
-from array import array
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui_tuner import launch, protocol
 from tui_tuner.core import rundir, verdict
-from tui_tuner.core.argv import command_argv
-from tui_tuner.errors import RunError, SpaceError, StudyError
-from tui_tuner.runtime.adapters import LineTail, MetricParser
+from tui_tuner.core.store import Trial
+from tui_tuner.core.study import Study
+from tui_tuner.errors import RunError, StudyError, TunerError
+from tui_tuner.runtime import control, history, process
+from tui_tuner.runtime.events import EventBus, say
+from tui_tuner.runtime.poller import FAST_POLL, FAST_WINDOW, PollThread
+from tui_tuner.runtime.reader import RunReader
+from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, Objective, RunEvent, RunState, Series
+from tui_tuner.runtime.stopper import Phase, Stopper
+
+__all__ = ["FAST_POLL", "FAST_WINDOW", "SERIES_POINTS", "Kind", "Phase", "RunEvent", "Runner", "Series"]
 
 # Polled per run; the defaults suit a person pressing keys, tests shrink them.
 STOP_TIMEOUT = 10.0        # after the stop command, before SIGTERM
 TERM_TIMEOUT = 5.0         # after SIGTERM, before SIGKILL of the process group
 CHECKPOINT_TIMEOUT = 60.0  # a fork waits this long for the parent's checkpoint
 PROGRESS_EVERY = 1.0       # seconds between step/objective writes to the study per run
-FAST_POLL = 0.003          # poll-thread period for FAST_WINDOW seconds after a command
-FAST_WINDOW = 0.5
-SERIES_POINTS = 512        # per metric and run, whatever the run's length
-
-
-@dataclass
-class RunEvent:
-    """Something that happened to a run, handed to the `on_event` callback.
-
-    kinds: started, metrics (coalesced: one per poll and run), applied, paused, resumed,
-    checkpoint, done, diverged, stalled (data["stalled"] True/False), garbage, ended
-    (data: status, reason, objective), error (the poll thread caught an exception).
-    """
-
-    kind: str
-    trial_id: int
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class Series:
-    """A bounded learning curve: at most `cap` points; when full, neighbouring pairs merge.
-
-    Each stored point then stands for twice as many raw points (mean value, last step), so a run
-    reporting thousands of steps a second keeps a fixed memory and an even view of its whole curve.
-    Points live in two typed arrays (16 bytes a point), so a study of many runs stays small.
-    """
-
-    def __init__(self, cap: int = SERIES_POINTS) -> None:
-        self.cap = max(2, cap)
-        self.steps = array("q")
-        self.values = array("d")
-        self.stride = 1
-        self._sum = 0.0
-        self._n = 0
-        self._step = 0
-
-    def __len__(self) -> int:
-        return len(self.steps) + (1 if self._n else 0)
-
-    def add(self, step: int, value: float) -> None:
-        """Add one raw point (non-finite values are left out of the curve)."""
-        if not math.isfinite(value):
-            return
-        self._sum += value
-        self._n += 1
-        self._step = step
-        if self._n < self.stride:
-            return
-        self.steps.append(self._step)
-        self.values.append(self._sum / self._n)
-        self._sum, self._n = 0.0, 0
-        if len(self.steps) >= self.cap:
-            st, va = self.steps, self.values
-            n = len(st) - len(st) % 2
-            steps = array("q", st[1:n:2])
-            values = array("d", ((va[i] + va[i + 1]) / 2 for i in range(0, n, 2)))
-            if len(st) % 2:
-                steps.append(st[-1])
-                values.append(va[-1])
-            self.steps, self.values = steps, values
-            self.stride *= 2
-
-    def get(self) -> list[tuple[int, float]]:
-        """The curve as (step, value) pairs, the not yet merged tail included."""
-        pts = list(zip(self.steps, self.values, strict=True))
-        if self._n:
-            pts.append((self._step, self._sum / self._n))
-        return pts
 
 
 class _Run:
-    """What the runner knows about one run (live or settled in this session)."""
+    """What the runner knows about one run (live, settled in this session, or read back)."""
 
-    def __init__(self, runner: Runner, trial, run_dir: Path, zero_code: bool) -> None:
+    def __init__(self, trial: Trial, run_dir: Path, state: RunState, reader: RunReader, zero_code: bool) -> None:
         self.trial_id: int = trial.id
         self.run_dir = run_dir
-        self.pid: int | None = trial.pid
         self.zero_code = zero_code
-        self.params: dict[str, Any] = dict(trial.params)   # with applied live changes
+        self.state = state
+        self.reader = reader
+        self.proc = process.Process(trial.pid, run_dir)
+        self.stopper = Stopper()
         self.started: float = trial.started or time.time()
-        self.ended: float | None = None
-        self.status: str = trial.status if trial.status in ("running", "paused") else "running"
-        self.readable = run_dir.is_dir()      # a stray file in its place has nothing to replay
-        self.events = protocol.JsonlTail(run_dir / protocol.EVENTS)
-        self.output = LineTail(run_dir / protocol.OUTPUT)
-        self.parser = MetricParser(runner.space.config.metrics) if zero_code else None
-        self.series: dict[str, Series] = {}
-        self.metrics: dict[str, float] = {}
-        self.step: int | None = trial.step
-        self.best: float | None = None
-        self.last: float | None = None
-        self.last_activity = time.time()
-        self.stalled = False
-        self.garbage = 0
-        self.done_at: float | None = None     # when the trainer said it finished (its done event)
-        self.diverged: str | None = None
-        self.checkpoints: dict[int, dict[str, Any]] = {}
-        self.applied: list[dict[str, Any]] = []
-        self.stop_at: float | None = None     # when a stop was asked for
-        self.stop_phase = 0                   # 0 none, 1 stop command sent, 2 SIGTERM, 3 SIGKILL
-        self.phase_deadline = 0.0
-        self.progress_written = 0.0
-        self.settled = False
+        self.ended: float | None = trial.ended
         self.live = False
-        self.child = False                    # spawned by this process (so we reap it)
-        self.shim_rc: int | None = None       # the shim's exit status, when we reaped it
         self.seq = 0                          # last control seq written
+        self.progress_written = 0.0
+        self.progress_failed = False          # the last progress write failed (said once, not every second)
+
+    def __getattr__(self, name: str) -> Any:
+        # What the run's reports say reads as the run's own (runs[id].step, .checkpoints, .status).
+        state = self.__dict__.get("state")
+        if state is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(state, name)
+
+    @property
+    def pid(self) -> int | None:
+        """The run's shim (and process group)."""
+        return self.proc.pid
 
 
-class Runner:
-    """Starts, follows and controls the runs of one study."""
+class Runner(control.Commands):
+    """Starts, follows and controls the runs of one study (commands and fork: see control.Commands)."""
 
-    def __init__(self, study, on_event: Callable[[RunEvent], None] | None = None, *,
+    def __init__(self, study: Study, on_event: Callable[[RunEvent], None] | None = None, *,
                  cwd: str | Path | None = None, stop_timeout: float = STOP_TIMEOUT,
                  term_timeout: float = TERM_TIMEOUT, checkpoint_timeout: float = CHECKPOINT_TIMEOUT,
                  stall_timeout: float | None = None) -> None:
         self.study = study
         self.space = study.space
         self.config = study.space.config
-        self.on_event = on_event
+        self._bus = EventBus(on_event)
+        self.errors = self._bus.errors        # every error reported (also sent as "error" events)
         # The directory the tuner was started from: a relative command path resolves there.
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
         self.stop_timeout = stop_timeout
@@ -161,83 +89,56 @@ class Runner:
         self.checkpoint_timeout = checkpoint_timeout
         self.stall_timeout = self.config.stall_timeout if stall_timeout is None else stall_timeout
         self.runs: dict[int, _Run] = {}
-        self._lock = threading.RLock()
-        self._depth = 0                       # nesting of _locked() by the thread holding the lock
-        self._pending: deque[RunEvent] = deque()
-        self._dispatching = threading.Lock()
-        self._quiet = False
-        self._thread: threading.Thread | None = None
-        self._halt = threading.Event()
+        self._objective = Objective(self.config.objective, self.config.better, self.config.reduce)
         self._cancel = threading.Event()   # set by cancel_waits(): a fork stops waiting for its checkpoint
-        self._kick = threading.Event()
-        self._fast_until = 0.0
-        self._leftovers: dict[int, float] = {}  # process group of an ended run -> when to SIGKILL it
+        self._poller = PollThread(self.poll, self._poll_failed)
+        self._leftovers = process.Leftovers()
+
+    @property
+    def on_event(self) -> Callable[[RunEvent], None] | None:
+        """The listener the runner's events go to (None: nobody listens)."""
+        return self._bus.on_event
+
+    @on_event.setter
+    def on_event(self, callback: Callable[[RunEvent], None] | None) -> None:
+        self._bus.on_event = callback
 
     # -- starting ---------------------------------------------------------------------------------
 
-    def start(self, trial) -> None:
+    def start(self, trial: Trial) -> None:
         """Write params.json, spawn the launch shim with the study command, mark the trial started."""
-        with self._locked():
+        with self._bus.locked():
             if trial.id in self.runs and self.runs[trial.id].live:
                 raise RunError(f"trial {trial.id} is already running")
             # Checked before spawning: a process the study would refuse to record would be an orphan.
-            current = self.study.trial(trial.id)
-            if current.status != "queued":
-                raise RunError(f"trial {trial.id} is {current.status}; only a queued trial can start")
-            trial = current
+            trial = self.study.trial(trial.id)
+            if trial.status != "queued":
+                raise RunError(f"trial {trial.id} is {trial.status}; only a queued trial can start")
             run_dir = self.study.run_dir(trial.id)
-            if self._earlier_attempt(trial, run_dir):
-                return
-            try:
-                run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True)
-            except OSError as e:
-                raise RunError(f"trial {trial.id}: cannot create {run_dir}: {e.strerror or e}") from None
-            resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
-            params_doc = {"trial": trial.id, "params": trial.params, "resume": resume}
-            protocol.write_json_atomic(run_dir / protocol.PARAMS, params_doc)
-            argv = command_argv(self.space, trial.params, run_dir=run_dir.resolve(), trial=trial.id)
-            env = dict(os.environ)
-            env[protocol.ENV_RUN_DIR] = str(run_dir.resolve())
-            # Output goes to a file: without this a Python script block-buffers it and a zero-code
-            # run shows no metrics for minutes.
-            env.setdefault("PYTHONUNBUFFERED", "1")
-            try:
-                pid = launch.spawn(run_dir, argv, env=env, cwd=self.cwd)
-            except OSError as e:
-                raise RunError(f"trial {trial.id}: cannot start {argv[0]}: {e.strerror or e}") from None
-            self.study.mark_started(trial.id, pid)
-            fresh = self.study.trial(trial.id)
-            run = _Run(self, fresh, run_dir, self.config.zero_code)
-            run.pid = pid
-            run.live = True
-            run.child = True
-            run.status = "running"
-            self.runs[trial.id] = run
-            self._emit("started", trial.id, {"pid": pid, "argv": argv})
-
-    def _earlier_attempt(self, trial, run_dir: Path) -> bool:
-        """A run dir already there (a tuner died between spawning and recording): True when its run
-        was taken over (adopted if it goes on, settled from its files if it ended); else it is moved
-        aside to runs/tNNNN.attempt-K, kept, and the trial starts afresh."""
-        if not (run_dir.exists() or run_dir.is_symlink()):
-            return False
-        shim = rundir.launched(run_dir) if run_dir.is_dir() else None
-        if shim is not None:
-            pid, started = shim
-            problem = rundir.params_mismatch(run_dir, trial, self._live_names())
-            going = not (run_dir / protocol.EXIT).exists() and _adoptable(pid, run_dir)
-            if problem is not None and going:
-                raise RunError(f"{problem}; that run is still going, so trial {trial.id} does not start over it")
-            if problem is None:
+            shim = process.earlier_attempt(trial, run_dir, self._live_names())
+            if shim is not None:
                 # It ran (or runs) this very setting: starting it again would run the trial twice.
-                self.study.mark_started(trial.id, pid, started=started)
+                self.study.mark_started(trial.id, shim[0], started=shim[1])
                 self._adopt_one(self.study.trial(trial.id), run_dir)
-                return True
-        try:
-            rundir.set_aside(run_dir)
-        except OSError as e:
-            raise RunError(f"trial {trial.id}: cannot move {run_dir} aside: {e.strerror or e}") from None
-        return False
+                return
+            resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
+            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd)
+            self.study.mark_started(trial.id, pid)
+            run = self._new_run(self.study.trial(trial.id), run_dir)
+            run.proc = process.Process(pid, run_dir, child=True)
+            run.live = True
+            run.state.status = "running"
+            self.runs[trial.id] = run
+            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv})
+
+    def _new_run(self, trial: Trial, run_dir: Path) -> _Run:
+        status = trial.status if trial.status in ("running", "paused") else "running"
+        state = RunState(trial.id, self._objective, trial.params, step=trial.step, status=status,
+                         now=time.time())
+        return _Run(trial, run_dir, state, RunReader(run_dir, self._patterns()), self.config.zero_code)
+
+    def _patterns(self) -> dict[str, str] | None:
+        return self.config.metrics if self.config.zero_code else None
 
     def _live_names(self) -> set[str]:
         return {name for name, p in self.space.params.items() if p.live}
@@ -246,181 +147,72 @@ class Runner:
 
     def poll(self) -> None:
         """Read what every live run wrote since the last call, drive stops, settle ended runs."""
-        with self._locked():
+        with self._bus.locked():
             for run in list(self.runs.values()):
                 if run.live:
                     self._poll_run(run)
             if self._leftovers:
-                self._reap_leftovers(time.time())
+                self._leftovers.reap(time.time())
 
     def _poll_run(self, run: _Run) -> None:
         now = time.time()
-        alive = self._alive(run)
-        count = self._read(run, final=not alive)
-        if count:
-            self._emit("metrics", run.trial_id, {"step": run.step, "metrics": dict(run.metrics),
-                                                 "count": count})
+        alive = run.proc.alive()
+        self._read(run, final=not alive)
         if not alive:
             self._settle(run)
-            self._end_leftovers(run, now)
+            self._leftovers.end(run.proc.pid, now, self.term_timeout)
             return
-        if run.stop_phase:
-            self._escalate(run, now)
-        if run.diverged and not run.stop_phase:
+        state = run.state
+        if run.stopper.active:
+            self._send(run, run.stopper.escalate(now, self.term_timeout))
+        if state.diverged and not run.stopper.active:
             self._begin_stop(run)
-        if (not run.stalled and run.status == "running" and self.stall_timeout > 0
-                and now - run.last_activity > self.stall_timeout):
-            run.stalled = True
-            self._emit("stalled", run.trial_id, {"stalled": True, "since": run.last_activity})
+        self._bus.emit_all(state.check_stall(now, self.stall_timeout))
         if now - run.progress_written >= PROGRESS_EVERY:
-            self._write_progress(run, now)
+            run.progress_written = now
+            self._write_progress(run)
 
-    def _write_progress(self, run: _Run, now: float) -> None:
-        run.progress_written = now
-        with contextlib.suppress(Exception):
-            self.study.update_progress(run.trial_id, run.step, _finite(self._objective(run)))
-
-    def _read(self, run: _Run, final: bool = False) -> int:
-        """Consume new events or output lines; returns how many metric reports came in."""
-        count = 0
-        if not run.readable:
-            return count
-        while True:
-            n, behind = self._read_some(run, final)
-            count += n
-            # A poll reads a bounded chunk; settling or replaying reads everything there is.
-            if not (behind and (final or not run.live)):
-                return count
-
-    def _read_some(self, run: _Run, final: bool) -> tuple[int, bool]:
-        count = 0
-        if run.zero_code:
-            lines = run.output.read_new()
-            behind = run.output.behind
-            if final and not behind:
-                lines += run.output.flush()
-            if lines:
-                self._activity(run)
-            for line in lines:
-                ev = run.parser.feed(line)
-                if ev is not None:
-                    self._metrics(run, ev["step"], ev["metrics"])
-                    count += 1
-            return count, behind
-        events, garbage = run.events.read_new(final=final)
-        behind = run.events.behind
-        if garbage:
-            run.garbage += garbage
-            self._activity(run)
-            self._emit("garbage", run.trial_id, {"count": run.garbage, "new": garbage})
-        for ev in events:
-            self._activity(run)
-            if not isinstance(ev, dict):
-                run.garbage += 1
-                continue
-            if "metrics" in ev and isinstance(ev.get("metrics"), dict):
-                step = ev.get("step")
-                step = int(step) if isinstance(step, (int, float)) and math.isfinite(step) else (run.step or 0)
-                self._metrics(run, step, protocol.decode_metrics(ev["metrics"]))
-                count += 1
-                continue
-            self._event(run, ev)
-        return count, behind
-
-    def _activity(self, run: _Run) -> None:
-        run.last_activity = time.time()
-        if run.stalled:
-            run.stalled = False
-            self._emit("stalled", run.trial_id, {"stalled": False})
-
-    def _metrics(self, run: _Run, step: int, metrics: dict[str, Any]) -> None:
-        run.step = step
-        for name, value in metrics.items():
-            run.metrics[name] = value
-            series = run.series.get(name)
-            if series is None:
-                series = run.series[name] = Series()
-            series.add(step, value)
-            if name == self.config.objective:
-                run.last = value
-                if math.isfinite(value) and (run.best is None or self.config.better(value, run.best)):
-                    run.best = value
-            if not math.isfinite(value) and run.diverged is None and (
-                    name == self.config.objective or name.endswith("loss")):
-                run.diverged = f"{name} is {value} at step {step}"
-                self._emit("diverged", run.trial_id, {"reason": run.diverged, "step": step})
-
-    def _event(self, run: _Run, ev: dict[str, Any]) -> None:
-        kind = ev.get("event")
-        if kind == "applied":
-            params = ev.get("params") if isinstance(ev.get("params"), dict) else {}
-            run.params.update(params)
-            run.applied.append({"step": run.step, "params": params, "t": ev.get("t")})
-            with contextlib.suppress(Exception):
-                # Persisted so an export or a later fork of a babysat run carries the value it trains with.
-                if run.live and params:
-                    self.study.apply_live(run.trial_id, params)
-            self._emit("applied", run.trial_id, {"params": params, "step": run.step})
-        elif kind in ("paused", "resumed"):
-            run.status = "paused" if kind == "paused" else "running"
-            with contextlib.suppress(Exception):
-                if run.live and not run.stop_phase:
-                    self.study.set_status(run.trial_id, run.status)
-            self._emit(kind, run.trial_id, {"step": run.step, "t": ev.get("t")})
-        elif kind == "checkpoint":
-            seq = ev.get("seq")
-            if isinstance(seq, int):
-                run.checkpoints[seq] = ev
-            self._emit("checkpoint", run.trial_id, {k: ev.get(k) for k in ("seq", "path", "step")})
-        elif kind == "done":
-            if run.done_at is None:
-                run.done_at = verdict.event_time(ev)
-            self._emit("done", run.trial_id, {"step": run.step})
+    def _write_progress(self, run: _Run) -> None:
+        try:
+            self.study.update_progress(run.trial_id, run.state.step, _finite(run.state.objective))
+        except Exception as e:  # noqa: BLE001 - reported, and the run goes on being followed
+            if not run.progress_failed:   # said once until a write succeeds again, not every second
+                self._study_failed(run, "its progress", e)
+            run.progress_failed = True
         else:
-            # A well-formed line of a kind we do not know: newer trainer; not an error.
-            pass
+            run.progress_failed = False
 
-    def _objective(self, run: _Run) -> float | None:
-        return run.best if self.config.reduce == "best" else run.last
+    def _read(self, run: _Run, final: bool = False) -> None:
+        """Apply what the run wrote since the last poll; emit what happened, metrics coalesced into one."""
+        before = run.state.reports
+        # A poll reads a bounded chunk; settling or replaying reads everything there is.
+        events = run.reader.read(run.state, time.time(), final=final, whole=final or not run.live)
+        for ev in events:
+            self._carry_out(run, ev)
+        count = run.state.reports - before
+        if count:
+            self._bus.emit(Kind.METRICS, run.trial_id, {"step": run.state.step, "metrics": dict(run.state.metrics),
+                                                    "count": count})
 
-    # -- liveness and settling ----------------------------------------------------------------------
+    def _carry_out(self, run: _Run, ev: RunEvent) -> None:
+        """Record in the study what an event changed, then pass the event on."""
+        if ev.kind is Kind.APPLIED and run.live and ev.data["params"]:
+            # Persisted so an export or a later fork of a babysat run carries the value it trains with.
+            self._study_write(run, "a live change", self.study.apply_live, ev.data["params"])
+        elif ev.kind in (Kind.PAUSED, Kind.RESUMED) and run.live and not run.stopper.active:
+            self._study_write(run, f"its {ev.kind} status", self.study.set_status, run.state.status)
+        self._bus.emit(ev.kind, ev.trial_id, ev.data)
 
-    def _alive(self, run: _Run) -> bool:
-        """True while the run's trainer may still be going.
+    def _study_write(self, run: _Run, what: str, write: Callable[..., Any], *args: Any) -> None:
+        try:
+            write(run.trial_id, *args)
+        except Exception as e:  # noqa: BLE001 - reported, and the run goes on being followed
+            self._study_failed(run, what, e)
 
-        Once exit.json exists (or our shim exited on its own), the trainer has ended, whatever helper
-        it left behind in its process group: the run settles and `_reap_leftovers` ends the helpers.
-        Only a shim that died without exit.json (SIGKILLed) leaves the group as the sign of life.
-        """
-        pid = run.pid
-        if not pid:
-            return False
-        if run.child:
-            # Our own shim: reap it (a zombie looks alive) and keep its status for the verdict.
-            rc = launch.reap(pid)
-            if rc is None:
-                return True
-            run.child = False
-            run.shim_rc = rc
-        if (run.shim_rc is not None and run.shim_rc >= 0) or (run.run_dir / protocol.EXIT).exists():
-            return False
-        return _adoptable(pid, run.run_dir)
+    def _study_failed(self, run: _Run, what: str, e: Exception) -> None:
+        self._bus.error(f"trial {run.trial_id}: could not record {what} in the study: {say(e)}", run.trial_id)
 
-    def _end_leftovers(self, run: _Run, now: float) -> None:
-        """SIGTERM what the ended trainer left in its process group; poll() SIGKILLs it later."""
-        pgid = run.pid
-        if pgid and launch.group_alive(pgid):
-            launch.signal_group(pgid, signal.SIGTERM)
-            launch.signal_group(pgid, signal.SIGCONT)
-            self._leftovers[pgid] = now + self.term_timeout
-
-    def _reap_leftovers(self, now: float) -> None:
-        for pgid, deadline in list(self._leftovers.items()):
-            if not launch.group_alive(pgid):
-                del self._leftovers[pgid]
-            elif now >= deadline:
-                launch.signal_group(pgid, signal.SIGKILL)
-                del self._leftovers[pgid]
+    # -- settling -----------------------------------------------------------------------------------
 
     def _settle(self, run: _Run, unusable: str | None = None) -> None:
         """The run's processes are gone: decide its status from its recorded facts and record it.
@@ -435,238 +227,21 @@ class Runner:
         run.ended = float(ended) if isinstance(ended, (int, float)) and run.started <= ended <= now else now
         objective = _finite(facts.objective)
         run.live = False
-        run.settled = True
-        run.status = status
-        if run.step is not None:
-            self.study.update_progress(run.trial_id, run.step, None)
+        run.state.status = status
+        if run.state.step is not None:
+            self.study.update_progress(run.trial_id, run.state.step, None)
         self.study.finish(run.trial_id, status, objective=objective, reason=reason, ended=run.ended)
-        self._emit("ended", run.trial_id, {"status": status, "reason": reason,
-                                           "objective": objective, "step": run.step})
+        self._bus.emit(Kind.ENDED, run.trial_id, {"status": status, "reason": reason,
+                                              "objective": objective, "step": run.state.step})
 
     def facts(self, run: _Run, unusable: str | None = None) -> verdict.Facts:
         """What a run's directory and its replayed events say about how it ended (see verdict.decide)."""
         exit_info, problem = verdict.read_exit(run.run_dir)
-        return verdict.Facts(exit=exit_info, exit_problem=problem, done_at=run.done_at,
-                             diverged=run.diverged, objective=self._objective(run),
+        return verdict.Facts(exit=exit_info, exit_problem=problem, done_at=run.state.done_at,
+                             diverged=run.state.diverged, objective=run.state.objective,
                              stop_at=verdict.first_stop(run.run_dir),
                              output=verdict.output_tail(run.run_dir),
                              unusable=unusable or verdict.not_a_directory(run.run_dir))
-
-    # -- commands ---------------------------------------------------------------------------------
-
-    def _live_run(self, trial_id: int) -> _Run:
-        run = self.runs.get(trial_id)
-        if run is None or not run.live:
-            raise RunError(f"trial {trial_id} is not running")
-        return run
-
-    def _control(self, run: _Run, cmd: str, **extra: Any) -> int:
-        """Append one command line to control.jsonl with the next seq; returns the seq."""
-        path = run.run_dir / protocol.CONTROL
-        seq = max(run.seq, _last_seq(path)) + 1
-        # One write of one whole line (O_APPEND), so the trainer never reads half a command.
-        protocol.append_line(path, {"seq": seq, "cmd": cmd, **extra, "t": time.time()})
-        run.seq = seq
-        self._hurry()
-        return seq
-
-    def _hurry(self) -> None:
-        """Poll fast for a moment: a command was just sent and its answer is on its way."""
-        self._fast_until = time.time() + FAST_WINDOW
-        self._kick.set()
-
-    def _signal(self, run: _Run, sig: int) -> None:
-        # SIGTERM goes to the shim, which forwards it; SIGSTOP/SIGCONT/SIGKILL to the whole group.
-        if run.pid:
-            launch.send_signal(run.pid, sig)
-            self._hurry()
-
-    def pause(self, trial_id: int) -> None:
-        """Pause a run: a pause command, or SIGSTOP of its process group for a zero-code run."""
-        with self._locked():
-            run = self._live_run(trial_id)
-            if run.status == "paused":
-                return
-            if run.zero_code:
-                self._signal(run, signal.SIGSTOP)
-                run.status = "paused"
-                self.study.set_status(trial_id, "paused")
-                self._emit("paused", trial_id, {"step": run.step})
-            else:
-                self._control(run, "pause")
-
-    def resume(self, trial_id: int) -> None:
-        """Resume a paused run (resume command, or SIGCONT for a zero-code run)."""
-        with self._locked():
-            run = self._live_run(trial_id)
-            if run.zero_code:
-                self._signal(run, signal.SIGCONT)
-                if run.status == "paused":
-                    run.status = "running"
-                    run.last_activity = time.time()
-                    self.study.set_status(trial_id, "running")
-                    self._emit("resumed", trial_id, {"step": run.step})
-            else:
-                self._control(run, "resume")
-                # The clock for a stall starts again from here, not from the pause.
-                run.last_activity = time.time()
-
-    def can_adjust(self, trial_id: int) -> bool:
-        """True when live changes and checkpoints are possible (the run uses the trainer API)."""
-        run = self.runs.get(trial_id)
-        zero_code = run.zero_code if run is not None else self.config.zero_code
-        return not zero_code
-
-    def set(self, trial_id: int, changes: dict[str, Any]) -> int:
-        """Change live parameters of a running trial; returns the command's seq.
-
-        Each value is checked against the space: unknown, not live, or out of range raises
-        SpaceError naming the parameter and the rule.
-        """
-        with self._locked():
-            run = self._live_run(trial_id)
-            if run.zero_code:
-                raise RunError(f"trial {trial_id}: adjust is not available for this run "
-                               f"(a zero-code script takes its settings only as flags at start; fork it instead)")
-            if not changes:
-                raise RunError(f"trial {trial_id}: nothing to change")
-            checked = self.space.check_setting(changes, partial=True)
-            for name in checked:
-                if not self.space[name].live:
-                    raise SpaceError(f"params.{name}: not live, so it cannot change while the run trains "
-                                     f"(set live = true in the space file, or fork the run)")
-            return self._control(run, "set", params=checked)
-
-    def checkpoint(self, trial_id: int) -> int:
-        """Ask a run to save a checkpoint; returns the seq its checkpoint event will carry."""
-        with self._locked():
-            run = self._live_run(trial_id)
-            if run.zero_code:
-                raise RunError(f"trial {trial_id}: checkpoints are not available for a zero-code run")
-            return self._control(run, "checkpoint")
-
-    def checkpoint_event(self, trial_id: int, seq: int) -> dict[str, Any] | None:
-        """The checkpoint event that answered command `seq` ({"seq", "path", "step"}), None until it has."""
-        with self._locked():
-            run = self.runs.get(trial_id)
-            return dict(run.checkpoints[seq]) if run is not None and seq in run.checkpoints else None
-
-    def stop(self, trial_id: int) -> None:
-        """Stop a run gracefully; poll() escalates to SIGTERM, then SIGKILL, after the timeouts."""
-        with self._locked():
-            run = self._live_run(trial_id)
-            self._begin_stop(run)
-
-    def _begin_stop(self, run: _Run) -> None:
-        if run.stop_phase:
-            return
-        run.stop_at = time.time()
-        # Written first, for every run: the record that a stop was asked for, read by the verdict
-        # (also by a tuner restarted after this one dies). A zero-code script does not read it.
-        self._control(run, "stop")
-        self._carry_out_stop(run, run.stop_at)
-
-    def _carry_out_stop(self, run: _Run, asked: float) -> None:
-        """Drive a stop asked for at `asked` (maybe by a tuner that died since) through its phases."""
-        if run.zero_code:
-            # A stopped (SIGSTOP) process cannot act on SIGTERM: wake it first.
-            self._signal(run, signal.SIGCONT)
-            self._signal(run, signal.SIGTERM)
-            run.stop_phase, run.phase_deadline = 2, time.time() + self.term_timeout
-        else:
-            run.stop_phase, run.phase_deadline = 1, asked + self.stop_timeout
-
-    def _escalate(self, run: _Run, now: float) -> None:
-        if now < run.phase_deadline:
-            return
-        if run.stop_phase == 1:
-            self._signal(run, signal.SIGCONT)
-            self._signal(run, signal.SIGTERM)
-            run.stop_phase, run.phase_deadline = 2, now + self.term_timeout
-        elif run.stop_phase == 2:
-            self._signal(run, signal.SIGKILL)
-            run.stop_phase, run.phase_deadline = 3, now + self.term_timeout
-
-    def hurry_stops(self) -> None:
-        """Skip what is left of every grace period: runs already stopping escalate at the next poll.
-
-        For a second Ctrl-C: setting the timeouts to 0 only reaches stops begun after it.
-        """
-        with self._locked():
-            now = time.time()
-            for run in self.runs.values():
-                if run.live and run.stop_phase:
-                    run.phase_deadline = now
-            for pgid in self._leftovers:
-                self._leftovers[pgid] = now
-            self._hurry()
-
-    def stop_all(self, timeout: float | None = None) -> bool:
-        """Stop every live run and poll until they are settled (or timeout); True when all ended."""
-        with self._locked():
-            for run in self.runs.values():
-                if run.live:
-                    self._begin_stop(run)
-        limit = time.time() + (timeout if timeout is not None
-                               else self.stop_timeout + 2 * self.term_timeout + 2)
-        while time.time() < limit:
-            self.poll()
-            if not self.live_ids():
-                return True
-            time.sleep(0.02)
-        return not self.live_ids()
-
-    def fork(self, trial_id: int, changes: dict[str, Any] | None = None, *,
-             checkpoint: int | None = None, timeout: float | None = None) -> Any:
-        """Fork a run into a new trial with some settings changed, and start it at once.
-
-        A trainer-API run is checkpointed first and the child resumes from that checkpoint; this
-        blocks until the checkpoint event arrives (call it from a worker, not the UI loop). Pass
-        `checkpoint`, the seq from an earlier `checkpoint()` call, to fork the state of that moment:
-        the fork then works even if the run ended meanwhile (a user filling in the fork form).
-        A zero-code run's child restarts from scratch with the changed flags, ended parent or not.
-        """
-        changes = dict(changes or {})
-        with self._locked():
-            known = self._known(trial_id)
-            zero_code = known is not None and known.zero_code
-            if checkpoint is not None or zero_code:
-                if known is None:
-                    raise RunError(f"trial {trial_id} has never run")
-                run = known
-            else:
-                run = self._live_run(trial_id)
-            checked = self.space.check_setting(changes, partial=True) if changes else {}
-            params = {**run.params, **checked}
-            if run.zero_code:
-                # A restart from scratch with the changed flags, not a continuation: no fork step.
-                child = self.study.add_fork(trial_id, params, None, None)
-                self.start(child)
-                return self.study.trial(child.id)
-            seq = self._control(run, "checkpoint") if checkpoint is None else checkpoint
-        deadline = time.time() + (self.checkpoint_timeout if timeout is None else timeout)
-        while True:
-            with self._locked():
-                if run.live:
-                    self._poll_run(run)
-                ev = run.checkpoints.get(seq)
-                if ev is None and not run.live:
-                    raise RunError(f"trial {trial_id} ended before its checkpoint for the fork was written")
-                if ev is None and self._cancel.is_set():
-                    raise RunError(f"trial {trial_id}: fork cancelled (the tuner is closing)")
-                if ev is not None and ev.get("error"):
-                    raise RunError(f"trial {trial_id}: the checkpoint for the fork failed: {ev['error']}")
-                if ev is not None:
-                    rel = _ckpt_rel(self.study.dir, run.run_dir, ev.get("path"))
-                    step = ev.get("step", run.step)
-                    child = self.study.add_fork(trial_id, params, step, rel)
-                    self.start(child)
-                    return self.study.trial(child.id)
-            if time.time() > deadline:
-                waited = self.checkpoint_timeout if timeout is None else timeout
-                raise RunError(f"trial {trial_id}: no checkpoint within {waited:g}s "
-                               f"(does the trainer call trainer.on_checkpoint?); fork cancelled")
-            time.sleep(0.005)
 
     # -- adoption ---------------------------------------------------------------------------------
 
@@ -681,13 +256,13 @@ class Runner:
         """
         adopted: list[int] = []
         refused: list[str] = []
-        with self._locked():
+        with self._bus.locked():
             for trial in self.study.active():
                 if trial.id in self.runs and self.runs[trial.id].live:
                     continue
                 run_dir = self.study.run_dir(trial.id)
                 problem = rundir.params_mismatch(run_dir, trial, self._live_names()) if run_dir.is_dir() else None
-                if problem is not None and self._going(trial.pid, run_dir):
+                if problem is not None and process.going(trial.pid, run_dir):
                     refused.append(problem)
                 elif self._adopt_one(trial, run_dir, problem):
                     adopted.append(trial.id)
@@ -700,47 +275,41 @@ class Runner:
     def settle_ended(self) -> list[int]:
         """Settle the active trials whose runs have ended, leaving live ones alone; returns their ids."""
         settled: list[int] = []
-        with self._locked():
+        with self._bus.locked():
             for trial in self.study.active():
                 run_dir = self.study.run_dir(trial.id)
-                if trial.id not in self.runs and not self._going(trial.pid, run_dir):
+                if trial.id not in self.runs and not process.going(trial.pid, run_dir):
                     self._adopt_one(trial, run_dir)
                     settled.append(trial.id)
         return settled
 
-    @staticmethod
-    def _going(pid: int | None, run_dir: Path) -> bool:
-        # exit.json means the trainer ended, whatever helper its process group still holds.
-        return run_dir.is_dir() and not (run_dir / protocol.EXIT).exists() and _adoptable(pid, run_dir)
-
-    def _adopt_one(self, trial, run_dir: Path, unusable: str | None = None) -> bool:
+    def _adopt_one(self, trial: Trial, run_dir: Path, unusable: str | None = None) -> bool:
         """Follow an active trial's run again (replaying its events); settle it if it has ended.
 
         An ended run whose files are `unusable` (not this trial's) fails without being replayed.
         """
-        run = _Run(self, trial, run_dir, self.config.zero_code)
+        run = self._new_run(trial, run_dir)
         run.live = True
         self.runs[trial.id] = run
-        if not self._going(trial.pid, run_dir):
+        if not process.going(trial.pid, run_dir):
             if unusable is None:
                 self._read(run, final=True)
             self._settle(run, unusable)
             return False
         self._read(run)
-        run.last_activity = time.time()
-        self._emit("started", trial.id, {"pid": trial.pid, "adopted": True})
+        run.state.last_activity = time.time()
+        self._bus.emit(Kind.STARTED, trial.id, {"pid": trial.pid, "adopted": True})
         asked = verdict.first_stop(run_dir)
         if asked is not None:
             # A stop the tuner that went away had asked for: it still holds.
-            run.stop_at = asked if math.isfinite(asked) else time.time()
-            self._carry_out_stop(run, run.stop_at)
+            self._carry_out_stop(run, asked if math.isfinite(asked) else time.time())
         return True
 
     # -- queries ----------------------------------------------------------------------------------
 
     def live_ids(self) -> list[int]:
         """Trial ids whose processes are running or paused now."""
-        with self._locked():
+        with self._bus.locked():
             return [i for i, r in self.runs.items() if r.live]
 
     def is_live(self, trial_id: int) -> bool:
@@ -753,65 +322,61 @@ class Runner:
 
         A trial run by an earlier tuner session is read back from its run directory once.
         """
-        with self._locked():
-            run = self._known(trial_id)
-            if run is None:
-                return []
-            s = run.series.get(metric)
+        run = self._known(trial_id)
+        if run is None:
+            return []
+        with self._bus.locked():
+            s = run.state.series.get(metric)
             return s.get() if s else []
 
     def metric_names(self, trial_id: int) -> list[str]:
         """The metrics a run has reported, in first-seen order."""
-        with self._locked():
-            run = self._known(trial_id)
-            return list(run.series) if run else []
+        run = self._known(trial_id)
+        with self._bus.locked():
+            return list(run.state.series) if run else []
 
     def latest(self, trial_id: int) -> dict[str, Any]:
         """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"}."""
-        with self._locked():
-            run = self._known(trial_id)
+        run = self._known(trial_id)
+        with self._bus.locked():
             trial = self.study.trial(trial_id)
             if run is None:
                 elapsed = ((trial.ended or time.time()) - trial.started) if trial.started else 0.0
                 return {"step": trial.step, "metrics": {}, "elapsed": elapsed, "status": trial.status,
                         "stalled": False, "garbage": 0, "objective": trial.objective,
                         "params": dict(trial.params)}
+            state = run.state
             end = run.ended or time.time()
-            return {"step": run.step, "metrics": dict(run.metrics),
+            return {"step": state.step, "metrics": dict(state.metrics),
                     "elapsed": end - (trial.started or run.started),
-                    "status": run.status if run.live else trial.status, "stalled": run.stalled,
-                    "garbage": run.garbage, "objective": self._objective(run),
-                    "params": dict(run.params)}
+                    "status": state.status if run.live else trial.status, "stalled": state.stalled,
+                    "garbage": state.garbage, "objective": state.objective, "params": dict(state.params)}
 
     def output_tail(self, trial_id: int, n: int = 20) -> list[str]:
         """The last n lines of the run's output.log."""
         return list(verdict.output_tail(self.study.run_dir(trial_id), n))
 
     def _known(self, trial_id: int) -> _Run | None:
-        run = self.runs.get(trial_id)
+        """The run of a trial that ever ran: followed in this session, else read back from its run
+        directory once. The reading happens outside the lock, so polls and commands go on meanwhile."""
+        with self._bus.locked():
+            run = self.runs.get(trial_id)
         if run is not None:
             return run
         try:
             trial = self.study.trial(trial_id)
-        except Exception:  # noqa: BLE001 - an unknown id simply has no curve
+        except TunerError:   # an unknown id simply has no curve
             return None
-        if trial is None or trial.status == "queued":
+        if trial.status == "queued":
             return None
         run_dir = self.study.run_dir(trial_id)
-        run = _Run(self, trial, run_dir, self.config.zero_code)
-        run.status = trial.status
-        run.ended = trial.ended
-        run.settled = True
-        # Reading back an old run must not fire events at the UI.
-        self._quiet = True
-        try:
-            self._read(run, final=True)
-        finally:
-            self._quiet = False
-        self.runs[trial_id] = run
-        return run
+        state, reader = history.replay(trial, run_dir, self._objective, self._patterns())
+        old = _Run(trial, run_dir, state, reader, self.config.zero_code)
+        with self._bus.locked():
+            # A run started or read back by another thread meanwhile wins: it is the one followed.
+            return self.runs.setdefault(trial_id, old)
 
-    # -- thread ---------------------------------------------------------------------------------
+    # -- thread and events ------------------------------------------------------------------------
 
     def start_thread(self, interval: float = 0.05) -> None:
         """Call poll() every `interval` seconds from a daemon thread (for the app).
@@ -819,122 +384,24 @@ class Runner:
         For a moment after each command it polls every FAST_POLL seconds instead, so the answer
         (paused, applied, a checkpoint) shows up in milliseconds rather than at the next tick.
         """
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._halt.clear()
+        self._poller.start(interval)
 
-        def loop() -> None:
-            while True:
-                wait = FAST_POLL if time.time() < self._fast_until else interval
-                # _kick wakes the thread at once when a command is written.
-                if self._kick.wait(wait):
-                    self._kick.clear()
-                if self._halt.is_set():
-                    return
-                try:
-                    self.poll()
-                except Exception as e:  # noqa: BLE001 - the thread must survive to settle later runs
-                    self._emit("error", -1, {"message": f"{type(e).__name__}: {e}"})
-                    self._dispatch()
-
-        self._thread = threading.Thread(target=loop, name="tui-tuner-runner", daemon=True)
-        self._thread.start()
+    def stop_thread(self) -> None:
+        """Stop the poll thread (runs keep going; they are re-adopted next time)."""
+        self._poller.stop()
 
     def cancel_waits(self) -> None:
         """Make a fork waiting for its checkpoint give up at once (the app is quitting)."""
         self._cancel.set()
 
-    def stop_thread(self) -> None:
-        """Stop the poll thread (runs keep going; they are re-adopted next time)."""
-        self._halt.set()
-        self._kick.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._thread = None
+    def _hurry(self) -> None:
+        """Poll fast for a moment: a command was just sent and its answer is on its way."""
+        self._poller.hurry()
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the runner's lock; events raised meanwhile go to on_event after it is released.
-
-        So a listener may call back into the runner, or block on the UI thread, without deadlock.
-        """
-        with self._lock:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                outer = self._depth == 0
-        if outer:
-            self._dispatch()
-
-    def _emit(self, kind: str, trial_id: int, data: dict[str, Any]) -> None:
-        if self.on_event is not None and not self._quiet:
-            self._pending.append(RunEvent(kind, trial_id, data))
-
-    def _dispatch(self) -> None:
-        # One thread delivers at a time, in order; another finding it busy leaves its events to it.
-        while self._pending:
-            if not self._dispatching.acquire(blocking=False):
-                return
-            try:
-                while self._pending:
-                    ev = self._pending.popleft()
-                    callback = self.on_event
-                    if callback is None:
-                        continue
-                    try:
-                        callback(ev)
-                    except Exception:  # noqa: BLE001 - a faulty listener must not stop the runs being followed
-                        pass
-            finally:
-                self._dispatching.release()
-
-
-# -- helpers ------------------------------------------------------------------------------------
+    def _poll_failed(self, e: Exception) -> None:
+        self._bus.error(say(e))
+        self._bus.dispatch()
 
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
-
-
-def _last_seq(path: Path) -> int:
-    """The highest seq in a control file (0 when none): commands keep counting after re-adoption."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 65536))
-            data = f.read()
-    except FileNotFoundError:
-        return 0
-    best = 0
-    for line in data.splitlines():
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            seq = json.loads(line).get("seq")
-            if isinstance(seq, int):
-                best = max(best, seq)
-    return best
-
-
-def _ckpt_rel(study_dir: Path, run_dir: Path, path: Any) -> str | None:
-    """A checkpoint path from an event (relative to the run dir, or absolute) -> relative to the study."""
-    if not isinstance(path, str) or not path:
-        return None
-    p = Path(path)
-    if not p.is_absolute():
-        p = run_dir / p
-    try:
-        return str(p.resolve().relative_to(Path(study_dir).resolve()))
-    except ValueError:
-        return str(p.resolve())
-
-
-def _adoptable(pid: int | None, run_dir: Path) -> bool:
-    """True when the run's shim (checked against its run dir, so a reused pid does not fool us) or a
-    trainer it left behind in its process group still lives."""
-    if not pid:
-        return False
-    if launch.pid_alive(pid, run_dir):
-        return True
-    return not launch.pid_alive(pid) and launch.group_alive(pid)

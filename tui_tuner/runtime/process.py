@@ -1,0 +1,141 @@
+"""A run's processes: spawning the launch shim, telling whether a run still goes, and ending what an
+ended run left behind in its process group. The runner decides; this carries it out."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tui_tuner import launch, protocol
+from tui_tuner.core import rundir
+from tui_tuner.core.space import Space
+from tui_tuner.core.store import Trial
+from tui_tuner.errors import RunError
+from tui_tuner.runtime.adapters import command_argv
+
+
+class Process:
+    """A run's launch shim: its pid (also its process group), and whether this process spawned it."""
+
+    def __init__(self, pid: int | None, run_dir: Path, *, child: bool = False) -> None:
+        self.pid = pid
+        self.run_dir = run_dir
+        self.child = child                   # spawned by this process (so we reap it)
+        self.shim_rc: int | None = None      # the shim's exit status, once we reaped it
+
+    def alive(self) -> bool:
+        """True while the run's trainer may still be going.
+
+        Once exit.json exists (or our shim exited on its own), the trainer has ended, whatever helper
+        it left behind in its process group: the run settles and `Leftovers` ends the helpers.
+        Only a shim that died without exit.json (SIGKILLed) leaves the group as the sign of life.
+        """
+        pid = self.pid
+        if not pid:
+            return False
+        if self.child:
+            # Our own shim: reap it (a zombie looks alive) and keep its status for the verdict.
+            rc = launch.reap(pid)
+            if rc is None:
+                return True
+            self.child = False
+            self.shim_rc = rc
+        if (self.shim_rc is not None and self.shim_rc >= 0) or (self.run_dir / protocol.EXIT).exists():
+            return False
+        return adoptable(pid, self.run_dir)
+
+    def send(self, sig: int) -> None:
+        """SIGTERM goes to the shim, which forwards it; SIGSTOP/SIGCONT/SIGKILL to the whole group."""
+        if self.pid:
+            launch.send_signal(self.pid, sig)
+
+
+def adoptable(pid: int | None, run_dir: Path) -> bool:
+    """True when the run's shim (checked against its run dir, so a reused pid does not fool us) or a
+    trainer it left behind in its process group still lives."""
+    if not pid:
+        return False
+    if launch.pid_alive(pid, run_dir):
+        return True
+    return not launch.pid_alive(pid) and launch.group_alive(pid)
+
+
+def going(pid: int | None, run_dir: Path) -> bool:
+    """True while a run's trainer goes: no exit.json yet (whatever helper its group holds) and a live shim or group."""
+    return run_dir.is_dir() and not (run_dir / protocol.EXIT).exists() and adoptable(pid, run_dir)
+
+
+class Leftovers:
+    """Process groups of ended runs that still hold processes: SIGTERMed, then SIGKILLed after a grace period."""
+
+    def __init__(self) -> None:
+        self.deadlines: dict[int, float] = {}   # process group -> when to SIGKILL it
+
+    def __bool__(self) -> bool:
+        return bool(self.deadlines)
+
+    def end(self, pgid: int | None, now: float, term_timeout: float) -> None:
+        """SIGTERM what an ended trainer left in its process group; `reap` SIGKILLs it later."""
+        if pgid and launch.group_alive(pgid):
+            launch.signal_group(pgid, signal.SIGTERM)
+            launch.signal_group(pgid, signal.SIGCONT)
+            self.deadlines[pgid] = now + term_timeout
+
+    def reap(self, now: float) -> None:
+        """Forget groups that are gone; SIGKILL those whose grace period is over."""
+        for pgid, deadline in list(self.deadlines.items()):
+            if not launch.group_alive(pgid):
+                del self.deadlines[pgid]
+            elif now >= deadline:
+                launch.signal_group(pgid, signal.SIGKILL)
+                del self.deadlines[pgid]
+
+    def hurry(self, now: float) -> None:
+        """SIGKILL every group at the next reap."""
+        for pgid in self.deadlines:
+            self.deadlines[pgid] = now
+
+
+def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd: Path) -> tuple[int, list[str]]:
+    """Create the run dir, write params.json and start the study command under the launch shim: (pid, argv)."""
+    try:
+        run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True)
+    except OSError as e:
+        raise RunError(f"trial {trial.id}: cannot create {run_dir}: {e.strerror or e}") from None
+    params_doc = {"trial": trial.id, "params": trial.params, "resume": resume}
+    protocol.write_json_atomic(run_dir / protocol.PARAMS, params_doc)
+    argv = command_argv(space, trial.params, run_dir=run_dir.resolve(), trial=trial.id)
+    env = dict(os.environ)
+    env[protocol.ENV_RUN_DIR] = str(run_dir.resolve())
+    # Output goes to a file: without this a Python script block-buffers it and a zero-code
+    # run shows no metrics for minutes.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        pid = launch.spawn(run_dir, argv, env=env, cwd=cwd)
+    except OSError as e:
+        raise RunError(f"trial {trial.id}: cannot start {argv[0]}: {e.strerror or e}") from None
+    return pid, argv
+
+
+def earlier_attempt(trial: Trial, run_dir: Path, live_names: set[str]) -> tuple[int, float | None] | None:
+    """A run dir already there before a start (a tuner died between spawning and recording).
+
+    Returns the shim's (pid, started) when that run ran (or runs) this very setting, to be taken
+    over rather than run twice; otherwise the run dir is moved aside to runs/tNNNN.attempt-K, kept,
+    and None says the trial starts afresh. RunError when it is another setting and still going.
+    """
+    if not (run_dir.exists() or run_dir.is_symlink()):
+        return None
+    shim = rundir.launched(run_dir) if run_dir.is_dir() else None
+    if shim is not None:
+        problem = rundir.params_mismatch(run_dir, trial, live_names)
+        if problem is None:
+            return shim
+        if going(shim[0], run_dir):
+            raise RunError(f"{problem}; that run is still going, so trial {trial.id} does not start over it")
+    try:
+        rundir.set_aside(run_dir)
+    except OSError as e:
+        raise RunError(f"trial {trial.id}: cannot move {run_dir} aside: {e.strerror or e}") from None
+    return None

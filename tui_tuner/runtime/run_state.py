@@ -1,0 +1,232 @@
+"""What one run's reports say, kept in memory: the pure part of following a run.
+
+`RunState` applies what a trainer wrote (a metrics report, an event line, a garbage count) and
+returns the `RunEvent`s that happened; it never touches a file, a process or the study, and takes
+the time as an argument, so it is tested with tables of inputs. The runner feeds it (live, or
+replaying an old run) and carries out what the events call for.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui_tuner import protocol
+from tui_tuner.core import verdict
+from tui_tuner.protocol import StrEnum
+
+SERIES_POINTS = 512        # per metric and run, whatever the run's length
+
+
+class Kind(StrEnum):
+    """What a RunEvent reports; a member equals its string, so `ev.kind == "ended"` holds."""
+
+    STARTED = "started"        # data: pid, argv (or adopted=True)
+    METRICS = "metrics"        # coalesced, one per poll and run: step, metrics, count
+    APPLIED = protocol.EV_APPLIED        # a live change took effect: params, step
+    PAUSED = protocol.EV_PAUSED          # step, t
+    RESUMED = protocol.EV_RESUMED        # step, t
+    CHECKPOINT = protocol.EV_CHECKPOINT  # seq, path, step
+    DONE = protocol.EV_DONE              # the trainer said it finished: step
+    DIVERGED = "diverged"      # reason, step
+    STALLED = "stalled"        # stalled True (since) or False
+    GARBAGE = "garbage"        # count (in all), new
+    ENDED = "ended"            # status, reason, objective, step
+    ERROR = "error"            # message: a failure the runner survived (a study write, a listener)
+
+
+@dataclass
+class RunEvent:
+    """Something that happened to a run, handed to the runner's `on_event` callback.
+
+    trial_id is -1 for an error that belongs to no run.
+    """
+
+    kind: Kind
+    trial_id: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Series:
+    """A bounded learning curve: at most `cap` points; when full, neighbouring pairs merge.
+
+    Each stored point then stands for twice as many raw points (mean value, last step), so a run
+    reporting thousands of steps a second keeps a fixed memory and an even view of its whole curve.
+    Points live in two typed arrays (16 bytes a point), so a study of many runs stays small.
+    """
+
+    def __init__(self, cap: int = SERIES_POINTS) -> None:
+        self.cap = max(2, cap)
+        self.steps = array("q")
+        self.values = array("d")
+        self.stride = 1
+        self._sum = 0.0
+        self._n = 0
+        self._step = 0
+
+    def __len__(self) -> int:
+        return len(self.steps) + (1 if self._n else 0)
+
+    def add(self, step: int, value: float) -> None:
+        """Add one raw point (non-finite values are left out of the curve)."""
+        if not math.isfinite(value):
+            return
+        self._sum += value
+        self._n += 1
+        self._step = step
+        if self._n < self.stride:
+            return
+        self.steps.append(self._step)
+        self.values.append(self._sum / self._n)
+        self._sum, self._n = 0.0, 0
+        if len(self.steps) >= self.cap:
+            st, va = self.steps, self.values
+            n = len(st) - len(st) % 2
+            steps = array("q", st[1:n:2])
+            values = array("d", ((va[i] + va[i + 1]) / 2 for i in range(0, n, 2)))
+            if len(st) % 2:
+                steps.append(st[-1])
+                values.append(va[-1])
+            self.steps, self.values = steps, values
+            self.stride *= 2
+
+    def get(self) -> list[tuple[int, float]]:
+        """The curve as (step, value) pairs, the not yet merged tail included."""
+        pts = list(zip(self.steps, self.values, strict=True))
+        if self._n:
+            pts.append((self._step, self._sum / self._n))
+        return pts
+
+
+@dataclass(frozen=True)
+class Objective:
+    """How a study ranks a run: the metric, which way is better, and best-or-last reduction."""
+
+    name: str
+    better: Callable[[float, float], bool]
+    reduce: str = "best"
+
+
+class RunState:
+    """One run's picture built from its reports: step, curves, objective, divergence, pauses, checkpoints."""
+
+    def __init__(self, trial_id: int, objective: Objective, params: dict[str, Any], *,
+                 step: int | None = None, status: str = "running", now: float = 0.0) -> None:
+        self.trial_id = trial_id
+        self.objective_spec = objective
+        self.params = dict(params)            # with applied live changes
+        self.status = status                  # running or paused while live; the verdict once ended
+        self.step = step
+        self.series: dict[str, Series] = {}
+        self.metrics: dict[str, float] = {}   # the latest value of each metric
+        self.best: float | None = None
+        self.last: float | None = None
+        self.reports = 0                      # metric reports applied so far
+        self.last_activity = now
+        self.stalled = False
+        self.garbage = 0
+        self.done_at: float | None = None     # when the trainer said it finished (its done event)
+        self.diverged: str | None = None
+        self.checkpoints: dict[int, dict[str, Any]] = {}
+
+    @property
+    def objective(self) -> float | None:
+        """The reduced objective so far (best or last value of the objective metric)."""
+        return self.best if self.objective_spec.reduce == "best" else self.last
+
+    def _event(self, kind: Kind, data: dict[str, Any]) -> RunEvent:
+        return RunEvent(kind, self.trial_id, data)
+
+    def activity(self, now: float) -> list[RunEvent]:
+        """The run wrote something: it is not stalled (any more)."""
+        self.last_activity = now
+        if not self.stalled:
+            return []
+        self.stalled = False
+        return [self._event(Kind.STALLED, {"stalled": False})]
+
+    def apply_line(self, obj: Any, now: float) -> list[RunEvent]:
+        """One decoded line of events.jsonl: a metrics report, an event, or garbage (not an object)."""
+        out = self.activity(now)
+        if not isinstance(obj, dict):
+            self.garbage += 1
+            return out
+        if "metrics" in obj and isinstance(obj.get("metrics"), dict):
+            step = obj.get("step")
+            step = int(step) if isinstance(step, (int, float)) and math.isfinite(step) else (self.step or 0)
+            return out + self.apply_metrics(step, protocol.decode_metrics(obj["metrics"]))
+        return out + self.apply_event(obj)
+
+    def apply_garbage(self, count: int, now: float) -> list[RunEvent]:
+        """`count` lines that could not be read came in (a trainer printing into events.jsonl)."""
+        if count <= 0:
+            return []
+        self.garbage += count
+        return self.activity(now) + [self._event(Kind.GARBAGE, {"count": self.garbage, "new": count})]
+
+    def apply_metrics(self, step: int, metrics: dict[str, float]) -> list[RunEvent]:
+        """One metrics report; the first non-finite objective or loss makes the run diverged."""
+        spec = self.objective_spec
+        out: list[RunEvent] = []
+        self.step = step
+        self.reports += 1
+        for name, value in metrics.items():
+            self.metrics[name] = value
+            series = self.series.get(name)
+            if series is None:
+                series = self.series[name] = Series()
+            series.add(step, value)
+            if name == spec.name:
+                self.last = value
+                if math.isfinite(value) and (self.best is None or spec.better(value, self.best)):
+                    self.best = value
+            if not math.isfinite(value) and self.diverged is None and (
+                    name == spec.name or name.endswith("loss")):
+                self.diverged = f"{name} is {value} at step {step}"
+                out.append(self._event(Kind.DIVERGED, {"reason": self.diverged, "step": step}))
+        return out
+
+    def apply_event(self, ev: dict[str, Any]) -> list[RunEvent]:
+        """One trainer event line (applied, paused, resumed, checkpoint, done); unknown kinds are skipped."""
+        kind = ev.get("event")
+        if kind == protocol.Event.APPLIED:
+            params = ev.get("params") if isinstance(ev.get("params"), dict) else {}
+            self.params.update(params)
+            return [self._event(Kind.APPLIED, {"params": params, "step": self.step})]
+        if kind in (protocol.Event.PAUSED, protocol.Event.RESUMED):
+            self.status = "paused" if kind == protocol.Event.PAUSED else "running"
+            return [self._event(Kind(kind), {"step": self.step, "t": ev.get("t")})]
+        if kind == protocol.Event.CHECKPOINT:
+            seq = ev.get("seq")
+            if isinstance(seq, int):
+                self.checkpoints[seq] = ev
+            return [self._event(Kind.CHECKPOINT, {k: ev.get(k) for k in ("seq", "path", "step")})]
+        if kind == protocol.Event.DONE:
+            if self.done_at is None:
+                self.done_at = verdict.event_time(ev)
+            return [self._event(Kind.DONE, {"step": self.step})]
+        # A well-formed line of a kind we do not know: a newer trainer; not an error.
+        return []
+
+    def check_stall(self, now: float, timeout: float) -> list[RunEvent]:
+        """A running run silent for more than `timeout` seconds (0: never) is flagged stalled, once."""
+        if self.stalled or self.status != "running" or timeout <= 0 or now - self.last_activity <= timeout:
+            return []
+        self.stalled = True
+        return [self._event(Kind.STALLED, {"stalled": True, "since": self.last_activity})]
+
+    def resumed_by_signal(self, now: float) -> list[RunEvent]:
+        """A zero-code run was sent SIGCONT: running again, and the stall clock restarts."""
+        if self.status != "paused":
+            return []
+        self.status = "running"
+        self.last_activity = now
+        return [self._event(Kind.RESUMED, {"step": self.step})]
+
+    def paused_by_signal(self) -> list[RunEvent]:
+        """A zero-code run was sent SIGSTOP: it is paused."""
+        self.status = "paused"
+        return [self._event(Kind.PAUSED, {"step": self.step})]
