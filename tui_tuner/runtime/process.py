@@ -9,10 +9,10 @@ from pathlib import Path
 
 from tui_tuner import launch, protocol
 from tui_tuner.core import rundir
+from tui_tuner.core.argv import command_argv
 from tui_tuner.core.space import Space
 from tui_tuner.core.store import Trial
 from tui_tuner.errors import RunError
-from tui_tuner.runtime.adapters import command_argv
 
 
 class Process:
