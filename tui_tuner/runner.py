@@ -715,6 +715,12 @@ class Runner:
             run = self._known(trial_id)
             return list(run.series) if run else []
 
+    def changes(self, trial_id: int) -> list[dict[str, Any]]:
+        """The live changes that took effect in a run ({"step", "params", "t"} each), oldest first."""
+        with self._locked():
+            run = self._known(trial_id)
+            return [dict(a) for a in run.applied] if run else []
+
     def latest(self, trial_id: int) -> dict[str, Any]:
         """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"}."""
         with self._locked():
