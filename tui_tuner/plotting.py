@@ -119,16 +119,16 @@ class Axis:
 
 
 def thin(points: Sequence[tuple[int, float]], n: int = CURVE_POINTS) -> tuple[tuple[int, float], ...]:
-    """At most n points of a curve: bucket means of the values at each bucket's last step."""
-    pts = [(int(s), float(v)) for s, v in points if v is not None and math.isfinite(v)]
+    """At most n finite points of a curve, evenly picked, its last point always kept.
+
+    Picking, not averaging: the runner's series are already means of merged neighbours, and this runs
+    for every live curve at every frame.
+    """
+    pts = [(s, v) for s, v in points if v is not None and math.isfinite(v)]
     if len(pts) <= n:
         return tuple(pts)
-    out = []
-    for i in range(n):
-        a, b = i * len(pts) // n, max((i + 1) * len(pts) // n, i * len(pts) // n + 1)
-        chunk = pts[a:b]
-        out.append((chunk[-1][0], sum(v for _, v in chunk) / len(chunk)))
-    return tuple(out)
+    k = -(-len(pts) // max(n, 1))
+    return tuple(pts[len(pts) - 1::-k][::-1])
 
 
 def line_of(trial: Any, series: Sequence[tuple[int, float]], applied: Sequence[dict[str, Any]] = (), *,
@@ -312,6 +312,10 @@ class Picture:
 
 def _frame(fig: Any, width: int, height: int) -> None:
     fig.clear_figure()
+    # Plotext clamps a figure to the size of the terminal it guesses; these are drawn to a given size
+    # (the widget's, or the file's). The module has limit_size, a figure object only the method under it.
+    limit = getattr(fig, "limit_size", None) or fig._limit_size
+    limit(False, False)
     fig.plotsize(max(width, 10), max(height, 5))
     fig.theme("clear")
 
@@ -339,8 +343,11 @@ def draw_curves(fig: Any, curves: Curves, width: int, height: int, *, watched: i
     others = 0
     legend: list[tuple[str, str]] = []
     for ln in lines:
-        xs = [s for s, _ in ln.points]
-        ys = [f(v) for _, v in ln.points]
+        # About a point per column (two for the watched curve, a braille cell's dots): plotext's cost
+        # grows with the segments it draws, and more would not show.
+        pts = thin(ln.points, 2 * width if ln.id == watched else width)
+        xs = [s for s, _ in pts]
+        ys = [f(v) for _, v in pts]
         if ln.id == watched:
             fig.plot(xs, ys, marker=WATCHED, color="white" if color else None, style="bold")
         else:
@@ -360,16 +367,29 @@ def draw_curves(fig: Any, curves: Curves, width: int, height: int, *, watched: i
     xt = nice_ticks(0, step_max, max(3, min(8, width // 12)))
     fig.xticks(xt, [tick_label(t) for t in xt])
     fig.xlim(0, step_max)
-    for ln in lines:
-        tags = []
-        if ln.id == curves.best_id:
-            tags.append(f"{BEST}#{ln.id} {tick_label(ln.objective) if ln.objective is not None else ''}".rstrip())
-        elif ln.id == watched or ln.id in marks:
-            tags.append(f"#{ln.id}")
-        if tags:
-            s, v = ln.points[-1]
-            fig.text(" ".join(tags), s, f(v), alignment="right" if s > step_max * 0.6 else "left",
-                     color="green+" if color and ln.id == curves.best_id else None, style="bold")
+    # Names at the curves' ends: the best first, then the watched and the marked ones. Curves often
+    # end together, so a name whose row is taken moves to the nearest free row (rows of the canvas:
+    # the figure less its frame and the step axis).
+    rows = max(height - 3, 2)
+    y0, y1 = f(lo) - pad, f(hi) + pad
+    taken: set[tuple[int, bool]] = set()
+    named = sorted((ln for ln in lines if ln.id in (curves.best_id, watched) or ln.id in marks),
+                   key=lambda ln: (ln.id != curves.best_id, ln.id != watched, ln.id))
+    for ln in named:
+        if ln.id == curves.best_id and ln.objective is not None:
+            tag = f"{BEST}#{ln.id} {tick_label(ln.objective)}"
+        else:
+            tag = f"{BEST}#{ln.id}" if ln.id == curves.best_id else f"#{ln.id}"
+        s, v = ln.points[-1]
+        right = s > step_max * 0.6
+        row = round((f(v) - y0) / (y1 - y0) * (rows - 1))
+        for dr in sorted(range(-rows, rows + 1), key=abs):
+            if 0 <= row + dr < rows and (row + dr, right) not in taken:
+                row += dr
+                break
+        taken.add((row, right))
+        fig.text(tag, s, y0 + row / (rows - 1) * (y1 - y0), alignment="right" if right else "left",
+                 color="green+" if color and ln.id == curves.best_id else None, style="bold")
     if watched is not None and any(ln.id == watched for ln in lines):
         legend.append((WATCHED, f"#{watched} watched"))
     legend.append(("⠉", "others"))

@@ -131,10 +131,11 @@ def line(tid, final, *, status="done", n=40, start=0, **kw) -> Line:
     return Line(id=tid, status=status, points=pts, objective=final, **kw)
 
 
-def test_thin_keeps_the_shape_and_the_last_step():
+def test_thin_picks_evenly_and_keeps_the_last_step():
     pts = [(s, float(s)) for s in range(1, 1001)]
     out = thin(pts, 100)
-    assert len(out) == 100 and out[-1][0] == 1000 and out[0] == (10, 5.5)
+    assert len(out) == 100 and out[-1] == (1000, 1000.0) and out[0] == (10, 10.0)
+    assert thin(pts[:999], 100)[-1] == (999, 999.0)
     assert thin([(1, 1.0), (2, float("nan"))]) == ((1, 1.0),)
 
 
@@ -186,6 +187,18 @@ def test_curves_in_colour_use_the_16_ansi_colours(fig):
     colours = {int(c.split(";")[2]) for c in codes if c.startswith("38;5;")}
     assert colours and colours <= set(range(16))
     assert not [c for c in codes if c.startswith("38;2;")]
+
+
+@pytest.mark.parametrize("width", [60, 150, 220])
+def test_pictures_take_the_size_asked_not_the_terminals(fig, width):
+    curves = Curves("val_loss", ("val_loss",), (line(1, 0.3), line(2, 0.1)), best_id=2)
+    draw_curves(fig, curves, width, 30)
+    rows = build(fig).splitlines()
+    assert len(rows) == 30 and {len(r) for r in rows} == {width}
+    draw_search(fig, space(), [Point(1, "done", 0.2, {"lr": 0.01, "momentum": 0.95})], (), "lr", "momentum",
+                width, 30)
+    rows = build(fig).splitlines()
+    assert len(rows) == 30 and {len(r) for r in rows} == {width}
 
 
 def test_log_scale_and_where_it_cannot_apply(fig):
@@ -280,6 +293,14 @@ def test_study_curves_carry_forks_live_changes_and_stops(study_path):
     assert by_id[1].changes == ((100, "lr 0.003"),)
     assert [m[0] for m in by_id[5].marks()] == [FORK] and by_id[5].points[0][0] == 160
     assert [m[0] for m in by_id[3].marks()] == [STOP]
+
+
+def test_plot_command_fills_the_terminal(study_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "150")
+    monkeypatch.setenv("LINES", "40")
+    assert cli.main(["plot", str(study_path)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert max(len(r) for r in rows) == 150 and 30 <= len(rows) <= 40
 
 
 def test_plot_command_draws_curves_and_search_to_the_terminal(study_path, capsys):
