@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, SpaceError, StudyError, TunerError
+from tui_tuner.plotting import Curves, Line, Point, boxes_of, line_of
 from tui_tuner.runner import RunEvent, Runner
 from tui_tuner.ui.format import downsample, finite, fmt_value
 from tui_tuner.ui.gpu import GpuProbe
@@ -80,6 +81,10 @@ class Backend:
         self.focus: int | None = None
         self.focus_explicit = False
         self.order = "best"
+        # The picture on screen ("curves", "search" or None) and the curves' metric (None: the
+        # objective): their data is gathered only while one is open.
+        self.view: str | None = None
+        self.curve_metric: str | None = None
 
         self.on_snapshot: Callable[[], None] | None = None
         self._snapshot: Snapshot | None = None
@@ -91,6 +96,8 @@ class Backend:
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tui-tuner-cmd")
         self._view: threading.Thread | None = None
         self._curves: dict[int, tuple[float, ...]] = {}
+        self._lines: dict[tuple[int, str], Line] = {}     # finished trials' curves, read back once
+        self._metric_names: list[str] = []
         self._importance: tuple[int, dict[str, float], str] = (-1, {}, "")
         self._importance_busy = False
         self._tick_pending = False
@@ -507,6 +514,14 @@ class Backend:
                 value = series[-1][1]
             cards.append(Card(id=t.id, status=t.status, value=value, points=points))
 
+        curves = points = boxes = None
+        if self.view == "curves" and not light:
+            curves = self._curves_view(trials, rows, best, deadline)
+        elif self.view == "search":
+            points = tuple(Point(id=t.id, status=t.status, objective=objectives.get(t.id), params=dict(t.params))
+                           for t in trials if t.status != "queued")
+            boxes = boxes_of(state)
+
         self._seq += 1
         zoom_levels = sum(1 for lv in state.levels if getattr(lv, "kind", "zoom") == "zoom")
         return Snapshot(
@@ -515,7 +530,41 @@ class Backend:
             budget=self._scheduler.budget if self._scheduler is not None else cfg.budget,
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
-            gpu=None if light else self._gpu_line(), importance_method=method)
+            gpu=None if light else self._gpu_line(), importance_method=method,
+            curves=curves, points=points, boxes=boxes or ())
+
+    def _curves_view(self, trials: list, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
+        """Every started trial's curve of the selected metric: live ones each frame, finished ones
+        read back once (within the frame's time budget, like the trials table's curves)."""
+        metric = self.curve_metric or self.config.objective
+        names = self._metric_names
+        lines = []
+        for row in rows:
+            if row.status in ACTIVE:
+                series = self.runner.series(row.id, metric)
+                applied = self.runner.changes(row.id)
+                self._add_names(self.runner.metric_names(row.id))
+                lines.append(line_of(row, series, applied))
+                continue
+            key = (row.id, metric)
+            line = self._lines.get(key)
+            if line is None or line.status != row.status:
+                if time.monotonic() > deadline:
+                    self._dirty.set()   # more to read back: next frame
+                    continue
+                line = line_of(row, self.runner.series(row.id, metric), self.runner.changes(row.id))
+                self._add_names(self.runner.metric_names(row.id))
+                self._lines[key] = line
+            lines.append(line)
+        if self.config.objective not in names:
+            names.insert(0, self.config.objective)
+        return Curves(metric=metric, metrics=tuple(names), lines=tuple(lines),
+                      best_id=best.id if best else None, maximize=self.config.maximize)
+
+    def _add_names(self, names: list[str]) -> None:
+        for n in names:
+            if n not in self._metric_names:
+                self._metric_names.append(n)
 
     def _resolve_focus(self, trials: list, best: Any) -> int | None:
         ids = {t.id for t in trials if t.status != "queued"}
