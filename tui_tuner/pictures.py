@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.plot_axes import axis_of
 from tui_tuner.plotting import (
     Box,
     Curves,
     Point,
-    axis_of,
     box_span,
     boxes_of,
     draw_curves,
@@ -70,7 +70,7 @@ def study_points(study: Any) -> list[Point]:
 
 def check_search(space: Any, names: list[str] | None) -> tuple[str, str]:
     """The (x, y) parameters asked for, checked against the space."""
-    from tui_tuner.plotting import axis_pairs
+    from tui_tuner.plot_axes import axis_pairs
 
     if not names:
         pairs = axis_pairs(space)
@@ -96,7 +96,6 @@ def text_picture(study: Any, *, metric: str | None = None, search: list[str] | N
 
     from tui_tuner.runner import Runner
 
-    plt.clear_figure()
     if search is not None:
         x, y = check_search(study.space, search)
         pic = draw_search(plt, study.space, study_points(study), boxes_of(study.search_state), x, y,

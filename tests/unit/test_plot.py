@@ -12,6 +12,7 @@ import pytest
 from space_toml import hidden, layers, lr, momentum, space_toml
 
 from tui_tuner import cli
+from tui_tuner.plot_axes import axis_of, axis_pairs, log_ticks, nice_ticks, tick_label
 from tui_tuner.plotting import (
     BEST,
     CHANGE,
@@ -24,18 +25,13 @@ from tui_tuner.plotting import (
     Curves,
     Line,
     Point,
-    axis_of,
-    axis_pairs,
     box_span,
     draw_curves,
     draw_search,
     legend_text,
-    log_ticks,
-    nice_ticks,
     pick_lines,
     position,
     thin,
-    tick_label,
 )
 from tui_tuner.runner import Runner
 from tui_tuner.sampling import zoom

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding
 
-from tui_tuner.plotting import axis_pairs, draw_search
+from tui_tuner.plot_axes import axis_pairs
+from tui_tuner.plotting import draw_search
 from tui_tuner.ui.screens.picture import PictureScreen
 
 
