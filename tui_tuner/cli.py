@@ -22,7 +22,7 @@ from tui_tuner.core.space import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES,
 from tui_tuner.errors import TunerError
 
 PROG = "tui-tuner"
-COMMANDS = ("tune", "run", "demo", "sample", "show", "export", "recover")
+COMMANDS = ("tune", "run", "demo", "sample", "show", "export", "recover", "plot")
 DEBUG_ENV = "TUI_TUNER_DEBUG"
 EXIT_USER = 2        # a TunerError or a usage error: the user can fix it
 EXIT_BUG = 1         # anything unexpected
@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("recover", help="rebuild a missing or empty study.db from space.toml and runs/")
     v.add_argument("study", metavar="STUDY", help="the study directory")
     v.set_defaults(func=cmd_recover)
+    g = sub.add_parser("plot", help="draw the app's pictures of a study: all learning curves, or the search "
+                                    "scatter with its zoom boxes (to the terminal, or -o FILE)")
+    g.add_argument("study", metavar="STUDY", help="the study directory")
+    g.add_argument("--metric", metavar="M", help="the curves' metric (default: the objective)")
+    g.add_argument("--search", nargs=2, metavar=("X", "Y"),
+                   help="the search scatter of parameters X and Y instead of the curves")
+    g.add_argument("--log", action="store_true", help="a log y axis for the curves")
+    g.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE: .png, .svg or .pdf (needs matplotlib: the plot extra), or .txt")
+    g.set_defaults(func=cmd_plot)
     return p
 
 
@@ -350,6 +360,12 @@ def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(line + "\n")
     out.flush()
     return 0
+def cmd_plot(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Draw the curves or the search scatter of a study, to the terminal or to a file."""
+    from tui_tuner.runtime.pictures import plot_study
+
+    return plot_study(args.study, metric=args.metric, search=args.search, output=args.output, log=args.log,
+                      out=out)
 
 
 # -- entry point --------------------------------------------------------------------------------

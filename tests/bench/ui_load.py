@@ -3,9 +3,12 @@
     .venv/bin/python tests/bench/ui_load.py                 # headless app (App.run_test), 60 s
     .venv/bin/python tests/bench/ui_load.py --seconds 15    # shorter
     .venv/bin/python tests/bench/ui_load.py --tmux          # the real `tui-tuner` in a tmux terminal
+    .venv/bin/python tests/bench/ui_load.py --view curves   # main screen, then the curves view, same run
 
 Prints the app's CPU share (of one core), its resident memory, and the lag from a report to the
-screen. Targets: CPU under 25 %, RSS under 200 MB, lag under 250 ms.
+screen. Targets: CPU under 25 %, RSS under 200 MB, lag under 250 ms. With a view open the lag runs
+from the report to the picture build that shows it landing on screen (the view rebuilds its plot at
+most 5 times a second, off the event loop).
 
 Lag: each trainer reports its wall clock as a metric (`wall`). Headless, the lag is measured when a
 frame showing the focused run is drawn (now - the latest `wall` on it). In tmux, the screen is read
@@ -137,30 +140,84 @@ def report(cpu: float, rss: float, peak: float, lags: list[float], steps_per_s: 
 
 
 async def headless(args: argparse.Namespace, tmp: Path) -> int:
-    """The app in this process through App.run_test (no terminal)."""
+    """The app in this process through App.run_test (no terminal).
+
+    With --view, the same run is measured twice: first on the main screen, then with the view open,
+    so the two figures share the machine's load of the moment.
+    """
     from tui_tuner.core.space import load_space
     from tui_tuner.core.study import Study
     from tui_tuner.ui.app import TunerApp
     from tui_tuner.ui.backend import Backend
     from tui_tuner.ui.screens.main import MainScreen
+    from tui_tuner.ui.widgets.plots import PicturePlot
 
-    space = load_space(setup(tmp, args.runs, args.rate, args.seconds))
+    space = load_space(setup(tmp, args.runs, args.rate, args.seconds * (2 if args.view else 1)))
     study = Study.open(tmp / "study", space)
     backend = Backend(study, gpu=False, runner_options={"cwd": tmp})
     app = TunerApp(backend)
     lags: list[float] = []
     measuring = False
-    original = MainScreen.show
+    original_show, original_draw, original_start, original_build = (
+        MainScreen.show, PicturePlot.draw, PicturePlot._start, PicturePlot._build)
+
+    def focused_wall() -> float | None:
+        snap = app.main.snap
+        run = snap.focused if snap else None
+        return dict(run.metrics).get("wall") if run is not None and run.active else None
 
     def show(self, snap):
-        original(self, snap)
-        run = snap.focused
-        if measuring and run is not None and run.active:
-            wall = dict(run.metrics).get("wall")
-            if wall:
-                lags.append(time.time() - wall)
+        original_show(self, snap)
+        wall = focused_wall()
+        # Under a view the main screen is not redrawn: its lag is the view's, measured below.
+        if measuring and wall and self.picture_view() is None:
+            lags.append(time.time() - wall)
 
-    MainScreen.show = show
+    # A view's lag: from the report to the build that shows it landing on screen.
+    def draw(self, key, drawer):
+        self._bench_wall = focused_wall()
+        original_draw(self, key, drawer)
+
+    def start(self):
+        self._bench_flight = getattr(self, "_bench_wall", None)
+        original_start(self)
+
+    async def build(self, *a):
+        await original_build(self, *a)
+        wall = getattr(self, "_bench_flight", None)
+        if measuring and wall:
+            lags.append(time.time() - wall)
+
+    MainScreen.show, PicturePlot.draw, PicturePlot._start, PicturePlot._build = show, draw, start, build
+
+    async def measure(pilot, what: str) -> int:
+        nonlocal measuring
+        lags.clear()
+        frames0, steps0 = app.frames, sum(t.step or 0 for t in app.main.snap.trials)
+        view = app.main.picture_view()
+        builds0 = view.plot.builds if view else 0
+        measuring = True
+        c0, w0 = time.process_time(), time.monotonic()
+        t0 = thread_cpu()
+        peak = rss_mb()
+        while time.monotonic() - w0 < args.seconds:
+            await pilot.pause(0.5)
+            peak = max(peak, rss_mb())
+        wall = time.monotonic() - w0
+        cpu = (time.process_time() - c0) / wall
+        t1 = thread_cpu()
+        split = {k: (v - t0.get(k, 0.0)) / wall for k, v in t1.items()}
+        rate = (sum(t.step or 0 for t in app.main.snap.trials) - steps0) / wall
+        measuring = False
+        drawn = (f"{view.plot.builds - builds0} pictures built ({(view.plot.builds - builds0) / wall:.1f}/s)"
+                 if view else f"{app.frames - frames0} frames drawn")
+        print(f"\n== {what}: headless app {args.width}x{args.height}, {args.seconds:g} s measured, {drawn}")
+        code = report(cpu, rss_mb(), max(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      list(lags), rate, args.runs)
+        print("CPU by thread: " + ", ".join(f"{k} {v * 100:.1f} %" for k, v in
+                                             sorted(split.items(), key=lambda kv: -kv[1]) if v >= 0.001))
+        return code
+
     try:
         async with app.run_test(size=(args.width, args.height)) as pilot:
             end = time.monotonic() + 60
@@ -172,30 +229,17 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
             else:
                 print("the runs did not all start within 60 s", file=sys.stderr)
                 return 2
-            steps0 = sum(t.step or 0 for t in app.main.snap.trials)
-            measuring = True
-            c0, w0 = time.process_time(), time.monotonic()
-            t0 = thread_cpu()
-            peak = rss_mb()
-            while time.monotonic() - w0 < args.seconds:
-                await pilot.pause(0.5)
-                peak = max(peak, rss_mb())
-            cpu = (time.process_time() - c0) / (time.monotonic() - w0)
-            wall = time.monotonic() - w0
-            t1 = thread_cpu()
-            split = {k: (v - t0.get(k, 0.0)) / wall for k, v in t1.items()}
-            steps = sum(t.step or 0 for t in app.main.snap.trials) - steps0
-            rate = steps / (time.monotonic() - w0)
-            measuring = False
-            print(f"headless app {args.width}x{args.height}, {args.seconds:g} s measured, "
-                  f"{app.frames} frames drawn in all")
-            code = report(cpu, rss_mb(), max(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                          lags, rate, args.runs)
-            print("CPU by thread: " + ", ".join(f"{k} {v * 100:.1f} %" for k, v in
-                                                 sorted(split.items(), key=lambda kv: -kv[1]) if v >= 0.001))
+            code = await measure(pilot, "main screen")
+            if args.view:
+                await pilot.press({"curves": "c", "search": "x"}[args.view])
+                while app.main.picture_view() is None or not app.main.picture_view().plot.builds:
+                    await pilot.pause(0.1)
+                await pilot.pause(1.0)
+                code = max(code, await measure(pilot, f"{args.view} view open"))
             await asyncio.to_thread(backend.stop_all, 10)
     finally:
-        MainScreen.show = original
+        MainScreen.show, PicturePlot.draw, PicturePlot._start, PicturePlot._build = (
+            original_show, original_draw, original_start, original_build)
         study.close()
     return code
 
@@ -305,6 +349,8 @@ def main() -> int:
     p.add_argument("--width", type=int, default=80)
     p.add_argument("--height", type=int, default=24)
     p.add_argument("--tmux", action="store_true", help="the real tui-tuner in tmux instead of headless")
+    p.add_argument("--view", choices=("curves", "search"),
+                   help="headless: measure the main screen, then again with this view open (same run)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="ui-load-") as d:
         tmp = Path(d)

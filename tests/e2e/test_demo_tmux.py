@@ -179,6 +179,22 @@ def test_demo_in_a_16_colour_terminal_at_80x24(tmp_path, demo):
     # Only the 16 ANSI colours: no 256-colour (38;5;N) or true-colour (38;2;R;G;B) escapes.
     assert "\x1b[" in colours
     assert not re.search(r"[34]8;5;\d+|[34]8;2;\d+;\d+;\d+", colours), "only 16-colour escapes"
+
+    # The two pictures, in the same 16-colour terminal: every curve so far, then the search scatter.
+    tmux.keys("c")
+    tmux.wait(r"Curves · watching #\d+ · val_loss · all: \d+ curve", 30)
+    tmux.wait(r"• #\d+ watched", 10)
+    picture = tmux.screen_escapes()
+    assert not re.search(r"[34]8;5;\d+|[34]8;2;\d+;\d+;\d+", picture), "only 16-colour escapes"
+    tmux.keys("m")                               # another metric the runs report
+    tmux.wait(r"Curves · watching #\d+ · (?!val_loss)\w+ · all", 10)
+    tmux.keys("Escape")
+    tmux.wait(r"Hyperparameters", 10)
+    tmux.keys("x")
+    tmux.wait(r"Search · (no zoom yet|zoom \d+) · momentum \(1-β log\) against lr \(log\)", 30)
+    tmux.wait(r"0\.999", 10)                    # the 1-β log axis
+    tmux.keys("Escape")
+    tmux.wait(r"Hyperparameters", 10)
     tmux.keys("q")                               # quit, leaving the runs going
     end = time.monotonic() + 10
     while time.monotonic() < end and "mlp-digits" in tmux.screen():

@@ -118,6 +118,7 @@ class RunState:
         self.trial_id = trial_id
         self.objective_spec = objective
         self.params = dict(params)            # with applied live changes
+        self.applied: list[dict[str, Any]] = []   # each live change that took effect: step, params, t
         self.status = status                  # running or paused while live; the verdict once ended
         self.step = step
         self.series: dict[str, Series] = {}
@@ -195,6 +196,7 @@ class RunState:
         if kind == protocol.Event.APPLIED:
             params = ev.get("params") if isinstance(ev.get("params"), dict) else {}
             self.params.update(params)
+            self.applied.append({"step": self.step, "params": params, "t": ev.get("t")})
             return [self._event(Kind.APPLIED, {"params": params, "step": self.step})]
         if kind in (protocol.Event.PAUSED, protocol.Event.RESUMED):
             self.status = "paused" if kind == protocol.Event.PAUSED else "running"

@@ -335,6 +335,12 @@ class Runner(control.Commands):
         with self._bus.locked():
             return list(run.state.series) if run else []
 
+    def changes(self, trial_id: int) -> list[dict[str, Any]]:
+        """The live changes that took effect in a run ({"step", "params", "t"} each), oldest first."""
+        run = self._known(trial_id)
+        with self._bus.locked():
+            return [dict(a) for a in run.state.applied] if run else []
+
     def latest(self, trial_id: int) -> dict[str, Any]:
         """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"}."""
         run = self._known(trial_id)

@@ -363,6 +363,26 @@ class Backend:
             cb()
         return snap
 
+    @property
+    def view(self) -> str | None:
+        """The picture on screen ("curves", "search" or None): its data is gathered only while open."""
+        return self._view_of.view
+
+    @view.setter
+    def view(self, view: str | None) -> None:
+        self._view_of.view = view
+        self.poke()
+
+    @property
+    def curve_metric(self) -> str | None:
+        """The metric the curves view draws (None: the objective)."""
+        return self._view_of.curve_metric
+
+    @curve_metric.setter
+    def curve_metric(self, metric: str | None) -> None:
+        self._view_of.curve_metric = metric
+        self.poke()
+
     def build(self, *, curve_budget: float = CURVE_BUDGET, light: bool = False) -> Snapshot:
         """Read the study and the runner into one immutable Snapshot (see SnapshotBuilder.build)."""
         return self._view_of.build(curve_budget=curve_budget, light=light)

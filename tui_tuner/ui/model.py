@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_tuner.core.plotting import Box, Curves, Point
+
 
 @dataclass(frozen=True)
 class ParamRow:
@@ -117,6 +119,12 @@ class Snapshot:
     order: str = "best"
     gpu: str | None = None
     importance_method: str = ""
+    # The pictures, gathered only while their view is open (Backend.view; None otherwise): every
+    # trial's curve of the selected metric (curves view); every started trial's setting, and the
+    # zoom stack (search view).
+    curves: Curves | None = None
+    points: tuple[Point, ...] | None = None
+    boxes: tuple[Box, ...] = ()
 
     def count(self, status: str) -> int:
         """How many trials have this status."""

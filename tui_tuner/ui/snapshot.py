@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tui_tuner.core.plotting import Curves, Line, Point, boxes_of, line_of
+from tui_tuner.core.status import ACTIVE
 from tui_tuner.runtime.session import Session
 from tui_tuner.ui.format import downsample, finite
 from tui_tuner.ui.gpu import GpuProbe
@@ -26,7 +28,6 @@ CARD_POINTS = 120
 # A finished trial's curve is read back from its run directory once; this caps the time one frame
 # spends on that, so opening a big study does not delay the first frames.
 CURVE_BUDGET = 0.05
-ACTIVE = ("running", "paused")
 LOSS = "loss"
 ORDERS = ("best", "start")
 
@@ -51,6 +52,12 @@ class SnapshotBuilder:
         self._importance: tuple[int, dict[str, float], str] = (-1, {}, "")
         self._importance_busy = False
         self._study_cache: tuple[float, str, Any] | None = None
+        # The picture on screen ("curves", "search" or None) and the curves' metric (None: the
+        # objective): their data is gathered only while one is open.
+        self.view: str | None = None
+        self.curve_metric: str | None = None
+        self._lines: dict[tuple[int, str], Line] = {}     # finished trials' curves, read back once
+        self._metric_names: list[str] = []
 
     def build(self, *, curve_budget: float = CURVE_BUDGET, light: bool = False) -> Snapshot:
         """Read the study and the runner into one immutable Snapshot.
@@ -115,13 +122,53 @@ class SnapshotBuilder:
 
         self._seq += 1
         zoom_levels = sum(1 for lv in state.levels if getattr(lv, "kind", "zoom") == "zoom")
+        curves = points = boxes = None
+        if self.view == "curves" and not light:
+            curves = self._curves_view(rows, best, deadline)
+        elif self.view == "search":
+            points = tuple(Point(id=t.id, status=t.status, objective=objectives.get(t.id), params=dict(t.params))
+                           for t in trials if t.status != "queued")
+            boxes = boxes_of(state)
         return Snapshot(
             seq=self._seq, name=study.name, objective=cfg.objective, maximize=cfg.maximize,
             counts=tuple(counts.items()), zoom=zoom_levels, stage=state.stage,
             budget=self.session.budget,
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
-            gpu=None if light else self._gpu_line(), importance_method=method)
+            gpu=None if light else self._gpu_line(), importance_method=method,
+            curves=curves, points=points, boxes=boxes or ())
+
+    def _curves_view(self, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
+        """Every started trial's curve of the selected metric: live ones each frame, finished ones
+        read back once (within the frame's time budget, like the trials table's curves)."""
+        runner, cfg = self.session.runner, self.session.config
+        metric = self.curve_metric or cfg.objective
+        names = self._metric_names
+        lines = []
+        for row in rows:
+            if row.status in ACTIVE:
+                self._add_names(runner.metric_names(row.id))
+                lines.append(line_of(row, runner.series(row.id, metric), runner.changes(row.id)))
+                continue
+            key = (row.id, metric)
+            line = self._lines.get(key)
+            if line is None or line.status != row.status:
+                if time.monotonic() > deadline:
+                    self._wake()   # more to read back: next frame
+                    continue
+                line = line_of(row, runner.series(row.id, metric), runner.changes(row.id))
+                self._add_names(runner.metric_names(row.id))
+                self._lines[key] = line
+            lines.append(line)
+        if cfg.objective not in names:
+            names.insert(0, cfg.objective)
+        return Curves(metric=metric, metrics=tuple(names), lines=tuple(lines),
+                      best_id=best.id if best else None, maximize=cfg.maximize)
+
+    def _add_names(self, names: list[str]) -> None:
+        for n in names:
+            if n not in self._metric_names:
+                self._metric_names.append(n)
 
     def _resolve_focus(self, trials: list, best: Any) -> int | None:
         ids = {t.id for t in trials if t.status != "queued"}

@@ -67,6 +67,8 @@ class MainScreen(Screen):
         Binding("l", "log_scale", "Log y"),
         Binding("o", "order", "Order"),
         Binding("Q", "quit_stop", "Stop all+quit"),
+        Binding("c", "curves", "Curves"),
+        Binding("x", "search_view", "Search view"),
     ]
 
     class Ready(Message):
@@ -79,6 +81,7 @@ class MainScreen(Screen):
         self._binding_state: Any = None
         self._shape: Any = None
         self._slow_at = 0.0
+        self.marked: set[int] = set()   # trials marked in the curves view (kept while it is closed)
 
     @property
     def tuner(self) -> TunerApp:
@@ -131,6 +134,12 @@ class MainScreen(Screen):
         of every row ten times a second.
         """
         self.snap = snap
+        view = self.picture_view()
+        if view is not None:
+            # A picture covers this screen: draw that instead (this one redraws when it is back).
+            view.show(snap)
+            self._refresh_bindings_if_changed()
+            return
         focus_id = snap.focused.id if snap.focused else None
         now = time.monotonic()
         shape = (tuple((t.id, t.status) for t in snap.trials), snap.best_id, focus_id, snap.order,
@@ -150,6 +159,21 @@ class MainScreen(Screen):
         set_if_changed(queue, "border_title", f"Queue ({len(snap.queue)})")
         queue.show(snap.queue)
         self._refresh_bindings_if_changed()
+
+    def picture_view(self) -> Any:
+        """The open picture view (curves or search), if one is on the screen stack."""
+        from tui_tuner.ui.screens.picture import PictureScreen
+
+        for screen in reversed(self.app.screen_stack):
+            if isinstance(screen, PictureScreen):
+                return screen
+        return None
+
+    def on_screen_resume(self) -> None:
+        """Back from a picture view: draw the latest snapshot at once."""
+        if self.snap is not None and self.is_mounted:
+            self._shape = None
+            self.show(self.snap)
 
     def _refresh_bindings_if_changed(self) -> None:
         """Re-check which keys apply (the footer greys the others), only when what decides it changed."""
@@ -425,6 +449,18 @@ class MainScreen(Screen):
     def action_order(self) -> None:
         """Toggle the trials order: best first / by start."""
         self.tuner.backend.toggle_order()
+
+    def action_curves(self) -> None:
+        """Open the curves view: every trial's learning curve overlaid."""
+        from tui_tuner.ui.screens.curves import CurvesScreen
+
+        self.app.push_screen(CurvesScreen(self.marked))
+
+    def action_search_view(self) -> None:
+        """Open the search view: trials over two parameters, with the zoom boxes."""
+        from tui_tuner.ui.screens.search_view import SearchScreen
+
+        self.app.push_screen(SearchScreen())
 
     def action_help(self) -> None:
         """Show the key table."""
