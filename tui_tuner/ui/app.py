@@ -80,6 +80,10 @@ class TunerApp(App[int]):
                 return  # the screen is being torn down (the app is exiting)
             self.frames += 1
 
+    def redraw_soon(self) -> None:
+        """What the screen looks at changed (a picture opened or closed): ask for a new frame."""
+        self.backend.poke()
+
     # -- commands -------------------------------------------------------------------------------
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:

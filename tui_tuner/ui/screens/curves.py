@@ -155,8 +155,7 @@ class CurvesScreen(PictureScreen):
 
     def watch(self, trial_id: int) -> None:
         """Watch a trial: its curve is highlighted, and the main screen follows it."""
-        backend = self.tuner.backend
-        backend.focus, backend.focus_explicit = trial_id, True
+        self.tuner.backend.follow(trial_id)
         self.new_frame()
 
     def action_next(self) -> None:
