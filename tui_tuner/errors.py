@@ -34,3 +34,9 @@ class RunError(TunerError):
     """A run cannot be started or controlled as asked."""
 
     title = "Run"
+
+
+class PlotError(TunerError):
+    """A picture cannot be drawn as asked (an unknown metric or parameter, a missing library)."""
+
+    title = "Plot"

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.errors import PlotError, StudyError
 from tui_tuner.plot_axes import axis_of
 from tui_tuner.plotting import (
     Box,
@@ -32,12 +32,6 @@ from tui_tuner.plotting import (
 
 FILE_FORMATS = (".png", ".svg", ".pdf")
 TEXT_FORMATS = (".txt",)
-
-
-class PlotError(TunerError):
-    """A picture cannot be drawn as asked (an unknown metric or parameter, a missing library)."""
-
-    title = "Plot"
 
 
 def study_curves(study: Any, reader: Any, metric: str | None = None) -> Curves:
