@@ -40,3 +40,9 @@ class InputError(TunerError):
     """What was typed into a dialog cannot be used (a count, a stage, a path, a parameter's value)."""
 
     title = "Input"
+
+
+class PlotError(TunerError):
+    """A picture cannot be drawn as asked (an unknown metric or parameter, a missing library)."""
+
+    title = "Plot"

@@ -28,22 +28,16 @@ from tui_tuner.core.plotting import (
     position,
     ranked,
 )
-from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.errors import PlotError, StudyError
 
 FILE_FORMATS = (".png", ".svg", ".pdf")
 TEXT_FORMATS = (".txt",)
 
 
-class PlotError(TunerError):
-    """A picture cannot be drawn as asked (an unknown metric or parameter, a missing library)."""
-
-    title = "Plot"
-
-
 def study_curves(study: Any, reader: Any, metric: str | None = None) -> Curves:
     """Every started trial's curve of `metric` (default: the objective), read through `reader`
     (a Runner: `series`, `metric_names`, `changes`)."""
-    cfg = study.space.study
+    cfg = study.space.config
     metric = metric or cfg.objective
     trials = [t for t in study.trials("id") if t.status != "queued"]
     names: list[str] = []
@@ -99,7 +93,7 @@ def text_picture(study: Any, *, metric: str | None = None, search: list[str] | N
     if search is not None:
         x, y = check_search(study.space, search)
         pic = draw_search(plt, study.space, study_points(study), boxes_of(study.search_state), x, y,
-                          width, height - 2, maximize=study.space.study.maximize, color=color)
+                          width, height - 2, maximize=study.space.config.maximize, color=color)
     else:
         curves = checked_curves(study, Runner(study), metric)
         pic = draw_curves(plt, curves, width, height - 2, log=log, color=color)
@@ -172,7 +166,7 @@ def save_picture(study: Any, path: Path, *, metric: str | None = None, search: l
     if search is not None:
         x, y = check_search(study.space, search)
         mpl_search(ax, fig, study.space, study_points(study), boxes_of(study.search_state), x, y,
-                   study.space.study.maximize)
+                   study.space.config.maximize)
     else:
         from tui_tuner.runtime.runner import Runner
 
