@@ -12,6 +12,7 @@ pl = pytest.importorskip("pytorch_lightning")   # the older import name; `lightn
 
 from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
+from tui_tuner.integrations import lightning as integration  # noqa: E402
 from tui_tuner.integrations.lightning import TunerCallback  # noqa: E402
 
 
@@ -58,7 +59,8 @@ def fit(steps: int, callbacks) -> pl.Trainer:
     return t
 
 
-def test_a_pytorch_lightning_fit_is_reported_and_steered(run):
+def test_a_pytorch_lightning_fit_is_reported_and_steered(run, monkeypatch):
+    monkeypatch.setattr(integration, "READ_BUDGET", 1.0)   # read the metrics at every step, however short
     with open(run.run_dir + "/" + P.CONTROL, "w") as f:
         # Both in the first report: the checkpoint must already hold the new lr and momentum.
         f.write(json.dumps({"seq": 1, "cmd": "set", "params": {"lr": 0.02, "momentum": 0.5}}) + "\n")
@@ -82,6 +84,20 @@ def test_a_pytorch_lightning_fit_is_reported_and_steered(run):
     assert (group["lr"], group["momentum"]) == (pytest.approx(0.02), 0.5)
     ours = next(v for k, v in saved["callbacks"].items() if "TunerCallback" in k)
     assert ours["params"]["lr"] == 0.02 and "torch" in ours["rng"]
+
+
+def test_short_steps_read_the_metrics_every_few_steps_but_report_every_step(run, monkeypatch):
+    monkeypatch.setattr(integration, "READ_BUDGET", 1e-9)   # a read "costs" far more than any step
+    fit(6, [TunerCallback()])
+    run.flush()
+    with open(run.run_dir + "/" + P.EVENTS) as f:
+        steps = [e for e in map(json.loads, f) if "metrics" in e]
+    per_step, final = steps[:6], steps[6:]
+    assert [e["step"] for e in per_step] == [1, 2, 3, 4, 5, 6]
+    assert all(e["metrics"]["lr"] == pytest.approx(0.1) for e in per_step)
+    assert "loss" in per_step[0]["metrics"] and not any("loss" in e["metrics"] for e in per_step[1:])
+    # The metrics as they stand when training ends are read once more, so the last loss arrives.
+    assert [(e["step"], list(e["metrics"])) for e in final] == [(6, ["loss"])]
 
 
 def test_a_stop_ends_the_fit_after_the_batch(run):

@@ -13,7 +13,10 @@ What the callback does, under the tuner (outside it, nothing: the script runs as
 
 - Metrics: what the module logs (`trainer.callback_metrics`) is reported with `trainer.global_step`:
   training metrics after each optimizer step (those whose value changed), validation metrics after
-  each validation run, and the first optimizer's lr as ``lr`` (the lr that step used).
+  each validation run, and the first optimizer's lr as ``lr`` (the lr that step used). Lightning
+  computes callback_metrics anew at each read (tens of microseconds): when steps are so short that
+  reading it every step would take more than READ_BUDGET of the training time, the training metrics
+  are read every few steps instead (every step still reports its step and lr, and obeys commands).
 - Live changes of lr, momentum, betas, eps and weight decay go to every optimizer's param groups
   before the next batch, through `trainer_torch.apply_changes`: an active LR scheduler continues from
   the new value.
@@ -34,6 +37,7 @@ away from validation steps, for a child that repeats the parent's curve bit for 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +50,7 @@ except ImportError:  # only the older import name is installed
     from pytorch_lightning import Callback  # type: ignore[no-redef]
 
 FORMAT = 1
+READ_BUDGET = 0.005   # the share of training time that reading callback_metrics may take
 
 
 def ckpt_path() -> str | None:
@@ -80,7 +85,9 @@ class TunerCallback(Callback):
         self._before_val: dict[str, float] = {}
         self._last: dict[str, float] = {}       # training metrics as last reported
         self._step = -1                         # the global step last reported
+        self._next_read = 0.0                   # perf_counter time of the next callback_metrics read
         self._lr: float | None = None           # the lr the current batch trains with
+        self._group0: dict[str, Any] | None = None   # the first optimizer's first param group
         self._resumed: dict[str, Any] | None = None
         self._trainer: Any = None
 
@@ -107,6 +114,9 @@ class TunerCallback(Callback):
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """A forked run: restore the parent's RNG states and apply the params the fork changed."""
+        if not self._active:
+            return
+        self._find_group0(trainer)
         resumed, self._resumed = self._resumed, None
         if resumed is None:
             return
@@ -120,16 +130,23 @@ class TunerCallback(Callback):
         """Apply live changes before the batch trains, and note the lr it trains with."""
         if not self._active:
             return
-        self._apply(trainer, api.changes())
-        opts = trainer.optimizers
-        self._lr = float(opts[0].param_groups[0]["lr"]) if opts and opts[0].param_groups else None
+        changes = api.changes()
+        if changes:
+            self._apply(trainer, changes)
+        if self._group0 is not None:
+            self._lr = float(self._group0["lr"])
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Report this optimizer step's metrics; a pause blocks here; obey a stop."""
-        if not self._active or trainer.global_step == self._step:   # accumulating: no step taken
+        step = trainer.global_step
+        if not self._active or step == self._step:   # accumulating: no optimizer step taken
             return
-        self._step = trainer.global_step
-        metrics = self._changed(trainer)
+        self._step = step
+        metrics: dict[str, float] = {}
+        now = time.perf_counter()
+        if now >= self._next_read:
+            metrics = self._changed(trainer)
+            self._next_read = now + (time.perf_counter() - now) / READ_BUDGET
         if self.lr_metric and self._lr is not None and self.lr_metric not in metrics:
             metrics[self.lr_metric] = self._lr
         api.report(self._step, **metrics)
@@ -192,9 +209,13 @@ class TunerCallback(Callback):
         for opt in trainer.optimizers:
             scheds = [c.scheduler for c in configs if getattr(c.scheduler, "optimizer", None) is opt]
             trainer_torch.apply_changes(opt, changes, scheds, names=self.names)
+        self._find_group0(trainer)
+
+    def _find_group0(self, trainer: Any) -> None:
         opts = trainer.optimizers
-        if opts and opts[0].param_groups:
-            self._lr = float(opts[0].param_groups[0]["lr"])
+        self._group0 = opts[0].param_groups[0] if opts and opts[0].param_groups else None
+        if self._group0 is not None:
+            self._lr = float(self._group0["lr"])
 
     def _save(self, path: str) -> None:
         """Answer a checkpoint request with Lightning's own full checkpoint."""
