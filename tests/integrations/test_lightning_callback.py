@@ -13,7 +13,7 @@ pl = pytest.importorskip("pytorch_lightning")   # the older import name; `lightn
 from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations import lightning as integration  # noqa: E402
-from tui_tuner.integrations.lightning import TunerCallback  # noqa: E402
+from tui_tuner.integrations.lightning import TunerCallback, ckpt_path  # noqa: E402
 
 
 class Tiny(pl.LightningModule):
@@ -52,10 +52,10 @@ def run(tmp_path, monkeypatch):
     r.close()
 
 
-def fit(steps: int, callbacks) -> pl.Trainer:
+def fit(steps: int, callbacks, ckpt_path=None) -> pl.Trainer:
     t = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                    enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
-    t.fit(Tiny(trainer.params(lr=0.1).lr), Batches())
+    t.fit(Tiny(trainer.params(lr=0.1).lr), Batches(), ckpt_path=ckpt_path)
     return t
 
 
@@ -105,3 +105,27 @@ def test_a_stop_ends_the_fit_after_the_batch(run):
         f.write(json.dumps({"seq": 1, "cmd": "stop"}) + "\n")
     t = fit(50, [TunerCallback()])
     assert t.global_step == 1 and t.should_stop
+
+
+def test_a_fork_that_changed_the_lr_trains_with_it(run, tmp_path, monkeypatch):
+    with open(run.run_dir + "/" + P.CONTROL, "w") as f:
+        f.write(json.dumps({"seq": 1, "cmd": "checkpoint"}) + "\n")
+    fit(3, [TunerCallback()])
+    run.close()
+    d = tmp_path / "study" / "runs" / "t0002"
+    d.mkdir()
+    P.write_json_atomic(d / P.PARAMS, {"trial": 2, "params": {"lr": 0.04}, "resume": "runs/t0001/ckpt/step-1.pt"})
+    child = trainer.Run(d, argv=[])
+    monkeypatch.setattr(trainer, "_run", child)
+    try:
+        assert ckpt_path() == str(tmp_path / "study" / "runs" / "t0001" / "ckpt" / "step-1.pt")
+        # Lightning restores the parent's optimizer (lr 0.1) and schedule; the callback puts the fork's lr back.
+        t = fit(4, [TunerCallback()], ckpt_path=ckpt_path())
+        child.flush()
+        with open(d / P.EVENTS) as f:
+            steps = [e for e in map(json.loads, f) if "metrics" in e]
+        assert [e["step"] for e in steps][:3] == [2, 3, 4]
+        assert all(e["metrics"]["lr"] == pytest.approx(0.04) for e in steps)
+        assert t.lr_scheduler_configs[0].scheduler.base_lrs == [pytest.approx(0.04)]
+    finally:
+        child.close()
