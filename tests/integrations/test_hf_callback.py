@@ -52,9 +52,9 @@ def open_run(tmp_path, monkeypatch, trial: int, params: dict, resume=None, contr
     return r
 
 
-def train(steps: int, lr: float, resume: str | None = None) -> transformers.Trainer:
+def train(steps: int, lr: float, resume: str | None = None, output_dir: str | None = None) -> transformers.Trainer:
     args = transformers.TrainingArguments(
-        output_dir=hf.output_dir("unused"), max_steps=steps, per_device_train_batch_size=8, learning_rate=lr,
+        output_dir=output_dir or hf.output_dir("unused"), max_steps=steps, per_device_train_batch_size=8, learning_rate=lr,
         weight_decay=0.0, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
         use_cpu=True, optim="adamw_torch", lr_scheduler_type="constant", seed=0)
     t = transformers.Trainer(model=Tiny(), args=args, train_dataset=Data(), callbacks=[hf.TunerCallback()])
@@ -104,3 +104,15 @@ def test_a_fork_that_changed_the_lr_trains_with_it(tmp_path, monkeypatch):
         assert t.lr_scheduler.base_lrs == [4e-3, 4e-3]
     finally:
         child.close()
+
+
+def test_a_checkpoint_folder_outside_the_run_dir_is_reported_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = open_run(tmp_path, monkeypatch, 1, {"learning_rate": 1e-3}, control=[{"seq": 1, "cmd": "checkpoint"}])
+    try:
+        train(2, 1e-3, output_dir="out")   # relative to the working directory, not to the run dir
+        ck = next(e for e in events(run) if e.get("event") == "checkpoint")
+        assert ck["path"] == str(tmp_path / "out" / "checkpoint-1")
+        assert (tmp_path / "out" / "checkpoint-1" / "optimizer.pt").exists()
+    finally:
+        run.close()

@@ -38,9 +38,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from transformers import TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
 from tui_tuner import protocol as P
 from tui_tuner import trainer as api
 from tui_tuner import trainer_torch
@@ -73,7 +70,7 @@ def _number(v: Any) -> float | int | None:
     return None
 
 
-class TunerCallback(TrainerCallback):
+class _Babysitter:
     """Reports a Hugging Face Trainer run to tui-tuner and obeys it (changes, pause, stop, checkpoint, fork).
 
     names: extra or switched-off parameter name -> optimizer key mappings (see trainer_torch.NAMES).
@@ -127,7 +124,10 @@ class TunerCallback(TrainerCallback):
         """Every checkpoint the Trainer writes holds the params; answer a pending request with its folder."""
         if not self._active:
             return
-        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR  # loaded already: we are in its loop
+
+        # Absolute: an output_dir given relative to the working directory is not relative to the run dir.
+        folder = os.path.abspath(os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"))
         if os.path.isdir(folder):
             with open(os.path.join(folder, PARAMS_FILE), "w") as f:
                 json.dump(dict(api.params()), f)
@@ -187,3 +187,22 @@ def _read_params(folder: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _build() -> type:
+    """TunerCallback on transformers' TrainerCallback (imported only now)."""
+    try:
+        from transformers import TrainerCallback
+    except ImportError:
+        raise ImportError("tui_tuner.integrations.hf needs transformers and accelerate: "
+                          "pip install 'tui-tuner[hf]'") from None
+    return type("TunerCallback", (_Babysitter, TrainerCallback),
+                {"__module__": __name__, "__qualname__": "TunerCallback", "__doc__": _Babysitter.__doc__})
+
+
+def __getattr__(name: str) -> Any:
+    # TunerCallback is made on first use, so that importing this module imports no framework.
+    if name == "TunerCallback":
+        cls = globals()["TunerCallback"] = _build()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,13 +44,8 @@ from typing import Any
 from tui_tuner import trainer as api
 from tui_tuner import trainer_torch
 
-try:
-    from lightning.pytorch import Callback
-except ImportError:  # only the older import name is installed
-    from pytorch_lightning import Callback  # type: ignore[no-redef]
-
 FORMAT = 1
-READ_BUDGET = 0.005   # the share of training time that reading callback_metrics may take
+READ_BUDGET = 0.005   # the share of training time that reading callback_metrics may take (CPU time)
 
 
 def ckpt_path() -> str | None:
@@ -70,7 +65,7 @@ def _scalar(v: Any) -> float | None:
     return None
 
 
-class TunerCallback(Callback):
+class _Babysitter:
     """Reports a Lightning fit to tui-tuner and obeys it (live changes, pause, stop, checkpoint, fork).
 
     names: extra or switched-off parameter name -> optimizer key mappings (see trainer_torch.NAMES).
@@ -145,8 +140,10 @@ class TunerCallback(Callback):
         metrics: dict[str, float] = {}
         now = time.perf_counter()
         if now >= self._next_read:
+            # The read's CPU time, not its wall time: on a busy machine that would count others' work.
+            cpu = time.thread_time()
             metrics = self._changed(trainer)
-            self._next_read = now + (time.perf_counter() - now) / READ_BUDGET
+            self._next_read = now + (time.thread_time() - cpu) / READ_BUDGET
         if self.lr_metric and self._lr is not None and self.lr_metric not in metrics:
             metrics[self.lr_metric] = self._lr
         api.report(self._step, **metrics)
@@ -230,3 +227,25 @@ def _fn(trainer: Any) -> str:
     """The trainer's current entry point: "fit", "validate", ... ."""
     fn = getattr(getattr(trainer, "state", None), "fn", None)
     return str(getattr(fn, "value", fn))
+
+
+def _build() -> type:
+    """TunerCallback on the installed Lightning's Callback class (imported only now)."""
+    try:
+        from lightning.pytorch import Callback
+    except ImportError:
+        try:
+            from pytorch_lightning import Callback  # only the older import name is installed
+        except ImportError:
+            raise ImportError("tui_tuner.integrations.lightning needs PyTorch Lightning 2.x: "
+                              "pip install 'tui-tuner[lightning]'") from None
+    return type("TunerCallback", (_Babysitter, Callback),
+                {"__module__": __name__, "__qualname__": "TunerCallback", "__doc__": _Babysitter.__doc__})
+
+
+def __getattr__(name: str) -> Any:
+    # TunerCallback is made on first use, so that importing this module imports no framework.
+    if name == "TunerCallback":
+        cls = globals()["TunerCallback"] = _build()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
