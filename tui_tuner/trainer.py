@@ -79,6 +79,8 @@ class Run:
         self.trial: int | None = None
         self._changes: dict[str, Any] = {}
         self._save: Callable[[str], Any] | None = None
+        self._save_later = False              # save(path) only asks; checkpoint_saved() answers
+        self._waiting: list[Any] = []         # seqs of checkpoint requests a deferred save still owes
         self._stop = False
         self._paused = False
         self._last_step: int | None = None
@@ -193,8 +195,21 @@ class Run:
         ctl = self._ctl
         if ctl is not None and ctl.grew():
             self._poll_control()
-            if self._paused:
-                self._wait_paused()
+        if self._paused:   # also after a pause let a deferred checkpoint through (see _wait_paused)
+            self._wait_paused()
+
+    def poll(self) -> None:
+        """Apply pending commands without reporting a step (a pause blocks here until resumed)."""
+        if self._fd is None:
+            return
+        self._next_check = time.monotonic() + CHECK_INTERVAL
+        try:
+            if os.stat(self._ctl_path).st_size > self._ctl_offset:
+                self._poll_control()
+        except OSError:
+            pass
+        if self._paused:
+            self._wait_paused()
 
     def changes(self) -> dict[str, Any]:
         """Live changes applied since the last call ({} if none); params() already reflects them."""
@@ -205,10 +220,29 @@ class Run:
         """The live changes changes() would return now, without taking them (for a checkpoint)."""
         return dict(self._changes)
 
-    def on_checkpoint(self, save: Callable[[str], Any]) -> Callable[[str], Any]:
-        """Register save(path), which writes the full training state to path (used to fork)."""
+    def on_checkpoint(self, save: Callable[[str], Any], *, deferred: bool = False) -> Callable[[str], Any]:
+        """Register save(path), which writes the full training state to path (used to fork).
+
+        deferred=True is for a framework that writes checkpoints itself at a later point of its loop:
+        save(path) only asks for one, and checkpoint_saved(where) answers the request once it is written.
+        """
         self._save = save
+        self._save_later = deferred
         return save
+
+    def checkpoint_saved(self, path: str | os.PathLike[str], step: int | None = None) -> None:
+        """Answer the pending deferred checkpoint requests: path (a file or folder) holds the full state."""
+        waiting, self._waiting = self._waiting, []
+        if not waiting or self.run_dir is None:
+            return
+        where = os.path.abspath(os.path.join(self.run_dir, os.fspath(path)))
+        inside = where.startswith(self.run_dir + os.sep)
+        rel = os.path.relpath(where, self.run_dir) if inside else where
+        step = step if step is not None else (self._last_step if self._last_step is not None else 0)
+        for seq in waiting:
+            self._event(P.EV_CHECKPOINT, seq=seq, path=rel, step=int(step))
+        self._next_check = 0.0   # a paused run blocks again at the next report() or poll()
+        self.flush()
 
     def resume_path(self) -> str | None:
         """Absolute path of the checkpoint this (forked) run starts from, or None."""
@@ -262,6 +296,9 @@ class Run:
         if self._closed or os.getpid() != self._pid or self._fd is None:
             return
         self._closed = True
+        for seq in self._waiting:
+            self._event(P.EV_CHECKPOINT, seq=seq, error="the run ended before its checkpoint was written")
+        self._waiting = []
         if not self._crashed:
             self._event(P.EV_DONE)
         self._closing.set()
@@ -354,12 +391,19 @@ class Run:
             msg = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
             self._event(P.EV_CHECKPOINT, seq=seq, error=f"checkpoint failed: {msg}")
             return
+        if self._save_later:
+            self._waiting.append(seq)
+            return
         self._event(P.EV_CHECKPOINT, seq=seq, path=rel, step=step)
 
     def _wait_paused(self) -> None:
-        """Block until resume or stop, still answering set and checkpoint commands."""
+        """Block until resume or stop, still answering set and checkpoint commands.
+
+        A deferred checkpoint cannot be written while the loop is blocked here: its request ends the
+        wait, the framework writes it, and the next report() or poll() blocks again.
+        """
         self.flush()
-        while self._paused:
+        while self._paused and not self._waiting:
             time.sleep(PAUSE_POLL)
             if self._ctl is not None and self._ctl.grew():
                 self._poll_control()
@@ -607,9 +651,22 @@ def pending_changes() -> dict[str, Any]:
     return (_run or _get()).pending_changes()
 
 
-def on_checkpoint(save: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Register save(path), which writes the full training state (usable as a decorator)."""
-    return (_run or _get()).on_checkpoint(save)
+def on_checkpoint(save: Callable[[str], Any], *, deferred: bool = False) -> Callable[[str], Any]:
+    """Register save(path), which writes the full training state (usable as a decorator).
+
+    deferred=True: save(path) only asks the framework for a checkpoint; call checkpoint_saved() once written.
+    """
+    return (_run or _get()).on_checkpoint(save, deferred=deferred)
+
+
+def checkpoint_saved(path: str | os.PathLike[str], step: int | None = None) -> None:
+    """Answer deferred checkpoint requests: path (relative to the run dir, or absolute) now holds the state."""
+    (_run or _get()).checkpoint_saved(path, step)
+
+
+def poll() -> None:
+    """Apply pending commands without reporting a step (a pause blocks here until resumed)."""
+    (_run or _get()).poll()
 
 
 def resume_path() -> str | None:

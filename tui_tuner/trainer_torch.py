@@ -83,7 +83,10 @@ class Resumed:
 
 def apply_changes(optimizer: torch.optim.Optimizer, changes: Mapping[str, Any],
                   scheduler: Any = None, *, names: Mapping[str, str | None] | None = None) -> dict[str, Any]:
-    """Apply live hyperparameter changes to every param group; return {name: value} of those applied."""
+    """Apply live hyperparameter changes to every param group; return {name: value} of those applied.
+
+    scheduler: the optimizer's LR scheduler, a list of them, or None.
+    """
     mapping: dict[str, str | None] = dict(NAMES)
     if names:
         mapping.update(names)
@@ -134,8 +137,12 @@ def _set_beta(group: dict[str, Any], i: int, value: Any) -> None:
 
 
 def _schedulers(scheduler: Any) -> Iterable[Any]:
-    """The scheduler and, for SequentialLR/ChainedScheduler, the ones inside it."""
+    """The scheduler and, for SequentialLR/ChainedScheduler, the ones inside it (or each of a list)."""
     if scheduler is None:
+        return
+    if isinstance(scheduler, (list, tuple)):   # several schedulers on one optimizer (e.g. Lightning's)
+        for s in scheduler:
+            yield from _schedulers(s)
         return
     yield scheduler
     for inner in getattr(scheduler, "_schedulers", None) or ():
