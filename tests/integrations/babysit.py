@@ -16,11 +16,10 @@ from typing import Any
 
 from space_toml import param, space_toml
 from study_runs import kill_runs
-from waiting import wait_for
-
 from tui_tuner.runner import RunEvent, Runner
 from tui_tuner.space import parse_space
 from tui_tuner.study import Study
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -205,6 +205,14 @@ class Backend:
         """Stop a running or paused trial."""
         return self.session.stop(trial_id)
 
+    def undo_early_stop(self, trial_id: int) -> str:
+        """Resume an early-stopped trial exactly from its checkpoint; the resumed run is focused."""
+        message = self.session.undo_early_stop(trial_id)
+        runs = self.session.runner.live_ids()
+        if runs:
+            self._view_of.focus, self._view_of.focus_explicit = max(runs), True
+        return message
+
     def run_now(self, trial_id: int) -> str:
         """Start a queued trial now, whatever `parallel` says; it becomes the focused run."""
         message = self.session.run_now(trial_id)

@@ -64,6 +64,7 @@ class MainScreen(Screen):
         Binding("Z", "unzoom", "Unzoom"),
         Binding("t", "stage", "Stage"),
         Binding("v", "output", "Output"),
+        Binding("u", "undo_stop", "Undo early stop"),
         Binding("l", "log_scale", "Log y"),
         Binding("o", "order", "Order"),
         Binding("Q", "quit_stop", "Stop all+quit"),
@@ -426,6 +427,12 @@ class MainScreen(Screen):
         self.app.push_screen(Prompt(f"Export trial #{trial_id}", "Write TOML to:", default, apply, parse_path,
                                     intro="One key per parameter, plus a [tuner] table.", id="export"),
                              self.tuner.said)
+
+    def action_undo_stop(self) -> None:
+        """Undo the early stop of the selected trial: it resumes exactly where it was stopped."""
+        tid = self.selected_trial()
+        if tid is not None:
+            self.tuner.command(self.tuner.backend.undo_early_stop, tid)
 
     def action_output(self) -> None:
         """Show the selected trial's reason and last output lines."""
