@@ -16,10 +16,11 @@ from typing import Any
 
 from space_toml import param, space_toml
 from study_runs import kill_runs
-from tui_tuner.runner import RunEvent, Runner
-from tui_tuner.space import parse_space
-from tui_tuner.study import Study
 from waiting import wait_for
+
+from tui_tuner.core.space import parse_space
+from tui_tuner.core.study import Study
+from tui_tuner.runtime.runner import RunEvent, Runner
 
 REPO = Path(__file__).resolve().parents[2]
 
