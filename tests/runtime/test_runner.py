@@ -19,18 +19,6 @@ from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.runtime.runner import SERIES_POINTS, Series
 
 
-@pytest.fixture
-def env(tmp_path):
-    """(study, runner, events) on the toy space; every live run is killed at the end."""
-    events = Events()
-    study = open_study(tmp_path, toy_space(tmp_path, stall=300))
-    runner = make_runner(study, events)
-    yield study, runner, events
-    runner.stop_timeout = runner.term_timeout = 0.0
-    runner.stop_all(timeout=5)
-    study.close()
-
-
 def start(study, runner, **params):
     trial = study.enqueue_manual(params)
     runner.start(trial)

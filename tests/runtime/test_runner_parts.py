@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 
 from tui_tuner import protocol
 from tui_tuner.runtime.runner import Kind
-
-
-@pytest.fixture
-def env(tmp_path):
-    """(study, runner, events) on the toy space; every live run is killed at the end."""
-    events = Events()
-    study = open_study(tmp_path, toy_space(tmp_path, stall=300))
-    runner = make_runner(study, events)
-    yield study, runner, events
-    runner.stop_timeout = runner.term_timeout = 0.0
-    runner.stop_all(timeout=5)
-    study.close()
 
 
 def start(study, runner, **params) -> int:
