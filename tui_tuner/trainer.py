@@ -203,11 +203,9 @@ class Run:
         if self._fd is None:
             return
         self._next_check = time.monotonic() + CHECK_INTERVAL
-        try:
-            if os.stat(self._ctl_path).st_size > self._ctl_offset:
-                self._poll_control()
-        except OSError:
-            pass
+        ctl = self._ctl
+        if ctl is not None and ctl.grew():
+            self._poll_control()
         if self._paused:
             self._wait_paused()
 
