@@ -130,7 +130,7 @@ class _Babysitter:
         folder = os.path.abspath(os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"))
         if os.path.isdir(folder):
             with open(os.path.join(folder, PARAMS_FILE), "w") as f:
-                json.dump(dict(api.params()), f)
+                json.dump(dict(api.params()), f, default=str)
         if self._want_save:
             self._want_save = False
             api.checkpoint_saved(folder, step=state.global_step)
