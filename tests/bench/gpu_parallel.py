@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -201,6 +202,8 @@ def main() -> int:
     ap.add_argument("--model-args", default="", help="more charlm flags, e.g. '--d_model 64 --layers 1'")
     args = ap.parse_args()
     EXTRA[:] = args.model_args.split()
+    # A timeout's SIGTERM must still stop the runs (they live in their own sessions and outlive us).
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     root = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     results: dict = {"device": args.device, "ks": []}
     print(f"charlm default model, context {CONTEXT}, batch {BATCH}, device {args.device}", flush=True)
