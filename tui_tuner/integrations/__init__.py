@@ -11,3 +11,25 @@ and answers checkpoint requests with the framework's own full checkpoint, so tha
 through the framework's own resume (``ckpt_path=`` / ``resume_from_checkpoint=``). Outside the tuner
 the callbacks do nothing. Importing this package imports no framework.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def lazy_callback(module: str, babysitter: type, base: Callable[[], type]) -> Callable[[str], Any]:
+    """A module `__getattr__` that makes `TunerCallback` (the framework-free `babysitter` on the
+    framework's callback class, which `base()` imports) on first use, so importing the module
+    imports no framework."""
+    import sys
+
+    def __getattr__(name: str) -> Any:
+        if name == "TunerCallback":
+            cls = type("TunerCallback", (babysitter, base()),
+                       {"__module__": module, "__qualname__": "TunerCallback", "__doc__": babysitter.__doc__})
+            sys.modules[module].TunerCallback = cls
+            return cls
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

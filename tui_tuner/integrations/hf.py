@@ -41,6 +41,7 @@ from typing import Any
 from tui_tuner import protocol as P
 from tui_tuner import trainer as api
 from tui_tuner import trainer_torch
+from tui_tuner.integrations import lazy_callback
 
 PARAMS_FILE = "tui_tuner.json"   # the run's params at save time, inside each checkpoint folder
 
@@ -189,20 +190,15 @@ def _read_params(folder: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _build() -> type:
-    """TunerCallback on transformers' TrainerCallback (imported only now)."""
+def _base() -> type:
+    """transformers' TrainerCallback (imported only now)."""
     try:
         from transformers import TrainerCallback
     except ImportError:
         raise ImportError("tui_tuner.integrations.hf needs transformers and accelerate: "
                           "pip install 'tui-tuner[hf]'") from None
-    return type("TunerCallback", (_Babysitter, TrainerCallback),
-                {"__module__": __name__, "__qualname__": "TunerCallback", "__doc__": _Babysitter.__doc__})
+    return TrainerCallback
 
 
-def __getattr__(name: str) -> Any:
-    # TunerCallback is made on first use, so that importing this module imports no framework.
-    if name == "TunerCallback":
-        cls = globals()["TunerCallback"] = _build()
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# TunerCallback is made on first use, so that importing this module imports no framework.
+__getattr__ = lazy_callback(__name__, _Babysitter, _base)

@@ -43,6 +43,7 @@ from typing import Any
 
 from tui_tuner import trainer as api
 from tui_tuner import trainer_torch
+from tui_tuner.integrations import lazy_callback
 
 FORMAT = 1
 READ_BUDGET = 0.005   # the share of training time that reading callback_metrics may take (CPU time)
@@ -229,8 +230,8 @@ def _fn(trainer: Any) -> str:
     return str(getattr(fn, "value", fn))
 
 
-def _build() -> type:
-    """TunerCallback on the installed Lightning's Callback class (imported only now)."""
+def _base() -> type:
+    """The installed Lightning's Callback class (imported only now)."""
     try:
         from lightning.pytorch import Callback
     except ImportError:
@@ -239,13 +240,8 @@ def _build() -> type:
         except ImportError:
             raise ImportError("tui_tuner.integrations.lightning needs PyTorch Lightning 2.x: "
                               "pip install 'tui-tuner[lightning]'") from None
-    return type("TunerCallback", (_Babysitter, Callback),
-                {"__module__": __name__, "__qualname__": "TunerCallback", "__doc__": _Babysitter.__doc__})
+    return Callback
 
 
-def __getattr__(name: str) -> Any:
-    # TunerCallback is made on first use, so that importing this module imports no framework.
-    if name == "TunerCallback":
-        cls = globals()["TunerCallback"] = _build()
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# TunerCallback is made on first use, so that importing this module imports no framework.
+__getattr__ = lazy_callback(__name__, _Babysitter, _base)
