@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from textual.widgets import Input
-from ui_helpers import FixedClock, finished_study, make_app, open_study, record_run
+from ui_helpers import FixedClock, open_study, record_run
 
 from tui_tuner.core.sampling import set_stage, zoom
 from tui_tuner.core.study import Study
@@ -27,24 +27,6 @@ from tui_tuner.ui.screens.dialogs import ParamForm
 from tui_tuner.ui.widgets.tables import TrialsTable
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
-
-
-@pytest.fixture
-def snap_app(study_dir, tmp_path, monkeypatch):
-    """make(build=finished_study): the app on the study `build` makes, its first frame already built."""
-    studies = []
-
-    def make(build=finished_study):
-        study = build(study_dir, monkeypatch)
-        studies.append(study)
-        app = make_app(study, tmp_path, live=False, autostart=False)
-        app.backend.compute_importance_now()
-        app.backend.refresh(curve_budget=math.inf)
-        return app
-
-    yield make
-    for s in studies:
-        s.close()
 
 
 async def _noop(_: object) -> str:

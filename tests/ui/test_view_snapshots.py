@@ -9,35 +9,12 @@ study as its picture of the main screen. Update the SVGs with
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from test_snapshots import mlp_study
-from ui_helpers import finished_study, make_app
 
 from tui_tuner.ui.screens.picture import PictureScreen
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
-
-
-@pytest.fixture
-def view_app(study_dir, tmp_path, monkeypatch):
-    """make(build, no_color=False): the app on the study `build` makes, its first frame built."""
-    studies = []
-
-    def make(build=finished_study, *, no_color: bool = False):
-        if no_color:
-            monkeypatch.setenv("NO_COLOR", "1")
-        study = build(study_dir, monkeypatch)
-        studies.append(study)
-        app = make_app(study, tmp_path, live=False, autostart=False)
-        app.backend.compute_importance_now()
-        app.backend.refresh(curve_budget=math.inf)
-        return app
-
-    yield make
-    for s in studies:
-        s.close()
 
 
 def opening(*keys: str):
@@ -56,31 +33,31 @@ def opening(*keys: str):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_curves_view(snap_compare, view_app, size):
+def test_curves_view(snap_compare, snap_app, size):
     # The watched run moved off the best one, and one trial marked: every kind of curve is drawn.
-    assert snap_compare(view_app(), run_before=opening("c", "left_square_bracket", "space",
+    assert snap_compare(snap_app(), run_before=opening("c", "left_square_bracket", "space",
                                                        "left_square_bracket"), terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_search_view(snap_compare, view_app, size):
-    assert snap_compare(view_app(mlp_study), run_before=opening("x"), terminal_size=size)
+def test_search_view(snap_compare, snap_app, size):
+    assert snap_compare(snap_app(mlp_study), run_before=opening("x"), terminal_size=size)
 
 
-def test_curves_view_no_color(snap_compare, view_app):
-    assert snap_compare(view_app(no_color=True), run_before=opening("c", "left_square_bracket"),
+def test_curves_view_no_color(snap_compare, snap_app):
+    assert snap_compare(snap_app(no_color=True), run_before=opening("c", "left_square_bracket"),
                         terminal_size=(80, 24))
 
 
-def test_search_view_no_color(snap_compare, view_app):
-    assert snap_compare(view_app(mlp_study, no_color=True), run_before=opening("x"), terminal_size=(80, 24))
+def test_search_view_no_color(snap_compare, snap_app):
+    assert snap_compare(snap_app(mlp_study, no_color=True), run_before=opening("x"), terminal_size=(80, 24))
 
 
-def test_readme_curves(snap_compare, view_app):
+def test_readme_curves(snap_compare, snap_app):
     """README's picture of the curves view (120x36); regenerate with --snapshot-update."""
-    assert snap_compare(view_app(mlp_study), run_before=opening("c", "l"), terminal_size=(120, 36))
+    assert snap_compare(snap_app(mlp_study), run_before=opening("c", "l"), terminal_size=(120, 36))
 
 
-def test_readme_search(snap_compare, view_app):
+def test_readme_search(snap_compare, snap_app):
     """README's picture of the search view (120x36)."""
-    assert snap_compare(view_app(mlp_study), run_before=opening("x"), terminal_size=(120, 36))
+    assert snap_compare(snap_app(mlp_study), run_before=opening("x"), terminal_size=(120, 36))

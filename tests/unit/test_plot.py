@@ -273,7 +273,7 @@ def study_path(tmp_path) -> Path:
     study.finish(child.id, "done", objective=0.31)
     done = [t for t in study.finished() if t.objective is not None]
     study.search_state = zoom(study.space, study.search_state, [(t.params, t.objective) for t in done],
-                              maximize=False, ids=[t.id for t in done])
+                              maximize=False, ids=[t.id for t in done], force=True)
     study.close()
     return d
 

@@ -64,12 +64,12 @@ class MainScreen(Screen):
         Binding("Z", "unzoom", "Unzoom"),
         Binding("t", "stage", "Stage"),
         Binding("v", "output", "Output"),
-        Binding("u", "undo_stop", "Undo early stop"),
         Binding("l", "log_scale", "Log y"),
         Binding("o", "order", "Order"),
         Binding("Q", "quit_stop", "Stop all+quit"),
         Binding("c", "curves", "Curves"),
         Binding("x", "search_view", "Search view"),
+        Binding("u", "undo_stop", "Undo early stop"),
     ]
 
     class Ready(Message):
