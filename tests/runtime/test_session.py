@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -169,3 +171,22 @@ def test_a_runner_error_event_is_a_notice(tmp_path):
 if __name__ == "__main__":
     os.chdir(Path(sys.argv[1]))
     print(json.dumps(drive_a_whole_session(Path(sys.argv[1]))))
+
+
+def test_undo_dispatches_by_decision_kind_and_refuses_an_unknown_kind(tmp_path):
+    from tui_tuner.errors import RunError
+    from tui_tuner.runtime.session import Decision
+
+    session = _session(tmp_path)
+    try:
+        with pytest.raises(RunError, match="a k_change decision cannot be undone"):
+            session.undo(Decision("k_change", None, "k 1 -> 2"))
+        seen = []
+        session.register_undo("k_change", lambda d: seen.append(d.data["was"]) or f"k back to {d.data['was']}")
+        assert session.undo(Decision("k_change", None, "k 1 -> 2", {"was": 1})) == "k back to 1"
+        assert seen == [1]
+        # Early stops are undoable from the start; with early stopping off that is a clear refusal.
+        with pytest.raises(RunError, match="early stopping is off"):
+            session.undo(Decision("early_stop", 3, "stopped #3"))
+    finally:
+        session.close()

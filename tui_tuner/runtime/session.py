@@ -56,6 +56,7 @@ class Decision:
 
 SessionEvent = RunEvent | Notice | Decision
 Listener = Callable[[SessionEvent], None]
+Undo = Callable[[Decision], str]   # undoes one decision of a kind; returns what happened, RunError if it cannot
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Session:
         self._said_failure: str | None = None
         self._log_failed = False
         self._early: EarlyStopping | None = None
+        self._undoers: dict[str, Undo] = {"early_stop": self._undo_early_stop_decision}
         self.closed = False
 
     # -- what it is -------------------------------------------------------------------------------
@@ -221,6 +223,24 @@ class Session:
         message = f"undid the early stop of #{trial_id}: #{child.id} resumes it at step {child.fork_step}"
         self.decide(Decision("undo", child.id, message, {"undone": trial_id}))
         return message
+
+    def _undo_early_stop_decision(self, decision: Decision) -> str:
+        if decision.trial_id is None:
+            raise RunError("this early-stop decision names no trial")
+        return self.undo_early_stop(decision.trial_id)
+
+    # -- undo of any automatic decision -----------------------------------------------------------
+
+    def register_undo(self, kind: str, undo: Undo) -> None:
+        """Say how decisions of `kind` are undone (early stop, autopilot, auto-k each register one)."""
+        self._undoers[kind] = undo
+
+    def undo(self, decision: Decision) -> str:
+        """Undo one automatic decision by its kind; a RunError when that kind cannot be undone."""
+        undo = self._undoers.get(decision.kind)
+        if undo is None:
+            raise RunError(f"a {decision.kind} decision cannot be undone")
+        return undo(decision)
 
     def _pin(self, trial_id: int) -> None:
         """A run the user adjusted or forked by hand is never stopped automatically."""
