@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from tui_tuner.core.formatting import show_value
-from tui_tuner.core.space import MODEL_STRATEGIES, ZOOM_MARGIN, ZOOM_TOP, Param, Space
+from tui_tuner.core.param import Param
+from tui_tuner.core.space import Space
+from tui_tuner.core.study_config import MODEL_STRATEGIES, ZOOM_MARGIN, ZOOM_TOP
 from tui_tuner.errors import SpaceError
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the

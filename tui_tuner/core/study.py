@@ -14,7 +14,7 @@ from typing import Any
 
 from tui_tuner.core import rundir
 from tui_tuner.core.sampling import Sampler, SearchState
-from tui_tuner.core.space import Space, StudyConfig, parse_space
+from tui_tuner.core.space import Space, parse_space
 from tui_tuner.core.status import ACTIVE, FINISHED, STATUSES, sql_in
 from tui_tuner.core.store import (
     DB_NAME,
@@ -30,6 +30,7 @@ from tui_tuner.core.store import (
     run_id,
     write_atomic,
 )
+from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import StudyError
 
 __all__ = ["ACTIVE", "FINISHED", "SOURCES", "STATUSES", "Study", "Trial", "default_dir", "run_id"]

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core.space import STEP_METRIC, compile_pattern
+from tui_tuner.core.study_config import STEP_METRIC, compile_pattern
 from tui_tuner.protocol import Tail, last_lines
 
 # One output line longer than this is cut: a script printing megabytes without a newline must

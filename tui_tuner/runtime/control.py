@@ -20,9 +20,10 @@ from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.protocol import Command
 
 if TYPE_CHECKING:
-    from tui_tuner.core.space import Space, StudyConfig
+    from tui_tuner.core.space import Space
     from tui_tuner.core.store import Trial
     from tui_tuner.core.study import Study
+    from tui_tuner.core.study_config import StudyConfig
     from tui_tuner.runtime.events import EventBus
     from tui_tuner.runtime.process import Leftovers
     from tui_tuner.runtime.runner import _Run

@@ -20,8 +20,9 @@ from typing import Any
 
 from tui_tuner.core import search
 from tui_tuner.core.formatting import short_value
-from tui_tuner.core.space import Space, StudyConfig
+from tui_tuner.core.space import Space
 from tui_tuner.core.study import Study, Trial
+from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import RunError, StudyError, TunerError
 from tui_tuner.runtime.decisions import Decisions
 from tui_tuner.runtime.early_stopping import EarlyStopping
