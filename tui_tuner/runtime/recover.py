@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from tui_tuner.core import rundir
 from tui_tuner.core.space import load_space
 from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store, StudyLock
 from tui_tuner.core.study import Study
+from tui_tuner.core.study_open import create
 from tui_tuner.core.verdict import read_json
 from tui_tuner.errors import StudyError, TunerError
 
@@ -79,8 +79,7 @@ def recover(directory: str | Path) -> Recovery:
         _refuse_a_live_db(d)
         result.moved = _move_aside(d)
         store = Store(d / DB_NAME, create=True)
-        seed = space.config.seed if space.config.seed is not None else secrets.randbelow(2**31)
-        Study._create(d, space, store, seed)
+        seed = create(d, space, store, None)
         study = Study(d, space, store, lock)
         ids = _rebuild(study, runs, result)
         highest = max([rundir.highest_id(d / RUNS_DIR), *ids], default=0)
