@@ -217,7 +217,7 @@ def _check_overrides(space: Space, strategy: str | None, early_stop: str | None)
     strategy = strategy or space.config.strategy
     if strategy in MODEL_STRATEGIES:
         from tui_tuner.core.optuna_search import OptunaSearch
-        from tui_tuner.core.sampling import SearchState
+        from tui_tuner.core.search_state import SearchState
 
         OptunaSearch(space, SearchState(stage=space.config.stage), 0, [], strategy=strategy)
     if early_stop is not None:

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core.sampling import Sampler, SearchState
+from tui_tuner.core.sampling import Sampler
+from tui_tuner.core.search_state import SearchState
 from tui_tuner.core.space import Space
 from tui_tuner.core.status import ACTIVE, FINISHED, STATUSES, sql_in
 from tui_tuner.core.store import (
