@@ -9,23 +9,21 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import re2
 
 from tui_tuner.core.budget import parse_duration
+from tui_tuner.core.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.core.formatting import quoted_name, quoted_value
 from tui_tuner.core.param import Param, is_number
 from tui_tuner.core.space_params import FLAG_STYLES, Fail
 from tui_tuner.errors import SpaceError
 
-if TYPE_CHECKING:
-    from tui_tuner.core.early_stop import EarlyStopConfig
-
 # Model-based strategies go through Optuna (core/optuna_search.py), imported only when used.
 MODEL_STRATEGIES = ("tpe", "gp", "cmaes")
 STRATEGIES = ("random", "grid", "coarse_to_fine", *MODEL_STRATEGIES)
-EARLY_STOP_RULES = ("asha", "median", "hyperband", "none")
+EARLY_STOP_RULES = RULES
 # A zoom keeps the best quarter of the trials and stays 15% wider than their box (tests/bench/search_quality.py).
 ZOOM_TOP = 0.25
 ZOOM_MARGIN = 0.15
@@ -214,8 +212,6 @@ def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
                       max_step: int | None = None) -> EarlyStopConfig:
     """The [study] early-stopping keys as an EarlyStopConfig; a SpaceError "study.KEY: rule" names
     the key to set when the rule lacks one (also for a rule given as --early-stop)."""
-    from tui_tuner.core.early_stop import EarlyStopConfig
-
     if rule not in EARLY_STOP_RULES:
         raise SpaceError(f"study.early_stop: must be one of {', '.join(EARLY_STOP_RULES)}, got {quoted_value(rule)}")
     if rule == "hyperband" and max_step is None:

@@ -25,7 +25,8 @@ from typing import Any
 
 from tui_tuner.core import sampling, search
 from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
-from tui_tuner.core.early_stop import Decider, EarlyStopConfig
+from tui_tuner.core.early_stop import Decider
+from tui_tuner.core.early_stop_records import EarlyStopConfig
 from tui_tuner.core.study_config import MODEL_STRATEGIES, STRATEGIES, early_stop_config
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runtime.runner import Runner
