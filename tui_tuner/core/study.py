@@ -20,12 +20,12 @@ from tui_tuner.core.store import (
     SOURCES,
     SPACE_NAME,
     Store,
-    StudyLock,
     Trial,
     clean_objective,
     run_id,
 )
 from tui_tuner.core.study_config import StudyConfig
+from tui_tuner.core.study_lock import StudyLock
 from tui_tuner.core.study_open import open_parts
 from tui_tuner.core.study_queue import StudyQueue
 from tui_tuner.errors import StudyError

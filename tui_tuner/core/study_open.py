@@ -21,9 +21,9 @@ from tui_tuner.core.store import (
     RUNS_DIR,
     SPACE_NAME,
     Store,
-    StudyLock,
     write_atomic,
 )
+from tui_tuner.core.study_lock import StudyLock
 from tui_tuner.errors import StudyError
 
 

@@ -20,8 +20,9 @@ from typing import Any
 from tui_tuner import protocol
 from tui_tuner.core import rundir
 from tui_tuner.core.space import load_space
-from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store, StudyLock
+from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store
 from tui_tuner.core.study import Study
+from tui_tuner.core.study_lock import StudyLock
 from tui_tuner.core.study_open import create
 from tui_tuner.core.verdict import read_json
 from tui_tuner.errors import StudyError, TunerError
