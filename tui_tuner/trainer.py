@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from tui_tuner import protocol as P
+from tui_tuner.tailing import JsonlTail
 from tui_tuner.trainer_checkpoints import Checkpoints
 from tui_tuner.trainer_events import FLUSH_INTERVAL as FLUSH_INTERVAL  # public: the writer's period
 from tui_tuner.trainer_events import EventWriter, clean, print_metrics
@@ -72,7 +73,7 @@ class Run:
         self._writer: EventWriter | None = None   # under the tuner: events.jsonl and its thread
         # Events waiting to be written (the writer's queue under the tuner): report() appends here.
         self._queue: deque[Any] = deque()
-        self._ctl: P.JsonlTail | None = None   # control.jsonl, read only when it grew
+        self._ctl: JsonlTail | None = None   # control.jsonl, read only when it grew
         self._ctl_seq = 0
         self._next_check = 0.0
         self._hook: Callable[..., None] | None = None
@@ -98,7 +99,7 @@ class Run:
         self._resume = P.resolve_resume(self.run_dir, resume) if isinstance(resume, str) else None
         self._writer = EventWriter(os.path.join(self.run_dir, P.EVENTS))
         self._queue = self._writer.queue
-        self._ctl = P.JsonlTail(os.path.join(self.run_dir, P.CONTROL))
+        self._ctl = JsonlTail(os.path.join(self.run_dir, P.CONTROL))
         prev_hook = sys.excepthook
 
         def hook(*exc: Any) -> None:

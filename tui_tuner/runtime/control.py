@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tui_tuner import protocol
 from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.protocol import Command
+from tui_tuner.tailing import last_lines
 
 if TYPE_CHECKING:
     from tui_tuner.core.space import Space
@@ -252,7 +253,7 @@ class Commands:
 def last_seq(path: Path) -> int:
     """The highest seq in a control file (0 when none): commands keep counting after re-adoption."""
     best = 0
-    for line in protocol.last_lines(path, None, max_bytes=SEQ_WINDOW):
+    for line in last_lines(path, None, max_bytes=SEQ_WINDOW):
         try:
             seq = json.loads(line).get("seq")
         except (ValueError, TypeError, AttributeError):

@@ -26,6 +26,7 @@ from tui_tuner.core.study_lock import StudyLock
 from tui_tuner.core.study_open import create
 from tui_tuner.core.verdict import read_json
 from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.tailing import JsonlTail
 
 # A checkpoint inside this study: .../runs/t0003/ckpt/step-120.pt (the study may have moved since).
 _IN_RUNS = re.compile(r"(?:^|/)" + RUNS_DIR + r"/(t(\d+))/(.+)$")
@@ -187,7 +188,7 @@ def _lineage(study_dir: Path, resume: Any, result: Recovery, where: str) -> dict
 
 def _checkpoint_step(parent_dir: Path, inner: str) -> int | None:
     """The step of the parent's checkpoint event for that file, else the step in its name."""
-    tail = protocol.JsonlTail(parent_dir / protocol.EVENTS)
+    tail = JsonlTail(parent_dir / protocol.EVENTS)
     while True:
         events, _garbage = tail.read_new(final=True)
         for ev in events:
