@@ -324,10 +324,13 @@ class Session:
 
     # -- the search (core/search.py: the same moves the scheduler makes) ------------------------
 
-    def zoom(self) -> str:
-        """Narrow the search around the best done trials, with the scheduler's zoom settings."""
+    def zoom(self, force: bool = False) -> str:
+        """Narrow the search around the best done trials, with the scheduler's zoom settings.
+
+        Too few done trials raise ZoomTooFewError (its numbers let the app ask) unless `force`.
+        """
         sched = self.scheduler
-        return search.zoom(self.study, top=sched.zoom_top, margin=sched.zoom_margin)
+        return search.zoom(self.study, top=sched.zoom_top, margin=sched.zoom_margin, force=force)
 
     def unzoom(self) -> str:
         """Undo the last zoom."""

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from tui_tuner.ui.model import Snapshot
-from tui_tuner.ui.screens import main_dialogs
+from tui_tuner.ui.screens import main_dialogs, zoom_ask
 from tui_tuner.ui.screens.help import HelpScreen, help_sections
 from tui_tuner.ui.widgets.run import RunPanel, set_if_changed
 from tui_tuner.ui.widgets.status import StatusLine
@@ -301,8 +301,8 @@ class MainScreen(Screen):
         main_dialogs.sample(self)
 
     def action_zoom(self) -> None:
-        """Zoom the search into the region of the best trials."""
-        self.tuner.command(self.tuner.backend.zoom)
+        """Zoom the search into the region of the best trials (asking first when too few finished)."""
+        zoom_ask.zoom(self.tuner)
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""
