@@ -50,6 +50,14 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
+try:
+    # A C JSON parser for the tuner, which reads every line every run writes (thousands a second):
+    # about 5x faster a line than the standard library. Optional, so that a trainer's environment
+    # without it still imports this module.
+    import msgspec
+except ImportError:  # pragma: no cover - the tuner's own environment has it
+    msgspec = None  # type: ignore[assignment]
+
 # -- file names and environment -------------------------------------------------------------------
 
 ENV_RUN_DIR = "TUI_TUNER_RUN_DIR"
@@ -359,6 +367,25 @@ def _split_nl(data: bytes) -> list[bytes]:
     return data.split(b"\n")
 
 
+_FAST = msgspec.json.Decoder().decode if msgspec is not None else None
+_FAST_REFUSED = (msgspec.DecodeError, RecursionError) if msgspec is not None else ()
+
+
+def loads_line(line: bytes) -> Any:
+    """One JSON value, as `json.loads` reads it (ValueError or RecursionError when it cannot).
+
+    msgspec reads a well-formed line; what it refuses (NaN or Infinity literals, 1e400, a lone
+    surrogate, a BOM, bad JSON) goes to the standard library, which decides: so every line means
+    what it always meant, only faster.
+    """
+    if _FAST is not None:
+        try:
+            return _FAST(line)
+        except _FAST_REFUSED:
+            pass
+    return json.loads(line)
+
+
 class JsonlTail(Tail):
     """A Tail of an append-only JSONL file: new complete lines decoded as JSON objects.
 
@@ -374,7 +401,7 @@ class JsonlTail(Tail):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = loads_line(line)
             except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
                 garbage += 1
                 continue
