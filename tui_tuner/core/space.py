@@ -22,6 +22,7 @@ from tui_tuner.errors import SpaceError
 
 if TYPE_CHECKING:
     from tui_tuner.core.early_stop import EarlyStopConfig
+    from tui_tuner.core.pbt import PbtConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +44,7 @@ STUDY_KEYS = {
     "name", "command", "objective", "direction", "parallel", "budget", "strategy", "seed",
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
-    "step_budget", "time_budget",
+    "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
 }
 SCALE_LABELS = {"linear": "linear", "log": "log", "one_minus_log": "1-β log"}
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")   # fullmatch: "$" would let a trailing newline in
@@ -293,6 +294,7 @@ class StudyConfig:
     early_stop: EarlyStopConfig = field(default_factory=lambda: early_stop_config("none"))
     step_budget: int | None = None     # the total of steps all trials may report
     time_budget: float | None = None   # seconds of wall clock since the study first started a trial
+    autopilot: PbtConfig = field(default_factory=lambda: _pbt_config("none"))
 
     @property
     def zero_code(self) -> bool:
@@ -620,6 +622,12 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
     except SpaceError as e:
         raise fail(*e.message.split(": ", 1)) from None
 
+    try:
+        autopilot = _pbt_config(raw.get("autopilot", "none"), raw.get("autopilot_interval"),
+                                raw.get("autopilot_fraction"), raw.get("autopilot_resample"))
+    except SpaceError as e:
+        raise fail(*e.message.split(": ", 1)) from None
+
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
@@ -640,7 +648,14 @@ def _build_study(raw: dict[str, Any], params: dict[str, Param], fail, default_na
         early_stop=early_stop,
         step_budget=integer("step_budget", None, 1),
         time_budget=time_budget,
+        autopilot=autopilot,
     )
+
+
+def _pbt_config(*args: Any) -> PbtConfig:
+    from tui_tuner.core.pbt import pbt_config  # core/pbt.py maps values through Param: imported late
+
+    return pbt_config(*args)
 
 
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,

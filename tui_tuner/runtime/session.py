@@ -16,16 +16,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from tui_tuner.core import search
+from tui_tuner.core.decision_log import DecisionLog, Logged
 from tui_tuner.core.formatting import short_value
+from tui_tuner.core.pbt import pbt_config
 from tui_tuner.core.space import Space, StudyConfig
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.errors import RunError, StudyError, TunerError
 from tui_tuner.protocol import append_line
+from tui_tuner.runtime import autopilot as pilot
 from tui_tuner.runtime.early_stopping import REASON_PREFIX, EarlyStopping
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
@@ -52,6 +55,7 @@ class Decision:
     trial_id: int | None
     message: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None     # its id in the study's decision log, once kept there
 
 
 SessionEvent = RunEvent | Notice | Decision
@@ -92,6 +96,10 @@ class Session:
         self.runner = runner
         self._scheduler = scheduler
         self._scheduler_options = dict(scheduler_options or {})
+        # --autopilot rides with the scheduler's overrides (like --early-stop) but is the session's.
+        self._autopilot_rule: str | None = self._scheduler_options.pop("autopilot", None)
+        self._autopilot: pilot.Autopilot | None = None
+        self.log = DecisionLog(study.store)
         self.autostart = autostart
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
@@ -99,7 +107,8 @@ class Session:
         self._said_failure: str | None = None
         self._log_failed = False
         self._early: EarlyStopping | None = None
-        self._undoers: dict[str, Undo] = {"early_stop": self._undo_early_stop_decision}
+        self._undoers: dict[str, Undo] = {"early_stop": self._undo_early_stop_decision,
+                                          pilot.KIND: lambda d: self._pilot().undo(d.data)}
         self.closed = False
 
     # -- what it is -------------------------------------------------------------------------------
@@ -166,10 +175,17 @@ class Session:
         self._log(event)
         self._publish(event)
 
-    def decide(self, decision: Decision) -> None:
-        """Record and announce an automatic decision (early stop, autopilot)."""
+    def decide(self, decision: Decision) -> Decision:
+        """Keep an automatic decision in the study's decision log (it gets its id), and announce it."""
+        if not self.study.readonly:
+            try:
+                kept = self.log.add(decision.kind, decision.trial_id, decision.message, dict(decision.data))
+                decision = replace(decision, id=kept.id)
+            except TunerError as e:
+                self.notice("Decision log", f"cannot keep the decision in the study: {e.message}", "error")
         self._log(Notice(f"Decision: {decision.kind}", decision.message, "information"))
         self._publish(decision)
+        return decision
 
     def _log(self, notice: Notice) -> None:
         if self.study.readonly:
@@ -221,6 +237,9 @@ class Session:
             raise RunError("early stopping is off in this study: nothing to undo")
         child = es.undo(trial_id)
         message = f"undid the early stop of #{trial_id}: #{child.id} resumes it at step {child.fork_step}"
+        kept = self.log.latest("early_stop", trial_id)   # undone by its trial (the u key): the log says so too
+        if kept is not None:
+            self.log.mark_undone(kept.id, message)
         self.decide(Decision("undo", child.id, message, {"undone": trial_id}))
         return message
 
@@ -236,17 +255,67 @@ class Session:
         self._undoers[kind] = undo
 
     def undo(self, decision: Decision) -> str:
-        """Undo one automatic decision by its kind; a RunError when that kind cannot be undone."""
+        """Undo one automatic decision by its kind; a RunError when that kind cannot be undone.
+
+        A decision from the log (with an id) is undone once: the log then says what the undo did.
+        """
         undo = self._undoers.get(decision.kind)
         if undo is None:
             raise RunError(f"a {decision.kind} decision cannot be undone")
-        return undo(decision)
+        if decision.id is not None:
+            self.log.check_undoable(decision.id)
+        message = undo(decision)
+        if decision.id is not None:
+            self.log.mark_undone(decision.id, message)
+        return message
+
+    def undo_decision(self, decision_id: int) -> str:
+        """Undo the decision of the log with this id (the decision log screen's key)."""
+        d = self.log.get(decision_id)
+        return self.undo(Decision(d.kind, d.trial_id, d.message, d.data, d.id))
+
+    def decisions(self) -> list[Logged]:
+        """Every decision the study keeps, newest first."""
+        return self.log.all()
+
+    def undoable_kinds(self) -> frozenset[str]:
+        """The kinds of decision that can be undone (each registered its undo)."""
+        return frozenset(self._undoers)
 
     def _pin(self, trial_id: int) -> None:
-        """A run the user adjusted or forked by hand is never stopped automatically."""
+        """A run the user adjusted or forked by hand is never stopped or replaced automatically."""
         es = self.early_stopping
         if es is not None:
             es.pin(trial_id)
+        else:
+            pilot.pin(self.study, trial_id)
+
+    # -- the autopilot (PBT: runtime/autopilot.py carries out core/pbt.py's decisions) ------------
+
+    @property
+    def autopilot(self) -> pilot.Autopilot:
+        """The autopilot, built on first use from the space's [study] autopilot (or --autopilot)."""
+        return self._pilot()
+
+    def _pilot(self) -> pilot.Autopilot:
+        if self._autopilot is None:
+            cfg = self.config.autopilot
+            if self._autopilot_rule is not None:
+                cfg = pbt_config(self._autopilot_rule, cfg.interval, cfg.fraction, cfg.resample, "autopilot")
+            sched = self.scheduler
+            self._autopilot = pilot.Autopilot(
+                self.study, self.runner, cfg, say=lambda m, sev: self.notice("Autopilot", m, sev),  # type: ignore[arg-type]
+                halted=lambda: sched.holding or sched.ended_by is not None)
+        return self._autopilot
+
+    def toggle_autopilot(self) -> str:
+        """Turn the autopilot on or off (the app's key)."""
+        return self._pilot().toggle()
+
+    def autopilot_state(self) -> str:
+        """"on (pbt every 100 steps)" or "off", for the app."""
+        ap = self._pilot()
+        return f"on (pbt every {ap.config.interval} steps)" if ap.enabled else "off"
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -276,6 +345,8 @@ class Session:
             return []
         try:
             sched = self.scheduler
+            for carried in self._pilot().tick():   # first: a fork takes its slot before the queue does
+                self.decide(Decision(pilot.KIND, carried.trial_id, carried.message, carried.data))
             started = sched.tick()
         except TunerError as e:
             if strict:
