@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from tui_tuner.core.decision_log import Logged
 from tui_tuner.core.space import Space, StudyConfig
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.runtime.runner import RunEvent, Runner
@@ -59,6 +60,7 @@ class Backend:
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tui-tuner-cmd")
         self._view: threading.Thread | None = None
         self._tick_pending = False
+        self.decision_count = 0
         self.started = False
         self.closed = False
 
@@ -213,6 +215,18 @@ class Backend:
             self._view_of.focus, self._view_of.focus_explicit = max(runs), True
         return message
 
+    def decisions(self) -> tuple[list[Logged], frozenset[str], str]:
+        """The study's decisions newest first, the kinds that can be undone, and the autopilot's state."""
+        return self.session.decisions(), self.session.undoable_kinds(), self.session.autopilot_state()
+
+    def undo_decision(self, decision_id: int) -> str:
+        """Undo one decision of the log by its id (a stopped run resumes, a fork stops, k goes back)."""
+        return self.session.undo_decision(decision_id)
+
+    def toggle_autopilot(self) -> str:
+        """Turn the autopilot on or off."""
+        return self.session.toggle_autopilot()
+
     def run_now(self, trial_id: int) -> str:
         """Start a queued trial now, whatever `parallel` says; it becomes the focused run."""
         message = self.session.run_now(trial_id)
@@ -282,6 +296,7 @@ class Backend:
             self._notice(ev.title, ev.message, ev.severity)
             return
         if isinstance(ev, Decision):
+            self.decision_count += 1   # the decision log screen reloads when this moves
             self._view_of.study_stale = True
             self._notice(ev.kind.replace("_", " ").capitalize(), ev.message, "information")
             return
