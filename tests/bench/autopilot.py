@@ -1,7 +1,7 @@
 """Autopilot benchmark: PBT against early stopping alone and plain search, at equal total steps.
 
     nice -n 10 .venv/bin/python tests/bench/autopilot.py [--seeds 5] [--methods pbt,asha,random,tpe]
-        [--steps 600] [--budget-trials 6] [--parallel 4] [--interval 100] [--keep]
+        [--steps 1200] [--budget-trials 4] [--parallel 4] [--interval 100] [--keep]
 
 Not collected by pytest. Every study is the real `tui-tuner run --headless` on trainers/mlp.py (an
 MLP on scikit-learn's digits, one CPU thread a run) over spaces/mlp.toml's space, each trial at
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     ap.add_argument("--methods", default="pbt,asha,random", help=f"comma-separated, of {', '.join(METHODS)}")
-    ap.add_argument("--steps", type=int, default=600, help="steps of one full trial (default 600)")
-    ap.add_argument("--budget-trials", type=int, default=6, help="step budget in full trials (default 6)")
+    ap.add_argument("--steps", type=int, default=1200, help="steps of one full trial (default 1200)")
+    ap.add_argument("--budget-trials", type=int, default=4, help="step budget in full trials (default 4)")
     ap.add_argument("--parallel", type=int, default=4, help="runs at once (default 4)")
     ap.add_argument("--interval", type=int, default=100, help="PBT's autopilot_interval (default 100)")
     ap.add_argument("--keep", action="store_true", help="keep the studies and print where")

@@ -134,7 +134,7 @@ class Autopilot:
         for tid in self.runner.live_ids():
             latest = self.runner.latest(tid)
             step = latest.get("step")
-            if not isinstance(step, int) or latest.get("status") != "running":
+            if not isinstance(step, int) or latest.get("status") != "running" or latest.get("ending"):
                 continue
             value = (latest.get("metrics") or {}).get(self.objective)
             trial = self.study.trial(tid)
@@ -173,10 +173,15 @@ class Autopilot:
             ex = p.exploit
             ev = self.runner.checkpoint_event(ex.winner, p.seq)
             problem = None
+            if (ev is None or not ev.get("error")) and self._ended(ex.winner):
+                # It finished between the judgement and its next report (runs train at different
+                # speeds), or its checkpoint came at its last step (a fork would have nothing left to
+                # train): not a failure. The bottom run is judged again at the next tick.
+                self._pending.remove(p)
+                self._next[ex.loser] = 0
+                continue
             if ev is not None and ev.get("error"):
                 problem = f"its checkpoint failed: {ev['error']}"
-            elif ev is None and not self.runner.is_live(ex.winner):
-                problem = "it ended before its checkpoint was written"
             elif ev is None and time.time() - p.asked > self.runner.checkpoint_timeout:
                 problem = f"no checkpoint within {self.runner.checkpoint_timeout:g}s"
             elif ev is None:
@@ -192,6 +197,9 @@ class Autopilot:
             if problem is not None:
                 self.say(f"not replacing #{ex.loser} by a fork of #{ex.winner}: {problem}", "warning")
         return done
+
+    def _ended(self, trial_id: int) -> bool:
+        return not self.runner.is_live(trial_id) or bool(self.runner.latest(trial_id).get("ending"))
 
     def _replace(self, ex: Exploit, seq: int) -> Carried:
         """Start the fork from the top run's checkpoint, then checkpoint and stop the replaced run."""

@@ -342,7 +342,7 @@ class Runner(control.Commands):
             return [dict(a) for a in run.state.applied] if run else []
 
     def latest(self, trial_id: int) -> dict[str, Any]:
-        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"}."""
+        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"} (+ "ending")."""
         run = self._known(trial_id)
         with self._bus.locked():
             trial = self.study.trial(trial_id)
@@ -356,7 +356,8 @@ class Runner(control.Commands):
             return {"step": state.step, "metrics": dict(state.metrics),
                     "elapsed": end - (trial.started or run.started),
                     "status": state.status if run.live else trial.status, "stalled": state.stalled,
-                    "garbage": state.garbage, "objective": state.objective, "params": dict(state.params)}
+                    "garbage": state.garbage, "objective": state.objective, "params": dict(state.params),
+                    "ending": state.done_at is not None or run.stopper.active}   # done, or being stopped
 
     def output_tail(self, trial_id: int, n: int = 20) -> list[str]:
         """The last n lines of the run's output.log."""

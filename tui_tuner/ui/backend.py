@@ -22,7 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core.decision_log import Logged
 from tui_tuner.core.space import Space, StudyConfig
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.runtime.runner import RunEvent, Runner
@@ -214,18 +213,6 @@ class Backend:
         if runs:
             self._view_of.focus, self._view_of.focus_explicit = max(runs), True
         return message
-
-    def decisions(self) -> tuple[list[Logged], frozenset[str], str]:
-        """The study's decisions newest first, the kinds that can be undone, and the autopilot's state."""
-        return self.session.decisions(), self.session.undoable_kinds(), self.session.autopilot_state()
-
-    def undo_decision(self, decision_id: int) -> str:
-        """Undo one decision of the log by its id (a stopped run resumes, a fork stops, k goes back)."""
-        return self.session.undo_decision(decision_id)
-
-    def toggle_autopilot(self) -> str:
-        """Turn the autopilot on or off."""
-        return self.session.toggle_autopilot()
 
     def run_now(self, trial_id: int) -> str:
         """Start a queued trial now, whatever `parallel` says; it becomes the focused run."""

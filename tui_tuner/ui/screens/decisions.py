@@ -92,12 +92,17 @@ class DecisionsScreen(Screen):
     async def _load(self) -> None:
         try:
             seen = self.tuner.backend.decision_count
-            got = await self.tuner.call_or_say(self.tuner.backend.decisions)
+            got = await self.tuner.call_or_say(self._read)
             if got is not None:
                 self._seen = seen
                 self.show(*got)
         finally:
             self._loading = False
+
+    def _read(self) -> tuple[list[Logged], frozenset[str], str]:
+        """On the command thread: the decisions newest first, the kinds that undo, the autopilot's state."""
+        session = self.tuner.backend.session
+        return session.decisions(), session.undoable_kinds(), session.autopilot_state()
 
     def show(self, decisions: list[Logged], undoable: frozenset[str], autopilot: str) -> None:
         """Draw the decisions (newest first), keeping the cursor on the same decision."""
@@ -160,14 +165,14 @@ class DecisionsScreen(Screen):
         self.run_worker(self._undo(d.id), group="undo")
 
     async def _undo(self, decision_id: int) -> None:
-        message = await self.tuner.call_or_say(self.tuner.backend.undo_decision, decision_id)
+        message = await self.tuner.call_or_say(self.tuner.backend.session.undo_decision, decision_id)
         if message:
             self.tuner.say(message, title="Undo")
         self.reload()
 
     async def action_autopilot(self) -> None:
         """Turn the autopilot on or off (as on the main screen)."""
-        message = await self.tuner.call_or_say(self.tuner.backend.toggle_autopilot)
+        message = await self.tuner.call_or_say(self.tuner.backend.session.toggle_autopilot)
         if message:
             self.tuner.say(message, title="Autopilot")
         self.reload()

@@ -479,7 +479,7 @@ class MainScreen(Screen):
 
     def action_autopilot(self) -> None:
         """Turn the autopilot (PBT) on or off."""
-        self.tuner.command(self.tuner.backend.toggle_autopilot)
+        self.tuner.command(self.tuner.backend.session.toggle_autopilot)
 
     def action_help(self) -> None:
         """Show the key table."""
