@@ -17,6 +17,17 @@ worth of steps, `--step-budget`):
 Score: the best validation loss any trial of the study reported (its objective, reduce = "best";
 a PBT fork continues its parent, so its best is the lineage's). Median and mean over seeds, with
 the steps spent (the study's own count: forks from their checkpoint on) and wall time per study.
+
+Measured (5 seeds, the defaults: 1200 steps a trial, step budget 4800, parallel 4, interval 100;
+2 shared cores, 19 min; `nice -n 10 .venv/bin/python tests/bench/autopilot.py --seeds 5
+--methods pbt,asha,random`), best val_loss median / mean (min..max): pbt 0.1325 / 0.1443
+(0.0629..0.2516, 13.8 trials of which 5.8 forks), asha 0.1204 / 0.1228 (0.1135..0.1325, 18.4
+trials), random 0.1756 / 0.2168 (4 trials). PBT beats plain random on every seed but one and has
+the single best result (0.0629), yet early stopping alone has the better median and mean: PBT
+judges greedily after 100 steps, so a slow starter (a small-lr SGD run that ends best, seed 2) is
+replaced before it shows, and it can only move the live parameters (lr, momentum, Adam's betas and
+eps), while on digits the non-live ones (optimizer, depth, batch size) decide most of the loss;
+ASHA spends the same steps on more fresh configurations.
 """
 
 from __future__ import annotations
