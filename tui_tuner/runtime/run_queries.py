@@ -62,7 +62,7 @@ class RunQueries:
             return [dict(a) for a in run.state.applied] if run else []
 
     def latest(self, trial_id: int) -> dict[str, Any]:
-        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"}."""
+        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"} (+ "ending")."""
         run = self._known(trial_id)
         with self._bus.locked():
             if run is not None and run.live:
@@ -80,7 +80,8 @@ class RunQueries:
             return {"step": state.step, "metrics": dict(state.metrics),
                     "elapsed": (run.ended or time.time()) - started, "status": status,
                     "stalled": state.stalled, "garbage": state.garbage, "objective": state.objective,
-                    "params": dict(state.params)}
+                    "params": dict(state.params),
+                    "ending": state.done_at is not None or run.stopper.active}   # done, or being stopped
 
     def output_tail(self, trial_id: int, n: int = 20) -> list[str]:
         """The last n lines of the run's output.log."""
