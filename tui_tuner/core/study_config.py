@@ -231,5 +231,5 @@ def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
                          f"hyperband, got {min_step}")
     if rule != "none" and min_step is None and max_step is None:
         raise SpaceError(f"study.early_stop_min_step: early_stop = {rule!r} needs it (the first step at "
-                         f"which a trial may be stopped), or early_stop_max_step to take a hundredth of")
+                         f"which a trial may be stopped), or early_stop_max_step to take it from (a ninth of it, eta 3)")
     return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop")
