@@ -246,15 +246,7 @@ class MainScreen(Screen):
 
     def action_adjust_why(self) -> None:
         """Say why adjust is greyed, and what to do instead."""
-        run = self.focused_run
-        if run is None:
-            message = ("no run is going to adjust: start one (n samples settings, the queue starts them) "
-                       "or focus one (] or enter in Trials)")
-        else:
-            message = (f"#{run.id} is driven without the trainer API (zero-code): its settings are flags "
-                       "fixed at start, so it cannot be adjusted; fork it instead (f restarts it with "
-                       "the settings you change)")
-        self.tuner.say(message, title="Adjust", severity="warning")
+        main_dialogs.adjust_why(self, self.focused_run)
 
     def action_fork(self) -> None:
         """Fork the focused run from its current state with changed settings."""
