@@ -485,6 +485,23 @@ class Study:
             Store.update(db, t.id, reason=reason)
         return self._get(t.id)
 
+    def requeue(self, trial_id: int, reason: str | None = None) -> Trial:
+        """Put an ended trial back at the front of the queue, to run its same setting again from the
+        start as if it had never run (so it no longer counts toward any budget). Its run dir is kept,
+        moved aside to runs/tNNNN.attempt-K, so the next start is a fresh run."""
+        self._writable()
+        t = self._get(trial_id)
+        if not t.finished:
+            raise StudyError(f"trial {t.id} is {t.status}; only an ended trial is re-queued")
+        run_dir = self.run_dir(t.id)
+        if run_dir.exists() or run_dir.is_symlink():
+            rundir.set_aside(run_dir)
+        with self.store.tx() as db:
+            (lo,) = db.execute("SELECT MIN(queue_pos) FROM trials WHERE status = 'queued'").fetchone()
+            Store.update(db, t.id, status="queued", queue_pos=(lo - 1 if lo is not None else 0), pid=None,
+                         started=None, ended=None, objective=None, step=None, reason=reason)
+        return self._get(t.id)
+
     def add_fork(self, parent_id: int, params: dict[str, Any], fork_step: int | None,
                  resume: str | None) -> Trial:
         """Queue a fork of a trial at the FRONT: the parent's settings with `params` over them.
