@@ -119,6 +119,7 @@ class RunState:
         self.objective_spec = objective
         self.params = dict(params)            # with applied live changes
         self.applied: list[dict[str, Any]] = []   # each live change that took effect: step, params, t
+        self.pauses: list[int | None] = []    # the step at each pause (marks on the run's sparkline)
         self.status = status                  # running or paused while live; the verdict once ended
         self.step = step
         self.series: dict[str, Series] = {}
@@ -200,6 +201,8 @@ class RunState:
             return [self._event(Kind.APPLIED, {"params": params, "step": self.step})]
         if kind in (protocol.Event.PAUSED, protocol.Event.RESUMED):
             self.status = "paused" if kind == protocol.Event.PAUSED else "running"
+            if kind == protocol.Event.PAUSED:
+                self.pauses.append(self.step)
             return [self._event(Kind(kind), {"step": self.step, "t": ev.get("t")})]
         if kind == protocol.Event.CHECKPOINT:
             seq = ev.get("seq")
@@ -231,4 +234,5 @@ class RunState:
     def paused_by_signal(self) -> list[RunEvent]:
         """A zero-code run was sent SIGSTOP: it is paused."""
         self.status = "paused"
+        self.pauses.append(self.step)
         return [self._event(Kind.PAUSED, {"step": self.step})]

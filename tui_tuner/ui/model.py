@@ -80,6 +80,7 @@ class RunView:
     parent: int | None = None
     fork_step: int | None = None
     reason: str | None = None
+    marks: tuple[tuple[float, str], ...] = ()   # on the curves: (fraction of the width, glyph)
 
     @property
     def active(self) -> bool:
