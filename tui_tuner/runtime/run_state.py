@@ -31,6 +31,7 @@ class Kind(StrEnum):
     RESUMED = protocol.EV_RESUMED        # step, t
     CHECKPOINT = protocol.EV_CHECKPOINT  # seq, path, step
     DONE = protocol.EV_DONE              # the trainer said it finished: step
+    MAX_STEPS = protocol.EV_MAX_STEPS    # the step limit it trains to now: steps, step
     DIVERGED = "diverged"      # reason, step
     STALLED = "stalled"        # stalled True (since) or False
     GARBAGE = "garbage"        # count (in all), new
@@ -120,6 +121,7 @@ class RunState:
         self.params = dict(params)            # with applied live changes
         self.applied: list[dict[str, Any]] = []   # each live change that took effect: step, params, t
         self.pauses: list[int | None] = []    # the step at each pause (marks on the run's sparkline)
+        self.max_steps: int | None = None     # the step limit the trainer reads (trainer.max_steps), once said
         self.status = status                  # running or paused while live; the verdict once ended
         self.step = step
         self.series: dict[str, Series] = {}
@@ -209,6 +211,15 @@ class RunState:
             if isinstance(seq, int):
                 self.checkpoints[seq] = ev
             return [self._event(Kind.CHECKPOINT, {k: ev.get(k) for k in ("seq", "path", "step")})]
+        if kind == protocol.Event.MAX_STEPS:
+            steps = ev.get("steps")
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                return []
+            if self.max_steps is not None and steps != self.max_steps:
+                # Training longer (or shorter) is a change to the run: marked on its curve.
+                self.applied.append({"step": self.step, "params": {}, "max_steps": steps, "t": ev.get("t")})
+            self.max_steps = steps
+            return [self._event(Kind.MAX_STEPS, {"steps": steps, "step": self.step})]
         if kind == protocol.Event.DONE:
             if self.done_at is None:
                 self.done_at = verdict.event_time(ev)
