@@ -18,7 +18,8 @@ from typing import Any, NoReturn, TextIO
 
 from tui_tuner import __version__
 from tui_tuner.core.formatting import show_value
-from tui_tuner.core.space import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES, Space, load_space
+from tui_tuner.core.space import Space, load_space
+from tui_tuner.core.study_config import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES
 from tui_tuner.errors import TunerError
 
 PROG = "tui-tuner"
@@ -216,11 +217,11 @@ def _check_overrides(space: Space, strategy: str | None, early_stop: str | None)
     strategy = strategy or space.config.strategy
     if strategy in MODEL_STRATEGIES:
         from tui_tuner.core.optuna_search import OptunaSearch
-        from tui_tuner.core.sampling import SearchState
+        from tui_tuner.core.search_state import SearchState
 
         OptunaSearch(space, SearchState(stage=space.config.stage), 0, [], strategy=strategy)
     if early_stop is not None:
-        from tui_tuner.core.space import early_stop_config
+        from tui_tuner.core.study_config import early_stop_config
 
         es = space.config.early_stop
         early_stop_config(early_stop, es.min_step, es.reduction_factor, es.max_step)

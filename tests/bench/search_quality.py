@@ -12,7 +12,7 @@ Observations carry noise; the regret of a method is the noise-free loss of the t
 Methods: a coarse grid in the right scales sized to the budget (fixed, and with a random offset per
 seed so that where the optimum happens to fall between grid points averages out), uniform sampling
 on a linear scale (what ignoring log and 1-beta scales costs), random in the right scales
-(Sampler.random), coarse-to-fine (stratified rounds from coarse_to_fine_rounds, sampling.zoom after
+(Sampler.random), coarse-to-fine (stratified rounds from coarse_to_fine_rounds, region.zoom after
 each with the module defaults) and Optuna's TPE with default settings, given the right scales.
 TPE and random runs of 50 trials are scored after 20 as well (both are sequential, so that is the
 same as a run of 20).
@@ -37,16 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from space_toml import hidden, layers, lr, momentum, param, space_toml  # noqa: E402
 
-from tui_tuner.core.sampling import (  # noqa: E402
-    ZOOM_MARGIN,
-    ZOOM_TOP,
-    Sampler,
-    SearchState,
-    auto_round_size,
-    coarse_to_fine_rounds,
-    zoom,
-)
+from tui_tuner.core.region import zoom  # noqa: E402
+from tui_tuner.core.sampling import Sampler, auto_round_size, coarse_to_fine_rounds  # noqa: E402
+from tui_tuner.core.search_state import SearchState  # noqa: E402
 from tui_tuner.core.space import Space, parse_space  # noqa: E402
+from tui_tuner.core.study_config import ZOOM_MARGIN, ZOOM_TOP  # noqa: E402
 
 NOISE = 0.01
 

@@ -73,7 +73,7 @@ def test_a_deferred_request_while_paused_lets_the_save_through_then_the_pause_ho
     time.sleep(0.002)
     run.report(2, loss=0.9)          # blocks while paused, until the checkpoint request comes
     t.join()
-    assert run._paused and run._waiting == [2]
+    assert run._paused and run._ckpt.waiting == [2]
     run.checkpoint_saved("ckpt/checkpoint-2", step=2)
     assert checkpoints(run)[0]["path"] == "ckpt/checkpoint-2"
     released = []

@@ -7,7 +7,7 @@ import json
 import pytest
 from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 
-from tui_tuner.core.early_stop import EarlyStopConfig
+from tui_tuner.core.early_stop_records import EarlyStopConfig
 from tui_tuner.errors import TunerError
 from tui_tuner.runtime.early_stopping import REASON_PREFIX, EarlyStopping
 

@@ -229,7 +229,7 @@ def test_tpe_sees_running_trials_as_pending(tmp_path, monkeypatch):
 
 
 def test_tpe_after_a_zoom_proposes_inside_it_and_the_trials_from_before_still_count(tmp_path, monkeypatch):
-    from tui_tuner.core.sampling import zoom
+    from tui_tuner.core.region import zoom
 
     seen = spy_on_asks(monkeypatch)
     study, runner, sched = scheduled(tmp_path, budget=4, parallel=2, strategy="random", steps=2, delay=0.0)

@@ -24,7 +24,8 @@ def drive_a_whole_session(tmp: Path) -> dict[str, Any]:
 
     from tui_tuner.core.study import Study
     from tui_tuner.runtime.runner import RunEvent
-    from tui_tuner.runtime.session import Notice, Session
+    from tui_tuner.runtime.session import Session
+    from tui_tuner.runtime.session_events import Notice
 
     space = toy_space(tmp, steps=20, delay=0.002, stage=1, strategy="random", parallel=2, budget=2)
     study = Study.open(tmp / "study", space, seed=3)
@@ -107,7 +108,7 @@ def _log(study: Any) -> list[dict[str, Any]]:
 
 def test_a_failing_listener_is_a_notice_to_the_others_and_a_log_line(tmp_path):
     from tui_tuner.runtime.runner import RunEvent
-    from tui_tuner.runtime.session import Notice
+    from tui_tuner.runtime.session_events import Notice
 
     session = _session(tmp_path)
     seen: list[Any] = []
@@ -131,7 +132,7 @@ def test_a_failing_listener_is_a_notice_to_the_others_and_a_log_line(tmp_path):
 
 
 def test_a_failed_study_write_in_a_tick_is_said_once_and_logged(tmp_path, monkeypatch):
-    from tui_tuner.runtime.session import Notice
+    from tui_tuner.runtime.session_events import Notice
 
     session = _session(tmp_path)
     seen: list[Any] = []
@@ -155,7 +156,7 @@ def test_a_failed_study_write_in_a_tick_is_said_once_and_logged(tmp_path, monkey
 
 def test_a_runner_error_event_is_a_notice(tmp_path):
     from tui_tuner.runtime.runner import RunEvent
-    from tui_tuner.runtime.session import Notice
+    from tui_tuner.runtime.session_events import Notice
 
     session = _session(tmp_path)
     seen: list[Any] = []
@@ -175,7 +176,7 @@ if __name__ == "__main__":
 
 def test_undo_dispatches_by_decision_kind_and_refuses_an_unknown_kind(tmp_path):
     from tui_tuner.errors import RunError
-    from tui_tuner.runtime.session import Decision
+    from tui_tuner.runtime.session_events import Decision
 
     session = _session(tmp_path)
     try:

@@ -21,7 +21,7 @@ import pytest
 from textual.widgets import Input
 from ui_helpers import FixedClock, open_study, record_run
 
-from tui_tuner.core.sampling import set_stage, zoom
+from tui_tuner.core.region import set_stage, zoom
 from tui_tuner.core.study import Study
 from tui_tuner.ui.screens.dialogs import ParamForm
 from tui_tuner.ui.widgets.tables import TrialsTable

@@ -72,7 +72,7 @@ def test_the_app_refuses_an_early_stop_the_space_lacks_steps_for_before_it_start
 
 def test_sample_tpe_matches_what_the_scheduler_asks_first(space_file, capsys):
     from tui_tuner.core.optuna_search import OptunaSearch
-    from tui_tuner.core.sampling import SearchState
+    from tui_tuner.core.search_state import SearchState
     from tui_tuner.core.space import load_space
 
     assert cli.main(["sample", str(space_file), "-n", "3", "--seed", "4", "--strategy", "tpe", "--parallel", "3"]) == 0

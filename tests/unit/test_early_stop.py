@@ -8,15 +8,12 @@ import random
 
 import pytest
 
-from tui_tuner.core.early_stop import (
-    Decider,
+from tui_tuner.core.early_stop import Decider, build_decider, median_cutoff, promotion_cutoff
+from tui_tuner.core.early_stop_records import (
     EarlyStopConfig,
     End,
     Forget,
     Report,
-    build_decider,
-    median_cutoff,
-    promotion_cutoff,
     record_from_dict,
     record_to_dict,
 )

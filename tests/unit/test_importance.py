@@ -10,7 +10,9 @@ from space_toml import hidden, layers, lr, momentum, param, space_toml
 
 from tui_tuner.core import importance as imp_mod
 from tui_tuner.core.importance import MIN_TRIALS, Importance, importance
-from tui_tuner.core.sampling import Sampler, SearchState, freeze
+from tui_tuner.core.region import freeze
+from tui_tuner.core.sampling import Sampler
+from tui_tuner.core.search_state import SearchState
 from tui_tuner.core.space import parse_space
 
 SPACE = parse_space(space_toml({

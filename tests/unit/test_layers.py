@@ -14,7 +14,8 @@ NON_UI = sorted(
     if not m.name.startswith("tui_tuner.ui") and m.name not in ("tui_tuner.__main__", "tui_tuner.cli")
 )
 # Imported INSIDE the user's training process: neither the UI nor numpy nor torch may come along.
-TRAINER_SIDE = ["tui_tuner.trainer", "tui_tuner.protocol"]
+TRAINER_SIDE = ["tui_tuner.trainer", "tui_tuner.trainer_settings", "tui_tuner.trainer_events",
+                "tui_tuner.trainer_checkpoints", "tui_tuner.protocol", "tui_tuner.tailing"]
 
 
 def imported_after(module: str) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 from space_toml import lr, space_toml
 
 from tui_tuner.cli import main
-from tui_tuner.core.store import StudyLock
+from tui_tuner.core.study_lock import StudyLock
 from tui_tuner.errors import StudyError
 
 SPACE = space_toml({"lr": lr()}, name="full", objective="loss")

@@ -9,7 +9,9 @@ import pytest
 from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
 from tui_tuner.core.optuna_search import OptunaSearch, distribution, distributions, from_optuna, to_optuna
-from tui_tuner.core.sampling import Sampler, SearchState, ZoomLevel, freeze, set_stage, zoom
+from tui_tuner.core.region import freeze, set_stage, zoom
+from tui_tuner.core.sampling import Sampler
+from tui_tuner.core.search_state import SearchState, ZoomLevel
 from tui_tuner.core.space import parse_space
 from tui_tuner.core.store import Trial
 from tui_tuner.core.study import Study

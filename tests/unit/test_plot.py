@@ -33,7 +33,7 @@ from tui_tuner.core.plotting import (
     position,
     thin,
 )
-from tui_tuner.core.sampling import zoom
+from tui_tuner.core.region import zoom
 from tui_tuner.core.space import parse_space
 from tui_tuner.core.study import Study
 from tui_tuner.runtime.runner import Runner

@@ -19,14 +19,13 @@ from tui_tuner.core.store import (
     FINISHED,
     SCHEMA_VERSION,
     Store,
-    StudyLock,
     Trial,
     clean_objective,
-    describe_holder,
     run_id,
     write_atomic,
 )
 from tui_tuner.core.study import Study
+from tui_tuner.core.study_lock import StudyLock, describe_holder
 from tui_tuner.errors import StudyError
 
 SPACE = space_toml({"lr": lr(default=None), "units": param("int", low=1, high=1000)}, name="store", objective="loss")

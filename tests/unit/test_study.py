@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from space_toml import hidden, layers, lr, param, space_toml, switch
 
-from tui_tuner.core.sampling import Sampler, SearchState, ZoomLevel
+from tui_tuner.core.sampling import Sampler
+from tui_tuner.core.search_state import SearchState, ZoomLevel
 from tui_tuner.core.space import parse_space
 from tui_tuner.core.study import STATUSES, Study, default_dir
 from tui_tuner.errors import SpaceError, StudyError

@@ -48,3 +48,13 @@ def setting_line(params: Mapping[str, Any], width: int | None = None) -> str:
     """A setting as `name=value ...` (short values), cut with an ellipsis to `width` characters."""
     text = " ".join(f"{k}={short_value(v)}" for k, v in params.items())
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def quoted_value(x: Any) -> str:
+    """A value in an error message: like show_value, but strings quoted so '' and ' ' are visible."""
+    return repr(x) if isinstance(x, str) or x is None else show_value(x)
+
+
+def quoted_name(name: str) -> str:
+    """A name as error messages show it: quoted and escaped when it holds a newline or other control."""
+    return name if name.isprintable() and name.strip() == name else repr(name)

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core.space import Param, Space
+from tui_tuner.core.param import Param
+from tui_tuner.core.space import Space
 from tui_tuner.errors import SpaceError
 
 MIN_TRIALS = 8

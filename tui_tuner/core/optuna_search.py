@@ -39,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core.sampling import SearchState
-from tui_tuner.core.space import Param, Space
+from tui_tuner.core.param import Param
+from tui_tuner.core.search_state import SearchState
+from tui_tuner.core.space import Space
 from tui_tuner.core.status import PENDING
 from tui_tuner.core.store import Trial
 from tui_tuner.errors import SpaceError

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 
 from tui_tuner.core.formatting import show_value
-from tui_tuner.core.space import Param, Space
+from tui_tuner.core.param import Param
+from tui_tuner.core.space import Space
 
 
 @dataclass(frozen=True)

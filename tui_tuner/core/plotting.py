@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_tuner.core.formatting import show_value
+from tui_tuner.core.param import Param
 from tui_tuner.core.plot_axes import axis_of, log_ticks, nice_ticks, tick_label
-from tui_tuner.core.space import Param, Space
+
+# Shapes. Plotext draws a line with its marker character; braille is its finest line.
+from tui_tuner.core.space import Space
 
 # Shapes. Plotext draws a line with its marker character; braille is its finest line.
 THIN = "braille"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from tui_tuner.core import sampling
+from tui_tuner.core import region
 from tui_tuner.core.formatting import short_value
-from tui_tuner.core.sampling import SearchState
+from tui_tuner.core.search_state import SearchState
 from tui_tuner.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def zoomed(study: Study, *, top: float | None = None, margin: float | None = Non
     done = sorted((t for t in study.finished()
                    if t.status == "done" and t.objective is not None and math.isfinite(t.objective)),
                   key=lambda t: t.id)
-    return sampling.zoom(study.space, study.search_state, [(t.params, t.objective) for t in done],
+    return region.zoom(study.space, study.search_state, [(t.params, t.objective) for t in done],
                          maximize=cfg.maximize, top=cfg.zoom_top if top is None else top,
                          margin=cfg.zoom_margin if margin is None else margin, ids=[t.id for t in done])
 
@@ -68,7 +68,7 @@ def zoom(study: Study, *, top: float | None = None, margin: float | None = None)
 
 def unzoom(study: Study) -> str:
     """Undo the last zoom (SpaceError when there is none) and re-sample the queue."""
-    new = sampling.unzoom(study.search_state)
+    new = region.unzoom(study.search_state)
     study.search_state = new
     return f"zoom {len(new.levels)}{_resampled(resample_queue(study))}"
 
@@ -76,7 +76,7 @@ def unzoom(study: Study) -> str:
 def set_stage(study: Study, stage: int) -> str:
     """Search tiers <= stage; raising it keeps what was learned around the best trial."""
     best = study.best(1)
-    new = sampling.set_stage(study.space, study.search_state, stage, best[0].params if best else None)
+    new = region.set_stage(study.space, study.search_state, stage, best[0].params if best else None)
     study.search_state = new
     resample_queue(study)
     names = ", ".join(new.searched(study.space)) or "nothing"
@@ -90,12 +90,12 @@ def toggle_freeze(study: Study, name: str) -> str:
         raise SpaceError(f"params.{name}: no such parameter")
     state = study.search_state
     if name in state.frozen:
-        study.search_state = sampling.unfreeze(state, name)
+        study.search_state = region.unfreeze(state, name)
         resample_queue(study)
         return f"{name} searched again"
     best = study.best(1)
     value = best[0].params.get(name, space[name].default) if best else space[name].default
     where = f"best trial #{best[0].id}" if best else "default"
-    study.search_state = sampling.freeze(state, name, value, space)
+    study.search_state = region.freeze(state, name, value, space)
     resample_queue(study)
     return f"{name} frozen at {short_value(value)} ({where})"

@@ -1,23 +1,18 @@
-"""The study database and lock: SQLite (stdlib, WAL) rows for trials and meta values, one owner via flock.
+"""The study database: SQLite (stdlib, WAL) rows for trials and meta values.
 
 Every write is one transaction (BEGIN IMMEDIATE ... COMMIT), so a tuner killed at any moment leaves a
-database that opens and reads; WAL lets `show`/`export` read while the tuner writes. The lock is an
-flock on STUDY/.lock: the kernel drops it when the owning process dies, however it dies.
+database that opens and reads; WAL lets `show`/`export` read while the tuner writes. The one owner
+of a study is settled by its lock (core/study_lock.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import math
 import os
-import socket
 import sqlite3
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +23,7 @@ from tui_tuner.errors import StudyError
 from tui_tuner.protocol import PRIVATE_DIR, PRIVATE_FILE, run_id, write_atomic
 
 __all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STATUSES", "Store",
-           "StudyLock", "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
+           "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
 
 # Where a trial came from: a strategy's draw (random, grid, zoom; tpe, gp, cmaes: the model-based
 # strategy that proposed it), or the user (manual, fork, default).
@@ -36,7 +31,6 @@ SOURCES = ("random", "grid", "zoom", "tpe", "gp", "cmaes", "manual", "fork", "de
 
 DB_NAME = "study.db"
 SPACE_NAME = "space.toml"
-LOCK_NAME = ".lock"
 RUNS_DIR = "runs"
 SCHEMA_VERSION = 1
 
@@ -347,81 +341,3 @@ class Store:
             fields["params"] = json.dumps(fields["params"])
         sets = ", ".join(f"{k} = ?" for k in fields)
         db.execute(f"UPDATE trials SET {sets} WHERE id = ?", (*fields.values(), int(trial_id)))
-
-
-# -- the owner lock ---------------------------------------------------------------------------------
-
-
-def holder_line() -> str:
-    """Who we are, as written into the lock file: pid, host and command."""
-    cmd = " ".join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])
-    if len(cmd) > 200:
-        cmd = cmd[:197] + "..."
-    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": cmd,
-                       "since": time.time()})
-
-
-def describe_holder(text: str) -> str:
-    """The holder named from the lock file's text, for the refusal message."""
-    try:
-        d = json.loads(text)
-        return f"pid {d['pid']} on {d['host']} ({d['command']})"
-    except (ValueError, KeyError, TypeError):
-        return "another process"
-
-
-class StudyLock:
-    """An exclusive flock on STUDY/.lock, held for the life of the owner (the kernel frees it on death)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise StudyError naming the process that holds it."""
-        try:
-            # os.open fds are non-inheritable (PEP 446): a trainer we spawn must never keep the lock alive.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
-        except OSError as e:
-            raise StudyError(f"{self.path}: cannot create the lock file: {e.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            text = ""
-            with contextlib.suppress(OSError):
-                text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise StudyError(f"{self.path.parent}: study is in use by {describe_holder(text)}; "
-                                 f"close that tuner first, or use another --study") from None
-            raise StudyError(f"{self.path}: cannot lock: {e.strerror}") from None
-        # Only the holder writes the file, and only after it has the lock.
-        line = holder_line().encode()
-        try:
-            os.ftruncate(fd, 0)
-            if os.pwrite(fd, line, 0) != len(line):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError as e:
-            # A full disk (or quota) shows up here first; the study could not record anything either.
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-            hint = " (the disk is full: free some space)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-            raise StudyError(f"{self.path}: cannot record this tuner as the study's owner: {e.strerror or e}{hint}") from None
-        self._fd = fd
-
-    def release(self) -> None:
-        """Release the lock (idempotent)."""
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._fd is not None

@@ -7,29 +7,27 @@ study survives the tuner being killed between any two statements.
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core import rundir
-from tui_tuner.core.sampling import Sampler, SearchState
-from tui_tuner.core.space import Space, StudyConfig, parse_space
+from tui_tuner.core.sampling import Sampler
+from tui_tuner.core.search_state import SearchState
+from tui_tuner.core.space import Space
 from tui_tuner.core.status import ACTIVE, FINISHED, STATUSES, sql_in
 from tui_tuner.core.store import (
-    DB_NAME,
-    PRIVATE_DIR,
-    PRIVATE_FILE,
     RUNS_DIR,
     SOURCES,
     SPACE_NAME,
     Store,
-    StudyLock,
     Trial,
     clean_objective,
     run_id,
-    write_atomic,
 )
+from tui_tuner.core.study_config import StudyConfig
+from tui_tuner.core.study_lock import StudyLock
+from tui_tuner.core.study_open import open_parts
+from tui_tuner.core.study_queue import StudyQueue
 from tui_tuner.errors import StudyError
 
 __all__ = ["ACTIVE", "FINISHED", "SOURCES", "STATUSES", "Study", "Trial", "default_dir", "run_id"]
@@ -42,45 +40,7 @@ def default_dir(space: Space, root: str | Path = "studies") -> Path:
     return Path(root) / space.config.name
 
 
-def _space_file(space: Space) -> str:
-    """The space's file as an absolute path when it is a real file (for exports), else its label."""
-    p = Path(space.path)
-    return str(p.resolve()) if p.is_file() else str(space.path)
-
-
-def _space_diff(old: Space, new: Space) -> str:
-    """A short description of how two spaces' parameters differ, for the refusal message."""
-    a = {n: p.definition() for n, p in old.params.items()}
-    b = {n: p.definition() for n, p in new.params.items()}
-    gone = [n for n in a if n not in b]
-    added = [n for n in b if n not in a]
-    if gone:
-        return f"params.{gone[0]} is missing"
-    if added:
-        return f"params.{added[0]} is new"
-    for name in a:
-        for key in sorted(set(a[name]) | set(b[name])):
-            if a[name].get(key) != b[name].get(key):
-                return f"params.{name}.{key} was {a[name].get(key)!r}, now {b[name].get(key)!r}"
-    return "the parameters differ"
-
-
-def refuse_over_runs(d: Path) -> None:
-    """Refuse to make a fresh study.db where runs/ already holds runs: it would mis-credit or overwrite them."""
-    n = len(rundir.entries(d / RUNS_DIR))
-    if n:
-        raise StudyError(f"{d}: {RUNS_DIR}/ holds {n} run{'' if n == 1 else 's'} but {DB_NAME} is missing or "
-                         f"empty; run `tui-tuner recover {d}` to rebuild it")
-
-
-def _empty_file(path: Path) -> bool:
-    try:
-        return path.stat().st_size == 0
-    except OSError:
-        return False
-
-
-class Study:
+class Study(StudyQueue):
     """A study directory: its space, queue and trials. Open it with `Study.open`."""
 
     def __init__(self, directory: Path, space: Space, store: Store, lock: StudyLock | None) -> None:
@@ -103,106 +63,7 @@ class Study:
         is recorded when the study is created (else the space's seed, else a random one) and
         ignored on reopen: a study keeps its seed.
         """
-        d = Path(directory)
-        if d.exists() and not d.is_dir():
-            raise StudyError(f"{d}: not a directory")
-        db_path = d / DB_NAME
-        try:
-            exists = db_path.exists()
-        except OSError as e:   # a directory the user may not enter
-            raise StudyError(f"{d}: cannot read the study: {e.strerror}") from None
-        if not exists:
-            refuse_over_runs(d)
-            if not lock:
-                raise StudyError(f"{d}: no study here (no {DB_NAME})")
-            if space is None:
-                raise StudyError(f"{d}: no study here; pass a space file to create one")
-            try:
-                d.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-            except OSError as e:
-                raise StudyError(f"{d}: cannot create the study directory: {e.strerror}") from None
-        owner = StudyLock(d) if lock else None
-        if owner is not None:
-            owner.acquire()
-        store: Store | None = None
-        try:
-            if _empty_file(db_path):
-                # Checked before SQLite opens it: opening would write a header into the empty file.
-                refuse_over_runs(d)
-            store = Store(db_path, create=lock)
-            if not store.initialised():
-                refuse_over_runs(d)
-                if not lock or space is None:
-                    raise StudyError(f"{d}: {DB_NAME} is not a tui-tuner study (no schema)")
-                cls._create(d, space, store, seed)
-            store.check_schema()
-            space = cls._reconcile(d, space, store, writable=lock)
-            study = cls(d, space, store, owner)
-            return study
-        except BaseException:
-            if store is not None:
-                store.close()
-            if owner is not None:
-                owner.release()
-            raise
-
-    @staticmethod
-    def _create(d: Path, space: Space, store: Store, seed: int | None) -> None:
-        if not space.text.strip():
-            raise StudyError(f"{d}: the space has no file text to copy to {SPACE_NAME} (load it with load_space)")
-        if seed is None:
-            seed = space.config.seed if space.config.seed is not None else secrets.randbelow(2**31)
-        # space.toml first: a crash before the schema commits leaves an empty db, which reopens as new.
-        write_atomic(d / SPACE_NAME, space.text.encode("utf-8"), mode=PRIVATE_FILE)
-        (d / RUNS_DIR).mkdir(mode=PRIVATE_DIR, exist_ok=True)
-        store.create_schema({
-            "created": time.time(),
-            "name": space.config.name,
-            "signature": space.signature(),
-            "space_text": space.text,
-            "space_file": _space_file(space),
-            "objective": space.config.objective,
-            "direction": space.config.direction,
-            "seed": int(seed),
-        })
-
-    @staticmethod
-    def _reconcile(d: Path, space: Space | None, store: Store, *, writable: bool) -> Space:
-        """The space this session uses: the stored one, or the passed one if it searches the same thing."""
-        toml_path = d / SPACE_NAME
-        signature = store.get_meta("signature")
-        if toml_path.exists():
-            try:
-                text = toml_path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise StudyError(f"{toml_path}: cannot read: {e}") from None
-        else:
-            # The db keeps the text too, so a deleted space.toml is not a lost study.
-            text = store.get_meta("space_text", "")
-            if writable:
-                write_atomic(toml_path, text.encode("utf-8"), mode=PRIVATE_FILE)
-        stored = parse_space(text, str(toml_path), default_name=store.get_meta("name", d.name))
-        if stored.signature() != signature:
-            original = parse_space(store.get_meta("space_text", ""), str(toml_path))
-            raise StudyError(f"{toml_path}: was edited and its parameters no longer match the study "
-                             f"({_space_diff(original, stored)}); restore it or start a new study")
-        if space is None:
-            return stored
-        if space.signature() != signature:
-            raise StudyError(f"{d}: {space.path} has other parameters than this study "
-                             f"({_space_diff(stored, space)}); start a new study (--study NEWDIR) "
-                             f"or pass the same file")
-        old, new = stored.config, space.config
-        if (old.objective, old.direction) != (new.objective, new.direction):
-            raise StudyError(f"{d}: this study ranks trials by {old.objective} ({old.direction}), "
-                             f"{space.path} by {new.objective} ({new.direction}); start a new study "
-                             f"(--study NEWDIR) or pass the same file")
-        if writable and space.text and space.text != text:
-            # Same parameters, other settings (command, budget, parallel): the newer file wins, so
-            # reopening without a space later runs what was run last.
-            write_atomic(toml_path, space.text.encode("utf-8"))
-            store.set_meta({"space_text": space.text, "space_file": _space_file(space)})
-        return space
+        return cls(*open_parts(directory, space, lock=lock, seed=seed))
 
     def close(self) -> None:
         """Close the database and release the lock (idempotent)."""
@@ -300,94 +161,6 @@ class Study:
             sampler.set_state(before)
             raise
 
-    # -- queue ----------------------------------------------------------------------------------
-
-    def _zoom_level(self) -> int:
-        raw = self.store.get_meta("search_state")
-        return len(raw.get("levels", [])) if isinstance(raw, dict) else 0
-
-    def _get(self, trial_id: int) -> Trial:
-        try:
-            tid = int(trial_id)
-        except (TypeError, ValueError):
-            raise StudyError(f"{self.dir}: no trial {trial_id!r}") from None
-        t = self.store.trial(tid)
-        if t is None:
-            raise StudyError(f"{self.dir}: no trial {tid}")
-        return t
-
-    def _queued(self, trial_id: int) -> Trial:
-        t = self._get(trial_id)
-        if t.status != "queued":
-            raise StudyError(f"trial {t.id} is {t.status}, not queued: only queued trials can be "
-                             f"dropped, moved or edited")
-        return t
-
-    def enqueue(self, settings: list[dict[str, Any]], source: str = "random", *, front: bool = False,
-                meta: dict[str, Any] | None = None) -> list[Trial]:
-        """Queue settings (each checked against the space, missing values filled from the defaults).
-
-        All or nothing: one bad setting raises SpaceError and queues none. front=True puts them first,
-        in the given order. `meta` values are written in the same transaction.
-        """
-        self._writable()
-        if source not in SOURCES:
-            raise StudyError(f"unknown trial source {source!r} (allowed: {', '.join(SOURCES)})")
-        checked = [self.space.check_setting(dict(s)) for s in settings]
-        level = self._zoom_level()
-        now = time.time()
-        with self.store.tx() as db:
-            lo, hi = db.execute("SELECT MIN(queue_pos), MAX(queue_pos) FROM trials "
-                                "WHERE status = 'queued'").fetchone()
-            first = (lo if lo is not None else 0) - len(checked) if front else (hi + 1 if hi is not None else 0)
-            ids = [Store.insert(db, status="queued", params=p, source=source, created=now,
-                                queue_pos=first + i, zoom_level=level) for i, p in enumerate(checked)]
-            if meta:
-                Store._set_meta(db, meta)
-        return [self._get(i) for i in ids]
-
-    def enqueue_manual(self, setting: dict[str, Any], *, front: bool = False) -> Trial:
-        """Queue one setting edited by hand (checked; missing values from the defaults)."""
-        return self.enqueue([setting], "manual", front=front)[0]
-
-    def queue(self) -> list[Trial]:
-        """The queued trials in the order they will start."""
-        return self.store.trials("status = 'queued'", order="queue_pos, id")
-
-    def pop_next(self) -> Trial | None:
-        """The first queued trial, or None (its status is unchanged: `mark_started` takes it off)."""
-        q = self.store.trials("status = 'queued'", order="queue_pos, id LIMIT 1")
-        return q[0] if q else None
-
-    def drop(self, trial_id: int) -> None:
-        """Remove a queued trial (its id is never reused)."""
-        self._writable()
-        with self.store.tx() as db:
-            t = self._queued(trial_id)
-            db.execute("DELETE FROM trials WHERE id = ?", (t.id,))
-
-    def move(self, trial_id: int, delta: int) -> None:
-        """Move a queued trial delta places (negative: towards the front), clamped at the ends."""
-        self._writable()
-        with self.store.tx() as db:
-            t = self._queued(trial_id)
-            ids = [q.id for q in self.queue()]
-            i = ids.index(t.id)
-            j = min(max(i + int(delta), 0), len(ids) - 1)
-            ids.insert(j, ids.pop(i))
-            for pos, tid in enumerate(ids):
-                db.execute("UPDATE trials SET queue_pos = ? WHERE id = ?", (pos, tid))
-
-    def edit(self, trial_id: int, changes: dict[str, Any]) -> Trial:
-        """Change some settings of a queued trial; a bad value raises SpaceError and changes nothing."""
-        self._writable()
-        with self.store.tx() as db:
-            t = self._queued(trial_id)
-            checked = self.space.check_setting(dict(changes), partial=True)
-            params = self.space.check_setting({**t.params, **checked})
-            Store.update(db, t.id, params=params)
-        return self._get(t.id)
-
     # -- lifecycle ------------------------------------------------------------------------------
 
     def mark_started(self, trial_id: int, pid: int, started: float | None = None) -> Trial:
@@ -484,42 +257,6 @@ class Study:
                 raise StudyError(f"trial {t.id} is {t.status}; only an ended trial's reason is annotated")
             Store.update(db, t.id, reason=reason)
         return self._get(t.id)
-
-    def requeue(self, trial_id: int, reason: str | None = None) -> Trial:
-        """Put an ended trial back at the front of the queue, to run its same setting again from the
-        start as if it had never run (so it no longer counts toward any budget). Its run dir is kept,
-        moved aside to runs/tNNNN.attempt-K, so the next start is a fresh run."""
-        self._writable()
-        t = self._get(trial_id)
-        if not t.finished:
-            raise StudyError(f"trial {t.id} is {t.status}; only an ended trial is re-queued")
-        run_dir = self.run_dir(t.id)
-        if run_dir.exists() or run_dir.is_symlink():
-            rundir.set_aside(run_dir)
-        with self.store.tx() as db:
-            (lo,) = db.execute("SELECT MIN(queue_pos) FROM trials WHERE status = 'queued'").fetchone()
-            Store.update(db, t.id, status="queued", queue_pos=(lo - 1 if lo is not None else 0), pid=None,
-                         started=None, ended=None, objective=None, step=None, reason=reason)
-        return self._get(t.id)
-
-    def add_fork(self, parent_id: int, params: dict[str, Any], fork_step: int | None,
-                 resume: str | None) -> Trial:
-        """Queue a fork of a trial at the FRONT: the parent's settings with `params` over them.
-
-        `resume` is the checkpoint (relative to the study dir) the fork starts from; a bad value
-        raises SpaceError and queues nothing.
-        """
-        self._writable()
-        parent = self._get(parent_id)
-        changes = self.space.check_setting(dict(params), partial=True)
-        merged = self.space.check_setting({**parent.params, **changes})
-        with self.store.tx() as db:
-            (lo,) = db.execute("SELECT MIN(queue_pos) FROM trials WHERE status = 'queued'").fetchone()
-            tid = Store.insert(db, status="queued", params=merged, source="fork", created=time.time(),
-                               queue_pos=(lo - 1 if lo is not None else 0), zoom_level=parent.zoom_level,
-                               parent=parent.id, fork_step=None if fork_step is None else int(fork_step),
-                               resume=resume)
-        return self._get(tid)
 
     # -- queries --------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner import protocol
+from tui_tuner.tailing import JsonlTail, last_lines
 
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory")
 REASON_LINES = 5          # output lines kept under a failure's headline
@@ -173,7 +174,7 @@ def first_stop(run_dir: Path) -> float | None:
 
     A stop without a time (a hand-written line) counts from the start of time: it was asked for.
     """
-    for cmd in protocol.JsonlTail(run_dir / protocol.CONTROL).read_all():
+    for cmd in JsonlTail(run_dir / protocol.CONTROL).read_all():
         if cmd.get("cmd") == protocol.CMD_STOP:
             t = cmd.get("t")
             return float(t) if _is_time(t) else -math.inf
@@ -192,7 +193,7 @@ def _is_time(t: Any) -> bool:
 
 def output_tail(run_dir: Path, n: int = OUTPUT_LINES, max_bytes: int = 256 * 1024) -> tuple[str, ...]:
     """The last n non-empty lines of output.log (none when it cannot be read)."""
-    return tuple(protocol.last_lines(run_dir / protocol.OUTPUT, n, max_bytes=max_bytes))
+    return tuple(last_lines(run_dir / protocol.OUTPUT, n, max_bytes=max_bytes))
 
 
 def not_a_directory(run_dir: Path) -> str | None:

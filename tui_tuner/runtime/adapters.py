@@ -3,7 +3,7 @@
 Settings go in as command-line flags (each parameter's `flag`, in its `flag_style` or the study's),
 and metrics come out of its output through the `[study.metrics]` patterns, matched by RE2 in linear
 time (a user's pattern can never hang the tuner). Also holds the text reader of output.log (a
-protocol.Tail). The argv a trial runs is built in core/argv.py.
+tailing.Tail). The argv a trial runs is built in core/argv.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core.space import STEP_METRIC, compile_pattern
-from tui_tuner.protocol import Tail, last_lines
+from tui_tuner.core.study_config import STEP_METRIC, compile_pattern
+from tui_tuner.tailing import Tail, last_lines
 
 # One output line longer than this is cut: a script printing megabytes without a newline must
 # not make the tuner buffer all of it.
@@ -80,7 +80,7 @@ def _number(text: str | None) -> float | None:
 
 
 class LineTail(Tail):
-    """output.log read line by line as text: a protocol.Tail with carriage returns as line ends too,
+    """output.log read line by line as text: a tailing.Tail with carriage returns as line ends too,
     so progress bars (tqdm) give one line per refresh; each line cut to MAX_LINE characters."""
 
     def __init__(self, path: str | Path, offset: int = 0, *, max_bytes: int = 8 << 20) -> None:

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from tui_tuner import protocol
 from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.protocol import Command
+from tui_tuner.tailing import last_lines
 
 if TYPE_CHECKING:
-    from tui_tuner.core.space import Space, StudyConfig
+    from tui_tuner.core.space import Space
     from tui_tuner.core.store import Trial
     from tui_tuner.core.study import Study
+    from tui_tuner.core.study_config import StudyConfig
     from tui_tuner.runtime.events import EventBus
     from tui_tuner.runtime.process import Leftovers
     from tui_tuner.runtime.runner import _Run
@@ -265,7 +267,7 @@ class Commands:
 def last_seq(path: Path) -> int:
     """The highest seq in a control file (0 when none): commands keep counting after re-adoption."""
     best = 0
-    for line in protocol.last_lines(path, None, max_bytes=SEQ_WINDOW):
+    for line in last_lines(path, None, max_bytes=SEQ_WINDOW):
         try:
             seq = json.loads(line).get("seq")
         except (ValueError, TypeError, AttributeError):

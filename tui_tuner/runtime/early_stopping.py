@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tui_tuner.core.early_stop import Decider, Decision, EarlyStopConfig, record_to_dict
+from tui_tuner.core.early_stop import Decider
+from tui_tuner.core.early_stop_records import Decision, EarlyStopConfig, record_to_dict
 from tui_tuner.core.study import Study
 from tui_tuner.errors import TunerError
 from tui_tuner.runtime.runner import RunEvent, Runner

@@ -19,7 +19,8 @@ from tui_tuner.core.store import first_line
 from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
 from tui_tuner.runtime.runner import RunEvent
-from tui_tuner.runtime.session import Decision, Notice, Session, SessionEvent
+from tui_tuner.runtime.session import Session
+from tui_tuner.runtime.session_events import Decision, Notice, SessionEvent
 
 # A headless line per trial: a done trial's setting is cut here (the summary and `show` have it
 # whole); a failed one's is never cut, since the parameter that broke it may be the last one.

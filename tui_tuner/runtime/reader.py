@@ -8,6 +8,7 @@ from pathlib import Path
 from tui_tuner import protocol
 from tui_tuner.runtime.adapters import LineTail, MetricParser
 from tui_tuner.runtime.run_state import RunEvent, RunState
+from tui_tuner.tailing import JsonlTail
 
 
 class RunReader:
@@ -16,7 +17,7 @@ class RunReader:
     def __init__(self, run_dir: Path, patterns: dict[str, str] | None = None) -> None:
         """`patterns`: the zero-code study's [study.metrics] (None: read the trainer's events.jsonl)."""
         self.readable = run_dir.is_dir()    # a stray file in its place has nothing to read
-        self.events = protocol.JsonlTail(run_dir / protocol.EVENTS)
+        self.events = JsonlTail(run_dir / protocol.EVENTS)
         self.output = LineTail(run_dir / protocol.OUTPUT)
         self.parser = MetricParser(patterns) if patterns is not None else None
 

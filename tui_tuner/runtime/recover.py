@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,13 @@ from typing import Any
 from tui_tuner import protocol
 from tui_tuner.core import rundir
 from tui_tuner.core.space import load_space
-from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store, StudyLock
+from tui_tuner.core.store import DB_NAME, RUNS_DIR, SPACE_NAME, Store
 from tui_tuner.core.study import Study
+from tui_tuner.core.study_lock import StudyLock
+from tui_tuner.core.study_open import create
 from tui_tuner.core.verdict import read_json
 from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.tailing import JsonlTail
 
 # A checkpoint inside this study: .../runs/t0003/ckpt/step-120.pt (the study may have moved since).
 _IN_RUNS = re.compile(r"(?:^|/)" + RUNS_DIR + r"/(t(\d+))/(.+)$")
@@ -79,8 +81,7 @@ def recover(directory: str | Path) -> Recovery:
         _refuse_a_live_db(d)
         result.moved = _move_aside(d)
         store = Store(d / DB_NAME, create=True)
-        seed = space.config.seed if space.config.seed is not None else secrets.randbelow(2**31)
-        Study._create(d, space, store, seed)
+        seed = create(d, space, store, None)
         study = Study(d, space, store, lock)
         ids = _rebuild(study, runs, result)
         highest = max([rundir.highest_id(d / RUNS_DIR), *ids], default=0)
@@ -187,7 +188,7 @@ def _lineage(study_dir: Path, resume: Any, result: Recovery, where: str) -> dict
 
 def _checkpoint_step(parent_dir: Path, inner: str) -> int | None:
     """The step of the parent's checkpoint event for that file, else the step in its name."""
-    tail = protocol.JsonlTail(parent_dir / protocol.EVENTS)
+    tail = JsonlTail(parent_dir / protocol.EVENTS)
     while True:
         events, _garbage = tail.read_new(final=True)
         for ev in events:

@@ -3,7 +3,7 @@
 Strategies: random (a batch of random settings whenever the queue runs dry), grid (the whole grid
 queued once; the study ends when it is exhausted), coarse_to_fine (a random first round, then after
 each round a zoom around the best trials so far and the next round sampled inside it, once enough
-trials finished: `sampling.zoom_minimum`), and the model-based tpe, gp and cmaes (Optuna, through
+trials finished: `region.zoom_minimum`), and the model-based tpe, gp and cmaes (Optuna, through
 `OptunaSearch`: each free slot gets a setting asked from the study's trials, the pending ones
 included so they are not proposed again, inside the current zoom box and stage).
 
@@ -25,8 +25,9 @@ from typing import Any
 
 from tui_tuner.core import sampling, search
 from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
-from tui_tuner.core.early_stop import Decider, EarlyStopConfig
-from tui_tuner.core.space import MODEL_STRATEGIES, STRATEGIES, early_stop_config
+from tui_tuner.core.early_stop import Decider
+from tui_tuner.core.early_stop_records import EarlyStopConfig
+from tui_tuner.core.study_config import MODEL_STRATEGIES, STRATEGIES, early_stop_config
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runtime.runner import Runner
 
@@ -278,7 +279,7 @@ class Scheduler:
         try:
             state = search.zoomed(self.study, top=self.zoom_top, margin=self.zoom_margin)
         except TunerError:
-            # Fewer finished trials than sampling.zoom_minimum (failures, stops): a zoom on them
+            # Fewer finished trials than region.zoom_minimum (failures, stops): a zoom on them
             # could shut out the best region, so the next round is sampled where we are.
             source = "random"
         # Zoom and the new round commit together, so a crash never zooms twice.

@@ -3,9 +3,9 @@
 It owns the study, the runner and the scheduler, and it is the only place that adopts runs, ticks
 the scheduler, changes the search (through core/search.py), controls runs, edits the queue,
 exports, stops everything and closes. Whoever watches (the app's back end, the headless printer)
-subscribes to one stream of typed events: the runner's RunEvents, Notices for the user, and
-Decisions the session makes on its own (early stops, autopilot: the kind is ready for them).
-Every notice is also a line in STUDY/tuner.log, so nothing that goes wrong is lost with the screen.
+subscribes to one stream of typed events (runtime/session_events.py): the runner's RunEvents,
+Notices for the user, and Decisions the session makes on its own (early stops, autopilot), each
+also a line in STUDY/tuner.log.
 
 No threads of its own and no textual: the app calls it from its command thread (one command at a
 time), headless mode from its loop; `tick()` is where automatic decisions are made for both.
@@ -13,50 +13,22 @@ time), headless mode from its loop; `tick()` is where automatic decisions are ma
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tui_tuner.core import search
 from tui_tuner.core.formatting import short_value
-from tui_tuner.core.space import Space, StudyConfig
+from tui_tuner.core.space import Space
 from tui_tuner.core.study import Study, Trial
+from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import RunError, StudyError, TunerError
-from tui_tuner.protocol import append_line
-from tui_tuner.runtime.early_stopping import REASON_PREFIX, EarlyStopping
+from tui_tuner.runtime.decisions import Decisions
+from tui_tuner.runtime.early_stopping import EarlyStopping
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
-
-LOG_FILE = "tuner.log"   # STUDY/tuner.log: one JSON object a line per notice, private like the study
-
-Severity = Literal["information", "warning", "error"]
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the user should read: a toast in the app, a line in headless mode, a log line."""
-
-    title: str
-    message: str
-    severity: Severity = "information"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Something the session decided on its own (kind: "early_stop", "autopilot", ...), with its numbers."""
-
-    kind: str
-    trial_id: int | None
-    message: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-SessionEvent = RunEvent | Notice | Decision
-Listener = Callable[[SessionEvent], None]
-Undo = Callable[[Decision], str]   # undoes one decision of a kind; returns what happened, RunError if it cannot
+from tui_tuner.runtime.session_events import Decision, EventStream, Listener, Severity, Undo
 
 
 @dataclass(frozen=True)
@@ -93,13 +65,10 @@ class Session:
         self._scheduler = scheduler
         self._scheduler_options = dict(scheduler_options or {})
         self.autostart = autostart
-        self._listeners: list[Listener] = []
-        self._listeners_lock = threading.Lock()
+        self._events = EventStream(study)
         self._said_sched: str | None = None
         self._said_failure: str | None = None
-        self._log_failed = False
-        self._early: EarlyStopping | None = None
-        self._undoers: dict[str, Undo] = {"early_stop": self._undo_early_stop_decision}
+        self._decisions = Decisions(study, runner, lambda: self.scheduler, self._events)
         self.closed = False
 
     # -- what it is -------------------------------------------------------------------------------
@@ -138,115 +107,42 @@ class Session:
         Listeners are called on the thread the event happens on (the runner's poll thread for run
         events): they should record, not work. One that raises is reported, never dropped silently.
         """
-        with self._listeners_lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._listeners_lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-        return unsubscribe
-
-    def _publish(self, event: SessionEvent) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception as e:  # noqa: BLE001 - reported below; the others still get the event
-                what = type(event).__name__ if not isinstance(event, RunEvent) else f"a {event.kind} event"
-                failure = Notice("Listener", f"{_name(listener)} failed on {what}: {type(e).__name__}: {e}", "error")
-                self._log(failure)
-                if not isinstance(event, Notice):   # a listener failing on notices is only logged
-                    self._publish(failure)
+        return self._events.subscribe(listener)
 
     def notice(self, title: str, message: str, severity: Severity = "information") -> None:
         """Tell whoever watches, and write it to the study's log."""
-        event = Notice(title, message, severity)
-        self._log(event)
-        self._publish(event)
+        self._events.notice(title, message, severity)
 
     def decide(self, decision: Decision) -> None:
         """Record and announce an automatic decision (early stop, autopilot)."""
-        self._log(Notice(f"Decision: {decision.kind}", decision.message, "information"))
-        self._publish(decision)
-
-    def _log(self, notice: Notice) -> None:
-        if self.study.readonly:
-            return
-        path = self.study.dir / LOG_FILE
-        try:
-            append_line(path, {"t": time.time(), "severity": notice.severity, "title": notice.title,
-                               "message": notice.message})
-        except (OSError, ValueError) as e:
-            if not self._log_failed:   # said once, not once per notice
-                self._log_failed = True
-                self._publish(Notice("Study log", f"cannot write {path}: {e}", "error"))
+        self._events.decide(decision)
 
     def _on_run_event(self, ev: RunEvent) -> None:
         """The runner's callback (its poll thread, or the caller of a command)."""
         if ev.kind in ("metrics", "ended"):
-            self._judge(ev)   # first: an early-stopped run's "ended" then carries the decision as its reason
-        self._publish(ev)
+            self._decisions.judge(ev)   # first: an early-stopped run's "ended" then carries the decision as its reason
+        self._events.publish(ev)
         if ev.kind == "error":
             self.notice("Runner", str(ev.data.get("message", "error")), "error")
 
-    # -- early stopping ---------------------------------------------------------------------------
+    # -- automatic decisions (runtime/decisions.py) ---------------------------------------------
 
     @property
     def early_stopping(self) -> EarlyStopping | None:
         """The study's early stopping (None when its rule is "none"), built with the scheduler."""
-        if self._early is None and self.scheduler.early_stop.rule != "none":
-            self._early = EarlyStopping(self.study, self.runner, self.scheduler.early_stop)
-        return self._early
-
-    def _judge(self, ev: RunEvent) -> None:
-        try:
-            es = self.early_stopping
-            rec = es.observe(ev) if es is not None else None
-        except Exception as e:  # noqa: BLE001 - said and logged; the runs go on unjudged
-            self.notice("Early stopping", f"{type(e).__name__}: {e}", "error")
-            return
-        if rec is not None:
-            self.decide(Decision("early_stop", rec.trial_id, rec.text, asdict(rec)))
-        if ev.kind == "ended" and es is not None and ev.data.get("status") == "stopped":
-            reason = self.study.trial(ev.trial_id).reason
-            if reason and reason.startswith(REASON_PREFIX):
-                ev.data["reason"] = reason
+        return self._decisions.early_stopping
 
     def undo_early_stop(self, trial_id: int) -> str:
         """Resume an early-stopped trial exactly from its checkpoint (a zero-code run restarts)."""
-        es = self.early_stopping
-        if es is None:
-            raise RunError("early stopping is off in this study: nothing to undo")
-        child = es.undo(trial_id)
-        message = f"undid the early stop of #{trial_id}: #{child.id} resumes it at step {child.fork_step}"
-        self.decide(Decision("undo", child.id, message, {"undone": trial_id}))
-        return message
-
-    def _undo_early_stop_decision(self, decision: Decision) -> str:
-        if decision.trial_id is None:
-            raise RunError("this early-stop decision names no trial")
-        return self.undo_early_stop(decision.trial_id)
-
-    # -- undo of any automatic decision -----------------------------------------------------------
+        return self._decisions.undo_early_stop(trial_id)
 
     def register_undo(self, kind: str, undo: Undo) -> None:
         """Say how decisions of `kind` are undone (early stop, autopilot, auto-k each register one)."""
-        self._undoers[kind] = undo
+        self._decisions.register_undo(kind, undo)
 
     def undo(self, decision: Decision) -> str:
         """Undo one automatic decision by its kind; a RunError when that kind cannot be undone."""
-        undo = self._undoers.get(decision.kind)
-        if undo is None:
-            raise RunError(f"a {decision.kind} decision cannot be undone")
-        return undo(decision)
-
-    def _pin(self, trial_id: int) -> None:
-        """A run the user adjusted or forked by hand is never stopped automatically."""
-        es = self.early_stopping
-        if es is not None:
-            es.pin(trial_id)
+        return self._decisions.undo(decision)
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -352,7 +248,7 @@ class Session:
         if not changes:
             raise RunError("nothing changed")
         self.runner.set(trial_id, dict(changes))
-        self._pin(trial_id)
+        self._decisions.pin(trial_id)
         return f"#{trial_id}: " + ", ".join(f"{k} → {short_value(v)}" for k, v in changes.items())
 
     def prepare_fork(self, trial_id: int) -> int | None:
@@ -370,7 +266,7 @@ class Session:
     def fork(self, trial_id: int, changes: Mapping[str, Any], checkpoint: int | None = None) -> Forked:
         """Fork a trial with some settings changed, from the checkpoint `prepare_fork` took if any."""
         child = self.runner.fork(trial_id, dict(changes), checkpoint=checkpoint)
-        self._pin(child.id)
+        self._decisions.pin(child.id)
         at = f" at step {child.fork_step}" if child.fork_step is not None else ""
         return Forked(child.id, child.fork_step, f"forked #{trial_id}{at} into #{child.id}")
 
@@ -463,8 +359,3 @@ class Session:
         except TunerError:
             return str(self.study.dir / "export.toml")
 
-
-def _name(listener: Listener) -> str:
-    owner = getattr(listener, "__self__", None)
-    name = getattr(listener, "__qualname__", None) or type(listener).__name__
-    return f"{type(owner).__name__}.{listener.__name__}" if owner is not None else str(name)

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from tui_tuner.core.formatting import short_value
-from tui_tuner.core.space import Param
+from tui_tuner.core.param import Param
 from tui_tuner.errors import InputError, SpaceError, TunerError
 from tui_tuner.ui.format import fmt_value
 

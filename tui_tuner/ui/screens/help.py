@@ -10,10 +10,26 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from tui_tuner.ui.screens.dialogs import Dialog
+from tui_tuner.ui.widgets.tables import ParamsTable, QueueTable
+
 NOTES = (
     "Tab moves between the tables. A parameter marked ~ is live (adjustable while it trains); a dim one is "
     "not searched now. Zero-code runs cannot be adjusted live: fork them."
 )
+
+
+def help_sections(main: list[Binding]) -> list[tuple[str, list[Binding]]]:
+    """The key table's sections, from the main screen's bindings and the tables' and dialogs' own."""
+    return [
+        ("Main screen", [b for b in main if b.show]),
+        ("Params table", list(ParamsTable.BINDINGS)),
+        ("Trials table", [Binding("enter", "watch", "Watch this trial")]),
+        ("Queue table", list(QueueTable.BINDINGS)),
+        ("Dialogs", [Binding("enter", "apply", "Apply"), *Dialog.BINDINGS,
+                     Binding("tab", "next", "Next field")]),
+        ("Anywhere", [Binding("tab", "focus", "Next table"), Binding("ctrl+q", "quit", "Quit")]),
+    ]
 
 
 def key_text(binding: Binding) -> str:

@@ -19,16 +19,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from tui_tuner.ui.model import Snapshot
-from tui_tuner.ui.screens.dialogs import (
-    Confirm,
-    OutputView,
-    ParamForm,
-    Prompt,
-    parse_count,
-    parse_path,
-    parse_stage,
-)
-from tui_tuner.ui.screens.help import HelpScreen
+from tui_tuner.ui.screens import main_dialogs
+from tui_tuner.ui.screens.help import HelpScreen, help_sections
 from tui_tuner.ui.widgets.run import RunPanel, set_if_changed
 from tui_tuner.ui.widgets.status import StatusLine
 from tui_tuner.ui.widgets.strip import RunStrip
@@ -248,20 +240,7 @@ class MainScreen(Screen):
         if run is None or not run.can_adjust:
             self.action_adjust_why()
             return
-        space = self.tuner.backend.space
-        fields = [(p, run.params.get(p.name, p.default)) for p in space.by_priority() if p.live]
-        if not fields:
-            self.tuner.say("no parameter is live (set live = true in the space file)", title="Adjust",
-                           severity="warning")
-            return
-        backend = self.tuner.backend
-
-        async def apply(changes: dict) -> str:
-            return await self.tuner.call(backend.adjust, run.id, changes)
-
-        self.app.push_screen(ParamForm(f"Adjust #{run.id} while it trains", fields, apply,
-                                       intro="Live parameters only; the trainer applies them at its "
-                                             "next report.", id="adjust"), self.tuner.said)
+        main_dialogs.adjust(self, run)
 
     def action_adjust_why(self) -> None:
         """Say why adjust is greyed, and what to do instead."""
@@ -278,34 +257,8 @@ class MainScreen(Screen):
     def action_fork(self) -> None:
         """Fork the focused run from its current state with changed settings."""
         run = self.focused_run
-        if run is None:
-            return
-        space = self.tuner.backend.space
-        fields = [(p, run.params.get(p.name, p.default)) for p in space.by_priority()]
-        backend = self.tuner.backend
-        intro = ("The child starts from a checkpoint of this run, with these settings." if run.can_adjust
-                 else "Zero-code run: the child restarts from scratch with these flags.")
-
-        # Checkpoint now: the form says "at step N", and the run may end while the user types.
-        prepared = backend.submit(backend.prepare_fork, run.id)
-
-        async def apply(changes: dict) -> str:
-            return await self.tuner.call(backend.fork, run.id, changes, prepared)
-
-        # A zero-code child restarts from scratch: no step to fork at. A checkpointed one forks at the
-        # checkpoint's step, which the title shows once it is written (the step recorded for the child).
-        title = f"Fork #{run.id} at step {run.step}" if run.can_adjust else f"Restart #{run.id} from scratch"
-        form = ParamForm(title, fields, apply, intro=intro, allow_empty=True, id="fork")
-        if run.can_adjust:
-            def show_step() -> None:
-                step = backend.fork_step(run.id, prepared)
-                if step is not None or not form.is_attached:
-                    timer.stop()
-                if step is not None:
-                    form.retitle(f"Fork #{run.id} at step {step}")
-
-            timer = self.set_interval(0.05, show_step)
-        self.app.push_screen(form, self.tuner.said)
+        if run is not None:
+            main_dialogs.fork(self, run)
 
     def action_stop(self) -> None:
         """Stop the focused run."""
@@ -345,14 +298,7 @@ class MainScreen(Screen):
 
     def action_sample(self) -> None:
         """Sample N more settings into the queue."""
-        backend = self.tuner.backend
-
-        async def apply(n: int) -> str:
-            return await self.tuner.call(backend.sample, n)
-
-        self.app.push_screen(Prompt("Sample settings", "How many settings to queue:", "4", apply, parse_count,
-                                    intro="Random settings from the current search region.", id="sample"),
-                             self.tuner.said)
+        main_dialogs.sample(self)
 
     def action_zoom(self) -> None:
         """Zoom the search into the region of the best trials."""
@@ -364,16 +310,7 @@ class MainScreen(Screen):
 
     def action_stage(self) -> None:
         """Change the priority stage: search tiers <= T."""
-        backend = self.tuner.backend
-        current = str(self.snap.stage) if self.snap else "4"
-
-        async def apply(stage: int) -> str:
-            return await self.tuner.call(backend.set_stage, stage)
-
-        self.app.push_screen(Prompt("Priority stage", "Search tiers <= (1-4):", current, apply, parse_stage,
-                                    intro="1: learning rate only; 2: + momentum, hidden units, batch; "
-                                          "3: + layers, decay; 4: everything.", id="stage"),
-                             self.tuner.said)
+        main_dialogs.stage(self)
 
     @on(ParamsTable.Freeze)
     def _freeze(self, event: ParamsTable.Freeze) -> None:
@@ -392,19 +329,7 @@ class MainScreen(Screen):
         elif event.action == "run":
             self.tuner.command(backend.run_now, tid)
         elif event.action == "edit":
-            self.run_worker(self._edit(tid), group="edit")
-
-    async def _edit(self, trial_id: int) -> None:
-        backend = self.tuner.backend
-        trial = await self.tuner.call_or_say(backend.trial, trial_id)
-        if trial is None:
-            return
-        fields = [(p, trial.params.get(p.name, p.default)) for p in backend.space.by_priority()]
-
-        async def apply(changes: dict) -> str:
-            return await self.tuner.call(backend.edit, trial_id, changes)
-
-        self.app.push_screen(ParamForm(f"Edit queued #{trial_id}", fields, apply, id="edit"), self.tuner.said)
+            self.run_worker(main_dialogs.edit(self, tid), group="edit")
 
     # -- trial keys -----------------------------------------------------------------------------
 
@@ -412,21 +337,7 @@ class MainScreen(Screen):
         """Export the selected trial's setting to TOML."""
         tid = self.selected_trial()
         if tid is not None:
-            self.run_worker(self._export(tid), group="export")
-
-    async def _export(self, trial_id: int) -> None:
-        backend = self.tuner.backend
-        default = await self.tuner.call_or_say(backend.default_export_path, trial_id)
-        if default is None:
-            return
-
-        async def apply(path: str) -> str:
-            out = await self.tuner.call(backend.export, trial_id, path)
-            return f"wrote {out}"
-
-        self.app.push_screen(Prompt(f"Export trial #{trial_id}", "Write TOML to:", default, apply, parse_path,
-                                    intro="One key per parameter, plus a [tuner] table.", id="export"),
-                             self.tuner.said)
+            self.run_worker(main_dialogs.export(self, tid), group="export")
 
     def action_undo_stop(self) -> None:
         """Undo the early stop of the selected trial: it resumes exactly where it was stopped."""
@@ -438,12 +349,7 @@ class MainScreen(Screen):
         """Show the selected trial's reason and last output lines."""
         tid = self.selected_trial()
         if tid is not None:
-            self.run_worker(self._output(tid), group="output")
-
-    async def _output(self, trial_id: int) -> None:
-        out = await self.tuner.call_or_say(self.tuner.backend.output, trial_id)
-        if out is not None:
-            self.app.push_screen(OutputView(out.trial_id, out.status, out.reason, out.lines))
+            self.run_worker(main_dialogs.output(self, tid), group="output")
 
     # -- view keys ------------------------------------------------------------------------------
 
@@ -471,7 +377,7 @@ class MainScreen(Screen):
 
     def action_help(self) -> None:
         """Show the key table."""
-        self.app.push_screen(HelpScreen(help_sections()))
+        self.app.push_screen(HelpScreen(help_sections(self.BINDINGS)))
 
     def action_quit_keep(self) -> None:
         """Quit; runs keep going and are re-adopted next time."""
@@ -479,26 +385,5 @@ class MainScreen(Screen):
 
     def action_quit_stop(self) -> None:
         """Stop every run and quit, after a confirmation."""
-        n = len(self.snap.active_ids) if self.snap else 0
+        main_dialogs.quit_stop(self)
 
-        def answered(result: str | None) -> None:
-            if result == "yes":
-                self.tuner.quit(stop_runs=True)
-
-        self.app.push_screen(Confirm("Stop all and quit", f"Stop {n} running trial(s) and quit?", id="confirm"),
-                             answered)
-
-
-def help_sections() -> list[tuple[str, list[Binding]]]:
-    """The key table's sections, from the bindings themselves."""
-    from tui_tuner.ui.screens.dialogs import Dialog
-
-    return [
-        ("Main screen", [b for b in MainScreen.BINDINGS if b.show]),
-        ("Params table", list(ParamsTable.BINDINGS)),
-        ("Trials table", [Binding("enter", "watch", "Watch this trial")]),
-        ("Queue table", list(QueueTable.BINDINGS)),
-        ("Dialogs", [Binding("enter", "apply", "Apply"), *Dialog.BINDINGS,
-                     Binding("tab", "next", "Next field")]),
-        ("Anywhere", [Binding("tab", "focus", "Next table"), Binding("ctrl+q", "quit", "Quit")]),
-    ]

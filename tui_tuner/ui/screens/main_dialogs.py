@@ -1,0 +1,148 @@
+"""The dialogs the main screen's keys open: each builds its form or prompt and sends the answer on.
+
+Every function takes the main screen (for the app, its back end and the snapshot) and what the key
+acts on; what the user types goes to the back end as one command, whose message the app then says.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tui_tuner.ui.screens.dialogs import (
+    Confirm,
+    OutputView,
+    ParamForm,
+    Prompt,
+    parse_count,
+    parse_path,
+    parse_stage,
+)
+
+if TYPE_CHECKING:
+    from tui_tuner.ui.screens.main import MainScreen
+
+
+def adjust(screen: MainScreen, run: Any) -> None:
+    """The form that changes a running trial's live parameters while it trains."""
+    tuner = screen.tuner
+    backend = tuner.backend
+    fields = [(p, run.params.get(p.name, p.default)) for p in backend.space.by_priority() if p.live]
+    if not fields:
+        tuner.say("no parameter is live (set live = true in the space file)", title="Adjust", severity="warning")
+        return
+
+    async def apply(changes: dict) -> str:
+        return await tuner.call(backend.adjust, run.id, changes)
+
+    screen.app.push_screen(ParamForm(f"Adjust #{run.id} while it trains", fields, apply,
+                                     intro="Live parameters only; the trainer applies them at its "
+                                           "next report.", id="adjust"), tuner.said)
+
+
+def fork(screen: MainScreen, run: Any) -> None:
+    """The form that forks a running trial from its current state with changed settings."""
+    tuner = screen.tuner
+    backend = tuner.backend
+    fields = [(p, run.params.get(p.name, p.default)) for p in backend.space.by_priority()]
+    intro = ("The child starts from a checkpoint of this run, with these settings." if run.can_adjust
+             else "Zero-code run: the child restarts from scratch with these flags.")
+
+    # Checkpoint now: the form says "at step N", and the run may end while the user types.
+    prepared = backend.submit(backend.prepare_fork, run.id)
+
+    async def apply(changes: dict) -> str:
+        return await tuner.call(backend.fork, run.id, changes, prepared)
+
+    # A zero-code child restarts from scratch: no step to fork at. A checkpointed one forks at the
+    # checkpoint's step, which the title shows once it is written (the step recorded for the child).
+    title = f"Fork #{run.id} at step {run.step}" if run.can_adjust else f"Restart #{run.id} from scratch"
+    form = ParamForm(title, fields, apply, intro=intro, allow_empty=True, id="fork")
+    if run.can_adjust:
+        def show_step() -> None:
+            step = backend.fork_step(run.id, prepared)
+            if step is not None or not form.is_attached:
+                timer.stop()
+            if step is not None:
+                form.retitle(f"Fork #{run.id} at step {step}")
+
+        timer = screen.set_interval(0.05, show_step)
+    screen.app.push_screen(form, tuner.said)
+
+
+def sample(screen: MainScreen) -> None:
+    """The prompt that samples N more settings into the queue."""
+    tuner = screen.tuner
+    backend = tuner.backend
+
+    async def apply(n: int) -> str:
+        return await tuner.call(backend.sample, n)
+
+    screen.app.push_screen(Prompt("Sample settings", "How many settings to queue:", "4", apply, parse_count,
+                                  intro="Random settings from the current search region.", id="sample"),
+                           tuner.said)
+
+
+def stage(screen: MainScreen) -> None:
+    """The prompt that changes the priority stage: search tiers <= T."""
+    tuner = screen.tuner
+    backend = tuner.backend
+    current = str(screen.snap.stage) if screen.snap else "4"
+
+    async def apply(stage: int) -> str:
+        return await tuner.call(backend.set_stage, stage)
+
+    screen.app.push_screen(Prompt("Priority stage", "Search tiers <= (1-4):", current, apply, parse_stage,
+                                  intro="1: learning rate only; 2: + momentum, hidden units, batch; "
+                                        "3: + layers, decay; 4: everything.", id="stage"),
+                           tuner.said)
+
+
+async def edit(screen: MainScreen, trial_id: int) -> None:
+    """The form that changes a queued trial's settings."""
+    tuner = screen.tuner
+    backend = tuner.backend
+    trial = await tuner.call_or_say(backend.trial, trial_id)
+    if trial is None:
+        return
+    fields = [(p, trial.params.get(p.name, p.default)) for p in backend.space.by_priority()]
+
+    async def apply(changes: dict) -> str:
+        return await tuner.call(backend.edit, trial_id, changes)
+
+    screen.app.push_screen(ParamForm(f"Edit queued #{trial_id}", fields, apply, id="edit"), tuner.said)
+
+
+async def export(screen: MainScreen, trial_id: int) -> None:
+    """The prompt that exports a trial's setting to TOML, offering the default path first."""
+    tuner = screen.tuner
+    backend = tuner.backend
+    default = await tuner.call_or_say(backend.default_export_path, trial_id)
+    if default is None:
+        return
+
+    async def apply(path: str) -> str:
+        out = await tuner.call(backend.export, trial_id, path)
+        return f"wrote {out}"
+
+    screen.app.push_screen(Prompt(f"Export trial #{trial_id}", "Write TOML to:", default, apply, parse_path,
+                                  intro="One key per parameter, plus a [tuner] table.", id="export"),
+                           tuner.said)
+
+
+async def output(screen: MainScreen, trial_id: int) -> None:
+    """The view of a trial's reason and last output lines."""
+    out = await screen.tuner.call_or_say(screen.tuner.backend.output, trial_id)
+    if out is not None:
+        screen.app.push_screen(OutputView(out.trial_id, out.status, out.reason, out.lines))
+
+
+def quit_stop(screen: MainScreen) -> None:
+    """Ask before stopping every run and quitting."""
+    n = len(screen.snap.active_ids) if screen.snap else 0
+
+    def answered(result: str | None) -> None:
+        if result == "yes":
+            screen.tuner.quit(stop_runs=True)
+
+    screen.app.push_screen(Confirm("Stop all and quit", f"Stop {n} running trial(s) and quit?", id="confirm"),
+                           answered)
