@@ -65,7 +65,8 @@ class StudyConfig:
     command: tuple[str, ...]
     objective: str
     direction: str = "minimize"
-    parallel: int = 1
+    parallel: int = 1                  # runs at once (1 to start with when auto_k)
+    auto_k: bool = False               # parallel = "auto": auto-k chooses it from measured throughput
     budget: int = 20
     strategy: str = "coarse_to_fine"
     seed: int | None = None
@@ -185,12 +186,17 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     except SpaceError as e:
         raise fail(*e.message.split(": ", 1)) from None
 
+    parallel = raw.get("parallel", 1)
+    auto_k = parallel == "auto"
+    if not auto_k and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
+        raise fail("study.parallel", f'must be an integer >= 1 or "auto", got {quoted_value(parallel)}')
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
         objective=objective,
         direction=choice("direction", ("minimize", "maximize"), "minimize"),
-        parallel=integer("parallel", 1, 1),
+        parallel=1 if auto_k else parallel,
+        auto_k=auto_k,
         budget=integer("budget", 20, 1),
         strategy=choice("strategy", STRATEGIES, "coarse_to_fine"),
         seed=integer("seed", None, 0),

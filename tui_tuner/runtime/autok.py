@@ -217,3 +217,58 @@ class AutoK:
             self.state, change = autok.undo(self.state, data)
             self._apply(change)
             return change.text
+
+
+class AutoKCommands:
+    """The session's part of auto-k (Session inherits it): built with the scheduler, fed every run
+    event before it is published (so an OOM re-queue reads as one), ticked, overridden by hand."""
+
+    study: Study
+    runner: Runner
+    scheduler: Scheduler
+    decide: Callable[[Any], None]
+    notice: Callable[..., None]
+    register_undo: Callable[[str, Callable[[Any], str]], None]
+    _autok: AutoK | None = None
+
+    @property
+    def autok(self) -> AutoK:
+        """Auto-k (auto when the study says parallel = "auto"; else it keeps the fixed k until `toggle_k`)."""
+        if self._autok is None:
+            sched = self.scheduler
+            self._autok = AutoK(self.study, self.runner, sched, auto=sched.auto_k, on_change=self._k_changed)
+            self.register_undo("auto_k", lambda d: self.autok.undo(d.data))
+        return self._autok
+
+    def _observe_k(self, ev: RunEvent) -> None:
+        ak = self._autok
+        if ak is None:
+            return
+        try:
+            ak.observe(ev)
+        except Exception as e:  # noqa: BLE001 - said and logged; k stays where it is
+            self.notice("Auto-k", f"{type(e).__name__}: {e}", "error")
+
+    def _tick_k(self) -> None:
+        try:
+            self.autok.tick()
+        except Exception as e:  # noqa: BLE001 - said and logged; the next tick measures again
+            self.notice("Auto-k", f"{type(e).__name__}: {e}", "error")
+
+    def _k_changed(self, change: Change) -> None:
+        from tui_tuner.runtime.session_events import Decision
+
+        if change.why in ("fixed", "auto"):
+            self.notice("Auto-k", change.text)   # the user's own move, not an automatic decision
+            return
+        kind = "undo" if change.why == "undo" else "auto_k"
+        trial = change.data.get("trial")
+        self.decide(Decision(kind, trial if isinstance(trial, int) else None, change.text, dict(change.data)))
+
+    def toggle_k(self) -> str:
+        """The override key: fix k where it is, or return to auto."""
+        return self.autok.toggle()
+
+    def bump_k(self, delta: int) -> str:
+        """Fix k one higher or lower (never below 1)."""
+        return self.autok.fix(max(1, self.autok.status().k + delta))

@@ -8,8 +8,12 @@ through `trainer.max_steps(default)`; a run whose trainer never said its limit c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from tui_tuner.core.formatting import short_value
-from tui_tuner.core.space import Param, Space
+from tui_tuner.core.param import Param
+from tui_tuner.core.space import Space
 from tui_tuner.errors import RunError
 from tui_tuner.runtime.runner import Runner
 
@@ -69,3 +73,24 @@ def longer_steps(runner: Runner, trial_id: int, factor: float = LONGER) -> tuple
                        f"limit cannot change while it trains (see the README's trainer API)")
     step = run.state.step or 0
     return old, max(int(round(old * factor)), step + 1, old + 1)
+
+
+class HandMoves:
+    """The session's hand moves (Session inherits them; the app's keys and the autopilot call them)."""
+
+    runner: Runner
+    space: Space
+    adjust: Callable[[int, Mapping[str, Any]], str]
+    _decisions: Any   # the session's automatic decisions (runtime/decisions.py): pins
+
+    def scale_lr(self, trial_id: int, factor: float) -> str:
+        """The learning rate of a running trial ×factor (×0.5, ×2), without a form."""
+        changes = lr_change(self.runner, self.space, trial_id, factor)
+        return self.adjust(trial_id, changes) + f" (lr ×{factor:g})"
+
+    def train_longer(self, trial_id: int, factor: float = LONGER) -> str:
+        """Extend a running trial's step limit (its trainer reads trainer.max_steps)."""
+        old, new = longer_steps(self.runner, trial_id, factor)
+        self.runner.set_max_steps(trial_id, new)
+        self._decisions.pin(trial_id)   # a run the user is babysitting is not stopped automatically
+        return f"#{trial_id}: train longer, steps {old} → {new}"
