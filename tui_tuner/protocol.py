@@ -80,6 +80,7 @@ CMD_STOP = "stop"
 CMD_SET = "set"
 CMD_CHECKPOINT = "checkpoint"
 CMD_MAX_STEPS = "max_steps"   # {"steps": N}: the run's new step limit (trainer.max_steps reads it)
+MAX_STEPS_SUFFIX = ".tuner.json"   # beside a checkpoint: the step limit it was taken under
 COMMANDS = (CMD_PAUSE, CMD_RESUME, CMD_STOP, CMD_SET, CMD_CHECKPOINT, CMD_MAX_STEPS)
 
 # -- events (trainer -> tuner); a metrics line has "step" and "metrics" and no "event" ----------------
