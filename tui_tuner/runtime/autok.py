@@ -32,6 +32,7 @@ OOM_META = "auto_k_oom"          # {trial id: out-of-memory failures so far}
 OOM_REASON = "out of GPU memory"  # core/verdict.py's reason for a run that ran out of memory
 WINDOW = 5.0                     # seconds a measurement lasts (at least)
 REPORTS_PER_RUN = 2              # ... and at least this many reports per run in it
+FIXED_BY_SPACE = "fixed by the space"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class AutoK:
         if auto:
             self.state = State.from_dict(saved) if isinstance(saved, dict) else State(k=1)
         else:
-            self.state = State(k=scheduler.parallel, mode="fixed", note="fixed by the space")
+            self.state = State(k=scheduler.parallel, mode="fixed", note=FIXED_BY_SPACE)
         self._window_k: int | None = None
         scheduler.parallel = self.state.k
 
@@ -264,6 +265,14 @@ class AutoKCommands:
         kind = "undo" if change.why == "undo" else "auto_k"
         trial = change.data.get("trial")
         self.decide(Decision(kind, trial if isinstance(trial, int) else None, change.text, dict(change.data)))
+
+    def k_status(self) -> Status | None:
+        """What the status line shows of k (None until auto-k is built, or while the space's k is untouched)."""
+        ak = self._autok
+        if ak is None:
+            return None
+        status = ak.status()
+        return None if status.note == FIXED_BY_SPACE else status
 
     def toggle_k(self) -> str:
         """The override key: fix k where it is, or return to auto."""

@@ -135,7 +135,7 @@ class SnapshotBuilder:
             budget=self.session.budget,
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
-            gpu=None if light else self._gpu_line(), importance_method=method,
+            gpu=None if light else self._gpu_line(), importance_method=method, k=self._k_line(),
             curves=curves, points=points, boxes=boxes or ())
 
     def _curves_view(self, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
@@ -287,6 +287,10 @@ class SnapshotBuilder:
         done = [(t.params, t.objective) for t in self.session.study.finished()
                 if t.status == "done" and t.objective is not None]
         self._compute_importance(n_done, done)
+
+    def _k_line(self) -> str | None:
+        status = self.session.k_status()
+        return status.text() if status is not None else None
 
     def _gpu_line(self) -> str | None:
         if self._gpu is None:
