@@ -104,3 +104,14 @@ def test_k_rises_while_it_pays_and_undo_puts_it_back_and_holds(session, monkeypa
     drive(session, lambda: time.time() - t0 > 1.5, 5, "a few windows")
     assert session.scheduler.parallel == 1, "held: auto-k must not redo the undone raise"
     assert "k 1 held" in session.autok.status().text()
+
+
+def test_headless_says_a_requeue_and_prints_k_decisions():
+    from tui_tuner.runtime.headless import _print
+
+    lines: list[str] = []
+    _print(None, RunEvent("ended", 4, {"status": "failed", "reason": "out of GPU memory", "requeued": True}),
+           lines.append)
+    _print(None, Decision("auto_k", None, "k 2 → 3: 1,810 → 2,470 steps/s at k 1 → 2 (+36% ≥ +10%)"), lines.append)
+    assert lines == ["trial    4  re-queued  (out of GPU memory; not counted: the same setting runs again)",
+                     "auto_k: k 2 → 3: 1,810 → 2,470 steps/s at k 1 → 2 (+36% ≥ +10%)"]
