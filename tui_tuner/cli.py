@@ -12,12 +12,12 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from tui_tuner import __version__
-from tui_tuner.core.formatting import show_value
+from tui_tuner.cli_study import cmd_export, cmd_plot, cmd_recover, cmd_show
 from tui_tuner.core.space import Space, load_space
 from tui_tuner.core.study_config import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES
 from tui_tuner.errors import TunerError
@@ -42,24 +42,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= minimum, else one line saying so."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
+        return n
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+_count = _at_least(0)
+_positive = _at_least(1)
 
 
 def _parallel(text: str) -> int | str:
@@ -302,87 +299,6 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(json.dumps(setting) + "\n")
     out.flush()
     return 0
-
-
-REASON_WIDTH = 60   # the `show` table's reason column: the first line of a reason, cut here
-
-
-def trial_table(study: Any) -> list[str]:
-    """The `show` table: one aligned line per trial, best first, with a header line.
-
-    The reason column holds why a trial ended otherwise than done (the first line of its reason,
-    capped); `show --json` and the app's `v` key have the whole text.
-    """
-    from tui_tuner.core.store import first_line
-
-    rows = [["id", "status", "objective", "step", "fork", "reason", "params"]]
-    for t in study.trials("best"):
-        fork = "-" if t.parent is None else f"{t.parent}@{show_value(t.fork_step)}"
-        params = " ".join(f"{k}={show_value(v)}" for k, v in t.params.items())
-        rows.append([str(t.id), t.status, show_value(t.objective), show_value(t.step), fork,
-                     first_line(t.reason, REASON_WIDTH) or "-", params])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    # Left-aligned text, right-aligned numbers would be prettier but harder to cut(1); keep it plain.
-    return [("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]).rstrip()
-            for r in rows]
-
-
-def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Print a study's trials, best first: an aligned table, or JSON lines with --json."""
-    from tui_tuner.core.study import Study
-
-    out = out or sys.stdout
-    with Study.open(args.study, lock=False) as study:
-        if args.json:
-            for t in study.trials("best"):
-                out.write(json.dumps({
-                    "id": t.id, "status": t.status, "objective": t.objective, "step": t.step,
-                    "parent": t.parent, "fork_step": t.fork_step, "source": t.source,
-                    "reason": t.reason, "params": t.params,
-                }) + "\n")
-        else:
-            for line in trial_table(study):
-                out.write(line + "\n")
-    out.flush()
-    return 0
-
-
-def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Write the chosen trial (default: the best) as TOML and print the path written.
-
-    `-o -` writes the export itself to standard output; so does `--format args` without -o.
-    """
-    from tui_tuner.core.export import STDOUT, choose_trial, export_text, export_trial
-    from tui_tuner.core.study import Study
-
-    out = out or sys.stdout
-    fmt = getattr(args, "format", "toml")
-    with Study.open(args.study, lock=False) as study:
-        if args.output == STDOUT or (fmt == "args" and args.output is None):
-            out.write(export_text(study, choose_trial(study, args.trial), fmt))
-            out.flush()
-            return 0
-        path = export_trial(study, args.trial, args.output, fmt=fmt)
-    out.write(f"{path}\n")
-    out.flush()
-    return 0
-
-
-def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Rebuild the study's database from its run directories and say what could not come back."""
-    from tui_tuner.runtime.recover import recover
-
-    out = out or sys.stdout
-    for line in recover(args.study).lines():
-        out.write(line + "\n")
-    out.flush()
-    return 0
-def cmd_plot(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Draw the curves or the search scatter of a study, to the terminal or to a file."""
-    from tui_tuner.runtime.pictures import plot_study
-
-    return plot_study(args.study, metric=args.metric, search=args.search, output=args.output, log=args.log,
-                      out=out)
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -16,10 +16,9 @@ are the script's defaults with ``--name value`` / ``--name=value`` overrides fro
 metrics are printed, so the same script runs with or without the tuner. ``--config best.toml`` (a
 `tui-tuner export`) sets every value it holds; flags after it win over it.
 
-Cost: report() checks the metrics are plain finite numbers, appends them to an in-memory queue and
-stats control.jsonl (at most once a millisecond; reading it only when it grew). A daemon thread writes the queue every 100 ms; it is
-also written before a pause blocks, after each command, and at exit. This module imports only the
-standard library (no textual, numpy or torch).
+Cost: report() checks the metrics are plain finite numbers, queues them for the events writer
+(trainer_events: a thread writes every 100 ms) and stats control.jsonl at most once a millisecond,
+reading it only when it grew. Standard library only (no textual, numpy or torch).
 """
 
 from __future__ import annotations

@@ -144,3 +144,21 @@ def test_a_new_study_with_an_empty_runs_dir_opens(tmp_path):
     (tmp_path / "s" / "runs").mkdir(parents=True)
     with Study.open(tmp_path / "s", parse_space(TEXT, "x.toml")) as s:
         assert s.trials() == []
+
+
+def test_a_forks_step_is_read_from_a_checkpoint_event_past_the_first_read(tmp_path):
+    """The parent's events are read to their end in bounded reads (the one tailer, JsonlTail.read_all):
+    a checkpoint event beyond the first 8 MiB still gives the fork its step, which here only the
+    event knows (the checkpoint's name holds none)."""
+    d = tmp_path / "study"
+    d.mkdir()
+    (d / "space.toml").write_text(TEXT)
+    parent = write_run(d, 1, events=steps([0.9, 0.8]), exit_info={"returncode": 0})
+    with open(parent / protocol.EVENTS, "a") as f:
+        f.write((" " * 1023 + "\n") * (9 << 10))   # 9 MiB of blank lines, skipped by the reader
+        f.write(json.dumps({"t": 113.0, "event": "checkpoint", "seq": 1, "path": "ckpt/last", "step": 7}) + "\n")
+        f.write(json.dumps({"t": 114.0, "event": "done"}) + "\n")
+    write_run(d, 2, resume="runs/t0001/ckpt/last", events=steps([0.4]), exit_info={"returncode": 0})
+    recover(d)
+    with Study.open(d) as s:
+        assert (s.trial(2).parent, s.trial(2).fork_step) == (1, 7)

@@ -6,7 +6,7 @@ import pytest
 from space_toml import lr, param, space_toml
 
 from tui_tuner import cli
-from tui_tuner.cli import REASON_WIDTH
+from tui_tuner.cli_study import REASON_WIDTH
 from tui_tuner.core.space import parse_space
 from tui_tuner.core.store import first_line
 from tui_tuner.core.study import Study

@@ -13,14 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tui_tuner.core.param import is_number
+
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smhd])")
 # The study meta key holding the wall-clock time (unix seconds) the study first started a trial.
 STARTED_META = "budget_started"
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def parse_duration(value: Any) -> float:
@@ -29,7 +27,7 @@ def parse_duration(value: Any) -> float:
     ValueError (saying what is accepted) for anything else, zero, a negative or an infinite time.
     """
     rule = 'a time like "8h", "90m", "1h30m" or "3600s", or a number of seconds > 0'
-    if _is_number(value):
+    if is_number(value):
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")

@@ -121,26 +121,3 @@ def _build(data: dict[str, Any], source: str, default_name: str, text: str) -> S
     # Priority order is the app's order; keep it stable and explicit.
     ordered = dict(sorted(params.items(), key=lambda kv: kv[1].tier))
     return Space(config=study, params=ordered, path=source, text=text)
-
-
-def _build(data: dict[str, Any], source: str, default_name: str, text: str) -> Space:
-    def fail(where: str, rule: str) -> SpaceError:
-        return SpaceError(f"{source}: {where}: {rule}")
-
-    for key in data:
-        if key not in ("study", "params"):
-            raise fail(key, "unknown table (expected [study] and [params.NAME])")
-    study_raw = data.get("study")
-    if not isinstance(study_raw, dict):
-        raise fail("study", "missing [study] table (it needs command and objective)")
-    params_raw = data.get("params")
-    if not isinstance(params_raw, dict) or not params_raw:
-        raise fail("params", "no parameters: add at least one [params.NAME] table")
-
-    params: dict[str, Param] = {}
-    for name, raw in params_raw.items():
-        params[name] = build_param(name, raw, fail)
-    study = build_study_config(study_raw, params, fail, default_name)
-    # Priority order is the app's order; keep it stable and explicit.
-    ordered = dict(sorted(params.items(), key=lambda kv: kv[1].tier))
-    return Space(config=study, params=ordered, path=source, text=text)

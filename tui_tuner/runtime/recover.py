@@ -188,16 +188,11 @@ def _lineage(study_dir: Path, resume: Any, result: Recovery, where: str) -> dict
 
 def _checkpoint_step(parent_dir: Path, inner: str) -> int | None:
     """The step of the parent's checkpoint event for that file, else the step in its name."""
-    tail = JsonlTail(parent_dir / protocol.EVENTS)
-    while True:
-        events, _garbage = tail.read_new(final=True)
-        for ev in events:
-            path, step = ev.get("path"), ev.get("step")
-            if ev.get("event") == protocol.EV_CHECKPOINT and isinstance(path, str) and isinstance(step, int):
-                if path == inner or str(parent_dir / path) == str(parent_dir / inner):
-                    return step
-        if not tail.behind:
-            break
+    for ev in JsonlTail(parent_dir / protocol.EVENTS).read_all():
+        path, step = ev.get("path"), ev.get("step")
+        if ev.get("event") == protocol.EV_CHECKPOINT and isinstance(path, str) and isinstance(step, int):
+            if path == inner or str(parent_dir / path) == str(parent_dir / inner):
+                return step
     m = _STEP.search(inner)
     return int(m.group(1)) if m else None
 

@@ -6,6 +6,7 @@ acts on; what the user types goes to the back end as one command, whose message 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tui_tuner.ui.screens.dialogs import (
@@ -19,14 +20,21 @@ from tui_tuner.ui.screens.dialogs import (
 )
 
 if TYPE_CHECKING:
+    from tui_tuner.core.param import Param
+    from tui_tuner.core.space import Space
     from tui_tuner.ui.screens.main import MainScreen
+
+
+def _fields(space: Space, params: Mapping[str, Any], *, live_only: bool = False) -> list[tuple[Param, Any]]:
+    """A form's fields: each parameter in priority order with its value in `params` (else its default)."""
+    return [(p, params.get(p.name, p.default)) for p in space.by_priority() if p.live or not live_only]
 
 
 def adjust(screen: MainScreen, run: Any) -> None:
     """The form that changes a running trial's live parameters while it trains."""
     tuner = screen.tuner
     backend = tuner.backend
-    fields = [(p, run.params.get(p.name, p.default)) for p in backend.space.by_priority() if p.live]
+    fields = _fields(backend.space, run.params, live_only=True)
     if not fields:
         tuner.say("no parameter is live (set live = true in the space file)", title="Adjust", severity="warning")
         return
@@ -43,7 +51,7 @@ def fork(screen: MainScreen, run: Any) -> None:
     """The form that forks a running trial from its current state with changed settings."""
     tuner = screen.tuner
     backend = tuner.backend
-    fields = [(p, run.params.get(p.name, p.default)) for p in backend.space.by_priority()]
+    fields = _fields(backend.space, run.params)
     intro = ("The child starts from a checkpoint of this run, with these settings." if run.can_adjust
              else "Zero-code run: the child restarts from scratch with these flags.")
 
@@ -104,7 +112,7 @@ async def edit(screen: MainScreen, trial_id: int) -> None:
     trial = await tuner.call_or_say(backend.trial, trial_id)
     if trial is None:
         return
-    fields = [(p, trial.params.get(p.name, p.default)) for p in backend.space.by_priority()]
+    fields = _fields(backend.space, trial.params)
 
     async def apply(changes: dict) -> str:
         return await tuner.call(backend.edit, trial_id, changes)
