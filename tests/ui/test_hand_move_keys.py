@@ -52,8 +52,9 @@ async def test_sparkline_marks_a_pause_a_live_change_and_a_fork(study_dir, tmp_p
 
 
 async def running(pilot, app, trial_id: int = 1) -> None:
-    await wait_until(pilot, lambda: (app.backend.runner.latest(trial_id).get("step") or 0) > 3, 15,
-                     f"#{trial_id} reporting")
+    runner = app.backend.runner
+    await wait_until(pilot, lambda: runner.is_live(trial_id) and (runner.latest(trial_id).get("step") or 0) > 3,
+                     20, f"#{trial_id} reporting")
 
 
 async def test_lr_keys_halve_and_double_the_watched_runs_lr_without_a_form(study_dir, tmp_path):
@@ -109,19 +110,19 @@ async def test_status_line_shows_auto_k_and_the_k_key_overrides_it(study_dir, tm
         await wait_until(pilot, lambda: session.k_status() is not None, 10, "auto-k")
         session.autok.window = 0.3
         await wait_until(pilot, lambda: "k 1 auto" in status(app), 10, "k on the status line")
-        await wait_until(pilot, lambda: "steps/s" in status(app), 20, "a measurement on the status line")
-        await wait_until(pilot, lambda: session.scheduler.parallel >= 2, 20, "k to rise")
+        await wait_until(pilot, lambda: "steps/s" in status(app), 30, "a measurement on the status line")
+        await wait_until(pilot, lambda: session.scheduler.parallel >= 2, 30, "k to rise")
         await pilot.press("k")
-        await wait_until(pilot, lambda: " fixed" in status(app), 10, "k fixed by hand")
+        await wait_until(pilot, lambda: " fixed" in status(app), 20, "k fixed by hand")
         fixed = session.scheduler.parallel
         await pilot.press("plus")
-        await wait_until(pilot, lambda: f"k {fixed + 1} fixed" in status(app), 10, "k one higher")
+        await wait_until(pilot, lambda: f"k {fixed + 1} fixed" in status(app), 20, "k one higher")
         assert session.scheduler.parallel == fixed + 1
         await pilot.press("minus", "minus")
         lower = max(1, fixed - 1)
-        await wait_until(pilot, lambda: f"k {lower} fixed" in status(app), 10, "k two lower")
+        await wait_until(pilot, lambda: f"k {lower} fixed" in status(app), 20, "k two lower")
         await pilot.press("k")
-        await wait_until(pilot, lambda: " auto" in status(app), 10, "back to auto")
+        await wait_until(pilot, lambda: " auto" in status(app), 20, "back to auto")
         assert said(app, "back to auto")
 
 
