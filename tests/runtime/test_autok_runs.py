@@ -5,6 +5,7 @@ undo puts k back and holds it."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,13 @@ def test_headless_says_a_requeue_and_prints_k_decisions():
     _print(None, Decision("auto_k", None, "k 2 → 3: 1,810 → 2,470 steps/s at k 1 → 2 (+36% ≥ +10%)"), lines.append)
     assert lines == ["trial    4  re-queued  (out of GPU memory; not counted: the same setting runs again)",
                      "auto_k: k 2 → 3: 1,810 → 2,470 steps/s at k 1 → 2 (+36% ≥ +10%)"]
+
+
+def test_the_k_key_fixes_a_settled_auto_k_and_returns_a_fixed_or_held_one_to_auto(session):
+    ak = session.autok
+    ak.state = replace(ak.state, k=2, settled=True)          # auto, its search over
+    assert ak.toggle().startswith("k 2 → 2: fixed by hand")
+    assert ak.status().mode == "fixed" and session.scheduler.parallel == 2
+    assert "back to auto" in ak.toggle() and ak.status().mode == "auto"
+    ak.state = replace(ak.state, held=True, settled=True)    # held by an undo
+    assert "back to auto" in ak.toggle() and ak.state.exploring

@@ -204,7 +204,7 @@ class AutoK:
     def toggle(self) -> str:
         """The override key: fix k where it is now, or (when fixed or held) return to auto."""
         with self._lock:
-            if self.state.exploring:
+            if self.state.mode == "auto" and not self.state.held:   # searching or settled: fix it here
                 return self.fix(self.state.k)
             self.state, change = autok.to_auto(self.state)
             self._apply(change)
