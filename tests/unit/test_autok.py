@@ -32,24 +32,36 @@ def test_a_raise_pays_only_with_ten_percent_more(before, after, raises):
     s, _ = autok.decide(State(), m(1, before))
     s, ch = autok.decide(s, m(2, after))
     if raises:
-        assert (ch.why, ch.old, ch.new, s.k, s.prev) == ("raise", 2, 3, 3, 2)
+        assert (ch.why, ch.old, ch.new, s.k, s.prev) == ("raise", 2, 4, 4, 2)   # doubling
         assert f"{autok.rate_text(before)} → {autok.rate_text(after)} steps/s at k 1 → 2" in ch.text
     else:
         assert (ch.why, ch.old, ch.new, s.k, s.settled) == ("back", 2, 1, 1, True)
         assert ch.data["before"] == before and ch.data["steps_per_s"] == after
 
 
-def test_rise_rise_then_flat_settles_on_the_best():
+def test_raises_double_and_a_raise_that_did_not_pay_is_bisected():
     s = State()
-    for k, rate in [(1, 1000), (2, 1810), (3, 2470)]:
+    for k, rate in [(1, 1000), (2, 1810), (4, 2470)]:
         s, ch = autok.decide(s, m(k, rate))
-        assert ch.why == "raise" and s.k == k + 1
-    assert ch.text.startswith("k 3 → 4: 1,810 → 2,470 steps/s")
-    s, ch = autok.decide(s, m(4, 2500))
-    assert (ch.why, s.k, s.settled) == ("back", 3, True)
+        assert ch.why == "raise" and s.k == 2 * k
+    assert ch.text.startswith("k 4 → 8: 1,810 → 2,470 steps/s at k 2 → 4 (+36% ≥ +10%)")
+    s, ch = autok.decide(s, m(8, 2500))              # 8 does not pay over 4: try the middle
+    assert (ch.why, ch.new, s.k, s.prev, s.cap, s.settled) == ("back", 6, 6, 4, 8, False)
+    assert ch.text == "k 8 → 6: 2,470 → 2,500 steps/s at k 4 → 8 (+1% < +10%): trying 6"
+    s, ch = autok.decide(s, m(6, 2800))              # 6 pays over 4: raise, but below 8
+    assert (ch.why, ch.new, s.k) == ("raise", 7, 7)
+    s, ch = autok.decide(s, m(7, 2900))              # 7 does not pay over 6, nothing between: back
+    assert (ch.why, s.k, s.settled) == ("back", 6, True)
     # Settled: further windows change nothing, but keep the rate for the status line.
-    s2, ch = autok.decide(s, m(3, 2600))
-    assert ch is None and s2.k == 3 and s2.rates[3] == 2600
+    s2, ch = autok.decide(s, m(6, 2600))
+    assert ch is None and s2.k == 6 and s2.rates[6] == 2600
+
+
+def test_on_two_cores_it_settles_on_two():
+    s = State()
+    for k, rate in [(1, 400), (2, 790), (4, 800), (3, 805)]:
+        s, ch = autok.decide(s, m(k, rate))
+    assert (s.k, s.settled) == (2, True) and ch.text.endswith("back to 2")
 
 
 def test_a_window_with_too_few_runs_or_at_another_k_decides_nothing():
@@ -58,6 +70,16 @@ def test_a_window_with_too_few_runs_or_at_another_k_decides_nothing():
     assert ch is None and same == s
     same, ch = autok.decide(s, m(1, 5000))               # stale: measured at the old k
     assert ch is None and same == s
+
+
+def test_memory_limits_a_doubling_to_the_runs_that_fit():
+    mem = Memory(used=30 * GB, free=50 * GB, total=80 * GB, runs=24 * GB)   # 6 GB a run at k 4
+    s, ch = autok.decide(State(k=4), m(4, 1000, memory=mem))
+    # (50 - 4 reserve) // (6 * 1.2) = 6 more would fit: 8 is allowed; with less free memory, fewer.
+    assert ch.new == 8
+    tight = Memory(used=60 * GB, free=20 * GB, total=80 * GB, runs=24 * GB)
+    s, ch = autok.decide(State(k=4), m(4, 1000, memory=tight))
+    assert ch.new == 6
 
 
 def test_memory_without_room_stops_the_raise():
@@ -118,15 +140,15 @@ def test_fix_overrides_and_auto_resumes():
     s, ch = autok.to_auto(s)
     assert (s.mode, s.k, s.settled, ch.why, dict(s.rates)) == ("auto", 5, False, "auto", {})
     s, ch = autok.decide(s, m(5, 100))
-    assert ch.why == "raise" and s.k == 6
+    assert ch.why == "raise" and s.k == 10
     assert autok.to_auto(s) == (s, None)   # already exploring
 
 
 def test_undo_puts_k_back_and_holds_it():
     s, ch = autok.decide(State(), m(1, 1000))
-    s, ch = autok.decide(s, m(2, 1900))           # 2 → 3
+    s, ch = autok.decide(s, m(2, 1900))           # 2 → 4
     s, undo = autok.undo(s, ch.data)
-    assert (s.k, s.held, undo.old, undo.new, undo.why) == (2, True, 3, 2, "undo")
+    assert (s.k, s.held, undo.old, undo.new, undo.why) == (2, True, 4, 2, "undo")
     # Held: however good the next windows, it is not redone.
     for _ in range(3):
         s, again = autok.decide(s, m(2, 5000))

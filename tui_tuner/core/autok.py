@@ -1,8 +1,8 @@
 """Auto-k: how many runs share the machine, decided from measured throughput. Pure: no clock, no process.
 
 The rule (`parallel = "auto"`): start at k = 1; measure the aggregate steps/s of the runs over a
-window; raise k while a raise pays (aggregate steps/s up by at least `gain`, 10%) and memory has
-headroom; when a raise did not pay, go back to the k before it and stay there. An out-of-memory
+window; raise k (doubling it) while a raise pays (aggregate steps/s up by at least `gain`, 10%) and
+memory has headroom; when a raise did not pay, try the middle of it, and settle on the best k. An out-of-memory
 failure backs off by one and caps k there (the failed trial is re-queued by the runtime, see
 `should_requeue`). The user can fix k (override) and return to auto; undoing a change puts k back
 and holds it there, so auto-k does not immediately redo it.
@@ -90,6 +90,7 @@ class State:
     held: bool = False              # an undo put k back: held until the user returns to auto
     prev: int | None = None
     ceiling: int | None = None      # the largest k known to fit in memory (after an OOM)
+    cap: int | None = None          # the smallest k known not to pay (raises stay below it)
     rates: Mapping[int, float] = field(default_factory=dict)   # steps/s measured at each k
     max_k: int = MAX_K
     note: str = ""                  # why it stays where it is, for the status line
@@ -107,11 +108,13 @@ class State:
             rates = {int(k): float(v) for k, v in dict(d.get("rates") or {}).items()}
             k = max(1, min(int(d.get("k", 1)), max_k))
             ceiling = d.get("ceiling")
+            cap = d.get("cap")
             prev = d.get("prev")
             return cls(k=k, mode="fixed" if d.get("mode") == "fixed" else "auto",
                        settled=bool(d.get("settled")), held=bool(d.get("held")),
                        prev=int(prev) if isinstance(prev, int) else None,
                        ceiling=int(ceiling) if isinstance(ceiling, int) else None,
+                       cap=int(cap) if isinstance(cap, int) else None,
                        rates=rates, max_k=max_k, note=str(d.get("note", "")))
         except (TypeError, ValueError, AttributeError):
             return cls(max_k=max_k)
@@ -142,40 +145,58 @@ def _data(state: State, new: int, why: Why, m: Measurement | None, **more: Any) 
 
 
 def decide(state: State, m: Measurement, gain: float = GAIN) -> tuple[State, Change | None]:
-    """A window's measurement in; the new state and the change of k it calls for (None: stay)."""
+    """A window's measurement in; the new state and the change of k it calls for (None: stay).
+
+    A raise doubles k (1, 2, 4, 8...: few windows to find the range), below any k known not to pay,
+    to run out of memory or to exceed `max_k`. A raise that did not pay is bisected: k goes to the
+    middle of the last good k and the failed one while one is left untried, else back to the good one.
+    """
     if m.k != state.k or not m.full():
         return state, None   # measured at another k, or too few runs going to judge k
     rates = {**state.rates, state.k: m.steps_per_s}
     state = replace(state, rates=rates)
     if not state.exploring:
         return state, None
-    k, now = state.k, m.steps_per_s
-    if state.prev is not None:
-        before = rates.get(state.prev, 0.0)
+    k, now, prev = state.k, m.steps_per_s, state.prev
+    if prev is not None:
+        before = rates.get(prev, 0.0)
         g = _gain(now, before)
         if g < gain:
-            text = (f"k {k} → {state.prev}: {rate_text(before)} → {rate_text(now)} steps/s at k {state.prev} → {k} "
-                    f"({g:+.0%} < +{gain:.0%}): back to {state.prev}")
-            new = replace(state, k=state.prev, prev=None, settled=True, note=f"k {k} did not pay")
-            return new, Change(k, state.prev, "back", text, _data(state, state.prev, "back", m, gain=g,
-                                                                    before=before))
-    if k >= state.max_k or (state.ceiling is not None and k >= state.ceiling):
-        why = "out of memory above" if state.ceiling is not None and k >= state.ceiling else "the most auto-k tries"
+            cap = k if state.cap is None else min(state.cap, k)
+            mid = (prev + k) // 2
+            why = f"{rate_text(before)} → {rate_text(now)} steps/s at k {prev} → {k} ({g:+.0%} < +{gain:.0%})"
+            data = _data(state, mid if mid > prev else prev, "back", m, gain=g, before=before)
+            if mid > prev:   # something between the good k and this one is still untried
+                return (replace(state, k=mid, cap=cap, note=""),
+                        Change(k, mid, "back", f"k {k} → {mid}: {why}: trying {mid}", data))
+            new = replace(state, k=prev, prev=None, settled=True, cap=cap, note=f"k {k} did not pay")
+            return new, Change(k, prev, "back", f"k {k} → {prev}: {why}: back to {prev}", data)
+    limits = [state.max_k] + [c for c in (state.ceiling,) if c is not None] + (
+        [state.cap - 1] if state.cap is not None else [])
+    target = min(2 * k, *limits)
+    if target <= k:
+        why = ("out of memory above" if state.ceiling is not None and k >= state.ceiling
+               else f"k {state.cap} did not pay" if state.cap is not None and k >= state.cap - 1
+               else "the most auto-k tries")
         return replace(state, settled=True, prev=None, note=f"k {k}: {why}"), None
     if m.memory is not None and not m.memory.has_room(k):
         note = f"memory: {m.memory.free / GB:.1f} GB free, a run needs ~{m.memory.per_run(k) / GB:.1f} GB"
         return replace(state, settled=True, prev=None, note=note), None
-    if state.prev is not None:
-        before = rates[state.prev]
-        text = (f"k {k} → {k + 1}: {rate_text(before)} → {rate_text(now)} steps/s at k {state.prev} → {k} "
+    if m.memory is not None:
+        # Only as many more runs as fit beside these, at their average size.
+        fit = int((m.memory.free - m.memory.total * MEMORY_RESERVE) // max(1.0, m.memory.per_run(k) * MEMORY_MARGIN))
+        target = max(k + 1, min(target, k + fit))
+    if prev is not None:
+        before = rates[prev]
+        text = (f"k {k} → {target}: {rate_text(before)} → {rate_text(now)} steps/s at k {prev} → {k} "
                 f"({_gain(now, before):+.0%} ≥ +{gain:.0%})")
-        data = _data(state, k + 1, "raise", m, gain=_gain(now, before), before=before)
+        data = _data(state, target, "raise", m, gain=_gain(now, before), before=before)
     else:
-        text = f"k {k} → {k + 1}: {rate_text(now)} steps/s at k {k}; trying {k + 1}"
-        data = _data(state, k + 1, "raise", m)
+        text = f"k {k} → {target}: {rate_text(now)} steps/s at k {k}; trying {target}"
+        data = _data(state, target, "raise", m)
     if m.memory is not None:
         text += f" ({m.memory.text()})"
-    return replace(state, k=k + 1, prev=k, note=""), Change(k, k + 1, "raise", text, data)
+    return replace(state, k=target, prev=k, note=""), Change(k, target, "raise", text, data)
 
 
 def oom(state: State, trial_id: int, requeued: bool) -> tuple[State, Change | None]:
@@ -211,7 +232,7 @@ def to_auto(state: State) -> tuple[State, Change | None]:
     if state.exploring:
         return state, None
     text = f"k {state.k}: back to auto (measuring from k {state.k})"
-    new = replace(state, mode="auto", settled=False, held=False, prev=None, rates={}, note="")
+    new = replace(state, mode="auto", settled=False, held=False, prev=None, cap=None, rates={}, note="")
     return new, Change(state.k, state.k, "auto", text, _data(state, state.k, "auto", None))
 
 
@@ -220,7 +241,8 @@ def undo(state: State, change: Mapping[str, Any]) -> tuple[State, Change]:
     old = max(1, int(change["from"]))
     text = f"k {state.k} → {old}: undo of k {change['from']} → {change['to']}; held at {old} (k: back to auto)"
     ceiling = None if state.ceiling is not None and old > state.ceiling else state.ceiling
-    new = replace(state, k=old, prev=None, held=True, settled=True, ceiling=ceiling, note="held by undo")
+    cap = None if state.cap is not None and old >= state.cap else state.cap
+    new = replace(state, k=old, prev=None, held=True, settled=True, ceiling=ceiling, cap=cap, note="held by undo")
     return new, Change(state.k, old, "undo", text, _data(state, old, "undo", None, undone=dict(change)))
 
 
