@@ -18,6 +18,7 @@ from typing import NoReturn, TextIO
 
 from tui_tuner import __version__
 from tui_tuner.cli_study import cmd_export, cmd_plot, cmd_recover, cmd_show
+from tui_tuner.core.pbt import AUTOPILOTS
 from tui_tuner.core.space import Space, load_space
 from tui_tuner.core.study_config import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES
 from tui_tuner.errors import TunerError
@@ -86,6 +87,9 @@ def _budget_options(parser: argparse.ArgumentParser) -> None:
     """--early-stop, --step-budget and --time-budget, for run (headless or not) and the app."""
     parser.add_argument("--early-stop", choices=EARLY_STOP_RULES, metavar="NAME",
                         help=f"stop hopeless trials early: {', '.join(EARLY_STOP_RULES)} (default: the space's)")
+    parser.add_argument("--autopilot", choices=AUTOPILOTS, metavar="NAME",
+                        help=f"replace the worst live runs by forks of the best (PBT): {', '.join(AUTOPILOTS)} "
+                             "(default: the space's)")
     parser.add_argument("--step-budget", type=_positive, metavar="N",
                         help="end the study once all trials together reported N steps")
     parser.add_argument("--time-budget", type=_duration, metavar="T",
@@ -218,6 +222,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     # `run SPACE` without --headless: the app with the same overrides the headless loop takes.
     overrides = {"budget": getattr(args, "trials", None), "parallel": getattr(args, "parallel", None),
                  "strategy": getattr(args, "strategy", None), "early_stop": getattr(args, "early_stop", None),
+                 "autopilot": getattr(args, "autopilot", None),
                  "step_budget": getattr(args, "step_budget", None),
                  "time_budget": getattr(args, "time_budget", None)}
     return run_app(study, scheduler_options={k: v for k, v in overrides.items() if v is not None})
@@ -245,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from tui_tuner.runtime.headless import run_headless
 
         return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed,
-                            early_stop=args.early_stop, step_budget=args.step_budget,
+                            early_stop=args.early_stop, step_budget=args.step_budget, autopilot=args.autopilot,
                             time_budget=args.time_budget)
     return cmd_tune(args)
 

@@ -53,6 +53,7 @@ from typing import IO, Any
 from tui_tuner.tailing import JsonlTail as JsonlTail
 from tui_tuner.tailing import Tail as Tail
 from tui_tuner.tailing import last_lines as last_lines
+from tui_tuner.tailing import loads_line as loads_line
 
 # -- file names and environment -------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 The one reader of events.jsonl, control.jsonl and output.log, on both sides: the runner and recover
 follow a run's events and output, the trainer its control file, each from a byte offset. Standard
-library only (it runs inside the user's training process too); tui_tuner.protocol re-exports it.
+library only (it runs inside the user's training process too; msgspec, a faster JSON parser, is used
+when it is there); tui_tuner.protocol re-exports it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    # A C JSON parser for the tuner, which reads every line every run writes (thousands a second):
+    # about 5x faster a line than the standard library. Optional, so that a trainer's environment
+    # without it still imports this module.
+    import msgspec
+except ImportError:  # pragma: no cover - the tuner's own environment has it
+    msgspec = None  # type: ignore[assignment]
 
 
 class Tail:
@@ -85,6 +94,25 @@ def _split_nl(data: bytes) -> list[bytes]:
     return data.split(b"\n")
 
 
+_FAST = msgspec.json.Decoder().decode if msgspec is not None else None
+_FAST_REFUSED = (msgspec.DecodeError, RecursionError) if msgspec is not None else ()
+
+
+def loads_line(line: bytes) -> Any:
+    """One JSON value, as `json.loads` reads it (ValueError or RecursionError when it cannot).
+
+    msgspec reads a well-formed line; what it refuses (NaN or Infinity literals, 1e400, a lone
+    surrogate, a BOM, bad JSON) goes to the standard library, which decides: so every line means
+    what it always meant, only faster.
+    """
+    if _FAST is not None:
+        try:
+            return _FAST(line)
+        except _FAST_REFUSED:
+            pass
+    return json.loads(line)
+
+
 class JsonlTail(Tail):
     """A Tail of an append-only JSONL file: new complete lines decoded as JSON objects.
 
@@ -100,7 +128,7 @@ class JsonlTail(Tail):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = loads_line(line)
             except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
                 garbage += 1
                 continue

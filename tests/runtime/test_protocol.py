@@ -36,3 +36,52 @@ def test_final_still_takes_an_unterminated_last_line_once_caught_up(tmp_path):
         if not tail.behind:
             break
     assert events[-1] == {"last": True} and len(events) == 31
+
+
+# Lines the C parser reads, and lines it refuses that the standard library reads (NaN and Infinity
+# literals, 1e400, a lone surrogate, a BOM): each must mean what json.loads says, or be refused by both.
+LINES = [
+    b'{"t":1.5,"step":3,"metrics":{"loss":0.25,"acc":"NaN"}}',
+    b'{"step":123456789012345678901234567890,"metrics":{}}',
+    b'{"a":-0.0,"b":1e-400,"c":1.7976931348623157e308,"d":[1,{"e":null}],"a":2}',
+    b'{"metrics":{"loss":NaN,"val":Infinity,"x":-Infinity}}',
+    b'{"metrics":{"loss":1e400}}',
+    b'{"s":"\\ud800"}',
+    b'\xef\xbb\xbf{"a":1}',
+    b' {"a":1}\r',
+    b'[1, 2]',
+    b'{"a": 1',
+    b'\xff',
+    b'"a\x01b"',
+    b'[' * 5000,
+]
+
+
+def _json_or_refused(line: bytes):
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return "refused"
+
+
+def test_loads_line_means_what_json_loads_means():
+    from tui_tuner import tailing
+
+    assert tailing.msgspec is not None   # the tuner's environment has the fast parser
+    for line in LINES:
+        try:
+            got = P.loads_line(line)
+        except (ValueError, RecursionError):
+            got = "refused"
+        want = _json_or_refused(line)
+        # NaN is not equal to itself: compare the JSON texts of both readings.
+        assert json.dumps(got) == json.dumps(want), line
+
+
+def test_a_tail_counts_the_same_garbage_with_the_fast_parser(tmp_path):
+    path = tmp_path / P.EVENTS
+    path.write_bytes(b"\n".join(LINES) + b"\n")
+    objs, garbage = P.JsonlTail(path).read_new()
+    want = [_json_or_refused(line) for line in LINES]
+    assert garbage == sum(not isinstance(w, dict) for w in want)
+    assert json.dumps(objs) == json.dumps([w for w in want if isinstance(w, dict)])

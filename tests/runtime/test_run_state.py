@@ -150,3 +150,32 @@ def test_max_steps_is_known_once_said_and_a_change_is_marked():
     s.apply_event({"event": "max_steps", "steps": 150, "t": 3.0})
     assert s.max_steps == 150 and s.applied == [{"step": 50, "params": {}, "max_steps": 150, "t": 3.0}]
     assert s.apply_event({"event": "max_steps", "steps": 0}) == [] and s.max_steps == 150
+
+
+def test_a_batch_of_lines_does_what_each_line_does_in_order():
+    # The runner hands a poll's lines over at once (apply_lines); events, curves, the step a live
+    # change lands on, garbage and divergence must come out as line by line.
+    lines = [
+        metrics_line(1, loss=0.9, val_loss=1.0),
+        {"event": "applied", "params": {"lr": 0.01}, "t": 5.0},
+        [1, 2],                                            # not an object: garbage
+        {"t": 1.0, "metrics": {"loss": 0.8, "val_loss": 0.7, "flag": True, "name": "x", "n": 3}},  # no step
+        {"t": 1.0, "step": 4.0, "metrics": "not a dict"},  # an event line of no known kind
+        metrics_line(5, loss=math.inf, val_loss=0.75),
+        metrics_line(6, loss=0.5, val_loss=math.nan),
+        {"event": "done", "t": 9.0},
+    ]
+    batch, single = state(), state()
+    events = batch.apply_lines(lines, 101.0)
+    one_by_one = [ev for line in lines for ev in single.apply_line(line, 101.0)]
+    assert [(e.kind, e.data) for e in events] == [(e.kind, e.data) for e in one_by_one]
+    assert kinds(events) == [Kind.APPLIED, Kind.DIVERGED, Kind.DONE]
+    assert events[0].data == {"params": {"lr": 0.01}, "step": 1}
+    assert events[1].data["step"] == 5 and batch.diverged == "loss is inf at step 5"
+    for s in (batch, single):
+        assert (s.step, s.reports, s.garbage, s.best) == (6, 4, 1, 0.7) and math.isnan(s.last)
+        assert s.series["val_loss"].get() == [(1, 1.0), (1, 0.7), (5, 0.75)]   # no step: the last one
+        assert s.series["loss"].get() == [(1, 0.9), (1, 0.8), (6, 0.5)]        # inf left out of the curve
+        assert s.metrics["n"] == 3.0 and "flag" not in s.metrics and "name" not in s.metrics
+        assert s.params["lr"] == 0.01 and s.done_at == 9.0
+    assert batch.apply_lines([], 200.0) == [] and batch.last_activity == 101.0

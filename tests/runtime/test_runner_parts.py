@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 
@@ -136,3 +137,23 @@ def test_two_threads_reading_one_old_run_share_one_record(env):
     for t in threads:
         t.join(10)
     assert len(out) == 4 and all(r is out[0] for r in out) and fresh.runs[tid] is out[0]
+
+
+def test_latest_of_a_live_run_reads_no_database(env, monkeypatch):
+    # The app asks for every live run's latest values at every frame (ten a second): from memory.
+    study, runner, events = env
+    tid = start(study, runner, steps=400, delay=0.01)
+    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2, what="a few steps")
+    started = study.trial(tid).started
+
+    def no_reads(*a, **kw):
+        raise AssertionError("latest() of a live run read the study")
+
+    monkeypatch.setattr(study, "trial", no_reads)
+    got = runner.latest(tid)
+    assert got["status"] == "running" and got["step"] >= 2 and "loss" in got["metrics"]
+    assert 0 < got["elapsed"] <= time.time() - started + 0.01
+    monkeypatch.undo()
+    runner.stop(tid)
+    wait_for(runner, lambda: events.of("ended", tid), timeout=30, what="the run to end")
+    assert runner.latest(tid)["status"] == study.trial(tid).status   # an ended run: the study's verdict

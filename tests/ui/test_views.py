@@ -29,7 +29,7 @@ from tui_tuner.ui.screens.curves import CurvesScreen, parse_trial
 from tui_tuner.ui.screens.dialogs import Prompt
 from tui_tuner.ui.screens.main import MainScreen
 from tui_tuner.ui.screens.search_view import SearchScreen
-from tui_tuner.ui.widgets.plots import DUTY, MIN_INTERVAL, PicturePlot
+from tui_tuner.ui.widgets.plots import DUTY, FRESH, MIN_INTERVAL, NEXT_WAIT, PicturePlot
 
 
 @pytest.fixture
@@ -204,6 +204,30 @@ def drawer(tag: str, log: list, cpu: float = 0.0):
         fig.plot([1, 2, 3], [1, 4, 9])
         return Picture(tag, [(tag, "legend")])
     return draw
+
+
+async def test_a_due_build_waits_a_frame_for_fresher_data_and_no_longer():
+    # While runs report, a request (a snapshot) comes every frame: a build that falls due with a
+    # request a frame old builds the next one as soon as it comes; with none coming, the old one.
+    app = PlotApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        plot = app.query_one(PicturePlot)
+        log: list = []
+        plot.draw("a", drawer("a", log))
+        await wait_until(pilot, lambda: plot.idle and plot.builds == 1, 10, "the first build")
+        plot.draw("b", drawer("b", log))          # during the pause after "a": due at MIN_INTERVAL
+        await wait_until(pilot, lambda: plot._waiting, 10, "the build to fall due")
+        due = time.monotonic()
+        assert time.monotonic() - plot._asked > FRESH and plot.builds == 1
+        plot.draw("c", drawer("c", log))          # the next frame's request: built at once
+        await wait_until(pilot, lambda: plot.idle and plot.builds == 2, 10, "the fresh build")
+        assert [t for t, _ in log] == ["a", "c"] and log[1][1] - due < NEXT_WAIT
+        assert log[1][1] - log[0][1] >= MIN_INTERVAL - 0.01
+
+        plot.draw("d", drawer("d", log))          # nothing comes after it: built after NEXT_WAIT
+        await wait_until(pilot, lambda: plot.idle and plot.builds == 3, 10, "the build of the old request")
+        assert [t for t, _ in log] == ["a", "c", "d"]
+        assert log[2][1] - log[1][1] >= MIN_INTERVAL + NEXT_WAIT - 0.02
 
 
 async def test_the_plot_builds_the_latest_request_off_the_loop_at_a_bounded_rate():

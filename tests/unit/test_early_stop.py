@@ -57,9 +57,11 @@ def test_the_builder_names_where_the_settings_came_from():
         build_decider("asha", 10, 3, "up")
 
 
-def test_min_step_defaults_to_a_hundredth_of_the_step_budget():
-    assert EarlyStopConfig("asha", max_step=3000).first_step == 30
-    assert EarlyStopConfig("asha", max_step=50).first_step == 1
+def test_min_step_defaults_to_max_step_over_eta_squared():
+    assert EarlyStopConfig("asha", max_step=3000).first_step == 333
+    assert EarlyStopConfig("asha", max_step=52).first_step == 5       # rungs 5, 15, 45
+    assert EarlyStopConfig("asha", max_step=3000, reduction_factor=2).first_step == 750
+    assert EarlyStopConfig("asha", max_step=5).first_step == 1
     assert EarlyStopConfig("asha", min_step=7, max_step=3000).first_step == 7
 
 

@@ -30,7 +30,7 @@ def test_strategies(strategy):
 def test_early_stop_keys_make_the_decider_config():
     cfg = study(early_stop="hyperband", early_stop_min_step=2, early_stop_factor=4, early_stop_max_step=52)
     assert cfg.early_stop == EarlyStopConfig("hyperband", 2, 4, 52, where="study.early_stop")
-    assert study(early_stop="asha", early_stop_max_step=1000).early_stop.first_step == 10
+    assert study(early_stop="asha", early_stop_max_step=1000).early_stop.first_step == 111   # 1000 // 3²
     assert study(early_stop="median", early_stop_min_step=5).early_stop.first_step == 5
 
 

@@ -17,6 +17,7 @@ from tui_tuner.core.budget import parse_duration
 from tui_tuner.core.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.core.formatting import quoted_name, quoted_value
 from tui_tuner.core.param import Param, is_number
+from tui_tuner.core.pbt import PbtConfig, pbt_config
 from tui_tuner.core.space_params import FLAG_STYLES, Fail
 from tui_tuner.errors import SpaceError
 
@@ -31,7 +32,7 @@ STUDY_KEYS = {
     "name", "command", "objective", "direction", "parallel", "budget", "strategy", "seed",
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
-    "step_budget", "time_budget",
+    "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
 }
 # The reserved metrics key naming the pattern that captures a zero-code script's step counter.
 STEP_METRIC = "step"
@@ -81,6 +82,7 @@ class StudyConfig:
     early_stop: EarlyStopConfig = field(default_factory=lambda: early_stop_config("none"))
     step_budget: int | None = None     # the total of steps all trials may report
     time_budget: float | None = None   # seconds of wall clock since the study first started a trial
+    autopilot: PbtConfig = field(default_factory=lambda: pbt_config("none"))
 
     @property
     def zero_code(self) -> bool:
@@ -190,6 +192,13 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     auto_k = parallel == "auto"
     if not auto_k and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
         raise fail("study.parallel", f'must be an integer >= 1 or "auto", got {quoted_value(parallel)}')
+
+    try:
+        autopilot = pbt_config(raw.get("autopilot", "none"), raw.get("autopilot_interval"),
+                               raw.get("autopilot_fraction"), raw.get("autopilot_resample"))
+    except SpaceError as e:
+        raise fail(*e.message.split(": ", 1)) from None
+
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
@@ -211,6 +220,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         early_stop=early_stop,
         step_budget=integer("step_budget", None, 1),
         time_budget=time_budget,
+        autopilot=autopilot,
     )
 
 
@@ -228,5 +238,5 @@ def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
                          f"hyperband, got {min_step}")
     if rule != "none" and min_step is None and max_step is None:
         raise SpaceError(f"study.early_stop_min_step: early_stop = {rule!r} needs it (the first step at "
-                         f"which a trial may be stopped), or early_stop_max_step to take a hundredth of")
+                         f"which a trial may be stopped), or early_stop_max_step to take it from (a ninth of it, eta 3)")
     return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop")

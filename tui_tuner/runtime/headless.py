@@ -33,7 +33,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
                  trials: int | None = None, parallel: int | str | None = None, strategy: str | None = None,
                  seed: int | None = None, out: TextIO | None = None, *, interval: float = 0.05,
                  runner_options: dict[str, Any] | None = None, early_stop: str | None = None,
-                 step_budget: int | None = None, time_budget: float | str | None = None) -> int:
+                 step_budget: int | None = None, time_budget: float | str | None = None,
+                 autopilot: str | None = None) -> int:
     """Run the tuning loop without the app; one line per finished trial, then a summary.
 
     Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
@@ -55,7 +56,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
 
     options = {k: v for k, v in {"budget": trials, "parallel": parallel, "strategy": strategy,
                                  "early_stop": early_stop, "step_budget": step_budget,
-                                 "time_budget": time_budget}.items() if v is not None}
+                                 "time_budget": time_budget, "autopilot": autopilot}.items() if v is not None}
     try:
         session = Session(study, runner_options=runner_options, scheduler_options=options)
         session.subscribe(lambda ev: _print(session, ev, say))

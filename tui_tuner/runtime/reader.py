@@ -47,6 +47,5 @@ class RunReader:
             return self.output.behind
         objs, garbage = self.events.read_new(final=final)
         out += state.apply_garbage(garbage, now)
-        for obj in objs:
-            out += state.apply_line(obj, now)
+        out += state.apply_lines(objs, now)
         return self.events.behind

@@ -68,21 +68,26 @@ class RunQueries:
             return list(run.state.pauses) if run else []
 
     def latest(self, trial_id: int) -> dict[str, Any]:
-        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"}."""
+        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"} (+ "ending")."""
         run = self._known(trial_id)
         with self._bus.locked():
-            trial = self.study.trial(trial_id)
-            if run is None:
-                elapsed = ((trial.ended or time.time()) - trial.started) if trial.started else 0.0
-                return {"step": trial.step, "metrics": {}, "elapsed": elapsed, "status": trial.status,
-                        "stalled": False, "garbage": 0, "objective": trial.objective,
-                        "params": dict(trial.params)}
+            if run is not None and run.live:
+                # Asked for every live run at every frame: that is all in memory (no database read).
+                started, status = run.started, run.state.status
+            else:
+                trial = self.study.trial(trial_id)
+                if run is None:
+                    elapsed = ((trial.ended or time.time()) - trial.started) if trial.started else 0.0
+                    return {"step": trial.step, "metrics": {}, "elapsed": elapsed, "status": trial.status,
+                            "stalled": False, "garbage": 0, "objective": trial.objective,
+                            "params": dict(trial.params)}
+                started, status = trial.started or run.started, trial.status
             state = run.state
-            end = run.ended or time.time()
             return {"step": state.step, "metrics": dict(state.metrics),
-                    "elapsed": end - (trial.started or run.started),
-                    "status": state.status if run.live else trial.status, "stalled": state.stalled,
-                    "garbage": state.garbage, "objective": state.objective, "params": dict(state.params)}
+                    "elapsed": (run.ended or time.time()) - started, "status": status,
+                    "stalled": state.stalled, "garbage": state.garbage, "objective": state.objective,
+                    "params": dict(state.params),
+                    "ending": state.done_at is not None or run.stopper.active}   # done, or being stopped
 
     def output_tail(self, trial_id: int, n: int = 20) -> list[str]:
         """The last n lines of the run's output.log."""

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.core import search
+from tui_tuner.core.decision_log import Logged
 from tui_tuner.core.formatting import short_value
 from tui_tuner.core.space import Space
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import RunError, StudyError, TunerError
 from tui_tuner.runtime.autok import AutoKCommands
+from tui_tuner.runtime.autopilot import Autopilot
 from tui_tuner.runtime.decisions import Decisions
 from tui_tuner.runtime.early_stopping import EarlyStopping
 from tui_tuner.runtime.hand_moves import HandMoves
@@ -74,7 +76,9 @@ class Session(AutoKCommands, HandMoves):
         self._events = EventStream(study)
         self._said_sched: str | None = None
         self._said_failure: str | None = None
-        self._decisions = Decisions(study, runner, lambda: self.scheduler, self._events)
+        # --autopilot rides with the scheduler's overrides (like --early-stop) but is the session's.
+        self._decisions = Decisions(study, runner, lambda: self.scheduler, self._events,
+                                    autopilot=self._scheduler_options.pop("autopilot", None))
         self.closed = False
 
     # -- what it is -------------------------------------------------------------------------------
@@ -119,9 +123,9 @@ class Session(AutoKCommands, HandMoves):
         """Tell whoever watches, and write it to the study's log."""
         self._events.notice(title, message, severity)
 
-    def decide(self, decision: Decision) -> None:
-        """Record and announce an automatic decision (early stop, autopilot)."""
-        self._events.decide(decision)
+    def decide(self, decision: Decision) -> Decision:
+        """Keep an automatic decision in the study's decision log (it gets its id), and announce it."""
+        return self._events.decide(decision)
 
     def _on_run_event(self, ev: RunEvent) -> None:
         """The runner's callback (its poll thread, or the caller of a command)."""
@@ -148,8 +152,33 @@ class Session(AutoKCommands, HandMoves):
         self._decisions.register_undo(kind, undo)
 
     def undo(self, decision: Decision) -> str:
-        """Undo one automatic decision by its kind; a RunError when that kind cannot be undone."""
+        """Undo one automatic decision by its kind (once, for one from the log); RunError when it cannot."""
         return self._decisions.undo(decision)
+
+    def undo_decision(self, decision_id: int) -> str:
+        """Undo the decision of the study's log with this id (the decision log screen's key)."""
+        return self._decisions.undo_logged(decision_id)
+
+    def decisions(self) -> list[Logged]:
+        """Every decision the study keeps, newest first."""
+        return self._decisions.logged()
+
+    def undoable_kinds(self) -> frozenset[str]:
+        """The kinds of decision that can be undone."""
+        return self._decisions.undoable_kinds()
+
+    @property
+    def autopilot(self) -> Autopilot:
+        """The autopilot (PBT), built on first use."""
+        return self._decisions.autopilot
+
+    def toggle_autopilot(self) -> str:
+        """Turn the autopilot on or off (the app's key)."""
+        return self._decisions.autopilot.toggle()
+
+    def autopilot_state(self) -> str:
+        """"on (pbt every N steps)" or "off"."""
+        return self._decisions.autopilot_state()
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -180,6 +209,7 @@ class Session(AutoKCommands, HandMoves):
         try:
             sched = self.scheduler
             self._tick_k()   # auto-k sets sched.parallel from what it measured
+            self._decisions.tick()   # first: a fork takes its slot before the queue does
             started = sched.tick()
         except TunerError as e:
             if strict:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from tui_tuner.core.decision_log import DecisionLog
 from tui_tuner.core.study import Study
+from tui_tuner.errors import TunerError
 from tui_tuner.protocol import append_line
 from tui_tuner.runtime.runner import RunEvent
 
@@ -39,6 +41,7 @@ class Decision:
     trial_id: int | None
     message: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None     # its id in the study's decision log, once kept there
 
 
 SessionEvent = RunEvent | Notice | Decision
@@ -54,6 +57,7 @@ class EventStream:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._log_failed = False
+        self.decisions = DecisionLog(study.store)   # every automatic decision, kept in study.db
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every event from now on; returns the function that unsubscribes."""
@@ -86,10 +90,17 @@ class EventStream:
         self.log(event)
         self.publish(event)
 
-    def decide(self, decision: Decision) -> None:
-        """Log and publish an automatic decision."""
+    def decide(self, decision: Decision) -> Decision:
+        """Keep an automatic decision in the study's decision log (it gets its id), log and publish it."""
+        if not self.study.readonly:
+            try:
+                kept = self.decisions.add(decision.kind, decision.trial_id, decision.message, dict(decision.data))
+                decision = replace(decision, id=kept.id)
+            except TunerError as e:
+                self.notice("Decision log", f"cannot keep the decision in the study: {e.message}", "error")
         self.log(Notice(f"Decision: {decision.kind}", decision.message, "information"))
         self.publish(decision)
+        return decision
 
     def log(self, notice: Notice) -> None:
         """Append a notice to STUDY/tuner.log (a read-only study logs nothing); a failure is said once."""

@@ -61,6 +61,7 @@ class Backend:
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tui-tuner-cmd")
         self._view: threading.Thread | None = None
         self._tick_pending = False
+        self.decision_count = 0
         self.started = False
         self.closed = False
 
@@ -284,6 +285,7 @@ class Backend:
             self._notice(ev.title, ev.message, ev.severity)
             return
         if isinstance(ev, Decision):
+            self.decision_count += 1   # the decision log screen reloads when this moves
             self._view_of.study_stale = True
             self._notice(ev.kind.replace("_", " ").capitalize(), ev.message, "information")
             return

@@ -63,6 +63,8 @@ class MainScreen(HandMoveKeys, Screen):
         Binding("c", "curves", "Curves"),
         Binding("x", "search_view", "Search view"),
         Binding("u", "undo_stop", "Undo early stop"),
+        Binding("D", "decisions", "Decisions"),
+        Binding("A", "autopilot", "Autopilot on/off"),
         *main_keys.BINDINGS,
     ]
 
@@ -378,6 +380,16 @@ class MainScreen(HandMoveKeys, Screen):
         from tui_tuner.ui.screens.search_view import SearchScreen
 
         self.app.push_screen(SearchScreen())
+
+    def action_decisions(self) -> None:
+        """Open the decision log: every automatic decision, newest first, undoable."""
+        from tui_tuner.ui.screens.decisions import DecisionsScreen
+
+        self.app.push_screen(DecisionsScreen())
+
+    def action_autopilot(self) -> None:
+        """Turn the autopilot (PBT) on or off."""
+        self.tuner.command(self.tuner.backend.session.toggle_autopilot)
 
     def action_help(self) -> None:
         """Show the key table."""

@@ -74,7 +74,9 @@ class RunPanel(Vertical):
 
     # What is shown: the focused run and the log-y switch, replaced together each frame (an equal
     # pair draws nothing); the border title and the objective chart's visibility follow from them.
-    shown: reactive[tuple[RunView | None, bool] | None] = reactive(None, init=False)
+    # No repaint of the panel itself: its children repaint what changed (the header, metrics and
+    # charts change every frame; the border only with the title, which repaints it).
+    shown: reactive[tuple[RunView | None, bool] | None] = reactive(None, init=False, repaint=False)
     heading: reactive[str] = reactive("", init=False)
     objective_shown: reactive[bool] = reactive(True, init=False)
 
