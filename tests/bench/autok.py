@@ -2,6 +2,7 @@
 
     nice -n 10 python tests/bench/autok.py                       # CPU: trainers/mlp.py, k = 1, 2, 4, auto
     python tests/bench/autok.py --device cuda                    # GPU: trainers/charlm.py, k = 1, 2, 4, 8, auto
+                                                                 # (5 studies of 100 s: about 9 minutes)
     python tests/bench/autok.py --seconds 120 --ks 1,2,3,4 --out autok.json
 
 Each configuration is one `tui-tuner run SPACE --headless` (a subprocess: the real CLI, session,
@@ -110,13 +111,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu (trainers/mlp.py) or cuda (trainers/charlm.py)")
     ap.add_argument("--ks", default=None, help="fixed k to compare (default 1,2,4 on cpu; 1,2,4,8 on cuda)")
-    ap.add_argument("--seconds", type=float, default=None, help="each study's time budget (default 90 cpu, 120 cuda)")
+    ap.add_argument("--seconds", type=float, default=None, help="each study's time budget (default 90 cpu, 100 cuda)")
     ap.add_argument("--trainer-args", default="", help="more flags for the trainer, e.g. '--d_model 128'")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
     cpu = args.device == "cpu"
     ks = args.ks or ("1,2,4" if cpu else "1,2,4,8")
-    seconds = args.seconds or (90.0 if cpu else 120.0)
+    seconds = args.seconds or (90.0 if cpu else 100.0)
     root = Path(tempfile.mkdtemp(prefix="autok-bench-"))
     load0 = os.getloadavg()
     print(f"device {args.device}, {os.cpu_count()} CPUs, {seconds:g} s a study, "
