@@ -173,7 +173,9 @@ def main() -> int:
 
     total, count, t0, tokens = 0.0, 0, time.perf_counter(), 0
     loss_sum = torch.zeros((), device=device)
-    for step in range(start.step + 1, hp.steps + 1):
+    step = start.step
+    while step < trainer.max_steps(hp.steps):   # read each step: "train longer" extends it (at the final lr)
+        step += 1
         x, y = batch(train_data, gen, hp.batch_size)
         with autocast:
             loss = F.cross_entropy(fwd(x).float().view(-1, 256), y.reshape(-1))
@@ -187,7 +189,7 @@ def main() -> int:
         count += 1
         tokens += x.numel()
 
-        last = step == hp.steps
+        last = step == trainer.max_steps(hp.steps)
         if step % hp.report_every == 0 or last:
             total = loss_sum.item() / count
             loss_sum.zero_()

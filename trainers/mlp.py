@@ -115,7 +115,9 @@ def main() -> int:
         return F.cross_entropy(logits, y_va).item(), (logits.argmax(1) == y_va).float().mean().item()
 
     total, count = 0.0, 0
-    for step in range(start.step + 1, hp.steps + 1):
+    step = start.step
+    while step < trainer.max_steps(hp.steps):   # read each step: the tuner's "train longer" extends it
+        step += 1
         bs = hp.batch_size
         if loader["pos"] + bs > len(x_tr):   # a new epoch: reshuffle, decay the lr
             loader.update(perm=torch.randperm(len(x_tr), generator=gen), pos=0, epoch=loader["epoch"] + 1)
@@ -129,7 +131,7 @@ def main() -> int:
         total += loss.item()
         count += 1
 
-        last = step == hp.steps
+        last = step == trainer.max_steps(hp.steps)
         if step % hp.report_every == 0 or last:
             metrics = {"loss": total / count}
             total, count = 0.0, 0

@@ -60,6 +60,19 @@ _count = _at_least(0)
 _positive = _at_least(1)
 
 
+def _parallel(text: str) -> int | str:
+    """--parallel: a number of runs at once, or "auto" (auto-k chooses it from measured throughput)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or auto, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or auto, got {n}")
+    return n
+
+
 def _duration(text: str) -> str:
     from tui_tuner.core.budget import parse_duration
 
@@ -112,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("space", help="the search space file")
     r.add_argument("--headless", action="store_true", help="no app: print one line per finished trial")
     r.add_argument("--trials", type=_positive, metavar="N", help="the study's total budget of trials")
-    r.add_argument("--parallel", type=_positive, metavar="K", help="runs at once")
+    r.add_argument("--parallel", type=_parallel, metavar="K",
+                   help="runs at once, or auto (raised while the runs' total steps/s rises)")
     r.add_argument("--strategy", choices=STRATEGIES, help="how settings are chosen")
     r.add_argument("--seed", type=_count, help="seed of a new study")
     r.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
@@ -130,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     # These shape the scheduler's batches, so they must match the run's for the same settings.
     s.add_argument("--strategy", choices=STRATEGIES, help="as for run (default: the space's)")
     s.add_argument("--trials", type=_positive, metavar="N", help="the budget, as for run (default: the space's)")
-    s.add_argument("--parallel", type=_positive, metavar="K", help="runs at once, as for run (default: the space's)")
+    s.add_argument("--parallel", type=_parallel, metavar="K",
+                   help="runs at once, as for run (default: the space's; auto starts at 1)")
     s.set_defaults(func=cmd_sample)
 
     w = sub.add_parser("show", help="print a study's trials, best first, as a plain table")
@@ -277,6 +292,7 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     strategy = args.strategy or cfg.strategy
     budget = args.trials or cfg.budget
     parallel = args.parallel or cfg.parallel
+    parallel = 1 if parallel == "auto" else parallel   # auto-k starts at one run
     settings = first_settings(space, args.n, seed, strategy=strategy, budget=budget, parallel=parallel)
     if strategy == "coarse_to_fine" and args.n > (first := first_round_size(budget, parallel, cfg.round_size)):
         print(f"{PROG}: note: settings after the first {first} (the first coarse-to-fine round) are drawn "

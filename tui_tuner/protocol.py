@@ -80,7 +80,9 @@ CMD_RESUME = "resume"
 CMD_STOP = "stop"
 CMD_SET = "set"
 CMD_CHECKPOINT = "checkpoint"
-COMMANDS = (CMD_PAUSE, CMD_RESUME, CMD_STOP, CMD_SET, CMD_CHECKPOINT)
+CMD_MAX_STEPS = "max_steps"   # {"steps": N}: the run's new step limit (trainer.max_steps reads it)
+MAX_STEPS_SUFFIX = ".tuner.json"   # beside a checkpoint: the step limit it was taken under
+COMMANDS = (CMD_PAUSE, CMD_RESUME, CMD_STOP, CMD_SET, CMD_CHECKPOINT, CMD_MAX_STEPS)
 
 # -- events (trainer -> tuner); a metrics line has "step" and "metrics" and no "event" ----------------
 
@@ -89,7 +91,8 @@ EV_PAUSED = "paused"
 EV_RESUMED = "resumed"
 EV_CHECKPOINT = "checkpoint"
 EV_DONE = "done"
-EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE)
+EV_MAX_STEPS = "max_steps"    # {"steps": N}: the step limit the run trains to now (first known, or changed)
+EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE, EV_MAX_STEPS)
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum
@@ -112,6 +115,7 @@ class Command(StrEnum):
     STOP = CMD_STOP
     SET = CMD_SET
     CHECKPOINT = CMD_CHECKPOINT
+    MAX_STEPS = CMD_MAX_STEPS
 
 
 class Event(StrEnum):
@@ -122,6 +126,7 @@ class Event(StrEnum):
     RESUMED = EV_RESUMED
     CHECKPOINT = EV_CHECKPOINT
     DONE = EV_DONE
+    MAX_STEPS = EV_MAX_STEPS
 
 # -- exit codes the shim uses when it cannot start the command (the shell's conventions) --------------
 

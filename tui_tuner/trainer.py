@@ -38,6 +38,7 @@ from tui_tuner.trainer_checkpoints import Checkpoints
 from tui_tuner.trainer_events import FLUSH_INTERVAL as FLUSH_INTERVAL  # public: the writer's period
 from tui_tuner.trainer_events import EventWriter, clean, print_metrics
 from tui_tuner.trainer_settings import Params, coerce_like, load_config, parse_argv, warn
+from tui_tuner.trainer_steps import StepLimit
 
 CHECK_INTERVAL = 0.001  # at most one stat of control.jsonl per this many seconds (and per report)
 PAUSE_POLL = 0.015     # seconds between control-file checks while paused
@@ -77,6 +78,8 @@ class Run:
         self._next_check = 0.0
         self._hook: Callable[..., None] | None = None
         self._prev_hook: Callable[..., None] | None = None
+        self._limit = StepLimit(self._event, live=self.run_dir is not None)
+        self._ckpt.saved = self._limit.keep_beside
         if self.run_dir is not None:
             self._open_run()
 
@@ -214,6 +217,10 @@ class Run:
         """Absolute path of the checkpoint this (forked) run starts from, or None."""
         return self._resume
 
+    def max_steps(self, default: int) -> int:
+        """The step limit to train to: `default` until the tuner extends it (see trainer_steps)."""
+        return self._limit.get(default, self._resume)
+
     def should_stop(self) -> bool:
         """True once the tuner asked this run to stop."""
         return self._stop
@@ -289,6 +296,8 @@ class Run:
                     self._changes[k] = v
                     applied[k] = v
                 self._event(P.EV_APPLIED, params=applied)
+        elif name == P.CMD_MAX_STEPS:
+            self._limit.command(cmd.get("steps"))
         elif name == P.CMD_CHECKPOINT:
             assert self.run_dir is not None
             self._ckpt.request(self.run_dir, cmd.get("seq"), self._last_step)
@@ -380,6 +389,11 @@ def poll() -> None:
 def resume_path() -> str | None:
     """The checkpoint a forked run starts from (absolute path), or None."""
     return (_run or _get()).resume_path()
+
+
+def max_steps(default: int) -> int:
+    """The step limit a loop trains to: `default` until the tuner says train longer (read it each step)."""
+    return (_run or _get()).max_steps(default)
 
 
 def should_stop() -> bool:

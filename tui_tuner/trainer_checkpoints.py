@@ -25,6 +25,7 @@ class Checkpoints:
         self.save: Callable[[str], Any] | None = None
         self.deferred = False                  # save(path) only asks; answer() answers
         self.waiting: list[Any] = []           # seqs of checkpoint requests a deferred save still owes
+        self.saved: Callable[[str], None] | None = None   # told each checkpoint's absolute path once written
 
     def register(self, save: Callable[[str], Any], deferred: bool) -> None:
         """Use save(path) to write the full training state from now on."""
@@ -51,6 +52,8 @@ class Checkpoints:
         if self.deferred:
             self.waiting.append(seq)
             return
+        if self.saved is not None:
+            self.saved(path)
         self._event(P.EV_CHECKPOINT, seq=seq, path=rel, step=step)
 
     def answer(self, run_dir: str | None, path: str | os.PathLike[str], step: int | None) -> bool:
@@ -61,6 +64,8 @@ class Checkpoints:
         where = os.path.abspath(os.path.join(run_dir, os.fspath(path)))
         inside = where.startswith(run_dir + os.sep)
         rel = os.path.relpath(where, run_dir) if inside else where
+        if self.saved is not None:
+            self.saved(where)
         for seq in waiting:
             self._event(P.EV_CHECKPOINT, seq=seq, path=rel, step=int(step if step is not None else 0))
         return True

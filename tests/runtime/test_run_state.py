@@ -136,8 +136,20 @@ def test_signals_pause_and_resume_a_zero_code_run():
 
 def test_event_kinds_are_strings_and_the_protocol_names():
     assert Kind.ENDED == "ended" and f"{Kind.ENDED}" == "ended" and hash(Kind.ENDED) == hash("ended")
-    assert {Kind.APPLIED, Kind.PAUSED, Kind.RESUMED, Kind.CHECKPOINT, Kind.DONE} == set(protocol.EVENTS_KINDS)
+    assert {Kind.APPLIED, Kind.PAUSED, Kind.RESUMED, Kind.CHECKPOINT, Kind.DONE, Kind.MAX_STEPS} == set(
+        protocol.EVENTS_KINDS)
     assert set(protocol.Event) == set(protocol.EVENTS_KINDS) and set(protocol.Command) == set(protocol.COMMANDS)
+
+
+def test_max_steps_is_known_once_said_and_a_change_is_marked():
+    s = state()
+    s.apply_metrics(10, {"loss": 1.0})
+    assert kinds(s.apply_event({"event": "max_steps", "steps": 100})) == [Kind.MAX_STEPS]
+    assert s.max_steps == 100 and s.applied == []          # first known: not a change
+    s.apply_metrics(50, {"loss": 0.5})
+    s.apply_event({"event": "max_steps", "steps": 150, "t": 3.0})
+    assert s.max_steps == 150 and s.applied == [{"step": 50, "params": {}, "max_steps": 150, "t": 3.0}]
+    assert s.apply_event({"event": "max_steps", "steps": 0}) == [] and s.max_steps == 150
 
 
 def test_a_batch_of_lines_does_what_each_line_does_in_order():

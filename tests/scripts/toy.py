@@ -37,7 +37,7 @@ if mode == "slowstop":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(f"toy trainer: lr={hp['lr']} steps={hp['steps']} mode={mode}", flush=True)
 
-while state["step"] < hp["steps"]:
+while state["step"] < trainer.max_steps(hp["steps"]):   # read each step: "train longer" extends it
     if trainer.should_stop() and mode != "slowstop":
         print("stopping on request", flush=True)
         break

@@ -62,3 +62,35 @@ def test_dialog_input_errors_are_input_errors_not_space_errors():
         with pytest.raises(InputError, match=rule) as e:
             parse(text)
         assert not isinstance(e.value, SpaceError) and e.value.title == "Input"
+
+
+async def test_forms_show_short_numbers_and_keep_the_full_value_of_an_untouched_field():
+    from space_toml import param
+
+    space = parse_space(space_toml({"lr": lr(live=True), "momentum": param(
+        "float", scale="one_minus_log", low=0.9, high=0.999, default=0.9, live=True)}), "x.toml")
+    full_lr, full_m = 0.012565746794364216, 0.9512345678901234
+    results: list = []
+
+    async def apply(changes: dict) -> dict:
+        return changes
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(ParamForm("Fork", [(space["lr"], full_lr), (space["momentum"], full_m)], apply,
+                                       allow_empty=True), results.append)
+
+    app = Host()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        form = app.screen
+        assert form.field("lr").value == "0.01257" and form.field("momentum").value == "0.9512"
+        assert form.changes() == {}           # nothing typed: every full value is kept
+        form.field("momentum").value = "0.99"
+        await pilot.press("enter")
+        for _ in range(20):
+            if results:
+                break
+            await pilot.pause(0.05)
+    # Only the edited field changes; lr is not sent, so the run keeps 0.012565746794364216.
+    assert results == [{"momentum": 0.99}]

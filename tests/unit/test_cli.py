@@ -272,7 +272,7 @@ def test_usage_errors_are_one_line(capsys):
     assert cli.main(["sample"]) == 2
     assert "required: space" in one_error_line(capsys.readouterr().err)
     assert cli.main(["run", "x.toml", "--parallel", "0"]) == 2
-    assert "must be >= 1" in one_error_line(capsys.readouterr().err)
+    assert "must be a whole number >= 1 or auto, got 0" in one_error_line(capsys.readouterr().err)
 
 
 def test_help_version_and_nothing(capsys):

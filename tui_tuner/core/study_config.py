@@ -68,7 +68,8 @@ class StudyConfig:
     command: tuple[str, ...]
     objective: str
     direction: str = "minimize"
-    parallel: int = 1
+    parallel: int = 1                  # runs at once (1 to start with when auto_k)
+    auto_k: bool = False               # parallel = "auto": auto-k chooses it from measured throughput
     budget: int = 20
     strategy: str = "tpe"
     seed: int | None = None
@@ -190,6 +191,11 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     except SpaceError as e:
         raise fail(*e.message.split(": ", 1)) from None
 
+    parallel = raw.get("parallel", 1)
+    auto_k = parallel == "auto"
+    if not auto_k and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
+        raise fail("study.parallel", f'must be an integer >= 1 or "auto", got {quoted_value(parallel)}')
+
     try:
         autopilot = pbt_config(raw.get("autopilot", "none"), raw.get("autopilot_interval"),
                                raw.get("autopilot_fraction"), raw.get("autopilot_resample"))
@@ -201,7 +207,8 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         command=tuple(command),
         objective=objective,
         direction=choice("direction", ("minimize", "maximize"), "minimize"),
-        parallel=integer("parallel", 1, 1),
+        parallel=1 if auto_k else parallel,
+        auto_k=auto_k,
         budget=integer("budget", 20, 1),
         strategy=choice("strategy", STRATEGIES, default_strategy()),
         strategy_fallback="strategy" not in raw and default_strategy() == FALLBACK_STRATEGY,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_tuner.core import rundir
 from tui_tuner.core.space import Space
 from tui_tuner.core.store import SOURCES, Store, Trial
 from tui_tuner.errors import StudyError
@@ -25,6 +26,7 @@ class StudyQueue:
     if TYPE_CHECKING:   # Study's own
         def _get(self, trial_id: int) -> Trial: ...
         def _writable(self) -> None: ...
+        def run_dir(self, trial_id: int) -> Path: ...
 
     def _zoom_level(self) -> int:
         raw = self.store.get_meta("search_state")
@@ -130,3 +132,20 @@ class StudyQueue:
                                parent=parent.id, fork_step=None if fork_step is None else int(fork_step),
                                resume=resume)
         return self._get(tid)
+
+    def requeue(self, trial_id: int, reason: str | None = None) -> Trial:
+        """Put an ended trial back at the FRONT of the queue, to run its same setting again from the
+        start as if it had never run (so it no longer counts toward any budget). Its run dir is kept,
+        moved aside to runs/tNNNN.attempt-K, so the next start is a fresh run."""
+        self._writable()
+        t = self._get(trial_id)
+        if not t.finished:
+            raise StudyError(f"trial {t.id} is {t.status}; only an ended trial is re-queued")
+        run_dir = self.run_dir(t.id)
+        if run_dir.exists() or run_dir.is_symlink():
+            rundir.set_aside(run_dir)
+        with self.store.tx() as db:
+            (lo,) = db.execute("SELECT MIN(queue_pos) FROM trials WHERE status = 'queued'").fetchone()
+            Store.update(db, t.id, status="queued", queue_pos=(lo - 1 if lo is not None else 0), pid=None,
+                         started=None, ended=None, objective=None, step=None, reason=reason)
+        return self._get(t.id)

@@ -128,6 +128,20 @@ class Commands:
                                      f"(set live = true in the space file, or fork the run)")
             return self._control(run, Command.SET, params=checked)
 
+    def set_max_steps(self, trial_id: int, steps: int) -> int:
+        """Change a run's step limit (the trainer reads it with trainer.max_steps); returns the seq."""
+        with self._bus.locked():
+            run = self._live_run(trial_id)
+            if run.zero_code:
+                raise RunError(f"trial {trial_id}: a zero-code script takes its step limit only as a flag at "
+                               f"start; fork it with more steps instead")
+            if run.state.max_steps is None:
+                raise RunError(f"trial {trial_id}: its trainer does not read trainer.max_steps(), so its step "
+                               f"limit cannot change while it trains (see the README's trainer API)")
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise RunError(f"trial {trial_id}: a step limit must be a whole number >= 1, got {steps!r}")
+            return self._control(run, Command.MAX_STEPS, steps=steps)
+
     def checkpoint(self, trial_id: int) -> int:
         """Ask a run to save a checkpoint; returns the seq its checkpoint event will carry."""
         with self._bus.locked():

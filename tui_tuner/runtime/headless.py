@@ -30,7 +30,7 @@ SUMMARY_WIDTH = 200  # the best trial's setting in the summary
 
 
 def run_headless(space_path: str | Path | None, study_dir: str | Path | None = None,
-                 trials: int | None = None, parallel: int | None = None, strategy: str | None = None,
+                 trials: int | None = None, parallel: int | str | None = None, strategy: str | None = None,
                  seed: int | None = None, out: TextIO | None = None, *, interval: float = 0.05,
                  runner_options: dict[str, Any] | None = None, early_stop: str | None = None,
                  step_budget: int | None = None, time_budget: float | str | None = None,
@@ -80,7 +80,8 @@ def _loop(session: Session, say: Any, interval: float) -> int:
         session.adopt()
         sched = session.scheduler
         say(f"study {study.dir}: {sched.strategy}, budget {sched.budget} ({study.budget_used()} started), "
-            f"parallel {sched.parallel}, objective {cfg.objective} ({cfg.direction})")
+            f"parallel {'auto (k from ' + str(sched.parallel) + ')' if sched.auto_k else sched.parallel}, "
+            f"objective {cfg.objective} ({cfg.direction})")
         while not interrupted:
             session.poll()
             if interrupted:
@@ -112,7 +113,10 @@ def _loop(session: Session, say: Any, interval: float) -> int:
 def _print(session: Session, ev: SessionEvent, say: Any) -> None:
     """The line an event gets in headless mode, if any."""
     if isinstance(ev, RunEvent):
-        if ev.kind == "ended":
+        if ev.kind == "ended" and ev.data.get("requeued"):
+            say(f"trial {ev.trial_id:>4}  re-queued  ({first_line(ev.data.get('reason'), REASON_WIDTH)}; "
+                "not counted: the same setting runs again)")
+        elif ev.kind == "ended":
             t = session.trial(ev.trial_id)
             status = ev.data["status"]
             reason = first_line(ev.data.get("reason"), REASON_WIDTH)

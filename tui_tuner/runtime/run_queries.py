@@ -61,6 +61,12 @@ class RunQueries:
         with self._bus.locked():
             return [dict(a) for a in run.state.applied] if run else []
 
+    def pauses(self, trial_id: int) -> list[int | None]:
+        """The step at each pause of a run, oldest first."""
+        run = self._known(trial_id)
+        with self._bus.locked():
+            return list(run.state.pauses) if run else []
+
     def latest(self, trial_id: int) -> dict[str, Any]:
         """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"} (+ "ending")."""
         run = self._known(trial_id)

@@ -31,6 +31,7 @@ class Kind(StrEnum):
     RESUMED = protocol.EV_RESUMED        # step, t
     CHECKPOINT = protocol.EV_CHECKPOINT  # seq, path, step
     DONE = protocol.EV_DONE              # the trainer said it finished: step
+    MAX_STEPS = protocol.EV_MAX_STEPS    # the step limit it trains to now: steps, step
     DIVERGED = "diverged"      # reason, step
     STALLED = "stalled"        # stalled True (since) or False
     GARBAGE = "garbage"        # count (in all), new
@@ -119,6 +120,8 @@ class RunState:
         self.objective_spec = objective
         self.params = dict(params)            # with applied live changes
         self.applied: list[dict[str, Any]] = []   # each live change that took effect: step, params, t
+        self.pauses: list[int | None] = []    # the step at each pause (marks on the run's sparkline)
+        self.max_steps: int | None = None     # the step limit the trainer reads (trainer.max_steps), once said
         self.status = status                  # running or paused while live; the verdict once ended
         self.step = step
         self.series: dict[str, Series] = {}
@@ -225,12 +228,23 @@ class RunState:
             return [self._event(Kind.APPLIED, {"params": params, "step": self.step})]
         if kind in (protocol.Event.PAUSED, protocol.Event.RESUMED):
             self.status = "paused" if kind == protocol.Event.PAUSED else "running"
+            if kind == protocol.Event.PAUSED:
+                self.pauses.append(self.step)
             return [self._event(Kind(kind), {"step": self.step, "t": ev.get("t")})]
         if kind == protocol.Event.CHECKPOINT:
             seq = ev.get("seq")
             if isinstance(seq, int):
                 self.checkpoints[seq] = ev
             return [self._event(Kind.CHECKPOINT, {k: ev.get(k) for k in ("seq", "path", "step")})]
+        if kind == protocol.Event.MAX_STEPS:
+            steps = ev.get("steps")
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                return []
+            if self.max_steps is not None and steps != self.max_steps:
+                # Training longer (or shorter) is a change to the run: marked on its curve.
+                self.applied.append({"step": self.step, "params": {}, "max_steps": steps, "t": ev.get("t")})
+            self.max_steps = steps
+            return [self._event(Kind.MAX_STEPS, {"steps": steps, "step": self.step})]
         if kind == protocol.Event.DONE:
             if self.done_at is None:
                 self.done_at = verdict.event_time(ev)
@@ -256,4 +270,5 @@ class RunState:
     def paused_by_signal(self) -> list[RunEvent]:
         """A zero-code run was sent SIGSTOP: it is paused."""
         self.status = "paused"
+        self.pauses.append(self.step)
         return [self._event(Kind.PAUSED, {"step": self.step})]

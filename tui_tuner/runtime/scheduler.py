@@ -40,7 +40,7 @@ GRID_META = "grid_state"                         # the search state the grid was
 class Scheduler:
     """Keeps up to `parallel` runs going and refills the queue by the study's strategy.
 
-    `budget`, `parallel`, `strategy`, `early_stop` (a rule name; the space gives its steps and
+    `budget`, `parallel` (or "auto"), `strategy`, `early_stop` (a rule name; the space gives its steps and
     factor), `step_budget` and `time_budget` (seconds, or text like "8h") default to the space's
     [study] values. Call `tick()` after each `runner.poll()`; `done()` says when the study has
     nothing left to do. `holding` (set by the app) stops new starts without touching the running
@@ -49,7 +49,7 @@ class Scheduler:
     """
 
     def __init__(self, study, runner: Runner, sampler: sampling.Sampler | None = None, *,
-                 budget: int | None = None, parallel: int | None = None,
+                 budget: int | None = None, parallel: int | str | None = None,
                  strategy: str | None = None, early_stop: str | None = None,
                  step_budget: int | None = None, time_budget: float | str | None = None) -> None:
         cfg = study.space.config
@@ -57,7 +57,12 @@ class Scheduler:
         self.runner = runner
         self.sampler = sampler if sampler is not None else study.sampler()
         self.budget = int(budget if budget is not None else cfg.budget)
-        self.parallel = max(1, int(parallel if parallel is not None else cfg.parallel))
+        # "auto" (the space's parallel = "auto", or --parallel auto): auto-k sets `parallel` as it
+        # measures (runtime/autok.py, through the session), starting at one run.
+        self.auto_k = parallel == "auto" or (parallel is None and cfg.auto_k)
+        if isinstance(parallel, str) and not self.auto_k:
+            raise StudyError(f"parallel must be a whole number >= 1 or \"auto\", got {parallel!r}")
+        self.parallel = 1 if self.auto_k else max(1, int(parallel if parallel is not None else cfg.parallel))
         self.strategy = strategy or cfg.strategy
         if self.strategy not in STRATEGIES:
             raise StudyError(f"unknown strategy {self.strategy!r} (allowed: {', '.join(STRATEGIES)})")

@@ -25,9 +25,11 @@ from tui_tuner.core.space import Space
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import RunError, StudyError, TunerError
+from tui_tuner.runtime.autok import AutoKCommands
 from tui_tuner.runtime.autopilot import Autopilot
 from tui_tuner.runtime.decisions import Decisions
 from tui_tuner.runtime.early_stopping import EarlyStopping
+from tui_tuner.runtime.hand_moves import HandMoves
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
 from tui_tuner.runtime.session_events import Decision, EventStream, Listener, Severity, Undo
@@ -52,8 +54,12 @@ class Forked:
     message: str
 
 
-class Session:
-    """An open study with its runner and scheduler; every command and automatic decision goes here."""
+class Session(AutoKCommands, HandMoves):
+    """An open study with its runner and scheduler; every command and automatic decision goes here.
+
+    Auto-k (runtime/autok.py: `autok`, `toggle_k`, `bump_k`) and the hand moves (runtime/hand_moves.py:
+    `scale_lr`, `train_longer`) are its parts too.
+    """
 
     def __init__(self, study: Study, *, runner: Runner | None = None, scheduler: Scheduler | None = None,
                  autostart: bool = True, runner_options: Mapping[str, Any] | None = None,
@@ -126,6 +132,7 @@ class Session:
         """The runner's callback (its poll thread, or the caller of a command)."""
         if ev.kind in ("metrics", "ended"):
             self._decisions.judge(ev)   # first: an early-stopped run's "ended" then carries the decision as its reason
+            self._observe_k(ev)          # and an out-of-memory failure re-queued by auto-k says so
         self._events.publish(ev)
         if ev.kind == "error":
             self.notice("Runner", str(ev.data.get("message", "error")), "error")
@@ -206,6 +213,7 @@ class Session:
                         "the default tpe (pip install optuna)", "warning")
         try:
             sched = self.scheduler
+            self._tick_k()   # auto-k sets sched.parallel from what it measured
             self._decisions.tick()   # first: a fork takes its slot before the queue does
             started = sched.tick()
         except TunerError as e:

@@ -7,7 +7,8 @@ and so it can be checked without a terminal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 # The value formatter is core's (one per purpose, shared with the CLI and headless mode); the
@@ -20,6 +21,8 @@ BLOCKS = " ▁▂▃▄▅▆▇█"
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_FULL = "█"
 BAR_EMPTY = "·"
+# Marks on a run's sparkline (the curves view's glyphs, plus one for a pause).
+FORK_MARK, CHANGE_MARK, PAUSE_MARK = "◆", "▲", "‖"
 
 
 def fmt_short(value: Any) -> str:
@@ -132,6 +135,16 @@ def spark_rows(values: Sequence[float], width: int, height: int, *, log: bool = 
         row = "".join(BLOCKS[min(max(lv - r * 8, 0), 8)] for lv in levels)
         rows.append(row.ljust(width))
     return rows
+
+
+def mark_positions(steps: Sequence[int], marks: Iterable[tuple[int | None, str]]) -> tuple[tuple[float, str], ...]:
+    """Where each (step, glyph) falls along a curve reported at `steps` (ascending), as a fraction
+    0..1 of the curve's width, as `resample` spreads the points; a mark without a step is dropped."""
+    n = len(steps)
+    if n == 0:
+        return ()
+    out = [(min(bisect_left(steps, step), n - 1) / n, glyph) for step, glyph in marks if step is not None]
+    return tuple(sorted(out))
 
 
 def columns_by_step(points: Sequence[tuple[int, float]], width: int, step_max: float) -> list[float | None]:

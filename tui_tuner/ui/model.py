@@ -80,6 +80,7 @@ class RunView:
     parent: int | None = None
     fork_step: int | None = None
     reason: str | None = None
+    marks: tuple[tuple[float, str], ...] = ()   # on the curves: (fraction of the width, glyph)
 
     @property
     def active(self) -> bool:
@@ -118,6 +119,7 @@ class Snapshot:
     best_id: int | None
     order: str = "best"
     gpu: str | None = None
+    k: str | None = None            # auto-k: "k 3 auto · 2,470 steps/s · GPU 5.3/80 GB" (None: the space's fixed k)
     importance_method: str = ""
     # The pictures, gathered only while their view is open (Backend.view; None otherwise): every
     # trial's curve of the selected metric (curves view); every started trial's setting, and the

@@ -16,7 +16,7 @@ from typing import Any
 from tui_tuner.core.plotting import Curves, Line, Point, boxes_of, line_of
 from tui_tuner.core.status import ACTIVE
 from tui_tuner.runtime.session import Session
-from tui_tuner.ui.format import downsample, finite
+from tui_tuner.ui.format import CHANGE_MARK, FORK_MARK, PAUSE_MARK, downsample, finite, mark_positions
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Card, ParamRow, QueueRow, RunView, Snapshot, TrialRow
 from tui_tuner.ui.pauses import PausedTime
@@ -71,7 +71,7 @@ class SnapshotBuilder:
         by_id = {t.id: t for t in trials}
 
         focus = self._resolve_focus(trials, best)
-        focused = self._run_view(by_id[focus], light) if focus is not None else None
+        focused = self._run_view(by_id[focus], light, trials) if focus is not None else None
         if light:
             curve_budget = 0.0
             self._wake()
@@ -135,7 +135,7 @@ class SnapshotBuilder:
             budget=self.session.budget,
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
-            gpu=None if light else self._gpu_line(), importance_method=method,
+            gpu=None if light else self._gpu_line(), importance_method=method, k=self._k_line(),
             curves=curves, points=points, boxes=boxes or ())
 
     def _curves_view(self, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
@@ -185,7 +185,7 @@ class SnapshotBuilder:
         self.focus = choice
         return choice
 
-    def _run_view(self, trial: Any, light: bool = False) -> RunView:
+    def _run_view(self, trial: Any, light: bool = False, trials: list | None = None) -> RunView:
         runner = self.session.runner
         objective = self.session.config.objective
         if light:
@@ -203,6 +203,7 @@ class SnapshotBuilder:
         obj = self._live_curve(trial.id, objective, CHART_POINTS) if names and objective != loss_name else ()
         metrics = latest.get("metrics") or {}
         active = trial.status in ACTIVE
+        marks = () if light or not names else self._marks(trial.id, loss_name, trials or [])
         return RunView(
             id=trial.id, status=trial.status if not active else (latest.get("status") or trial.status),
             step=latest.get("step", trial.step), metrics=tuple(sorted(metrics.items())),
@@ -210,7 +211,16 @@ class SnapshotBuilder:
             loss=loss, objective_name=objective, objective=obj,
             can_adjust=active and runner.can_adjust(trial.id),
             params=dict(latest.get("params") or trial.params), parent=trial.parent,
-            fork_step=trial.fork_step, reason=trial.reason)
+            fork_step=trial.fork_step, reason=trial.reason, marks=marks)
+
+    def _marks(self, trial_id: int, metric: str, trials: list) -> tuple[tuple[float, str], ...]:
+        """Where on the run's curve a live change, a pause or a fork of it happened."""
+        runner = self.session.runner
+        steps = [s for s, v in runner.series(trial_id, metric) if math.isfinite(v)]
+        marks = [(c.get("step"), CHANGE_MARK) for c in runner.changes(trial_id)]
+        marks += [(s, PAUSE_MARK) for s in runner.pauses(trial_id)]
+        marks += [(t.fork_step, FORK_MARK) for t in trials if t.parent == trial_id]
+        return mark_positions(steps, marks)
 
     def _live_curve(self, trial_id: int, metric: str, points: int) -> tuple[float, ...]:
         series = self.session.runner.series(trial_id, metric)
@@ -277,6 +287,10 @@ class SnapshotBuilder:
         done = [(t.params, t.objective) for t in self.session.study.finished()
                 if t.status == "done" and t.objective is not None]
         self._compute_importance(n_done, done)
+
+    def _k_line(self) -> str | None:
+        status = self.session.k_status()
+        return status.text() if status is not None else None
 
     def _gpu_line(self) -> str | None:
         if self._gpu is None:

@@ -18,6 +18,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui_tuner.core.formatting import short_value
 from tui_tuner.core.param import Param
 from tui_tuner.errors import InputError, SpaceError, TunerError
 from tui_tuner.ui.format import fmt_value
@@ -30,11 +31,14 @@ class Scroll(VerticalScroll, can_focus=False):
 
 
 def edit_text(value: Any) -> str:
-    """A value as the text a field starts with: exact, so an untouched field round-trips."""
-    if isinstance(value, float):
-        return repr(value)
+    """A value as the text a field starts with: short (0.01257, not 0.012565746794364216).
+
+    Only fields whose text the user changed are applied, so an untouched field keeps its full value.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return short_value(value)
     return str(value)
 
 

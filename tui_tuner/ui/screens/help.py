@@ -21,8 +21,11 @@ NOTES = (
 
 def help_sections(main: list[Binding]) -> list[tuple[str, list[Binding]]]:
     """The key table's sections, from the main screen's bindings and the tables' and dialogs' own."""
+    from tui_tuner.ui.screens.main_keys import BINDINGS as HAND_KEYS
+
     return [
-        ("Main screen", [b for b in main if b.show]),
+        ("Main screen", [b for b in main if b.show and b not in HAND_KEYS]),
+        ("Hand moves, auto-k", [b for b in HAND_KEYS if b.show]),
         ("Params table", list(ParamsTable.BINDINGS)),
         ("Trials table", [Binding("enter", "watch", "Watch this trial")]),
         ("Queue table", list(QueueTable.BINDINGS)),

@@ -19,8 +19,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from tui_tuner.ui.model import Snapshot
-from tui_tuner.ui.screens import main_dialogs, zoom_ask
+from tui_tuner.ui.screens import main_dialogs, main_keys, zoom_ask
 from tui_tuner.ui.screens.help import HelpScreen, help_sections
+from tui_tuner.ui.screens.main_keys import HandMoveKeys
 from tui_tuner.ui.widgets.run import RunPanel, set_if_changed
 from tui_tuner.ui.widgets.status import StatusLine
 from tui_tuner.ui.widgets.strip import RunStrip
@@ -34,7 +35,7 @@ RUN_MIN = 26  # narrow layout: the run panel's least width; the parameters table
 SLOW = 0.5   # seconds between refreshes of the trials table and the strip when only numbers change
 
 
-class MainScreen(Screen):
+class MainScreen(HandMoveKeys, Screen):
     """Everything about the study on one screen, driven from the keyboard."""
 
     BINDINGS = [
@@ -64,6 +65,7 @@ class MainScreen(Screen):
         Binding("u", "undo_stop", "Undo early stop"),
         Binding("D", "decisions", "Decisions"),
         Binding("A", "autopilot", "Autopilot on/off"),
+        *main_keys.BINDINGS,
     ]
 
     class Ready(Message):
@@ -209,6 +211,8 @@ class MainScreen(Screen):
             return True if run is not None else None
         if action == "adjust":
             return True if run is not None and run.can_adjust else None
+        if action in main_keys.RUN_ACTIONS:
+            return self.hand_move_allowed(action)
         if action == "adjust_why":
             return False if run is not None and run.can_adjust else True
         if action in ("next_run", "prev_run"):

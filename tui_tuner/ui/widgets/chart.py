@@ -20,21 +20,25 @@ class Chart(Widget):
     Chart > .chart--bar { color: $success; }
     Chart > .chart--label { color: $text-muted; }
     Chart > .chart--value { color: $text; text-style: bold; }
+    Chart > .chart--mark { color: $warning; text-style: bold; }
     """
-    COMPONENT_CLASSES = {"chart--bar", "chart--label", "chart--value"}
+    COMPONENT_CLASSES = {"chart--bar", "chart--label", "chart--value", "chart--mark"}
 
     # What is drawn: assigning an equal value does nothing, a new one repaints (once per frame).
     metric: reactive[str] = reactive("")
     values: reactive[tuple[float, ...]] = reactive(())
     log_y: reactive[bool] = reactive(False)
+    # Where a live change, a pause or a fork happened: (fraction of the width, glyph), on the top row.
+    marks: reactive[tuple[tuple[float, str], ...]] = reactive(())
 
     def __init__(self, name: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.set_reactive(Chart.metric, name)
 
-    def show(self, metric: str, values: tuple[float, ...], log: bool) -> None:
-        """Draw these values (nothing happens when they are what is shown)."""
-        self.metric, self.values, self.log_y = metric, values, log
+    def show(self, metric: str, values: tuple[float, ...], log: bool,
+             marks: tuple[tuple[float, str], ...] = ()) -> None:
+        """Draw these values and marks (nothing happens when they are what is shown)."""
+        self.metric, self.values, self.log_y, self.marks = metric, values, log, marks
 
     def render(self) -> Text:
         """The label line and the block rows."""
@@ -58,7 +62,14 @@ class Chart(Widget):
         text.append(f"  {fmt_value(min(vals))}..{fmt_value(max(vals))}", label_style)
         # The label must stay one line: a wrapped label would push the curve out of the widget.
         text.truncate(width)
-        for row in spark_rows(vals, width, max(height - 1, 1), log=use_log):
+        at = {min(int(frac * width), width - 1): glyph for frac, glyph in self.marks} if width > 0 else {}
+        for i, row in enumerate(spark_rows(vals, width, max(height - 1, 1), log=use_log)):
             text.append("\n")
-            text.append(row, bar_style)
+            if i or not at:
+                text.append(row, bar_style)
+                continue
+            mark_style = self.get_component_rich_style("chart--mark")
+            for col, cell in enumerate(row):
+                glyph = at.get(col)
+                text.append(glyph or cell, mark_style if glyph else bar_style)
         return text

@@ -106,9 +106,9 @@ class RunPanel(Vertical):
             loss.show("loss", (), log)
             self.objective_shown = False
             return
-        loss.show(run.loss_name, run.loss, log)
+        loss.show(run.loss_name, run.loss, log, run.marks)
         self.objective_shown = bool(run.objective) or run.objective_name != run.loss_name
-        obj.show(run.objective_name, run.objective, log)
+        obj.show(run.objective_name, run.objective, log, run.marks)
 
     def watch_heading(self, heading: str) -> None:
         """The border title: the run and its lineage."""

@@ -9,7 +9,8 @@ from tui_tuner.ui.model import Snapshot
 
 
 def status_text(snap: Snapshot | None) -> Text:
-    """'mlp-digits  running 2  queued 5  done 7  failed 1  10/20 started  zoom 1  stage 4  GPU 41% 3.1/80G'."""
+    """'mlp-digits  running 2  queued 5  done 7  failed 1  10/20 started  k 2 auto · 1,810 steps/s  zoom 1
+    stage 4  GPU 41% 3.1/80G' (k only when auto-k chooses it or it was fixed by hand)."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if snap is None:
         text.append("opening study…", style="dim")
@@ -25,6 +26,8 @@ def status_text(snap: Snapshot | None) -> Text:
         text.append(f"  failed {failed}", style="bold red")
     started = sum(n for _, n in snap.counts) - snap.count("queued")
     text.append(f"  {started}/{snap.budget} started", style="dim")
+    if snap.k:
+        text.append(f"  {snap.k}", style="bold magenta")
     text.append(f"  zoom {snap.zoom}  stage {snap.stage}")
     if snap.gpu:
         text.append(f"  {snap.gpu}", style="cyan")

@@ -1,0 +1,44 @@
+"""Which parameter the lr ×0.5/×2 keys move, and how (runtime/hand_moves.py's pure parts)."""
+
+from __future__ import annotations
+
+import pytest
+from space_toml import lr, momentum, param, space_toml
+
+from tui_tuner.core.space import parse_space
+from tui_tuner.errors import RunError
+from tui_tuner.runtime.hand_moves import lr_param, scaled_lr
+
+
+def space(**params):
+    return parse_space(space_toml(params), "x.toml")
+
+
+@pytest.mark.parametrize("params,name", [
+    ({"lr": lr(live=True)}, "lr"),
+    ({"learning_rate": lr(live=True), "momentum": momentum(live=True)}, "learning_rate"),
+    ({"lr": lr(live=False), "learning_rate": lr(live=True)}, "learning_rate"),   # the live one wins
+])
+def test_the_live_log_learning_rate_is_chosen(params, name):
+    assert lr_param(space(**params)).name == name
+
+
+@pytest.mark.parametrize("params,rule", [
+    ({"momentum": momentum(live=True)}, "no live learning rate"),
+    ({"lr": lr(live=False)}, "params.lr is not live"),
+    ({"lr": param("float", low=0.0, high=1.0, live=True)}, "params.lr is not a float on a log scale"),
+    ({"step_size": lr(live=True)}, "named lr or learning_rate"),
+])
+def test_a_space_without_one_is_refused_clearly(params, rule):
+    with pytest.raises(RunError, match=rule):
+        lr_param(space(**params))
+
+
+def test_scaling_doubles_halves_and_clips_to_the_range():
+    s = space(lr=lr(live=True, low=1e-4, high=1.0))
+    assert scaled_lr(s, 0.01, 2.0) == ("lr", 0.02, "")
+    assert scaled_lr(s, 0.01, 0.5) == ("lr", 0.005, "")
+    assert scaled_lr(s, 0.7, 2.0) == ("lr", 1.0, " (clipped to the range's top)")
+    assert scaled_lr(s, 1.5e-4, 0.5) == ("lr", 1e-4, " (clipped to the range's bottom)")
+    with pytest.raises(RunError, match="already at the top of its range"):
+        scaled_lr(s, 1.0, 2.0)

@@ -1,0 +1,283 @@
+"""Auto-k carried out: measure the runs' aggregate throughput, and set the scheduler's parallel limit.
+
+The rule is the core's (core/autok.py); this feeds its meter the runner's metrics events, opens a
+window once k runs are going and have reported (their start-up is not measured), closes it after
+`window` seconds, and applies what the rule decides to `Scheduler.parallel`. Lowering k stops no
+run: the scheduler starts none until fewer than k go. A run that failed out of GPU memory in auto
+mode is re-queued (the same setting runs again, not counted against the budget) and k backs off.
+
+`on_change` gets each change with its numbers (the session records it as a decision). The state is
+kept in the study (meta "auto_k"), so a restarted tuner continues at the same k. Events arrive on
+the runner's thread and ticks on the session's, so one lock guards the state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tui_tuner.core import autok
+from tui_tuner.core.autok import Change, Measurement, Meter, State
+from tui_tuner.core.study import Study
+from tui_tuner.errors import RunError, StudyError
+from tui_tuner.runtime.gpu_memory import GpuMemory
+from tui_tuner.runtime.runner import RunEvent, Runner
+from tui_tuner.runtime.scheduler import Scheduler
+
+STATE_META = "auto_k"
+OOM_META = "auto_k_oom"          # {trial id: out-of-memory failures so far}
+OOM_REASON = "out of GPU memory"  # core/verdict.py's reason for a run that ran out of memory
+WINDOW = 5.0                     # seconds a measurement lasts (at least)
+REPORTS_PER_RUN = 2              # ... and at least this many reports per run in it
+FIXED_BY_SPACE = "fixed by the space"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status line shows: k, whether auto-k chooses it, and the measurement behind it."""
+
+    k: int
+    mode: str                   # "auto", "fixed" (by hand or by the space), "held" (by an undo)
+    measurement: Measurement | None
+    note: str = ""
+
+    def text(self) -> str:
+        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB'."""
+        parts = [f"k {self.k} {self.mode}"]
+        m = self.measurement
+        if m is None:
+            parts.append("measuring" if self.mode == "auto" else "")
+        else:
+            parts.append(f"{autok.rate_text(m.steps_per_s)} steps/s")
+            if m.memory is not None:
+                parts.append(m.memory.text())
+        return " · ".join(p for p in parts if p)
+
+
+class AutoK:
+    """Chooses the scheduler's parallel limit from measured throughput (in auto mode), or keeps it fixed."""
+
+    def __init__(self, study: Study, runner: Runner, scheduler: Scheduler, *, auto: bool,
+                 on_change: Callable[[Change], None] | None = None, probe: GpuMemory | None = None,
+                 window: float = WINDOW, clock: Callable[[], float] = time.time) -> None:
+        self.study = study
+        self.runner = runner
+        self.scheduler = scheduler
+        self.on_change = on_change
+        self.probe = probe if probe is not None else GpuMemory()
+        self.window = window
+        self.clock = clock
+        self.meter = Meter()
+        self.last: Measurement | None = None
+        self._lock = threading.RLock()
+        saved = study.meta(STATE_META) if auto else None
+        if auto:
+            self.state = State.from_dict(saved) if isinstance(saved, dict) else State(k=1)
+        else:
+            self.state = State(k=scheduler.parallel, mode="fixed", note=FIXED_BY_SPACE)
+        self._window_k: int | None = None
+        scheduler.parallel = self.state.k
+
+    # -- what it shows ----------------------------------------------------------------------------
+
+    def status(self) -> Status:
+        """k, its mode and the latest measurement, for the status line."""
+        with self._lock:
+            s = self.state
+            mode = "held" if s.held else s.mode
+            return Status(s.k, mode, self.last, s.note)
+
+    # -- events and ticks -------------------------------------------------------------------------
+
+    def observe(self, ev: RunEvent) -> Change | None:
+        """Feed one runner event; an OOM failure in auto mode is re-queued (ev.data["requeued"] = True)."""
+        if ev.kind == "metrics":
+            step = ev.data.get("step")
+            if isinstance(step, int):
+                with self._lock:
+                    self.meter.report(ev.trial_id, step)
+            return None
+        if ev.kind != "ended":
+            return None
+        with self._lock:
+            self.meter.end(ev.trial_id)
+            reason = ev.data.get("reason") or ""
+            if ev.data.get("status") != "failed" or not str(reason).startswith(OOM_REASON):
+                return None
+            if self.state.mode != "auto":
+                return None
+            return self._oom(ev)
+
+    def _oom(self, ev: RunEvent) -> Change | None:
+        tid = ev.trial_id
+        counts = {str(k): int(v) for k, v in dict(self.study.meta(OOM_META) or {}).items()}
+        failures = counts.get(str(tid), 0) + 1
+        others = len([i for i in self.runner.live_ids() if i != tid])
+        requeued = autok.should_requeue(failures, others, self.state.k)
+        if requeued:
+            counts[str(tid)] = failures
+            try:
+                self.study.set_meta(OOM_META, counts)
+                self.study.requeue(tid, reason=f"re-queued: {OOM_REASON} with {self.state.k} runs sharing it")
+                ev.data["requeued"] = True
+            except (StudyError, OSError) as e:
+                requeued = False
+                ev.data["requeue_failed"] = str(e)
+        self.state, change = autok.oom(self.state, tid, requeued)
+        if change is None and requeued:
+            change = Change(self.state.k, self.state.k, "oom",
+                            f"k {self.state.k}: #{tid} ran out of GPU memory; re-queued, not counted",
+                            {"from": self.state.k, "to": self.state.k, "why": "oom", "trial": tid,
+                             "requeued": True})
+        self._apply(change)
+        return change
+
+    def tick(self) -> Change | None:
+        """Measure and decide (called from Session.tick): opens, closes and judges windows."""
+        with self._lock:
+            now = self.clock()
+            going = self._going()
+            self.meter.going(len(going), now)
+            k = self.state.k
+            if self._window_k != k:
+                self.meter.stop()
+                self._window_k = None
+            if not self.meter.open:
+                # A window opens once k runs go and each of (at least k of) them has reported.
+                if len(going) >= k and sum(self.meter.baseline(t) for t in going) >= k:
+                    self.meter.start(now)
+                    self._window_k = k
+                return None
+            if self.meter.elapsed(now) < self.window or self.meter.reports < REPORTS_PER_RUN * k:
+                return None
+            m = self.meter.measure(k, now, self._memory())
+            self.meter.start(now)
+            self.last = m
+            self.state, change = autok.decide(self.state, m)
+            self._apply(change)
+            return change
+
+    def _going(self) -> list[int]:
+        ids = self.runner.live_ids()
+        return [i for i in ids if self.runner.latest(i).get("status") == "running"]
+
+    def _memory(self) -> autok.Memory | None:
+        groups = [p for p in (getattr(self.runner.runs.get(i), "pid", None) for i in self.runner.live_ids()) if p]
+        try:
+            return self.probe.read(groups)
+        except Exception:  # noqa: BLE001 - no memory figures this window; throughput still decides
+            return None
+
+    def _apply(self, change: Change | None) -> None:
+        """Set the scheduler's limit to the state's k, keep the state in the study, tell the session."""
+        self.scheduler.parallel = self.state.k
+        if change is None:
+            return
+        self.meter.stop()
+        self._window_k = None
+        self._save()
+        if self.on_change is not None:
+            self.on_change(change)
+
+    def _save(self) -> None:
+        if self.state.mode != "auto" and not self.study.meta(STATE_META):
+            return   # a study with a fixed parallel keeps no auto-k state unless auto-k was used
+        try:
+            self.study.set_meta(STATE_META, self.state.to_dict())
+        except (StudyError, OSError):
+            pass   # a read-only study: the state lives for this session only
+
+    # -- the user's hand ------------------------------------------------------------------------
+
+    def fix(self, k: int) -> str:
+        """Fix k by hand (auto-k stops choosing until `to_auto`)."""
+        if k < 1:
+            raise RunError(f"k must be at least 1, got {k}")
+        with self._lock:
+            self.state, change = autok.fix(self.state, k)
+            self._apply(change)
+            return change.text if change else f"k stays {k} (fixed)"
+
+    def toggle(self) -> str:
+        """The override key: fix k where it is now, or (when fixed or held) return to auto."""
+        with self._lock:
+            if self.state.mode == "auto" and not self.state.held:   # searching or settled: fix it here
+                return self.fix(self.state.k)
+            self.state, change = autok.to_auto(self.state)
+            self._apply(change)
+            return change.text if change else f"k {self.state.k}: auto"
+
+    def undo(self, data: Mapping[str, Any]) -> str:
+        """Undo a recorded change of k (its data: from, to): k goes back and is held there."""
+        if "from" not in data or "to" not in data:
+            raise RunError("this auto-k decision does not say which k it changed")
+        with self._lock:
+            self.state, change = autok.undo(self.state, data)
+            self._apply(change)
+            return change.text
+
+
+class AutoKCommands:
+    """The session's part of auto-k (Session inherits it): built with the scheduler, fed every run
+    event before it is published (so an OOM re-queue reads as one), ticked, overridden by hand."""
+
+    study: Study
+    runner: Runner
+    scheduler: Scheduler
+    decide: Callable[[Any], None]
+    notice: Callable[..., None]
+    register_undo: Callable[[str, Callable[[Any], str]], None]
+    _autok: AutoK | None = None
+
+    @property
+    def autok(self) -> AutoK:
+        """Auto-k (auto when the study says parallel = "auto"; else it keeps the fixed k until `toggle_k`)."""
+        if self._autok is None:
+            sched = self.scheduler
+            self._autok = AutoK(self.study, self.runner, sched, auto=sched.auto_k, on_change=self._k_changed)
+            self.register_undo("auto_k", lambda d: self.autok.undo(d.data))
+        return self._autok
+
+    def _observe_k(self, ev: RunEvent) -> None:
+        ak = self._autok
+        if ak is None:
+            return
+        try:
+            ak.observe(ev)
+        except Exception as e:  # noqa: BLE001 - said and logged; k stays where it is
+            self.notice("Auto-k", f"{type(e).__name__}: {e}", "error")
+
+    def _tick_k(self) -> None:
+        try:
+            self.autok.tick()
+        except Exception as e:  # noqa: BLE001 - said and logged; the next tick measures again
+            self.notice("Auto-k", f"{type(e).__name__}: {e}", "error")
+
+    def _k_changed(self, change: Change) -> None:
+        from tui_tuner.runtime.session_events import Decision
+
+        if change.why in ("fixed", "auto"):
+            self.notice("Auto-k", change.text)   # the user's own move, not an automatic decision
+            return
+        kind = "undo" if change.why == "undo" else "auto_k"
+        trial = change.data.get("trial")
+        self.decide(Decision(kind, trial if isinstance(trial, int) else None, change.text, dict(change.data)))
+
+    def k_status(self) -> Status | None:
+        """What the status line shows of k (None until auto-k is built, or while the space's k is untouched)."""
+        ak = self._autok
+        if ak is None:
+            return None
+        status = ak.status()
+        return None if status.note == FIXED_BY_SPACE else status
+
+    def toggle_k(self) -> str:
+        """The override key: fix k where it is, or return to auto."""
+        return self.autok.toggle()
+
+    def bump_k(self, delta: int) -> str:
+        """Fix k one higher or lower (never below 1)."""
+        return self.autok.fix(max(1, self.autok.status().k + delta))
