@@ -8,6 +8,7 @@ and the plot is rebuilt off the loop at a bounded rate (PicturePlot).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -42,6 +43,7 @@ class PictureScreen(Screen):
     CSS_PATH = "pictures.tcss"
     VIEW: ClassVar[str] = ""
     NAME: ClassVar[str] = ""
+    FIGURE: ClassVar[Callable[[], Any] | None] = None   # the plot's figure (None: plotext's)
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "back", "Back"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
@@ -66,7 +68,7 @@ class PictureScreen(Screen):
     def compose(self) -> ComposeResult:
         """Title line, plot, legend line, footer."""
         yield Static("", id="picture-title", markup=False)
-        yield PicturePlot(id="picture-plot")
+        yield PicturePlot(id="picture-plot", figure=self.FIGURE() if self.FIGURE is not None else None)
         yield Static("", id="picture-legend", markup=False)
         yield Footer(compact=True)
 
