@@ -135,6 +135,8 @@ class MainScreen(Screen):
             view.show(snap)
             self._refresh_bindings_if_changed()
             return
+        if snap.view is not None:
+            return   # built for a view just closed, without this screen's curves: a full one follows
         focus_id = snap.focused.id if snap.focused else None
         now = time.monotonic()
         shape = (tuple((t.id, t.status) for t in snap.trials), snap.best_id, focus_id, snap.order,

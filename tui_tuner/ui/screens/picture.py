@@ -89,11 +89,15 @@ class PictureScreen(Screen):
             self.tuner.backend.refresh(curve_budget=math.inf)
 
     def on_unmount(self) -> None:
-        """Stop gathering this view's data."""
+        """Stop gathering this view's data; the next frame is the main screen's, whole again."""
         backend = self.tuner.backend
         if backend.view == self.VIEW:
             backend.view = None
-            self.tuner.redraw_soon()   # the next frame drops this view's data
+            if self.tuner.live:
+                self.tuner.redraw_soon()
+            elif backend.snapshot is not None and backend.snapshot.view is not None and self.tuner.main.is_mounted:
+                # A still app builds no frame of its own: build the main screen's (not while it quits).
+                backend.refresh(curve_budget=math.inf)
 
     def show(self, snap: Snapshot) -> None:
         """Draw a snapshot (the plot is rebuilt only when what it shows changed)."""
