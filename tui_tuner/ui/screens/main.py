@@ -180,13 +180,9 @@ class MainScreen(Screen):
             self.refresh_bindings()
 
     def _bindings_key(self) -> Any:
-        snap = self.snap
-        if snap is None:
-            return None
-        run = snap.focused
-        return (run.id if run else None, run.status if run else None, run.can_adjust if run else None,
-                tuple(snap.active_ids), snap.zoom, snap.count("done"), bool(snap.trials),
-                self.selected_trial())
+        # Which keys apply, not the state behind it: run ids change at every start and end, and each
+        # re-check recomposes the footer (tens of milliseconds of the event loop).
+        return tuple(self.check_action(b.action, ()) for b in self.BINDINGS)
 
     # -- what keys act on ---------------------------------------------------------------------------
 

@@ -110,10 +110,8 @@ class PictureScreen(Screen):
             self.refresh_bindings()
 
     def bindings_key(self) -> Any:
-        """What decides which keys apply (the footer is re-checked when it changes)."""
-        snap = self.snap
-        return None if snap is None else (snap.count("done"), snap.zoom, snap.focused.id if snap.focused else None,
-                                          len(snap.curves.metrics) if snap.curves else 0)
+        """Which keys apply now: the footer is re-checked (recomposed) only when that changes."""
+        return tuple(self.check_action(b.action, ()) for b in self.BINDINGS)
 
     def redraw(self) -> None:
         """Hand the plot what to draw now."""

@@ -1,0 +1,40 @@
+"""What keeps the main screen cheap to redraw under load: work skipped when nothing visible changed.
+
+Each test drives the real app (the still back end of the snapshot tests) with hand-made snapshots,
+and counts the expensive calls rather than timing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tui_tuner.ui.model import TrialRow
+
+
+def running(trial_id: int) -> TrialRow:
+    return TrialRow(id=trial_id, status="running", objective=0.5, step=100, source="random", parent=None,
+                    fork_step=None)
+
+
+async def test_runs_starting_and_ending_recheck_the_footer_only_when_a_key_changes(snap_app, monkeypatch):
+    # Each re-check recomposes the footer (tens of milliseconds): eight runs coming and going must
+    # not cost one per start and end.
+    app = snap_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.main
+        base = main.snap
+        assert base.focused is not None and not base.focused.active and not base.active_ids
+        checks: list[int] = []
+        monkeypatch.setattr(main, "refresh_bindings", lambda: checks.append(1))
+
+        def show(**changes):
+            main.show(replace(main.snap, seq=main.snap.seq + 1, **changes))
+
+        show(trials=(*base.trials, running(20)))                 # a run starts: ] and [ apply now
+        assert len(checks) == 1
+        show(trials=(*base.trials, running(20), running(21)))    # another one: nothing new applies
+        show(trials=(*base.trials, running(21)))                 # the first one ends: still nothing
+        assert len(checks) == 1
+        show(focused=replace(base.focused, id=21, status="running"))   # a running run focused: p, s, f
+        assert len(checks) == 2
