@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ui_helpers import plain
+
 from tui_tuner.ui.model import TrialRow
+from tui_tuner.ui.screens.main import TABLE_SLOW
+from tui_tuner.ui.widgets.tables import TrialsTable
 
 
 def running(trial_id: int) -> TrialRow:
@@ -38,3 +42,30 @@ async def test_runs_starting_and_ending_recheck_the_footer_only_when_a_key_chang
         assert len(checks) == 1
         show(focused=replace(base.focused, id=21, status="running"))   # a running run focused: p, s, f
         assert len(checks) == 2
+
+
+async def test_the_trials_table_takes_new_numbers_once_a_second_and_a_new_shape_at_once(snap_app):
+    # ~10 ms a redraw at 80x24 (every visible cell: DataTable re-renders them all on any update).
+    app = snap_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.main
+        table = main.query_one(TrialsTable)
+        base = main.snap
+        live = running(20)
+
+        def show(*rows: TrialRow) -> None:
+            main.show(replace(main.snap, seq=main.snap.seq + 1, trials=(*base.trials, *rows)))
+
+        def step_cell() -> str:
+            return plain(table.get_row("20")[3]).strip()
+
+        show(live)                                      # a new row: drawn at once
+        assert step_cell() == "100"
+        show(replace(live, step=200))                   # only a number changed: not yet
+        assert step_cell() == "100"
+        main._table_at -= TABLE_SLOW                    # a second later: it is
+        show(replace(live, step=300))
+        assert step_cell() == "300"
+        show(replace(live, step=400, status="paused"))  # a status changed: at once
+        assert step_cell() == "400"
