@@ -12,6 +12,8 @@ from ui_helpers import plain
 
 from tui_tuner.ui.model import TrialRow
 from tui_tuner.ui.screens.main import TABLE_SLOW
+from tui_tuner.ui.widgets.chart import Chart
+from tui_tuner.ui.widgets.strip import RunStrip
 from tui_tuner.ui.widgets.tables import TrialsTable
 
 
@@ -69,3 +71,19 @@ async def test_the_trials_table_takes_new_numbers_once_a_second_and_a_new_shape_
         assert step_cell() == "300"
         show(replace(live, step=400, status="paused"))  # a status changed: at once
         assert step_cell() == "400"
+
+
+async def test_the_strip_and_charts_keep_their_styles_until_the_theme_changes(snap_app):
+    # Looked up once, not at every repaint (Textual forgets them at each one); a new theme is seen.
+    app = snap_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        chart, strip = app.main.query_one("#chart-loss", Chart), app.main.query_one(RunStrip)
+        before = chart._styles(), strip._styles()
+        chart.refresh()
+        strip.refresh()
+        await pilot.pause()
+        assert chart._styles() is before[0] and strip._styles() is before[1]
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        assert chart._styles() != before[0] and strip._styles()["best"] != before[1]["best"]
