@@ -186,10 +186,13 @@ async def test_curves_view_follows_a_live_run_and_hands_the_screen_back(study_di
 async def test_a_covered_main_screen_is_not_gathered_nor_redrawn_and_catches_up_when_shown(app, key):
     async with piloting(app) as pilot:
         trials = app.main.query_one("#trials")
-        await wait_until(pilot, lambda: app.main.snap and app.main.snap.focused and app.main.snap.focused.loss,
-                         10, "a full frame")
-        cells = [trials.get_row(k)[4] for k, _ in trials._rows]
-        assert any(plain(c).strip() for c in cells)      # the finished trials' curves in the table
+
+        def curve_cells() -> list:
+            return [trials.get_row(k)[4] for k, _ in trials._rows]
+
+        await wait_until(pilot, lambda: app.main.snap and app.main.snap.focused and app.main.snap.focused.loss
+                         and any(plain(c).strip() for c in curve_cells()), 10, "a full frame, table curves drawn")
+        cells = curve_cells()
         frames = app.main.snap.seq
 
         await pilot.press(key)
@@ -200,16 +203,17 @@ async def test_a_covered_main_screen_is_not_gathered_nor_redrawn_and_catches_up_
         assert snap.focused is not None and snap.focused.loss == () and snap.focused.objective == ()
         assert snap.cards == () and all(t.curve == () for t in snap.trials)
         # ... and the main screen under the view is left as it was, not emptied.
-        assert [trials.get_row(k)[4] for k, _ in trials._rows] == cells
+        assert curve_cells() == cells
         app.main.on_screen_resume()                      # even asked to draw the view's frame: no
-        assert [trials.get_row(k)[4] for k, _ in trials._rows] == cells
+        assert curve_cells() == cells
 
         await pilot.press("escape")
         await screen_of(pilot, MainScreen, "the main screen")
         await wait_until(pilot, lambda: app.main.snap.view is None and app.main.snap.focused.loss, 10,
                          "the main screen's own frame")
         assert app.main.snap.seq > snap.seq and any(t.curve for t in app.main.snap.trials)
-        assert [plain(trials.get_row(k)[4]) for k, _ in trials._rows] == [plain(c) for c in cells]
+        await wait_until(pilot, lambda: [plain(c) for c in curve_cells()] == [plain(c) for c in cells], 5,
+                         "the table's curves again")
 
 
 # -- the plot widget ----------------------------------------------------------------------------------
