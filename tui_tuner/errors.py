@@ -46,3 +46,13 @@ class PlotError(TunerError):
     """A picture cannot be drawn as asked (an unknown metric or parameter, a missing library)."""
 
     title = "Plot"
+
+
+class ZoomTooFewError(SpaceError):
+    """A zoom refused for too few finished trials; the UI asks whether to force it, with these numbers."""
+
+    def __init__(self, message: str, *, have: int, need: int, searched: int) -> None:
+        super().__init__(message)
+        self.have = have            # finished trials with a finite objective
+        self.need = need            # what a sound zoom needs (region.zoom_minimum)
+        self.searched = searched    # the parameters searched now

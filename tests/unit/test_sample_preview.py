@@ -56,9 +56,10 @@ def test_coarse_to_fine_says_where_the_exact_preview_ends(tmp_path, capsys):
     space = tmp_path / "space.toml"
     space.write_text(space_toml(SEARCH, name="preview", budget=20))
     assert first_round_size(20) == 8
-    assert cli.main(["sample", str(space), "-n", "8", "--seed", "1"]) == 0
+    c2f = ["--strategy", "coarse_to_fine"]
+    assert cli.main(["sample", str(space), "-n", "8", "--seed", "1", *c2f]) == 0
     assert capsys.readouterr().err == ""
-    assert cli.main(["sample", str(space), "-n", "12", "--seed", "1"]) == 0
+    assert cli.main(["sample", str(space), "-n", "12", "--seed", "1", *c2f]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 12
     assert captured.err.strip() == ("tui-tuner: note: settings after the first 8 (the first coarse-to-fine round) "

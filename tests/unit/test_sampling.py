@@ -17,7 +17,7 @@ from tui_tuner.core.region import MIN_WIDTH, freeze, set_stage, unfreeze, unzoom
 from tui_tuner.core.sampling import Sampler, auto_round_size, coarse_to_fine_rounds, grid_values
 from tui_tuner.core.search_state import SearchState, ZoomLevel
 from tui_tuner.core.space import parse_space
-from tui_tuner.errors import SpaceError
+from tui_tuner.errors import SpaceError, ZoomTooFewError
 
 N = 20_000
 TOL = 0.02
@@ -393,6 +393,9 @@ def test_zoom_on_fewer_than_twice_the_searched_parameters_is_refused_unless_forc
         zoom(SPACE, SearchState(), fin, maximize=False)
     assert e.value.message.startswith("zoom needs at least 10 finished trials with an objective (twice the 5 "
                                       "searched parameters), got 9")
+    # The numbers the app's "zoom anyway?" question is built from.
+    assert isinstance(e.value, ZoomTooFewError)
+    assert (e.value.have, e.value.need, e.value.searched) == (9, 10, 5)
     assert len(zoom(SPACE, SearchState(), fin, maximize=False, force=True).levels) == 1
     assert len(zoom(SPACE, SearchState(), finished_lr(SPACE, n=10), maximize=False).levels) == 1
     # Fewer searched parameters (a lower stage, a frozen one) need fewer trials.

@@ -17,7 +17,7 @@ def study(**keys):
 
 def test_defaults_stop_nothing_and_set_no_step_or_time_budget():
     cfg = study()
-    assert cfg.strategy == "coarse_to_fine"
+    assert cfg.strategy == "tpe" and not cfg.strategy_fallback
     assert cfg.early_stop == EarlyStopConfig("none", None, 3, None, where="study.early_stop")
     assert cfg.step_budget is None and cfg.time_budget is None
 
@@ -25,6 +25,17 @@ def test_defaults_stop_nothing_and_set_no_step_or_time_budget():
 @pytest.mark.parametrize("strategy", ["random", "grid", "coarse_to_fine", "tpe", "gp", "cmaes"])
 def test_strategies(strategy):
     assert study(strategy=strategy).strategy == strategy
+
+
+def test_without_optuna_the_default_falls_back_to_coarse_to_fine_and_says_so(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    cfg = study()
+    assert cfg.strategy == "coarse_to_fine" and cfg.strategy_fallback
+    named = study(strategy="random")    # a strategy the space names is never replaced
+    assert named.strategy == "random" and not named.strategy_fallback
 
 
 def test_early_stop_keys_make_the_decider_config():

@@ -13,7 +13,7 @@ from tui_tuner.core.param import Param
 from tui_tuner.core.search_state import FULL, SearchState, ZoomLevel
 from tui_tuner.core.space import Space
 from tui_tuner.core.study_config import ZOOM_MARGIN, ZOOM_TOP
-from tui_tuner.errors import SpaceError
+from tui_tuner.errors import SpaceError, ZoomTooFewError
 
 # Coarse-to-fine defaults, chosen with tests/bench/search_quality.py (see its table): zoom on the
 # best 25% (at least 2) of all finished trials, add 15% of the current box width on each side;
@@ -96,8 +96,8 @@ def zoom(space: Space, state: SearchState, finished: list[tuple[dict, float]], *
     `margin` of the current box width on each side, never narrower than `min_width` of the current
     box and always inside it; each searched choice keeps the values those trials used. `ids`
     (parallel to `finished`) are recorded on the level. Non-finite objectives are ignored.
-    Fewer finished trials than `zoom_minimum` are refused (saying how many it has and needs)
-    unless `force`; a forced zoom still needs 2.
+    Fewer finished trials than `zoom_minimum` are refused with ZoomTooFewError (saying how many it
+    has and needs) unless `force`; a forced zoom still needs 2.
     """
     if ids is not None and len(ids) != len(finished):
         raise ValueError("ids must be parallel to finished")
@@ -107,9 +107,9 @@ def zoom(space: Space, state: SearchState, finished: list[tuple[dict, float]], *
         raise SpaceError(f"zoom needs at least 2 finished trials with an objective, got {len(rows)}")
     if not force and len(rows) < need:
         n = len(state.searched(space))
-        raise SpaceError(f"zoom needs at least {need} finished trials with an objective (twice the {n} "
-                         f"searched parameters), got {len(rows)}; zooming on fewer may shut out the best "
-                         f"region (force it to zoom anyway)")
+        raise ZoomTooFewError(f"zoom needs at least {need} finished trials with an objective (twice the "
+                              f"{n} searched parameters), got {len(rows)}; zooming on fewer may shut out "
+                              f"the best region (force it to zoom anyway)", have=len(rows), need=need, searched=n)
     best = rows[:_top_count(top, len(rows))]
     old = state.levels[-1] if state.levels else ZoomLevel()
     level = ZoomLevel(bounds=dict(old.bounds), choices={k: list(v) for k, v in old.choices.items()},

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 RESAMPLED_SOURCES = ("random", "zoom")
 
 
-def zoomed(study: Study, *, top: float | None = None, margin: float | None = None) -> SearchState:
+def zoomed(study: Study, *, top: float | None = None, margin: float | None = None,
+           force: bool = False) -> SearchState:
     """The study's search state with one more zoom level around its best done trials (not saved).
 
-    `top` and `margin` default to the space's `zoom_top` and `zoom_margin`; SpaceError when fewer
-    than two done trials have a finite objective.
+    `top` and `margin` default to the space's `zoom_top` and `zoom_margin`. Fewer done trials with a
+    finite objective than `region.zoom_minimum` raise ZoomTooFewError unless `force` (a zoom the
+    user confirmed); fewer than two raise SpaceError whatever `force` says.
     """
     cfg = study.space.config
     # By id, so trials with equal objectives rank the same whoever zooms (and whenever they ended).
@@ -35,7 +37,8 @@ def zoomed(study: Study, *, top: float | None = None, margin: float | None = Non
                   key=lambda t: t.id)
     return region.zoom(study.space, study.search_state, [(t.params, t.objective) for t in done],
                          maximize=cfg.maximize, top=cfg.zoom_top if top is None else top,
-                         margin=cfg.zoom_margin if margin is None else margin, ids=[t.id for t in done])
+                         margin=cfg.zoom_margin if margin is None else margin, ids=[t.id for t in done],
+                         force=force)
 
 
 def resample_queue(study: Study) -> int:
@@ -56,9 +59,12 @@ def _resampled(n: int) -> str:
     return f" (re-sampled {n} queued)" if n else ""
 
 
-def zoom(study: Study, *, top: float | None = None, margin: float | None = None) -> str:
-    """Narrow the search around the best done trials (coarse to fine) and re-sample the queue."""
-    new = zoomed(study, top=top, margin=margin)
+def zoom(study: Study, *, top: float | None = None, margin: float | None = None, force: bool = False) -> str:
+    """Narrow the search around the best done trials (coarse to fine) and re-sample the queue.
+
+    `force` zooms on fewer done trials than `region.zoom_minimum` (the user was asked first).
+    """
+    new = zoomed(study, top=top, margin=margin, force=force)
     study.search_state = new
     replaced = resample_queue(study)
     ranges = new.ranges(study.space)

@@ -6,6 +6,7 @@ stopping, zero-code metric patterns). Every refusal is one line naming the file,
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tui_tuner.errors import SpaceError
 
 # Model-based strategies go through Optuna (core/optuna_search.py), imported only when used.
 MODEL_STRATEGIES = ("tpe", "gp", "cmaes")
+FALLBACK_STRATEGY = "coarse_to_fine"   # the default where optuna is missing
 STRATEGIES = ("random", "grid", "coarse_to_fine", *MODEL_STRATEGIES)
 EARLY_STOP_RULES = RULES
 # A zoom keeps the best quarter of the trials and stays 15% wider than their box (tests/bench/search_quality.py).
@@ -68,7 +70,7 @@ class StudyConfig:
     direction: str = "minimize"
     parallel: int = 1
     budget: int = 20
-    strategy: str = "coarse_to_fine"
+    strategy: str = "tpe"
     seed: int | None = None
     reduce: str = "best"
     flag_style: str = "space"
@@ -82,6 +84,7 @@ class StudyConfig:
     step_budget: int | None = None     # the total of steps all trials may report
     time_budget: float | None = None   # seconds of wall clock since the study first started a trial
     autopilot: PbtConfig = field(default_factory=lambda: pbt_config("none"))
+    strategy_fallback: bool = False    # no strategy named and optuna missing: coarse_to_fine instead of tpe
 
     @property
     def zero_code(self) -> bool:
@@ -200,7 +203,8 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         direction=choice("direction", ("minimize", "maximize"), "minimize"),
         parallel=integer("parallel", 1, 1),
         budget=integer("budget", 20, 1),
-        strategy=choice("strategy", STRATEGIES, "coarse_to_fine"),
+        strategy=choice("strategy", STRATEGIES, default_strategy()),
+        strategy_fallback="strategy" not in raw and default_strategy() == FALLBACK_STRATEGY,
         seed=integer("seed", None, 0),
         reduce=choice("reduce", ("best", "last"), "best"),
         flag_style=choice("flag_style", FLAG_STYLES, "space"),
@@ -215,6 +219,12 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         time_budget=time_budget,
         autopilot=autopilot,
     )
+
+
+def default_strategy() -> str:
+    """The strategy of a space that names none: tpe (Optuna's TPE, a dependency), or coarse_to_fine
+    where optuna is not installed (`strategy_fallback` says so, and the session tells the user)."""
+    return "tpe" if importlib.util.find_spec("optuna") is not None else FALLBACK_STRATEGY
 
 
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,

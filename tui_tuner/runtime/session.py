@@ -70,6 +70,7 @@ class Session:
         self._events = EventStream(study)
         self._said_sched: str | None = None
         self._said_failure: str | None = None
+        self._said_fallback = False
         # --autopilot rides with the scheduler's overrides (like --early-stop) but is the session's.
         self._decisions = Decisions(study, runner, lambda: self.scheduler, self._events,
                                     autopilot=self._scheduler_options.pop("autopilot", None))
@@ -199,6 +200,10 @@ class Session:
         """
         if not self.autostart or self.closed:
             return []
+        if self.config.strategy_fallback and not self._said_fallback:
+            self._said_fallback = True
+            self.notice("Strategy", "optuna is not installed: searching with coarse_to_fine instead of "
+                        "the default tpe (pip install optuna)", "warning")
         try:
             sched = self.scheduler
             self._decisions.tick()   # first: a fork takes its slot before the queue does
@@ -354,10 +359,13 @@ class Session:
 
     # -- the search (core/search.py: the same moves the scheduler makes) ------------------------
 
-    def zoom(self) -> str:
-        """Narrow the search around the best done trials, with the scheduler's zoom settings."""
+    def zoom(self, force: bool = False) -> str:
+        """Narrow the search around the best done trials, with the scheduler's zoom settings.
+
+        Too few done trials raise ZoomTooFewError (its numbers let the app ask) unless `force`.
+        """
         sched = self.scheduler
-        return search.zoom(self.study, top=sched.zoom_top, margin=sched.zoom_margin)
+        return search.zoom(self.study, top=sched.zoom_top, margin=sched.zoom_margin, force=force)
 
     def unzoom(self) -> str:
         """Undo the last zoom."""

@@ -226,9 +226,9 @@ class Backend:
         """Queue n random settings (the budget grows to reach them)."""
         return self.session.sample(n)
 
-    def zoom(self) -> str:
-        """Narrow the search around the best finished trials (coarse to fine)."""
-        return self.session.zoom()
+    def zoom(self, force: bool = False) -> str:
+        """Narrow the search around the best finished trials (coarse to fine); `force`: on too few."""
+        return self.session.zoom(force)
 
     def unzoom(self) -> str:
         """Undo the last zoom."""

@@ -203,8 +203,8 @@ class Confirm(Dialog):
 
     BINDINGS = [Binding("y,enter", "yes", "Yes"), Binding("n,escape", "cancel", "No")]
 
-    def __init__(self, title: str, question: str, *, id: str | None = None) -> None:
-        super().__init__(title, None, intro=question, hint="y yes · n no", id=id)
+    def __init__(self, title: str, question: str, *, hint: str = "y yes · n no", id: str | None = None) -> None:
+        super().__init__(title, None, intro=question, hint=hint, id=id)
 
     def action_yes(self) -> None:
         """Answer yes."""

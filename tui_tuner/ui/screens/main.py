@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from tui_tuner.ui.model import Snapshot
-from tui_tuner.ui.screens import main_dialogs
+from tui_tuner.ui.screens import main_dialogs, zoom_ask
 from tui_tuner.ui.screens.help import HelpScreen, help_sections
 from tui_tuner.ui.widgets.run import RunPanel, set_if_changed
 from tui_tuner.ui.widgets.status import StatusLine
@@ -246,15 +246,7 @@ class MainScreen(Screen):
 
     def action_adjust_why(self) -> None:
         """Say why adjust is greyed, and what to do instead."""
-        run = self.focused_run
-        if run is None:
-            message = ("no run is going to adjust: start one (n samples settings, the queue starts them) "
-                       "or focus one (] or enter in Trials)")
-        else:
-            message = (f"#{run.id} is driven without the trainer API (zero-code): its settings are flags "
-                       "fixed at start, so it cannot be adjusted; fork it instead (f restarts it with "
-                       "the settings you change)")
-        self.tuner.say(message, title="Adjust", severity="warning")
+        main_dialogs.adjust_why(self, self.focused_run)
 
     def action_fork(self) -> None:
         """Fork the focused run from its current state with changed settings."""
@@ -303,8 +295,8 @@ class MainScreen(Screen):
         main_dialogs.sample(self)
 
     def action_zoom(self) -> None:
-        """Zoom the search into the region of the best trials."""
-        self.tuner.command(self.tuner.backend.zoom)
+        """Zoom the search into the region of the best trials (asking first when too few finished)."""
+        zoom_ask.zoom(self.tuner)
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""

@@ -47,6 +47,18 @@ def adjust(screen: MainScreen, run: Any) -> None:
                                            "next report.", id="adjust"), tuner.said)
 
 
+def adjust_why(screen: MainScreen, run: Any) -> None:
+    """Say why adjust is greyed for the focused run (or for none), and what to do instead."""
+    if run is None:
+        message = ("no run is going to adjust: start one (n samples settings, the queue starts them) "
+                   "or focus one (] or enter in Trials)")
+    else:
+        message = (f"#{run.id} is driven without the trainer API (zero-code): its settings are flags "
+                   "fixed at start, so it cannot be adjusted; fork it instead (f restarts it with "
+                   "the settings you change)")
+    screen.tuner.say(message, title="Adjust", severity="warning")
+
+
 def fork(screen: MainScreen, run: Any) -> None:
     """The form that forks a running trial from its current state with changed settings."""
     tuner = screen.tuner

@@ -14,6 +14,7 @@ from textual.binding import Binding
 
 from tui_tuner.core.plot_axes import axis_pairs
 from tui_tuner.core.plotting import draw_search
+from tui_tuner.ui.screens import zoom_ask
 from tui_tuner.ui.screens.picture import PictureScreen
 
 
@@ -118,8 +119,8 @@ class SearchScreen(PictureScreen):
         self._cycle("y")
 
     def action_zoom(self) -> None:
-        """Zoom the search into the region of the best trials: a new box appears."""
-        self.tuner.command(self.tuner.backend.zoom)
+        """Zoom into the region of the best trials: a new box appears (asking first when too few finished)."""
+        zoom_ask.zoom(self.tuner)
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""
