@@ -4,6 +4,7 @@
     .venv/bin/python tests/bench/ui_load.py --seconds 15    # shorter
     .venv/bin/python tests/bench/ui_load.py --tmux          # the real `tui-tuner` in a tmux terminal
     .venv/bin/python tests/bench/ui_load.py --view curves   # main screen, then the curves view, same run
+    .venv/bin/python tests/bench/ui_load.py --view search   # the same with the search view (runs churn)
 
 Prints the app's CPU share (of one core), its resident memory, and the lag from a report to the
 screen. Targets: CPU under 25 %, RSS under 200 MB, lag under 250 ms. With a view open the lag runs
@@ -15,6 +16,11 @@ frame showing the focused run is drawn (now - the latest `wall` on it). In tmux,
 every 20 ms: the lag is when a step first appears on screen minus when the trainer reported it
 (from events.jsonl), so it includes the terminal's own drawing, at 20 ms resolution. Either way the
 lag includes the trainer API's own write buffering (it flushes events every 100 ms).
+
+The search view draws no step: only a run's start and end move its picture. With `--churn S` (the
+default with `--view search`: 8 s) each run lasts about S seconds (0.5 to 1.5 S) and the next one
+starts as it ends, and the search view's lag runs from a run's end (its exit.json) to the build
+that shows it finished.
 """
 
 from __future__ import annotations
@@ -43,10 +49,14 @@ TRAINER = r'''
 import math, sys, time
 from tui_tuner import trainer
 
-hp = trainer.params(lr=0.01, rate=1000, seconds=60)
+hp = trainer.params(lr=0.01, rate=1000, seconds=60, churn=0.0)
 t0 = time.time()
 step = 0
-end = hp["seconds"] * hp["rate"]
+seconds = hp["seconds"]
+if hp["churn"] > 0:   # runs of different lengths, so they end (and the next ones start) one by one
+    import os, random
+    seconds = hp["churn"] * (0.5 + random.Random(os.environ.get("TUI_TUNER_RUN_DIR", "")).random())
+end = int(seconds * hp["rate"])
 while step < end and not trainer.should_stop():
     step += 1
     loss = 1.0 / (1.0 + hp["lr"] * step) + 0.01 * math.sin(step)
@@ -57,15 +67,17 @@ while step < end and not trainer.should_stop():
             time.sleep(ahead)
 '''
 
-def space_text(script: Path, runs: int, rate: int, run_seconds: float) -> str:
-    """`runs` runs at once of the load trainer, each reporting `rate` steps a second for `run_seconds`."""
+def space_text(script: Path, runs: int, rate: int, run_seconds: float, churn: float = 0.0) -> str:
+    """`runs` runs at once of the load trainer, each reporting `rate` steps a second for `run_seconds`
+    (with `churn`: for about `churn` seconds each, and a new one starting as one ends)."""
     params = {
         "lr": lr(default=0.01, tier=1, live=True),
         "rate": param("int", low=1, high=100000, default=rate, tier=4),
         "seconds": param("float", low=1.0, high=100000.0, default=run_seconds, tier=4),
+        "churn": param("float", low=0.0, high=100000.0, default=churn, tier=4),
     }
-    return space_toml(params, name="ui-load", command=["python", str(script)], parallel=runs, budget=runs,
-                      strategy="random", stage=1)
+    return space_toml(params, name="ui-load", command=["python", str(script)], parallel=runs,
+                      budget=100_000 if churn else runs, strategy="random", stage=1)
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -106,13 +118,20 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
-def setup(tmp: Path, runs: int, rate: int, seconds: float) -> Path:
+def setup(tmp: Path, runs: int, rate: int, seconds: float, churn: float = 0.0) -> Path:
     """Write the trainer and the space; returns the space file."""
     script = tmp / "load_trainer.py"
     script.write_text(TRAINER)
     space = tmp / "ui_load.toml"
-    space.write_text(space_text(script, runs, rate, seconds + 60))
+    space.write_text(space_text(script, runs, rate, seconds + 60, churn))
     return space
+
+
+def ended_at(study_dir: Path, trial_id: int) -> float | None:
+    """When a run's process ended (its exit.json), or None."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return float(json.loads((study_dir / "runs" / f"t{trial_id:04d}" / "exit.json").read_text())["ended"])
+    return None
 
 
 def summary(name: str, values: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
@@ -152,7 +171,7 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
     from tui_tuner.ui.screens.main import MainScreen
     from tui_tuner.ui.widgets.plots import PicturePlot
 
-    space = load_space(setup(tmp, args.runs, args.rate, args.seconds * (2 if args.view else 1)))
+    space = load_space(setup(tmp, args.runs, args.rate, args.seconds * (2 if args.view else 1), args.churn))
     study = Study.open(tmp / "study", space)
     backend = Backend(study, gpu=False, runner_options={"cwd": tmp})
     app = TunerApp(backend)
@@ -173,19 +192,32 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
         if measuring and wall and self.picture_view() is None:
             lags.append(time.time() - wall)
 
-    # A view's lag: from the report to the build that shows it landing on screen.
+    def finished() -> frozenset[int]:
+        points = app.main.snap.points if app.main.snap else None
+        return frozenset(p.id for p in points or () if p.status not in ("running", "paused"))
+
+    # A view's lag: from the report to the build that shows it landing on screen; in the search view,
+    # from a run's end to the build that shows it finished.
     def draw(self, key, drawer):
-        self._bench_wall = focused_wall()
+        self._bench_wall, self._bench_done = focused_wall(), finished()
         original_draw(self, key, drawer)
 
     def start(self):
-        self._bench_flight = getattr(self, "_bench_wall", None)
+        self._bench_flight = getattr(self, "_bench_wall", None), getattr(self, "_bench_done", frozenset())
         original_start(self)
 
     async def build(self, *a):
         await original_build(self, *a)
-        wall = getattr(self, "_bench_flight", None)
-        if measuring and wall:
+        wall, done = getattr(self, "_bench_flight", (None, frozenset()))
+        shown, self._bench_shown = getattr(self, "_bench_shown", None), done
+        if not measuring:
+            return
+        if args.view == "search":
+            for tid in done - (shown or done):
+                ended = ended_at(tmp / "study", tid)
+                if ended is not None:
+                    lags.append(time.time() - ended)
+        elif wall:
             lags.append(time.time() - wall)
 
     MainScreen.show, PicturePlot.draw, PicturePlot._start, PicturePlot._build = show, draw, start, build
@@ -351,7 +383,12 @@ def main() -> int:
     p.add_argument("--tmux", action="store_true", help="the real tui-tuner in tmux instead of headless")
     p.add_argument("--view", choices=("curves", "search"),
                    help="headless: measure the main screen, then again with this view open (same run)")
+    p.add_argument("--churn", type=float, default=None,
+                   help="runs last about this many seconds each, new ones starting as they end "
+                        "(default: 8 with --view search, else 0: the runs last the whole benchmark)")
     args = p.parse_args()
+    if args.churn is None:
+        args.churn = 8.0 if args.view == "search" else 0.0
     with tempfile.TemporaryDirectory(prefix="ui-load-") as d:
         tmp = Path(d)
         try:

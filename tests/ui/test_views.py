@@ -182,6 +182,40 @@ async def test_curves_view_follows_a_live_run_and_hands_the_screen_back(study_di
         await app.call(app.backend.stop_all, 10)
 
 
+@pytest.mark.parametrize("key", ["c", "x"])
+async def test_a_covered_main_screen_is_not_gathered_nor_redrawn_and_catches_up_when_shown(app, key):
+    async with piloting(app) as pilot:
+        trials = app.main.query_one("#trials")
+
+        def curve_cells() -> list:
+            return [trials.get_row(k)[4] for k, _ in trials._rows]
+
+        await wait_until(pilot, lambda: app.main.snap and app.main.snap.focused and app.main.snap.focused.loss
+                         and any(plain(c).strip() for c in curve_cells()), 10, "a full frame, table curves drawn")
+        cells = curve_cells()
+        frames = app.main.snap.seq
+
+        await pilot.press(key)
+        await wait_until(pilot, lambda: app.backend.snapshot.view is not None and app.backend.snapshot.seq > frames,
+                         10, "a frame built for the view")
+        # Built for the view: none of the main screen's curves (charts, cards, table cells) ...
+        snap = app.backend.snapshot
+        assert snap.focused is not None and snap.focused.loss == () and snap.focused.objective == ()
+        assert snap.cards == () and all(t.curve == () for t in snap.trials)
+        # ... and the main screen under the view is left as it was, not emptied.
+        assert curve_cells() == cells
+        app.main.on_screen_resume()                      # even asked to draw the view's frame: no
+        assert curve_cells() == cells
+
+        await pilot.press("escape")
+        await screen_of(pilot, MainScreen, "the main screen")
+        await wait_until(pilot, lambda: app.main.snap.view is None and app.main.snap.focused.loss, 10,
+                         "the main screen's own frame")
+        assert app.main.snap.seq > snap.seq and any(t.curve for t in app.main.snap.trials)
+        await wait_until(pilot, lambda: [plain(c) for c in curve_cells()] == [plain(c) for c in cells], 5,
+                         "the table's curves again")
+
+
 # -- the plot widget ----------------------------------------------------------------------------------
 
 

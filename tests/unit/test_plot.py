@@ -12,6 +12,7 @@ import pytest
 from space_toml import hidden, layers, lr, momentum, space_toml
 
 from tui_tuner import cli
+from tui_tuner.core.braille import BrailleFigure
 from tui_tuner.core.plot_axes import axis_of, axis_pairs, log_ticks, nice_ticks, tick_label
 from tui_tuner.core.plotting import (
     BEST,
@@ -54,6 +55,17 @@ def build(fig, width=80, height=22) -> str:
 @pytest.fixture
 def fig():
     """plotext's own figure, cleared before and after."""
+    plotext.clear_figure()
+    yield plotext
+    plotext.clear_figure()
+
+
+@pytest.fixture(params=["plotext", "braille"])
+def curves_fig(request):
+    """The figures draw_curves draws into: plotext's, and the app's BrailleFigure (the same calls)."""
+    if request.param == "braille":
+        yield BrailleFigure()
+        return
     plotext.clear_figure()
     yield plotext
     plotext.clear_figure()
@@ -156,13 +168,13 @@ def test_pick_lines_keeps_watched_marked_running_then_best():
     assert {ln.id for ln in only} == {3, 29, 30} and hidden_n == 0
 
 
-def test_curves_picture_has_every_shape_and_no_colour_when_asked(fig):
+def test_curves_picture_has_every_shape_and_no_colour_when_asked(curves_fig):
     lines = (line(1, 0.3), line(2, 0.1), line(3, 0.2, parent=1, fork_step=100, start=100,
                                                 changes=((250, "lr 0.001"),)),
              line(4, 0.6, status="stopped", n=10))
     curves = Curves("val_loss", ("val_loss", "loss"), lines, best_id=2)
-    pic = draw_curves(fig, curves, 80, 22, watched=3, marked={1}, color=False)
-    raw = fig.build()
+    pic = draw_curves(curves_fig, curves, 80, 22, watched=3, marked={1}, color=False)
+    raw = curves_fig.build()
     text = ANSI.sub("", raw)
     assert not re.search(r"\x1b\[[0-9;]*[34]8;", raw)   # no colour at all (plotext still resets)
     assert f"{BEST}#2 0.1" in text           # the best curve is labelled
@@ -175,10 +187,10 @@ def test_curves_picture_has_every_shape_and_no_colour_when_asked(fig):
     assert f"{STOP} stopped" in legend_text(pic)
 
 
-def test_curves_in_colour_use_the_16_ansi_colours(fig):
+def test_curves_in_colour_use_the_16_ansi_colours(curves_fig):
     curves = Curves("val_loss", ("val_loss",), (line(1, 0.3), line(2, 0.1)), best_id=2)
-    draw_curves(fig, curves, 80, 22, watched=1)
-    raw = fig.build()
+    draw_curves(curves_fig, curves, 80, 22, watched=1)
+    raw = curves_fig.build()
     codes = re.findall(r"\x1b\[([0-9;]*)m", raw)
     colours = {int(c.split(";")[2]) for c in codes if c.startswith("38;5;")}
     assert colours and colours <= set(range(16))
@@ -188,26 +200,27 @@ def test_curves_in_colour_use_the_16_ansi_colours(fig):
 @pytest.mark.parametrize("width", [60, 150, 220])
 def test_pictures_take_the_size_asked_not_the_terminals(fig, width):
     curves = Curves("val_loss", ("val_loss",), (line(1, 0.3), line(2, 0.1)), best_id=2)
-    draw_curves(fig, curves, width, 30)
-    rows = build(fig).splitlines()
-    assert len(rows) == 30 and {len(r) for r in rows} == {width}
+    for figure in (fig, BrailleFigure()):
+        draw_curves(figure, curves, width, 30)
+        rows = build(figure).splitlines()
+        assert len(rows) == 30 and {len(r) for r in rows} == {width}
     draw_search(fig, space(), [Point(1, "done", 0.2, {"lr": 0.01, "momentum": 0.95})], (), "lr", "momentum",
                 width, 30)
     rows = build(fig).splitlines()
     assert len(rows) == 30 and {len(r) for r in rows} == {width}
 
 
-def test_log_scale_and_where_it_cannot_apply(fig):
+def test_log_scale_and_where_it_cannot_apply(curves_fig):
     curves = Curves("val_loss", ("val_loss",), (line(1, 0.01), line(2, 0.1)), best_id=1)
-    pic = draw_curves(fig, curves, 80, 22, log=True)
-    text = build(fig)
+    pic = draw_curves(curves_fig, curves, 80, 22, log=True)
+    text = build(curves_fig)
     assert pic.title.endswith("· log") and "0.01" in text
     neg = Curves("gain", ("gain",), (Line(1, "done", ((1, -1.0), (2, 1.0)), 1.0),))
-    assert draw_curves(fig, neg, 80, 22, log=True).title.endswith("log n/a (values <= 0)")
+    assert draw_curves(curves_fig, neg, 80, 22, log=True).title.endswith("log n/a (values <= 0)")
 
 
-def test_no_curves_yet(fig):
-    pic = draw_curves(fig, Curves("val_loss", ("val_loss",), ()), 80, 22)
+def test_no_curves_yet(curves_fig):
+    pic = draw_curves(curves_fig, Curves("val_loss", ("val_loss",), ()), 80, 22)
     assert "no curve of val_loss yet" in pic.note
 
 

@@ -1,8 +1,9 @@
 """`tui-tuner plot`: the app's two pictures of a study, drawn without the app.
 
 Read from the study directory (the database and each run's events or output, as a reopened app
-reads them), then drawn with plotext to the terminal or a .txt file, or with matplotlib (the
-optional `plot` extra) to PNG, SVG or PDF for a report or a paper. No textual here.
+reads them), then drawn as text to the terminal or a .txt file (the curves with the app's own
+BrailleFigure, the search picture with plotext), or with matplotlib (the optional `plot` extra) to
+PNG, SVG or PDF for a report or a paper. No textual here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from tui_tuner.core.braille import BrailleFigure
 from tui_tuner.core.plot_axes import axis_of
 from tui_tuner.core.plotting import (
     Box,
@@ -94,10 +96,13 @@ def text_picture(study: Any, *, metric: str | None = None, search: list[str] | N
         x, y = check_search(study.space, search)
         pic = draw_search(plt, study.space, study_points(study), boxes_of(study.search_state), x, y,
                           width, height - 2, maximize=study.space.config.maximize, color=color)
+        body = plt.build()
     else:
+        # The app's own curves figure, so the terminal shows the picture the app does.
+        fig = BrailleFigure()
         curves = checked_curves(study, Runner(study), metric)
-        pic = draw_curves(plt, curves, width, height - 2, log=log, color=color)
-    body = plt.build()
+        pic = draw_curves(fig, curves, width, height - 2, log=log, color=color)
+        body = fig.build()
     if not color:
         body = plt.uncolorize(body)
     return "\n".join([f"{study.name}: {pic.title}", body, legend_text(pic)]) + "\n"

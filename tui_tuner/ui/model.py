@@ -127,6 +127,9 @@ class Snapshot:
     curves: Curves | None = None
     points: tuple[Point, ...] | None = None
     boxes: tuple[Box, ...] = ()
+    # The view this snapshot was built for (None: the main screen). Built for a view, it leaves out
+    # what only the main screen draws: the run panel's charts, the strip's cards, the table's curves.
+    view: str | None = None
 
     def count(self, status: str) -> int:
         """How many trials have this status."""

@@ -70,8 +70,11 @@ class SnapshotBuilder:
         trials, counts, state, best, queued = self._read_study()
         by_id = {t.id: t for t in trials}
 
+        # A picture covers the main screen: its curves (run charts, the strip's cards, the trials
+        # table's cells) are not drawn, so not gathered; the first snapshot after it closes has them.
+        covered = self.view is not None
         focus = self._resolve_focus(trials, best)
-        focused = self._run_view(by_id[focus], light, trials) if focus is not None else None
+        focused = self._run_view(by_id[focus], light, trials, charts=not covered) if focus is not None else None
         if light:
             curve_budget = 0.0
             self._wake()
@@ -91,7 +94,7 @@ class SnapshotBuilder:
             objectives[t.id] = objective
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
-                                 curve=() if light else self._curve(t.id, t.status, deadline),
+                                 curve=() if light or covered else self._curve(t.id, t.status, deadline),
                                  reason=t.reason))
         searched = set(state.searched(space))
         queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
@@ -109,7 +112,7 @@ class SnapshotBuilder:
             for p in space.by_priority())
 
         cards = []
-        for t in sorted((t for t in trials if t.status in ACTIVE), key=lambda t: t.id):
+        for t in sorted((t for t in trials if t.status in ACTIVE and not covered), key=lambda t: t.id):
             raw = () if light else runner.series(t.id, cfg.objective)
             series = [(s, v) for s, v in raw if math.isfinite(v)]
             points = tuple(series[:: max(1, len(series) // CARD_POINTS)])
@@ -136,7 +139,7 @@ class SnapshotBuilder:
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
             gpu=None if light else self._gpu_line(), importance_method=method, k=self._k_line(),
-            curves=curves, points=points, boxes=boxes or ())
+            curves=curves, points=points, boxes=boxes or (), view=self.view)
 
     def _curves_view(self, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
         """Every started trial's curve of the selected metric: live ones each frame, finished ones
@@ -185,7 +188,8 @@ class SnapshotBuilder:
         self.focus = choice
         return choice
 
-    def _run_view(self, trial: Any, light: bool = False, trials: list | None = None) -> RunView:
+    def _run_view(self, trial: Any, light: bool = False, trials: list | None = None,
+                  charts: bool = True) -> RunView:
         runner = self.session.runner
         objective = self.session.config.objective
         if light:
@@ -199,11 +203,12 @@ class SnapshotBuilder:
             latest = runner.latest(trial.id)
             names = runner.metric_names(trial.id)
         loss_name = LOSS if LOSS in names else objective
-        loss = self._live_curve(trial.id, loss_name, CHART_POINTS) if names else ()
-        obj = self._live_curve(trial.id, objective, CHART_POINTS) if names and objective != loss_name else ()
+        loss = self._live_curve(trial.id, loss_name, CHART_POINTS) if names and charts else ()
+        obj = (self._live_curve(trial.id, objective, CHART_POINTS) if names and charts and objective != loss_name
+               else ())
         metrics = latest.get("metrics") or {}
         active = trial.status in ACTIVE
-        marks = () if light or not names else self._marks(trial.id, loss_name, trials or [])
+        marks = () if light or not names or not charts else self._marks(trial.id, loss_name, trials or [])
         return RunView(
             id=trial.id, status=trial.status if not active else (latest.get("status") or trial.status),
             step=latest.get("step", trial.step), metrics=tuple(sorted(metrics.items())),

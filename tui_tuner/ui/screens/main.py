@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 WIDE = 120   # columns from which the wide layout is used
 RUN_MIN = 26  # narrow layout: the run panel's least width; the parameters table gets the rest at most
-SLOW = 0.5   # seconds between refreshes of the trials table and the strip when only numbers change
+SLOW, TABLE_SLOW = 0.5, 1.0   # seconds between refreshes of the strip, the trials table, when only numbers change
 
 
 class MainScreen(HandMoveKeys, Screen):
@@ -77,7 +77,7 @@ class MainScreen(HandMoveKeys, Screen):
         self.log_scale = False
         self._binding_state: Any = None
         self._shape: Any = None
-        self._slow_at = 0.0
+        self._slow_at = self._table_at = 0.0
         self.marked: set[int] = set()   # trials marked in the curves view (kept while it is closed)
 
     @property
@@ -127,8 +127,8 @@ class MainScreen(HandMoveKeys, Screen):
 
         The focused run and the status line follow every frame; the trials table and the strip of
         runs only change shape at once (a trial added, a status changed) and otherwise refresh their
-        numbers and curves at most every SLOW seconds: eight fast runs must not cost a full redraw
-        of every row ten times a second.
+        numbers and curves at most every SLOW (strip) and TABLE_SLOW (table) seconds: eight fast runs
+        must not cost a full redraw of every row ten times a second.
         """
         self.snap = snap
         view = self.picture_view()
@@ -137,17 +137,21 @@ class MainScreen(HandMoveKeys, Screen):
             view.show(snap)
             self._refresh_bindings_if_changed()
             return
+        if snap.view is not None:
+            return   # built for a view just closed, without this screen's curves: a full one follows
         focus_id = snap.focused.id if snap.focused else None
         now = time.monotonic()
         shape = (tuple((t.id, t.status) for t in snap.trials), snap.best_id, focus_id, snap.order,
                  self.log_scale)
-        slow = shape != self._shape or now - self._slow_at >= SLOW
+        reshaped, self._shape = shape != self._shape, shape
         self.query_one(StatusLine).show(snap)
         self.query_one(ParamsTable).show(snap.params)
         self.query_one(RunPanel).show(snap.focused, self.log_scale)
-        if slow:
-            self._shape, self._slow_at = shape, now
+        if reshaped or now - self._slow_at >= SLOW:
+            self._slow_at = now
             self.query_one(RunStrip).show(snap.cards, focus_id, snap.maximize, self.log_scale)
+        if reshaped or now - self._table_at >= TABLE_SLOW:
+            self._table_at = now
             trials = self.query_one(TrialsTable)
             set_if_changed(trials, "border_title",
                            f"Trials ({'best first' if snap.order == 'best' else 'by start'}) · {snap.objective}")
@@ -180,13 +184,9 @@ class MainScreen(HandMoveKeys, Screen):
             self.refresh_bindings()
 
     def _bindings_key(self) -> Any:
-        snap = self.snap
-        if snap is None:
-            return None
-        run = snap.focused
-        return (run.id if run else None, run.status if run else None, run.can_adjust if run else None,
-                tuple(snap.active_ids), snap.zoom, snap.count("done"), bool(snap.trials),
-                self.selected_trial())
+        # Which keys apply, not the state behind it: run ids change at every start and end, and each
+        # re-check recomposes the footer (tens of milliseconds of the event loop).
+        return tuple(self.check_action(b.action, ()) for b in self.BINDINGS)
 
     # -- what keys act on ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ and the plot is rebuilt off the loop at a bounded rate (PicturePlot).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -42,6 +43,7 @@ class PictureScreen(Screen):
     CSS_PATH = "pictures.tcss"
     VIEW: ClassVar[str] = ""
     NAME: ClassVar[str] = ""
+    FIGURE: ClassVar[Callable[[], Any] | None] = None   # the plot's figure (None: plotext's)
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "back", "Back"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
@@ -66,7 +68,7 @@ class PictureScreen(Screen):
     def compose(self) -> ComposeResult:
         """Title line, plot, legend line, footer."""
         yield Static("", id="picture-title", markup=False)
-        yield PicturePlot(id="picture-plot")
+        yield PicturePlot(id="picture-plot", figure=self.FIGURE() if self.FIGURE is not None else None)
         yield Static("", id="picture-legend", markup=False)
         yield Footer(compact=True)
 
@@ -87,11 +89,15 @@ class PictureScreen(Screen):
             self.tuner.backend.refresh(curve_budget=math.inf)
 
     def on_unmount(self) -> None:
-        """Stop gathering this view's data."""
+        """Stop gathering this view's data; the next frame is the main screen's, whole again."""
         backend = self.tuner.backend
         if backend.view == self.VIEW:
             backend.view = None
-            self.tuner.redraw_soon()   # the next frame drops this view's data
+            if self.tuner.live:
+                self.tuner.redraw_soon()
+            elif backend.snapshot is not None and backend.snapshot.view is not None and self.tuner.main.is_mounted:
+                # A still app builds no frame of its own: build the main screen's (not while it quits).
+                backend.refresh(curve_budget=math.inf)
 
     def show(self, snap: Snapshot) -> None:
         """Draw a snapshot (the plot is rebuilt only when what it shows changed)."""
@@ -104,10 +110,8 @@ class PictureScreen(Screen):
             self.refresh_bindings()
 
     def bindings_key(self) -> Any:
-        """What decides which keys apply (the footer is re-checked when it changes)."""
-        snap = self.snap
-        return None if snap is None else (snap.count("done"), snap.zoom, snap.focused.id if snap.focused else None,
-                                          len(snap.curves.metrics) if snap.curves else 0)
+        """Which keys apply now: the footer is re-checked (recomposed) only when that changes."""
+        return tuple(self.check_action(b.action, ()) for b in self.BINDINGS)
 
     def redraw(self) -> None:
         """Hand the plot what to draw now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -35,6 +36,22 @@ class Chart(Widget):
         super().__init__(id=id, classes=classes)
         self.set_reactive(Chart.metric, name)
 
+    _chart_styles: tuple[Style, Style, Style] | None = None
+
+    def _styles(self) -> tuple[Style, Style, Style]:
+        # Textual drops its component-style cache at every repaint (ten a second here); they change
+        # only with the stylesheet (notify_style_update).
+        if self._chart_styles is None:
+            self._chart_styles = (self.get_component_rich_style("chart--label"),
+                                  self.get_component_rich_style("chart--value"),
+                                  self.get_component_rich_style("chart--bar"))
+        return self._chart_styles
+
+    def notify_style_update(self) -> None:
+        """The stylesheet changed: the component styles are looked up again."""
+        self._chart_styles = None
+        super().notify_style_update()
+
     def show(self, metric: str, values: tuple[float, ...], log: bool,
              marks: tuple[tuple[float, str], ...] = ()) -> None:
         """Draw these values and marks (nothing happens when they are what is shown)."""
@@ -43,9 +60,7 @@ class Chart(Widget):
     def render(self) -> Text:
         """The label line and the block rows."""
         width, height = self.size.width, self.size.height
-        label_style = self.get_component_rich_style("chart--label")
-        value_style = self.get_component_rich_style("chart--value")
-        bar_style = self.get_component_rich_style("chart--bar")
+        label_style, value_style, bar_style = self._styles()
         vals = finite(self.values)
         text = Text(no_wrap=True, overflow="crop")
         text.append(self.metric, label_style)

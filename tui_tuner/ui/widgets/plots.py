@@ -1,11 +1,14 @@
-"""A plotext picture as a widget: textual-plotext's figure, built off the event loop at a bounded rate.
+"""A picture as a widget: a plotext figure (or the curves' BrailleFigure), built off the event loop
+at a bounded rate.
 
 textual-plotext's own PlotextPlot rebuilds its figure inside `render()`, on the event loop, at every
 refresh. Plotext is pure Python: twenty overlaid curves take tens of milliseconds to build (more on
 a big terminal), which would stall the keys and, at ten frames a second, cost most of a core. So this
 widget keeps textual-plotext's `Plot` (a plotext figure with no global state) but builds it in a
 thread, at most one build at a time, never more often than every `MIN_INTERVAL` seconds nor more
-than `DUTY` of the time, and shows the last finished build until the next one is ready.
+than `DUTY` of the time, and shows the last finished build until the next one is ready. The curves
+picture draws into a `BrailleFigure` instead (core/braille.py says why), whose rows become the
+widget's text directly, with no ANSI string in between.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
+from rich.color import Color
+from rich.style import Style
 from rich.text import Text
 from textual.message import Message
 from textual.widget import Widget
 from textual_plotext import Plot
 
+from tui_tuner.core.braille import BrailleFigure, Run
 from tui_tuner.core.plotting import Picture
 
 MIN_INTERVAL = 0.2   # seconds between builds at most (5 frames a second)
@@ -47,9 +54,9 @@ class PicturePlot(Widget):
             super().__init__()
             self.picture = picture
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, figure: Any = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._figure = Plot()
+        self._figure = figure if figure is not None else Plot()
         self._text = Text("")
         self._pending: tuple[Any, Drawer] | None = None
         self._request: tuple[Any, Drawer] | None = None   # the last draw() asked for
@@ -142,6 +149,8 @@ class PicturePlot(Widget):
         t0 = time.thread_time()
         try:
             picture = drawer(self._figure, width, height)
+            if isinstance(self._figure, BrailleFigure):
+                return picture, rows_text(self._figure.rows())
             return picture, Text.from_ansi(self._figure.build(), no_wrap=True, overflow="crop")
         finally:
             self._cost = time.thread_time() - t0
@@ -154,3 +163,21 @@ class PicturePlot(Widget):
     def render(self) -> Text:
         """The last finished build."""
         return self._text
+
+
+def rows_text(rows: list[list[Run]]) -> Text:
+    """A BrailleFigure's rows as one Text (the styles Text.from_ansi would give its ANSI string)."""
+    text = Text(no_wrap=True, overflow="crop")
+    for i, row in enumerate(rows):
+        if i:
+            text.append("\n")
+        for chunk, code, bold in row:
+            text.append(chunk, _style(code, bold))
+    return text
+
+
+@lru_cache(maxsize=64)
+def _style(code: int | None, bold: bool) -> Style | None:
+    if code is None and not bold:
+        return None
+    return Style(color=Color.from_ansi(code) if code is not None else None, bold=bold or None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -31,6 +32,21 @@ class RunStrip(Widget):
     higher_better: reactive[bool] = reactive(False)
     log_y: reactive[bool] = reactive(False)
 
+    _strip_styles: dict[str, Style] | None = None
+
+    def _styles(self) -> dict[str, Style]:
+        # Textual drops its component-style cache at every repaint: recomputing five styles was a
+        # third of a render. They change only with the stylesheet (notify_style_update).
+        if self._strip_styles is None:
+            self._strip_styles = {k: self.get_component_rich_style(f"strip--{k}")
+                                  for k in ("bar", "paused", "focus", "best", "label")}
+        return self._strip_styles
+
+    def notify_style_update(self) -> None:
+        """The stylesheet changed: the component styles are looked up again."""
+        self._strip_styles = None
+        super().notify_style_update()
+
     def show(self, cards: tuple[Card, ...], focus_id: int | None, maximize: bool, log: bool) -> None:
         """Draw these cards (nothing happens when they are what is shown)."""
         self.cards, self.focus_id, self.higher_better, self.log_y = cards, focus_id, maximize, log
@@ -54,8 +70,7 @@ class RunStrip(Widget):
         use_log = self.log_y and bounds is not None and bounds[0] > 0
         values = [c.value for c in shown if c.value is not None]
         lead = (max(values) if self.higher_better else min(values)) if values else None
-        styles = {k: self.get_component_rich_style(f"strip--{k}") for k in
-                  ("bar", "paused", "focus", "best", "label")}
+        styles = self._styles()
 
         lines = [Text(no_wrap=True, overflow="crop") for _ in range(rows_h + 1)]
         for i, c in enumerate(shown):
