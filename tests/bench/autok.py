@@ -36,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def space_text(device: str, parallel: str, seconds: float, name: str, extra: list[str]) -> str:
     """A study of identical trials of the device's trainer, ended by a time budget."""
     if device == "cpu":
-        # One trial takes several seconds (a few thousand steps), so trials end and start during a
-        # run, as in a real study; one torch thread a run (mlp.py sets it).
-        argv = [sys.executable, str(ROOT / "trainers" / "mlp.py"), "--steps", "4000", "--report_every", "10",
+        # One trial takes about 25 s alone (20,000 steps), so trials still end and start during a
+        # study, but start-up (importing torch: 1-3 s) is a small share of a trial, as in a real one.
+        # With 4,000-step trials start-up was a third of the time, which auto-k does not measure
+        # (windows open once every run has reported), so it chose k by running speed alone.
+        argv = [sys.executable, str(ROOT / "trainers" / "mlp.py"), "--steps", "20000", "--report_every", "10",
                 "--eval_every", "500", *extra]
     else:
         argv = [sys.executable, str(ROOT / "trainers" / "charlm.py"), "--device", device, "--steps", "1000000",

@@ -189,3 +189,12 @@ def test_meter_averages_the_runs_going():
     assert not meter.baseline(1)
     meter.stop()
     assert not meter.open and meter.elapsed(20.0) == 0.0
+
+
+def test_meter_does_not_count_reports_written_before_the_window_and_read_late():
+    meter = Meter()
+    meter.report(1, 100, t=1.0)
+    meter.start(10.0)
+    meter.report(1, 900, t=9.5)     # a backlog the busy tuner reads only now: a new baseline
+    meter.report(1, 1000, t=10.5)
+    assert meter.measure(1, 11.0).steps == 100

@@ -262,11 +262,13 @@ class Meter:
         self._runs_t: float | None = None
         self._runs_now = 0
 
-    def report(self, trial_id: int, step: int) -> None:
-        """A run reported reaching `step`."""
+    def report(self, trial_id: int, step: int, t: float | None = None) -> None:
+        """A run reported reaching `step` (at the trainer's time t, when known: a report written before
+        the window opened, read late by a busy tuner, moves the baseline but does not count)."""
         last = self._last.get(trial_id)
         self._last[trial_id] = step
-        if last is not None and self._start is not None and step > last:
+        early = isinstance(t, (int, float)) and self._start is not None and t < self._start
+        if last is not None and self._start is not None and step > last and not early:
             self._steps += step - last
             self._reports += 1
 

@@ -95,10 +95,10 @@ class AutoK:
     def observe(self, ev: RunEvent) -> Change | None:
         """Feed one runner event; an OOM failure in auto mode is re-queued (ev.data["requeued"] = True)."""
         if ev.kind == "metrics":
-            step = ev.data.get("step")
+            step, t = ev.data.get("step"), ev.data.get("t")
             if isinstance(step, int):
                 with self._lock:
-                    self.meter.report(ev.trial_id, step)
+                    self.meter.report(ev.trial_id, step, t if isinstance(t, (int, float)) else None)
             return None
         if ev.kind != "ended":
             return None

@@ -121,6 +121,7 @@ class RunState:
         self.params = dict(params)            # with applied live changes
         self.applied: list[dict[str, Any]] = []   # each live change that took effect: step, params, t
         self.pauses: list[int | None] = []    # the step at each pause (marks on the run's sparkline)
+        self.reported_at: Any = None          # the trainer's time of its latest metrics report ("t")
         self.max_steps: int | None = None     # the step limit the trainer reads (trainer.max_steps), once said
         self.status = status                  # running or paused while live; the verdict once ended
         self.step = step
@@ -175,6 +176,7 @@ class RunState:
                 continue
             step = obj.get("step")
             step = int(step) if isinstance(step, (int, float)) and math.isfinite(step) else (self.step or 0)
+            self.reported_at = obj.get("t")
             decoded: dict[str, float] = {}
             for k, v in metrics.items():
                 if type(v) is float:

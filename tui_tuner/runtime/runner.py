@@ -192,7 +192,8 @@ class Runner(control.Commands, RunQueries):
             self._carry_out(run, ev)
         count = run.state.reports - before
         if count:
-            self._bus.emit(Kind.METRICS, run.trial_id, {"step": run.state.step, "metrics": dict(run.state.metrics),
+            self._bus.emit(Kind.METRICS, run.trial_id, {"step": run.state.step, "t": run.state.reported_at,
+                                                        "metrics": dict(run.state.metrics),
                                                     "count": count})
 
     def _carry_out(self, run: _Run, ev: RunEvent) -> None:
