@@ -15,7 +15,7 @@ NON_UI = sorted(
 )
 # Imported INSIDE the user's training process: neither the UI nor numpy nor torch may come along.
 TRAINER_SIDE = ["tui_tuner.trainer", "tui_tuner.trainer_settings", "tui_tuner.trainer_events",
-                "tui_tuner.trainer_checkpoints", "tui_tuner.trainer_steps", "tui_tuner.protocol", "tui_tuner.tailing"]
+                "tui_tuner.trainer_checkpoints", "tui_tuner.trainer_steps", "tui_tuner.trainer_control", "tui_tuner.protocol", "tui_tuner.tailing"]
 
 
 def imported_after(module: str) -> set[str]:
