@@ -15,8 +15,8 @@ from typing import Any
 from tui_tuner.core.autok import Memory
 
 
-class GpuMemory:
-    """Reads GPU memory (summed over the visible GPUs) and the part the given process groups hold."""
+class Nvml:
+    """NVML opened once on first use (any failure: no GPU, and it is not tried again), and closed."""
 
     def __init__(self) -> None:
         self._nvml: Any = None
@@ -37,9 +37,22 @@ class GpuMemory:
                 raise RuntimeError("no GPU")
             self._nvml = pynvml
             return True
-        except Exception:  # noqa: BLE001 - any failure means "no GPU memory to measure"
+        except Exception:  # noqa: BLE001 - any failure means "no GPU to measure or show"
             self._dead = True
             return False
+
+    def close(self) -> None:
+        """Release NVML (idempotent)."""
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:  # noqa: BLE001 - shutting down is best effort
+                pass
+            self._nvml = None
+
+
+class GpuMemory(Nvml):
+    """Reads GPU memory (summed over the visible GPUs) and the part the given process groups hold."""
 
     def read(self, groups: Iterable[int]) -> Memory | None:
         """The memory now; `runs` is what processes in `groups` hold (None when NVML names none of them)."""
@@ -59,15 +72,6 @@ class GpuMemory:
         except Exception:  # noqa: BLE001 - a driver hiccup: no measurement this time
             return None
         return Memory(used=used, free=free, total=total, runs=ours)
-
-    def close(self) -> None:
-        """Release NVML (idempotent)."""
-        if self._nvml is not None:
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception:  # noqa: BLE001 - shutting down is best effort
-                pass
-            self._nvml = None
 
 
 def _group(pid: int) -> int | None:

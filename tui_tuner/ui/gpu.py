@@ -6,35 +6,11 @@ fails once is not retried (a machine without NVIDIA hardware must not pay for it
 
 from __future__ import annotations
 
-from typing import Any
+from tui_tuner.runtime.gpu_memory import Nvml
 
 
-class GpuProbe:
+class GpuProbe(Nvml):
     """Reads GPU 0's memory use and utilisation; `read()` is None when there is nothing to show."""
-
-    def __init__(self) -> None:
-        self._nvml: Any = None
-        self._handles: list[Any] = []
-        self._dead = False
-
-    def _init(self) -> bool:
-        if self._dead:
-            return False
-        if self._nvml is not None:
-            return True
-        try:
-            import pynvml  # optional: nvidia-ml-py
-
-            pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-            if not self._handles:
-                raise RuntimeError("no GPU")
-            self._nvml = pynvml
-            return True
-        except Exception:  # noqa: BLE001 - any failure means "no GPU to show"
-            self._dead = True
-            return False
 
     def read(self) -> str | None:
         """'GPU 41% 12.3/80.0G' (one entry per GPU), or None without a visible NVIDIA GPU."""
@@ -50,12 +26,3 @@ class GpuProbe:
         except Exception:  # noqa: BLE001 - a driver hiccup: show nothing this time
             return None
         return " ".join(parts)
-
-    def close(self) -> None:
-        """Release NVML (idempotent)."""
-        if self._nvml is not None:
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception:  # noqa: BLE001 - shutting down is best effort
-                pass
-            self._nvml = None
