@@ -54,16 +54,10 @@ def space_text(device: str, parallel: str, seconds: float, name: str, extra: lis
 
 def read_reports(run_dir: Path) -> list[tuple[float, int]]:
     """(t, step) of every metrics line in a run's events.jsonl."""
+    from tui_tuner.tailing import JsonlTail  # the runner's own reader (a missing file reads as empty)
+
     out = []
-    try:
-        lines = (run_dir / "events.jsonl").read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
+    for ev in JsonlTail(run_dir / "events.jsonl").read_all():
         if isinstance(ev, dict) and "metrics" in ev and isinstance(ev.get("step"), int):
             out.append((float(ev["t"]), int(ev["step"])))
     return out

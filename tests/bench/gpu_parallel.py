@@ -38,6 +38,7 @@ if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
 from tui_tuner.core.space import parse_space  # noqa: E402
 from tui_tuner.core.study import Study  # noqa: E402
 from tui_tuner.runtime.runner import RunEvent, Runner  # noqa: E402
+from tui_tuner.tailing import JsonlTail  # noqa: E402
 
 CONTEXT, BATCH = 128, 64
 
@@ -70,15 +71,7 @@ class Events:
 def read_steps(run_dir: Path) -> list[tuple[float, int, float]]:
     """(t, step, loss) of every metrics line in a run's events.jsonl."""
     out = []
-    try:
-        lines = (run_dir / "events.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return out
-    for line in lines:
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
+    for ev in JsonlTail(run_dir / "events.jsonl").read_all():
         if isinstance(ev, dict) and "metrics" in ev and "step" in ev:
             out.append((float(ev["t"]), int(ev["step"]), float(ev["metrics"].get("loss", float("nan")))))
     return out
