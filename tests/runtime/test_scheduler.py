@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from runtime_helpers import make_runner, open_study, toy_space, wait_for
 from space_toml import param
@@ -249,6 +251,73 @@ def test_tpe_after_a_zoom_proposes_inside_it_and_the_trials_from_before_still_co
     for t in study.trials("id")[4:]:
         assert t.source == "tpe" and t.zoom_level == 1
         assert lo - 1e-9 <= p.to_unit(t.params["lr"]) <= hi + 1e-9
+    study.close()
+
+
+def held_costly_asks(monkeypatch) -> tuple[threading.Event, list]:
+    """Make every OptunaSearch costly and its ask wait for the returned event; the list records the
+    names of the threads the asks ran on."""
+    from tui_tuner.core import optuna_search
+
+    release, threads = threading.Event(), []
+    ask = optuna_search.OptunaSearch.ask
+
+    def held(self, n):
+        threads.append(threading.current_thread().name)
+        assert release.wait(20), "the test never released the ask"
+        return ask(self, n)
+
+    monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: True))
+    monkeypatch.setattr(optuna_search.OptunaSearch, "ask", held)
+    return release, threads
+
+
+def test_a_costly_ask_runs_off_the_ticks_thread_and_its_proposals_are_queued_by_a_later_tick(tmp_path, monkeypatch):
+    import time
+
+    release, threads = held_costly_asks(monkeypatch)
+    study, runner, sched = scheduled(tmp_path, budget=2, parallel=2, strategy="tpe", steps=2, delay=0.0)
+    t0 = time.perf_counter()
+    assert sched.tick() == [] and sched.tick() == []   # the ask is held: nothing queued, nothing waits
+    assert time.perf_counter() - t0 < 1.0
+    assert threads == ["tui-tuner-ask"] and not study.queue() and not sched.done()
+    release.set()
+    assert sched._asking.wait(10)
+    assert len(sched.tick()) == 2 and [t.source for t in study.trials("id")] == ["tpe", "tpe"]
+    drive(study, runner, sched)
+    assert threads == ["tui-tuner-ask"], "one ask for both slots"
+    study.close()
+
+
+def test_a_costly_ask_whose_region_moved_meanwhile_is_asked_again(tmp_path, monkeypatch):
+    from tui_tuner.core.region import set_stage
+
+    release, threads = held_costly_asks(monkeypatch)
+    study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="tpe", steps=2, delay=0.0)
+    assert sched.tick() == []
+    study.search_state = set_stage(study.space, study.search_state, 2)   # the user widened the search
+    release.set()
+    assert sched._asking.wait(10)
+    assert sched.tick() == [] and len(threads) == 2, "the stale proposal was dropped and asked again"
+    assert sched._asking.wait(10)
+    assert len(sched.tick()) == 1
+    drive(study, runner, sched)
+    study.close()
+
+
+def test_an_error_of_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch):
+    from tui_tuner.core import optuna_search
+
+    def broken(self, n):
+        raise SpaceError("params.lr: Optuna proposed 'x', not among the values")
+
+    monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: True))
+    monkeypatch.setattr(optuna_search.OptunaSearch, "ask", broken)
+    study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="tpe")
+    assert sched.tick() == []
+    assert sched._asking.wait(10)
+    with pytest.raises(SpaceError, match="not among the values"):
+        sched.tick()
     study.close()
 
 

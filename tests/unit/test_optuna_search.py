@@ -235,9 +235,13 @@ def test_the_same_history_and_seed_give_the_same_proposals():
         OptunaSearch(SPACE, SearchState(), 42, history(4)).ask(2)
 
 
-def test_a_restarted_tuner_continues_the_same_search(tmp_path):
+@pytest.mark.parametrize("strategy", ["tpe", "gp"])
+def test_a_restarted_tuner_continues_the_same_search(tmp_path, strategy):
     """Ask, queue, run, finish, ask again: a study closed and reopened between rounds proposes what
-    one left open does."""
+    one left open does (past the random startup: the model's proposals)."""
+    if strategy == "gp":
+        pytest.importorskip("torch")
+        pytest.importorskip("scipy")
     text = space_toml({"lr": lr(), "momentum": momentum(tier=1), "layers": layers(tier=1)}, seed=9)
 
     def rounds(directory, reopen: bool) -> list[dict]:
@@ -249,9 +253,9 @@ def test_a_restarted_tuner_continues_the_same_search(tmp_path):
                 study.close()
                 study = Study.open(directory)
             settings = OptunaSearch(study.space, study.search_state, study.seed, study.trials("id"),
-                                    startup=4).ask(3)
+                                    strategy=strategy, startup=4).ask(3)
             proposals += settings
-            for t in study.enqueue(settings, "random"):
+            for t in study.enqueue(settings, strategy):
                 study.mark_started(t.id, pid=1)
                 study.finish(t.id, "done", objective=loss(t.params))
         study.close()
@@ -323,3 +327,16 @@ def test_gp_proposes_inside_the_box():
     assert len(out) == 2 and all(inside(space, state, s) for s in out)
     assert out[0] != out[1]                          # the first is a pending point for the second
 
+
+
+def test_only_a_gp_past_its_startup_is_costly():
+    """Costly = the ask fits a GP: the scheduler then asks off its thread. Its random startup is not."""
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    nine, ten = history(9), history(10)
+    assert not OptunaSearch(SPACE, SearchState(), 0, nine, strategy="gp").costly
+    assert OptunaSearch(SPACE, SearchState(), 0, ten, strategy="gp").costly
+    assert OptunaSearch(SPACE, SearchState(), 0, nine, strategy="gp", startup=3).costly
+    pending = [Trial(id=20 + i, status="running", params=s) for i, s in enumerate(Sampler(SPACE, 1).random(SearchState(), 5))]
+    assert not OptunaSearch(SPACE, SearchState(), 0, nine + pending, strategy="gp").costly   # pending do not count
+    assert not OptunaSearch(SPACE, SearchState(), 0, ten, strategy="tpe").costly

@@ -48,22 +48,25 @@ from tui_tuner.errors import SpaceError
 
 STRATEGIES = ("tpe", "gp", "cmaes")
 STUDY_NAME = "tui-tuner"
+GP_STARTUP = 10   # GPSampler's random startup trials (its default): it fits no model before these
 # A stored value that lies this close outside a box edge (a share of the box width) is on the edge:
 # β = 1 - (1 - β) and exp(log(x)) drift in the last bits, and such a trial must not be left out.
 EDGE_TOL = 1e-9
 
 
 def load_optuna(what: str = "a model-based strategy") -> Any:
-    """Import optuna (slow: about 0.4 s, so only when needed) with its INFO lines silenced.
+    """Import optuna (slow: about 0.4 s, so only when needed) with its log lines below ERROR silenced.
 
-    The app draws on the terminal: Optuna's "A new study created in memory" lines would tear it.
+    The app draws on the terminal: Optuna's "A new study created in memory" lines, or GP's warning
+    that greenlet is missing (its acquisition optimiser then runs one start at a time), would tear it.
+    What the project must say about a proposal it raises or notices itself.
     """
     try:
         import optuna
     except ImportError:
         raise SpaceError(f"{what} needs optuna: pip install optuna") from None
-    if optuna.logging.get_verbosity() < optuna.logging.WARNING:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if optuna.logging.get_verbosity() < optuna.logging.ERROR:
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
 
 
@@ -178,6 +181,16 @@ class OptunaSearch:
         self.rows = [r for r in (self._row(t, curves or {}) for t in self.trials) if r is not None]
 
     @property
+    def costly(self) -> bool:
+        """True when asking fits a GP (seconds: torch, scipy; the first also imports torch) rather than
+        drawing at random or building a TPE (milliseconds): whoever asks may want it off its thread."""
+        if self.strategy != "gp" or not self.dists:
+            return False
+        startup = GP_STARTUP if self.startup is None else self.startup
+        complete = self.optuna.trial.TrialState.COMPLETE
+        return sum(r["state"] == complete for r in self.rows) >= startup
+
+    @property
     def used(self) -> int:
         """Trials the model sees (finished ones and pending ones)."""
         return len(self.rows)
@@ -228,7 +241,7 @@ class OptunaSearch:
             return samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
                                        n_startup_trials=10 if self.startup is None else self.startup)
         if self.strategy == "gp":
-            return samplers.GPSampler(seed=seed, n_startup_trials=10 if self.startup is None else self.startup)
+            return samplers.GPSampler(seed=seed, n_startup_trials=GP_STARTUP if self.startup is None else self.startup)
         # Categorical parameters go to the independent (random) sampler: CMA-ES has no notion of them.
         return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False,
                                      n_startup_trials=1 if self.startup is None else self.startup,

@@ -19,6 +19,7 @@ The app and headless mode drive it through the session (runtime/session.py).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,6 +36,37 @@ from tui_tuner.runtime.runner import Runner
 STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
 GRID_META = "grid_state"                         # the search state the grid was enumerated for
+
+
+class BackgroundAsk:
+    """A model's `ask(n)` running on a daemon thread; `key` is the search state it was asked in."""
+
+    def __init__(self, key: str, model: Any, n: int) -> None:
+        self.key = key
+        self._result: list[dict[str, Any]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(model, n), name="tui-tuner-ask", daemon=True)
+        self._thread.start()
+
+    def _run(self, model: Any, n: int) -> None:
+        try:
+            self._result = model.ask(n)
+        except BaseException as e:   # handed to the tick's thread by result()
+            self._error = e
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the ask has finished; True when it has."""
+        self._thread.join(timeout)
+        return self.done()
+
+    def result(self) -> list[dict[str, Any]]:
+        """The proposed settings (once done); the ask's error raised again."""
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 class Scheduler:
@@ -91,6 +123,7 @@ class Scheduler:
         self.ended_by: str | None = None  # "steps" or "time" once that budget ended the study
         self._t0: float | None = None      # when the study first started (STARTED_META)
         self._budget_stops: set[int] = set()
+        self._asking: BackgroundAsk | None = None   # a costly model ask in flight
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -222,10 +255,28 @@ class Scheduler:
 
     def _refill_model(self, room: int) -> bool:
         """Ask the model for a setting per free slot, as late as possible so it has seen every
-        result so far; the queued and running trials are in its history as pending."""
+        result so far; the queued and running trials are in its history as pending.
+
+        A costly ask (GP fitting its model: seconds) runs on a thread of its own, so the tick's
+        thread (the app's commands, early-stop decisions) is never held up: this tick queues
+        nothing, a later one queues what it proposed, unless the search region moved meanwhile
+        (then it asks again). What it proposes is still a function of the history it was given."""
         free = self.parallel - len(self.runner.live_ids())
         n = min(room, max(1, free))
-        settings = self._model_search(self.study.trials("id")).ask(n)
+        key = self.study.search_state.to_json()
+        if self._asking is not None:
+            if not self._asking.done():
+                return False
+            job, self._asking = self._asking, None
+            settings = job.result()[:room]   # an error of the ask is raised here, on the tick's thread
+            if job.key == key and settings:
+                self.study.enqueue(settings, self.strategy)
+                return True
+        model = self._model_search(self.study.trials("id"))
+        if model.costly:
+            self._asking = BackgroundAsk(key, model, n)
+            return False
+        settings = model.ask(n)
         self.study.enqueue(settings, self.strategy)
         return bool(settings)
 
