@@ -23,7 +23,7 @@ def test_full_example_loads_in_priority_order():
     assert s.config.name == "x"
     assert s.config.command == ("python", "train.py")
     assert s.config.direction == "minimize" and s.config.parallel == 1 and s.config.budget == 20
-    assert s.config.strategy == "tpe" and s.config.reduce == "best" and not s.config.strategy_fallback
+    assert s.config.strategy == "gp" and s.config.reduce == "best" and not s.config.strategy_fallback
     assert s["lr"].live and s["lr"].default == 1e-2
     assert s.defaults() == {"lr": 1e-2, "momentum": 0.9, "layers": 2}
     assert s["momentum"].scale_label == "1-β log"

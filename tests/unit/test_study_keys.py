@@ -17,7 +17,7 @@ def study(**keys):
 
 def test_defaults_stop_nothing_and_set_no_step_or_time_budget():
     cfg = study()
-    assert cfg.strategy == "tpe" and not cfg.strategy_fallback
+    assert cfg.strategy == "gp" and not cfg.strategy_fallback   # torch and scipy are installed here
     assert cfg.early_stop == EarlyStopConfig("none", None, 3, None, where="study.early_stop")
     assert cfg.step_budget is None and cfg.time_budget is None
 
@@ -27,13 +27,28 @@ def test_strategies(strategy):
     assert study(strategy=strategy).strategy == strategy
 
 
-def test_without_optuna_the_default_falls_back_to_coarse_to_fine_and_says_so(monkeypatch):
+def _without(monkeypatch, *modules):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in modules else real(name, *a))
+
+
+@pytest.mark.parametrize("missing", [("torch",), ("scipy",), ("torch", "scipy")])
+def test_without_torch_or_scipy_the_default_falls_back_to_tpe_and_says_why(monkeypatch, missing):
+    _without(monkeypatch, *missing)
     cfg = study()
-    assert cfg.strategy == "coarse_to_fine" and cfg.strategy_fallback
+    assert cfg.strategy == "tpe"
+    assert cfg.strategy_fallback.startswith(" and ".join(missing) + (" is" if len(missing) == 1 else " are"))
+    assert "instead of the default gp" in cfg.strategy_fallback and "tui-tuner[torch]" in cfg.strategy_fallback
+    assert study(strategy="gp").strategy == "gp"   # named: kept (the sampler says what it lacks)
+
+
+def test_without_optuna_the_default_falls_back_to_coarse_to_fine_and_says_so(monkeypatch):
+    _without(monkeypatch, "optuna", "torch")
+    cfg = study()
+    assert cfg.strategy == "coarse_to_fine"
+    assert cfg.strategy_fallback.startswith("optuna is not installed") and "pip install optuna" in cfg.strategy_fallback
     named = study(strategy="random")    # a strategy the space names is never replaced
     assert named.strategy == "random" and not named.strategy_fallback
 

@@ -25,6 +25,9 @@ from tui_tuner.errors import SpaceError
 # Model-based strategies go through Optuna (core/optuna_search.py), imported only when used.
 MODEL_STRATEGIES = ("tpe", "gp", "cmaes")
 FALLBACK_STRATEGY = "coarse_to_fine"   # the default where optuna is missing
+# The default: Optuna's GP sampler (needs torch and scipy), else its TPE (optuna alone), else coarse_to_fine.
+# On LCBench at 20 trials GP's regret is about half TPE's (tests/bench/lcbench.py).
+DEFAULT_STRATEGY = "gp"
 STRATEGIES = ("random", "grid", "coarse_to_fine", *MODEL_STRATEGIES)
 EARLY_STOP_RULES = RULES
 # A zoom keeps the best quarter of the trials and stays 15% wider than their box (tests/bench/search_quality.py).
@@ -71,7 +74,7 @@ class StudyConfig:
     parallel: int = 1                  # runs at once (1 to start with when auto_k)
     auto_k: bool = False               # parallel = "auto": auto-k chooses it from measured throughput
     budget: int = 20
-    strategy: str = "tpe"
+    strategy: str = DEFAULT_STRATEGY
     seed: int | None = None
     reduce: str = "best"
     flag_style: str = "space"
@@ -85,7 +88,8 @@ class StudyConfig:
     step_budget: int | None = None     # the total of steps all trials may report
     time_budget: float | None = None   # seconds of wall clock since the study first started a trial
     autopilot: PbtConfig = field(default_factory=lambda: pbt_config("none"))
-    strategy_fallback: bool = False    # no strategy named and optuna missing: coarse_to_fine instead of tpe
+    # No strategy named and the default's packages missing: why another one searches ("" = none).
+    strategy_fallback: str = ""
 
     @property
     def zero_code(self) -> bool:
@@ -193,6 +197,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
 
     parallel = raw.get("parallel", 1)
     auto_k = parallel == "auto"
+    default = default_strategy()
     if not auto_k and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
         raise fail("study.parallel", f'must be an integer >= 1 or "auto", got {quoted_value(parallel)}')
 
@@ -210,8 +215,8 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         parallel=1 if auto_k else parallel,
         auto_k=auto_k,
         budget=integer("budget", 20, 1),
-        strategy=choice("strategy", STRATEGIES, default_strategy()),
-        strategy_fallback="strategy" not in raw and default_strategy() == FALLBACK_STRATEGY,
+        strategy=choice("strategy", STRATEGIES, default[0]),
+        strategy_fallback="" if "strategy" in raw else default[1],
         seed=integer("seed", None, 0),
         reduce=choice("reduce", ("best", "last"), "best"),
         flag_style=choice("flag_style", FLAG_STYLES, "space"),
@@ -228,10 +233,21 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     )
 
 
-def default_strategy() -> str:
-    """The strategy of a space that names none: tpe (Optuna's TPE, a dependency), or coarse_to_fine
-    where optuna is not installed (`strategy_fallback` says so, and the session tells the user)."""
-    return "tpe" if importlib.util.find_spec("optuna") is not None else FALLBACK_STRATEGY
+def default_strategy() -> tuple[str, str]:
+    """The strategy of a space that names none, and why it is not the default gp ("" when it is).
+
+    gp needs torch and scipy (the `torch` extra) besides optuna, a dependency: without them tpe
+    searches, and without optuna coarse_to_fine (`strategy_fallback` says why; the session tells
+    the user once)."""
+    if importlib.util.find_spec("optuna") is None:
+        return FALLBACK_STRATEGY, (f"optuna is not installed: searching with {FALLBACK_STRATEGY} instead of "
+                                   f"the default {DEFAULT_STRATEGY} (pip install optuna)")
+    missing = [m for m in ("torch", "scipy") if importlib.util.find_spec(m) is None]
+    if missing:
+        return "tpe", (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: "
+                       f"searching with tpe instead of the default {DEFAULT_STRATEGY} "
+                       f"(pip install 'tui-tuner[torch]')")
+    return DEFAULT_STRATEGY, ""
 
 
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,

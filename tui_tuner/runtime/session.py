@@ -209,8 +209,7 @@ class Session(AutoKCommands, HandMoves):
             return []
         if self.config.strategy_fallback and not self._said_fallback:
             self._said_fallback = True
-            self.notice("Strategy", "optuna is not installed: searching with coarse_to_fine instead of "
-                        "the default tpe (pip install optuna)", "warning")
+            self.notice("Strategy", self.config.strategy_fallback, "warning")
         try:
             sched = self.scheduler
             self._tick_k()   # auto-k sets sched.parallel from what it measured
