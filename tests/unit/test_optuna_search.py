@@ -203,6 +203,33 @@ def test_every_kind_of_trial_counts_as_optuna_would_count_it():
     assert study.trials[0].params["lr"] == pytest.approx(s[0]["lr"])
 
 
+def test_gp_is_told_every_trial_as_complete_pending_and_diverged_at_the_worst_stopped_at_its_last():
+    """GP learns from COMPLETE trials alone: the others get a value once a trial has finished."""
+    pytest.importorskip("torch")
+    s = Sampler(SPACE, 3).random(SearchState(), 8)
+    trials = [
+        Trial(1, "done", s[0], objective=0.5),
+        Trial(2, "done", s[1], objective=0.3),
+        Trial(3, "stopped", s[2], objective=0.9, step=300),
+        Trial(4, "stopped", s[3], objective=0.8, step=100),
+        Trial(5, "diverged", s[4], objective=2.0, step=40),
+        Trial(6, "running", s[5]),
+        Trial(7, "queued", s[6]),
+        Trial(8, "failed", s[7]),
+    ]
+    search = OptunaSearch(SPACE, SearchState(), 0, trials, strategy="gp", curves={4: {50: 1.0, 100: 0.7}})
+    study = search.build()
+    assert all(t.state == TrialState.COMPLETE for t in study.trials) and len(study.trials) == 7
+    assert [round(t.value, 6) for t in study.trials] == [0.5, 0.3, 0.9, 0.7, 0.5, 0.5, 0.5]   # minimize: worst 0.5
+    assert search.finished == 2 and search.lie == 0.5
+    # Before any trial finished there is nothing to lie with: GP draws at random then anyway.
+    early = OptunaSearch(SPACE, SearchState(), 0, trials[5:7], strategy="gp").build()
+    assert [t.state for t in early.trials] == [TrialState.RUNNING] * 2
+    # A batch: each proposal is told the lie before the next is asked, so none repeats another.
+    out = OptunaSearch(SPACE, SearchState(), 0, history(12), strategy="gp").ask(3)
+    assert len({s["lr"] for s in out}) == 3
+
+
 def test_tpe_learns_from_the_history():
     space = parse_space(space_toml({"lr": lr(), "momentum": momentum(tier=1), "layers": layers(tier=1)}), "s.toml")
     trials = done(Sampler(space, 5).random(SearchState(), 40))
