@@ -1,12 +1,15 @@
-"""`run --headless` with strategy tpe on the toy trainer: killed mid-study and rerun, it continues the
-same search; the step budget given on the command line ends it and the summary says how much was used."""
+"""`run --headless` with strategy tpe or gp (the default) on the toy trainer: killed mid-study and rerun,
+it continues the same search; the step budget given on the command line ends it and the summary says how
+much was used."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import signal
 from pathlib import Path
 
+import pytest
 from runtime_helpers import toy_space
 from test_headless import headless, steps_in
 from waiting import wait_for
@@ -14,25 +17,29 @@ from waiting import wait_for
 from tui_tuner.core.study import Study
 from tui_tuner.runtime.headless import run_headless
 
-# TPE's first 10 trials are its random startup: the 11th and 12th are the model's own proposals.
+# TPE's and GP's first 10 trials are their random startup: the 11th and 12th are the model's own proposals.
 TRIALS = 12
+GP_READY = all(importlib.util.find_spec(m) is not None for m in ("torch", "scipy"))
 
 
-def lrs(study_dir: Path) -> list[float]:
+def lrs(study_dir: Path, strategy: str) -> list[float]:
     with Study.open(study_dir, lock=False) as study:
         trials = study.trials("id")
-        assert [t.status for t in trials] == ["done"] * TRIALS and {t.source for t in trials} == {"tpe"}
+        assert [t.status for t in trials] == ["done"] * TRIALS and {t.source for t in trials} == {strategy}
         return [t.params["lr"] for t in trials]
 
 
-def test_a_killed_tpe_study_rerun_proposes_what_an_uninterrupted_one_does(tmp_path):
-    space = toy_space(tmp_path, stage=1, strategy="tpe", steps=40, delay=0.01)
+@pytest.mark.parametrize("strategy", [
+    "tpe", pytest.param("gp", marks=pytest.mark.skipif(not GP_READY, reason="gp needs torch and scipy"))])
+def test_a_killed_model_study_rerun_proposes_what_an_uninterrupted_one_does(tmp_path, strategy):
+    # gp: named by the default (the space names no strategy).
+    space = toy_space(tmp_path, stage=1, steps=40, delay=0.01, **({"strategy": "tpe"} if strategy == "tpe" else {}))
     args = ("--trials", str(TRIALS), "--parallel", "1", "--seed", "11")
 
     out = io.StringIO()
     assert run_headless(space.path, tmp_path / "once", TRIALS, 1, None, 11, out=out) == 0
     assert f"summary: {TRIALS} done" in out.getvalue()
-    once = lrs(tmp_path / "once")
+    once = lrs(tmp_path / "once", strategy)
 
     # Killed while trial 11 (the first the model proposes) runs; trial 12 is then asked by the rerun.
     runs = tmp_path / "twice" / "runs"
@@ -46,7 +53,7 @@ def test_a_killed_tpe_study_rerun_proposes_what_an_uninterrupted_one_does(tmp_pa
     out = io.StringIO()
     assert run_headless(space.path, tmp_path / "twice", TRIALS, 1, None, None, out=out) == 0
     assert "trial   11  re-adopted" in out.getvalue() or "trial   11  done" in out.getvalue()
-    assert lrs(tmp_path / "twice") == once
+    assert lrs(tmp_path / "twice", strategy) == once
     assert len(set(once)) == TRIALS
 
 
