@@ -305,7 +305,7 @@ def test_a_costly_ask_whose_region_moved_meanwhile_is_asked_again(tmp_path, monk
     study.close()
 
 
-def test_an_error_of_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch):
+def test_an_error_of_ours_in_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch):
     from tui_tuner.core import optuna_search
 
     def broken(self, n):
@@ -313,11 +313,32 @@ def test_an_error_of_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch):
 
     monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: True))
     monkeypatch.setattr(optuna_search.OptunaSearch, "ask", broken)
-    study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="tpe")
+    study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="gp")
     assert sched.tick() == []
     assert sched._asking.wait(10)
     with pytest.raises(SpaceError, match="not among the values"):
         sched.tick()
+    study.close()
+
+
+def test_a_costly_model_that_fails_to_fit_leaves_its_slots_to_tpe(tmp_path, monkeypatch):
+    from tui_tuner.core import optuna_search
+
+    ask = optuna_search.OptunaSearch.ask
+
+    def gp_breaks(self, n):
+        if self.strategy == "gp":
+            raise RuntimeError("cholesky: the matrix is not positive definite")
+        return ask(self, n)
+
+    monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: self.strategy == "gp"))
+    monkeypatch.setattr(optuna_search.OptunaSearch, "ask", gp_breaks)
+    study, runner, sched = scheduled(tmp_path, budget=2, parallel=2, strategy="gp", steps=2, delay=0.0)
+    assert sched.tick() == []
+    assert sched._asking.wait(10)
+    assert len(sched.tick()) == 2
+    drive(study, runner, sched)
+    assert [t.source for t in study.trials("id")] == ["tpe", "tpe"]
     study.close()
 
 

@@ -209,7 +209,7 @@ class OptunaSearch:
         if t.status in PENDING:
             state, value, inter = TrialState.RUNNING, None, {}
         elif t.status == "done":
-            if t.objective is None or math.isnan(t.objective):
+            if t.objective is None or not math.isfinite(t.objective):   # GP cannot hold an inf
                 return None
             state, value, inter = TrialState.COMPLETE, float(t.objective), {}
         elif t.status in ("stopped", "diverged"):

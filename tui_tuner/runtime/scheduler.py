@@ -268,7 +268,12 @@ class Scheduler:
             if not self._asking.done():
                 return False
             job, self._asking = self._asking, None
-            settings = job.result()[:room]   # an error of the ask is raised here, on the tick's thread
+            try:
+                settings = job.result()[:room]
+            except TunerError:
+                raise   # a one-line error of ours (a bad space, a missing package): the session says it
+            except Exception:   # noqa: BLE001 - the model failed to fit (numerics): TPE fills these slots
+                return self._fallback_ask(n)
             if job.key == key and settings:
                 self.study.enqueue(settings, self.strategy)
                 return True
@@ -278,6 +283,17 @@ class Scheduler:
             return False
         settings = model.ask(n)
         self.study.enqueue(settings, self.strategy)
+        return bool(settings)
+
+    def _fallback_ask(self, n: int) -> bool:
+        """Settings asked from TPE (same history, same box) when the costly model failed; their source
+        says so ("tpe")."""
+        from tui_tuner.core.optuna_search import OptunaSearch
+
+        curves = self.curves() if self.curves is not None else None
+        settings = OptunaSearch(self.study.space, self.study.search_state, self.study.seed,
+                                self.study.trials("id"), strategy="tpe", curves=curves).ask(n)
+        self.study.enqueue(settings, "tpe")
         return bool(settings)
 
     def _queue_random(self, n: int, source: str, extra_meta: dict[str, Any] | None = None, *,
