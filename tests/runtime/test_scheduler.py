@@ -342,6 +342,31 @@ def test_a_costly_model_that_fails_to_fit_leaves_its_slots_to_tpe(tmp_path, monk
     study.close()
 
 
+def test_a_process_that_exits_while_a_gp_ask_is_in_flight_waits_for_it_and_exits_cleanly(tmp_path):
+    """Headless mode ends its study (a budget reached) while a GP ask may still run: the interpreter
+    must wait for it. Frozen mid-fit at exit, torch or greenlet aborted the process (exit -6)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    script = tmp_path / "exit_mid_ask.py"
+    script.write_text(
+        "import atexit, sys\n"
+        f"sys.path[:0] = [{str(Path(__file__).parent.parent / 'unit')!r}, {str(Path(__file__).parent.parent)!r}]\n"
+        "from test_optuna_search import SPACE, history, OptunaSearch, SearchState\n"
+        "from tui_tuner.runtime.scheduler import BackgroundAsk\n"
+        "model = OptunaSearch(SPACE, SearchState(), 0, history(12), strategy='gp')\n"
+        "assert model.costly\n"
+        "job = BackgroundAsk('k', model, 1)\n"
+        "atexit.register(lambda: print('ask done at exit:', job.done(), len(job.result())))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "terminate called" not in proc.stderr
+    assert "ask done at exit: True 1" in proc.stdout
+
+
 def test_a_model_strategy_without_optuna_is_one_line_naming_it(tmp_path, monkeypatch):
     import sys
 

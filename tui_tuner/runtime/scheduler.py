@@ -39,13 +39,19 @@ GRID_META = "grid_state"                         # the search state the grid was
 
 
 class BackgroundAsk:
-    """A model's `ask(n)` running on a daemon thread; `key` is the search state it was asked in."""
+    """A model's `ask(n)` running on a thread of its own; `key` is the search state it was asked in.
+
+    Not a daemon thread: the interpreter waits for an ask in flight (seconds) before it exits. A
+    daemon one is frozen mid-fit at exit, and torch (or greenlet, which GP's optimiser switches
+    between) then aborts the process ("terminate called without an active exception", exit -6)
+    after headless mode had already finished its study.
+    """
 
     def __init__(self, key: str, model: Any, n: int) -> None:
         self.key = key
         self._result: list[dict[str, Any]] = []
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(model, n), name="tui-tuner-ask", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(model, n), name="tui-tuner-ask", daemon=False)
         self._thread.start()
 
     def _run(self, model: Any, n: int) -> None:
