@@ -252,12 +252,12 @@ class Scheduler:
             return self._refill_model(room)
         return self._refill_coarse_to_fine(room)
 
-    def _model_search(self, trials: list) -> Any:
+    def _model_search(self, trials: list, strategy: str | None = None) -> Any:
         from tui_tuner.core.optuna_search import OptunaSearch
 
         curves = self.curves() if self.curves is not None and trials else None
         return OptunaSearch(self.study.space, self.study.search_state, self.study.seed, trials,
-                            strategy=self.strategy, curves=curves)
+                            strategy=strategy or self.strategy, curves=curves)
 
     def _refill_model(self, room: int) -> bool:
         """Ask the model for a setting per free slot, as late as possible so it has seen every
@@ -294,11 +294,7 @@ class Scheduler:
     def _fallback_ask(self, n: int) -> bool:
         """Settings asked from TPE (same history, same box) when the costly model failed; their source
         says so ("tpe")."""
-        from tui_tuner.core.optuna_search import OptunaSearch
-
-        curves = self.curves() if self.curves is not None else None
-        settings = OptunaSearch(self.study.space, self.study.search_state, self.study.seed,
-                                self.study.trials("id"), strategy="tpe", curves=curves).ask(n)
+        settings = self._model_search(self.study.trials("id"), "tpe").ask(n)
         self.study.enqueue(settings, "tpe")
         return bool(settings)
 
