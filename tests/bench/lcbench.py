@@ -21,14 +21,16 @@ Optuna: best_trial); its regret is the best of 4,000 random configurations (righ
 one batch per task, cached) minus the picked configuration's accuracy at epoch 52, in points.
 Median and mean over tasks x seeds, with epochs spent and wall time per study.
 
-Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, 2 shared cores, 38 min), median / mean regret:
-tui-tuner tpe (the default) 2.52 / 3.34, coarse_to_fine 2.74 / 3.58; Optuna TPE 1.41 / 2.63, TPE +
-Hyperband 1.51 / 3.98 (60 trials in 1,040 epochs), random 2.62 / 4.52. tpe+asha (3 seeds,
---epoch-time 0.05): 2.38 / 3.61 in 1,044 epochs (46 trials), against Optuna TPE 1.35 / 2.59 and TPE +
-Hyperband 1.35 / 4.07 on the same seeds. The regret is bimodal over these tasks (five easy near 0.5,
-five hard near 5), so the median sits in the gap and moves by a point between seed sets: compare the
-per-task table, over many seeds. A tui-tuner study takes ~20 s (a process per trial), ~70 s paced
-with early stopping; an Optuna one under 5 s.
+Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, --epoch-time 0.05, 2 shared cores, 69 min),
+median / mean regret and the tasks where the mean regret is below Optuna TPE's:
+tui-tuner gp (the default) 0.56 / 1.58, 6/10; gp+asha 0.05 / 0.95 in 1,045 epochs (42 trials), 10/10;
+tpe 1.80 / 2.94, 4/10; coarse_to_fine 2.74 / 3.58, 1/10; Optuna TPE 1.41 / 2.63; TPE + Hyperband
+1.51 / 3.98 (60 trials in 1,040 epochs), 2/10; random 2.62 / 4.52. The regret is bimodal over these
+tasks (five easy near 0.5, five hard near 5), so the median sits in the gap and moves by a point
+between seed sets (our tpe: 2.52 and 1.80 in two runs of the same seeds; with --parallel 2, which
+trial ends first decides what is asked next): compare the per-task table and the <TPE column. A
+tui-tuner study takes 5-15 s (a process per trial; GP fits ~0.4 s an ask), ~50 s paced with early
+stopping; an Optuna one under 2 s.
 """
 
 from __future__ import annotations
