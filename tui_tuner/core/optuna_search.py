@@ -62,7 +62,7 @@ def load_optuna(what: str = "a model-based strategy") -> Any:
 
     The app draws on the terminal: Optuna's "A new study created in memory" lines, or GP's warning
     that greenlet is missing (its acquisition optimiser then runs one start at a time), would tear it.
-    What the project must say about a proposal it raises or notices itself.
+    Whatever the user must hear about a proposal, the project raises or says itself.
     """
     try:
         import optuna
@@ -183,8 +183,10 @@ class OptunaSearch:
         self.outside = 0      # trials left out: values outside the zoom box
         self.rows = [r for r in (self._row(t, curves or {}) for t in self.trials) if r is not None]
         complete = self.optuna.trial.TrialState.COMPLETE
-        self.finished = sum(r["state"] == complete for r in self.rows)   # trials with their own result
-        self.lie = self._worst()
+        results = [r["value"] for r in self.rows if r["state"] == complete]
+        self.finished = len(results)   # trials with their own result
+        # GP's lie: the worst finished objective (None before any).
+        self.lie = (min(results) if self.direction == "maximize" else max(results)) if results else None
         if strategy == "gp" and self.lie is not None:
             self.rows = [self._for_gp(r) for r in self.rows]
 
@@ -235,13 +237,6 @@ class OptunaSearch:
             params[name] = x
         return {"id": t.id, "params": params, "state": state, "value": value, "inter": inter,
                 "created": float(t.created or 0.0), "ended": float(t.ended or t.created or 0.0)}
-
-    def _worst(self) -> float | None:
-        """The worst objective among the finished trials (None before any): GP's lie."""
-        values = [r["value"] for r in self.rows if r["state"] == self.optuna.trial.TrialState.COMPLETE]
-        if not values:
-            return None
-        return min(values) if self.direction == "maximize" else max(values)
 
     def _for_gp(self, row: dict) -> dict:
         """A row as GP is told it: GP learns from COMPLETE trials alone, so the others get a value.
