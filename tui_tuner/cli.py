@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from tui_tuner import __version__
 from tui_tuner.cli_study import cmd_export, cmd_plot, cmd_recover, cmd_show
@@ -86,7 +86,14 @@ def _duration(text: str) -> str:
 def _budget_options(parser: argparse.ArgumentParser) -> None:
     """--early-stop, --step-budget and --time-budget, for run (headless or not) and the app."""
     parser.add_argument("--early-stop", choices=EARLY_STOP_RULES, metavar="NAME",
-                        help=f"stop hopeless trials early: {', '.join(EARLY_STOP_RULES)} (default: the space's)")
+                        help=f"stop hopeless trials early: {', '.join(EARLY_STOP_RULES)} (default: the space's; "
+                             "kept in the study)")
+    parser.add_argument("--early-stop-min-step", type=_positive, metavar="N",
+                        help="the first step at which early stopping may stop a trial (default: a ninth of the "
+                             "most steps)")
+    parser.add_argument("--early-stop-max-step", type=_positive, metavar="N",
+                        help="the most steps a trial runs (default: the trainer's max_steps, else the first "
+                             "trial to finish)")
     parser.add_argument("--autopilot", choices=AUTOPILOTS, metavar="NAME",
                         help=f"replace the worst live runs by forks of the best (PBT): {', '.join(AUTOPILOTS)} "
                              "(default: the space's)")
@@ -212,36 +219,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise UsageError("give a space file (tui-tuner SPACE.toml) or an existing study (--study DIR)")
     directory = study_dir(space, args.study) if space is not None else Path(args.study)
     study = Study.open(directory, space, seed=getattr(args, "seed", None))
+    # `run SPACE` without --headless: the app with the same overrides the headless loop takes.
+    overrides = {key: getattr(args, attr, None) for key, attr in OVERRIDES.items()}
     try:
-        _check_overrides(study.space, getattr(args, "strategy", None), getattr(args, "early_stop", None))
+        _check_overrides(study, overrides)
     except BaseException:
         study.close()
         raise
     from tui_tuner.ui.app import run_app  # textual loads only once the study is open
 
-    # `run SPACE` without --headless: the app with the same overrides the headless loop takes.
-    overrides = {"budget": getattr(args, "trials", None), "parallel": getattr(args, "parallel", None),
-                 "strategy": getattr(args, "strategy", None), "early_stop": getattr(args, "early_stop", None),
-                 "autopilot": getattr(args, "autopilot", None),
-                 "step_budget": getattr(args, "step_budget", None),
-                 "time_budget": getattr(args, "time_budget", None)}
-    return run_app(study, scheduler_options={k: v for k, v in overrides.items() if v is not None})
+    return run_app(study, overrides=overrides)
 
 
-def _check_overrides(space: Space, strategy: str | None, early_stop: str | None) -> None:
-    """Refuse, before the app starts, a model-based strategy without its packages or an early-stop
-    rule the space lacks the steps for (the app would only say so once it runs)."""
-    strategy = strategy or space.config.strategy
-    if strategy in MODEL_STRATEGIES:
+# The settings a flag gives (kept in the study: core/study_settings.py) -> the argparse attribute.
+OVERRIDES = {"budget": "trials", "parallel": "parallel", "strategy": "strategy", "early_stop": "early_stop",
+             "early_stop_min_step": "early_stop_min_step", "early_stop_max_step": "early_stop_max_step",
+             "autopilot": "autopilot", "step_budget": "step_budget", "time_budget": "time_budget"}
+
+
+def _check_overrides(study: Any, overrides: dict[str, Any]) -> None:
+    """Refuse, before the app starts, settings that cannot work: a model-based strategy without its
+    packages, a bad combination of early-stop steps (the app would only say so once it runs)."""
+    from tui_tuner.core.study_settings import configured, kept
+
+    config = configured(study.space.config, {**kept(study), **{k: v for k, v in overrides.items() if v is not None}})
+    if config.strategy in MODEL_STRATEGIES:
         from tui_tuner.core.optuna_search import OptunaSearch
         from tui_tuner.core.search_state import SearchState
 
-        OptunaSearch(space, SearchState(stage=space.config.stage), 0, [], strategy=strategy)
-    if early_stop is not None:
-        from tui_tuner.core.study_config import early_stop_config
-
-        es = space.config.early_stop
-        early_stop_config(early_stop, es.min_step, es.reduction_factor, es.max_step)
+        OptunaSearch(study.space, SearchState(stage=config.stage), 0, [], strategy=config.strategy)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -251,7 +257,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_headless(args.space, args.study, args.trials, args.parallel, args.strategy, args.seed,
                             early_stop=args.early_stop, step_budget=args.step_budget, autopilot=args.autopilot,
-                            time_budget=args.time_budget)
+                            time_budget=args.time_budget, early_stop_min_step=args.early_stop_min_step,
+                            early_stop_max_step=args.early_stop_max_step)
     return cmd_tune(args)
 
 

@@ -17,7 +17,8 @@ from waiting import wait_for
 from tui_tuner.core.space import parse_space
 from tui_tuner.core.study import Study
 from tui_tuner.runtime.runner import RunEvent
-from tui_tuner.runtime.session import Decision, Session
+from tui_tuner.core.decision_log import Decision
+from tui_tuner.runtime.session import Session
 
 OOM_ONCE = SCRIPTS / "oom_once.py"
 
@@ -40,7 +41,7 @@ def oom_space(tmp_path: Path, **study: Any):
 def session(tmp_path):
     study = Study.open(tmp_path / "study", oom_space(tmp_path), seed=1)
     s = Session(study, runner_options={"cwd": Path.cwd(), "stop_timeout": 1.0, "term_timeout": 1.0})
-    s.autok.window = 0.3
+    s.automation.autok.window = 0.3
     yield s
     s.close(stop_runs=True, timeout=5)
     kill_runs(study.dir)
@@ -74,7 +75,7 @@ def test_an_oom_failure_is_requeued_not_counted_and_k_backs_off(session):
     assert study.budget_used() == 3
     first = study.dir / "runs" / f"t{b.id:04d}.attempt-1"
     assert "CUDA out of memory" in (first / "output.log").read_text()
-    assert session.autok.status().k == 1 and session.scheduler.parallel == 1
+    assert session.automation.autok.status().k == 1 and session.scheduler.parallel == 1
 
 
 def test_an_oom_alone_at_k_one_fails_for_real(session):
@@ -98,13 +99,13 @@ def test_k_rises_while_it_pays_and_undo_puts_it_back_and_holds(session, monkeypa
     (raised,) = [e for e in seen if isinstance(e, Decision) and e.kind == "auto_k"][:1]
     assert raised.message.startswith("k 1 → 2: ") and "steps/s at k 1" in raised.message
     assert raised.data["steps_per_s"] > 0
-    said = session.undo(raised)
+    said = session.undo_decision(raised.id)
     assert "→ 1: undo of k 1 → 2" in said and session.scheduler.parallel == 1
-    assert session.autok.status().mode == "held"
+    assert session.automation.autok.status().mode == "held"
     t0 = time.time()
     drive(session, lambda: time.time() - t0 > 1.5, 5, "a few windows")
     assert session.scheduler.parallel == 1, "held: auto-k must not redo the undone raise"
-    assert "k 1 held" in session.autok.status().text()
+    assert "k 1 held" in session.automation.autok.status().text()
 
 
 def test_headless_says_a_requeue_and_prints_k_decisions():
@@ -119,7 +120,7 @@ def test_headless_says_a_requeue_and_prints_k_decisions():
 
 
 def test_the_k_key_fixes_a_settled_auto_k_and_returns_a_fixed_or_held_one_to_auto(session):
-    ak = session.autok
+    ak = session.automation.autok
     ak.state = replace(ak.state, k=2, settled=True)          # auto, its search over
     assert ak.toggle().startswith("k 2 → 2: fixed by hand")
     assert ak.status().mode == "fixed" and session.scheduler.parallel == 2

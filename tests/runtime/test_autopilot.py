@@ -10,11 +10,12 @@ import pytest
 from runtime_helpers import open_study, toy_space, wait_for
 from study_runs import ZERO_CODE, kill_runs
 
-from tui_tuner.core.decision_log import DecisionLog
+from tui_tuner.core.decision_log import Decision, DecisionLog
+from tui_tuner.core.pins import pinned
 from tui_tuner.core.study import Study
-from tui_tuner.runtime.autopilot import REASON_PREFIX, pinned
+from tui_tuner.runtime.autopilot import REASON_PREFIX
 from tui_tuner.runtime.headless import run_headless
-from tui_tuner.runtime.session import Decision, Session
+from tui_tuner.runtime.session import Session
 
 RUNNER = {"stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 10.0}
 PBT = {"autopilot": "pbt", "autopilot_interval": 20, "autopilot_fraction": 0.5, "autopilot_resample": 0.0}
@@ -68,8 +69,8 @@ def test_headless_a_bottom_run_is_replaced_by_a_fork_that_continues_its_parent_e
         assert replaced.status == "stopped" and replaced.reason.startswith(REASON_PREFIX), replaced.reason
         logged = [d for d in DecisionLog(study.store).all(newest_first=False) if d.kind == "pbt"]
         first = logged[0]
-        assert first.trial_id == bottom.id and first.data["child"] == child.id
-        assert first.data["loser_checkpoint"] is not None
+        assert first.trial_id == bottom.id and first.progress["out"]["child"] == child.id
+        assert first.state == "done" and first.progress["out"]["2"] is not None   # the loser's checkpoint
         assert first.message.startswith(f"stopped #{bottom.id} at step ")
         assert "val_loss" not in first.message and ": loss " in first.message   # the study's objective
         assert "bottom 50% (cut " in first.message
@@ -87,7 +88,7 @@ def test_undo_resumes_the_replaced_run_exactly_and_stops_the_fork(tmp_path):
     top, bottom = study.enqueue([{"lr": 0.05}, {"lr": 0.002}], "manual")
     session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
     decisions = []
-    session.subscribe(lambda ev: decisions.append(ev) if isinstance(ev, Decision) else None)
+    session.subscribe(lambda ev: decisions.append(ev) if isinstance(ev, Decision) and not ev.pending else None)
     runner = session.runner
 
     def ticking():
@@ -98,12 +99,12 @@ def test_undo_resumes_the_replaced_run_exactly_and_stops_the_fork(tmp_path):
         wait_for(runner, ticking, 30, "a pbt decision")
         decision = [d for d in decisions if d.kind == "pbt"][0]
         assert decision.id is not None
-        child_id = decision.data["child"]
+        child_id = decision.progress["out"]["child"]
         wait_for(runner, lambda: study.trial(bottom.id).finished, 20, "the replaced run ended")
         assert runner.is_live(child_id)
 
-        session.autopilot.enabled = False   # nothing else moves while the undo is checked
-        message = session.undo(decision)
+        session.toggle_autopilot()   # off: nothing else moves while the undo is checked
+        message = session.undo_decision(decision.id)
         assert f"#{bottom.id}" in message and f"stopping the fork #{child_id}" in message
         wait_for(runner, lambda: study.trial(child_id).finished, 20, "the fork stopped")
         resumed = max((t for t in study.trials("id") if t.parent == bottom.id), key=lambda t: t.id)
@@ -119,7 +120,7 @@ def test_undo_resumes_the_replaced_run_exactly_and_stops_the_fork(tmp_path):
         mine = [d for d in logged if d.id == decision.id][0]
         assert mine.is_undone and mine.undone == message
         with pytest.raises(Exception, match="already undone"):
-            session.undo(decision)
+            session.undo_decision(decision.id)
     finally:
         session.close(stop_runs=True, timeout=10)
         study.close()
@@ -134,13 +135,14 @@ def test_zero_code_studies_say_once_that_they_cannot_be_exploited(tmp_path):
     notices = []
     session.subscribe(notices.append)
     try:
-        session.autopilot.tick()
-        session.autopilot.tick()
+        session.tick()
+        session.tick()
         said = [n for n in notices if "zero-code runs cannot be exploited" in getattr(n, "message", "")]
         assert len(said) == 1 and said[0].severity == "warning"
-        assert not session.autopilot.enabled
-        assert "zero-code runs cannot be exploited" in session.toggle_autopilot()   # the app's key says so too
-        assert not session.autopilot.enabled
+        session.toggle_autopilot()   # off
+        with pytest.raises(Exception, match="zero-code runs cannot be exploited"):
+            session.toggle_autopilot()   # the app's key says so too
+        assert session.autopilot_state() == "off"
     finally:
         session.close()
         study.close()

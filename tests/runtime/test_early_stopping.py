@@ -1,33 +1,25 @@
-"""Early stopping carried out on real runs: checkpoint then stop, recorded with its numbers, undone exactly."""
+"""Early stopping carried out by the automation loop on real runs: checkpoint then stop, one record with
+its numbers and progress, undone exactly; remembered on reopen; judged only from the rungs it reaches."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
+from runtime_helpers import open_study, toy_space, wait_for
 
-from tui_tuner.core.early_stop_records import EarlyStopConfig
+from tui_tuner.core.study import Study
 from tui_tuner.errors import TunerError
-from tui_tuner.runtime.early_stopping import REASON_PREFIX, EarlyStopping
+from tui_tuner.runtime.early_stopping import HISTORY_META, KIND, REASON_PREFIX
+from tui_tuner.runtime.session import Session
 
 pytest.importorskip("optuna")
 
-
-def _wire(study, **kw):
-    events = Events()
-    runner = make_runner(study, **kw)
-    es = EarlyStopping(study, runner, EarlyStopConfig("asha", min_step=5, reduction_factor=2))
-
-    def on_event(ev):
-        events(ev)
-        es.observe(ev)
-
-    runner.on_event = on_event
-    return runner, es, events
+RUNNER = {"stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 10.0}
+ASHA = {"early_stop": "asha", "early_stop_min_step": 5, "early_stop_factor": 2}
 
 
-def _losses(study, trial_id):
+def losses(study, trial_id):
     out = {}
     path = study.run_dir(trial_id) / "events.jsonl"
     for line in (path.read_text().splitlines() if path.exists() else []):
@@ -37,59 +29,87 @@ def _losses(study, trial_id):
     return out
 
 
-def test_a_hopeless_run_is_checkpointed_stopped_recorded_and_undone_exactly(tmp_path):
-    space = toy_space(tmp_path, steps=400, delay=0.02)
+def ticking(session, cond):
+    def polled():
+        session.poll()
+        session.tick()
+        return cond()
+    return polled
+
+
+def test_a_hopeless_run_is_checkpointed_stopped_recorded_once_and_undone_exactly(tmp_path):
+    space = toy_space(tmp_path, steps=400, delay=0.02, stage=1, strategy="random", budget=2, parallel=2, **ASHA)
     study = open_study(tmp_path, space)
-    runner, es, events = _wire(study)
+    good, bad = study.enqueue([{"lr": 0.5}, {"lr": 0.001}], "manual")
+    session = Session(study, autostart=False, runner_options={**RUNNER, "cwd": tmp_path})
+    runner = session.runner
     try:
-        good, bad = study.enqueue([{"lr": 0.5}, {"lr": 0.001}], "manual")
-        runner.start(good)
-        wait_for(runner, lambda: (study.trial(good.id).step or 0) >= 5 or
-                 any(e.data.get("step", 0) >= 5 for e in events.of("metrics", good.id)), 20, "good at step 5")
-        runner.start(bad)
-        wait_for(runner, lambda: study.trial(bad.id).finished, 30, "the bad run stopped")
+        session.run_now(good.id)
+        wait_for(runner, ticking(session, lambda: (runner.latest(good.id).get("step") or 0) >= 5), 20, "good at 5")
+        session.run_now(bad.id)
+        wait_for(runner, ticking(session, lambda: study.trial(bad.id).finished), 30, "the bad run stopped")
         trial = study.trial(bad.id)
         assert trial.status == "stopped"
         assert trial.reason.startswith(REASON_PREFIX) and "cut-off" in trial.reason
-        rec = es.record(bad.id)
-        assert rec is not None and rec.rule.startswith("asha") and rec.rung == 0 and rec.step >= 5
-        assert rec.cutoff is not None and rec.value > rec.cutoff      # minimise: worse than the cut-off
-        assert rec.checkpoint_seq is not None
-        assert events.of("checkpoint", bad.id), "the checkpoint comes before the stop frees the GPU"
+        (d,) = [d for d in session.decisions() if d.kind == KIND]
+        assert d.trial_id == bad.id and d.state == "done" and d.data["rule"].startswith("asha")
+        assert d.data["rung"] == 0 and d.data["step"] >= 5 and d.data["value"] > d.data["cutoff"]
+        seq = d.progress["out"]["0"]
+        assert isinstance(seq, int) and runner.checkpoint_event(bad.id, seq) is not None, \
+            "the checkpoint comes before the stop frees the GPU"
         assert study.trial(good.id).active, "the good run goes on"
+        # Its decider history was kept with the decision, in the same transaction.
+        assert any(r["kind"] == "report" and r["trial_id"] == bad.id for r in study.meta(HISTORY_META))
 
-        child = es.undo(bad.id)
-        assert child.parent == bad.id and child.fork_step is not None
-        assert child.id in es.pinned()
-        wait_for(runner, lambda: len(_losses(study, child.id)) >= 5, 30, "the resumed run reports")
+        message = session.undo_trial(bad.id)
+        child = max((t for t in study.trials("id") if t.parent == bad.id), key=lambda t: t.id)
+        assert message == (f"undid the early stop of #{bad.id}: #{child.id} resumes it from the checkpoint "
+                           f"taken before the stop")
+        assert child.fork_step is not None and child.id in session.pinned()
+        wait_for(runner, ticking(session, lambda: len(losses(study, child.id)) >= 5), 30, "the resumed run reports")
         # The toy's loss is (10 (1 - lr)^s)^2: the resumed curve continues the stopped one exactly.
-        resumed = _losses(study, child.id)
-        first = min(resumed)
-        assert first == child.fork_step + 1
+        resumed = losses(study, child.id)
+        assert min(resumed) == child.fork_step + 1
         for s, v in resumed.items():
             assert v == pytest.approx((10 * (1 - 0.001) ** s) ** 2, rel=1e-12)
         with pytest.raises(TunerError, match="already undone"):
-            es.undo(bad.id)
+            session.undo_decision(d.id)
         # Pinned: the resumed run is never stopped automatically, however bad.
-        wait_for(runner, lambda: max(_losses(study, child.id)) >= 25, 30, "the resumed run past rung 1")
+        wait_for(runner, ticking(session, lambda: max(losses(study, child.id)) >= 25), 30, "past rung 2")
         assert study.trial(child.id).active
-        assert es.record(child.id) is None
+        assert [x.trial_id for x in session.decisions() if x.kind == KIND] == [bad.id]
     finally:
-        runner.stop_all(timeout=10)
+        session.close(stop_runs=True, timeout=10)
+        study.close()
 
-    # A restarted tuner rebuilds the same decider and sees the same records.
-    again = EarlyStopping(study, runner, EarlyStopConfig("asha", min_step=5, reduction_factor=2))
-    assert [r.trial_id for r in again.records()] == [bad.id]
-    assert again.records()[0].undone_by == child.id
-    assert again.decider.history == es.decider.history
-    study.close()
+    # A restarted tuner keeps the same one record, undone.
+    again = Study.open(tmp_path / "study", lock=False)
+    from tui_tuner.core.decision_log import DecisionLog
+
+    (kept,) = [x for x in DecisionLog(again.store).all() if x.kind == KIND]
+    assert kept.is_undone and kept.undone == message
+    again.close()
 
 
-def test_rule_none_never_stops_and_undo_of_a_trial_never_stopped_is_refused(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, steps=20))
-    runner = make_runner(study)
-    es = EarlyStopping(study, runner, EarlyStopConfig("none"))
-    assert not es.active
-    with pytest.raises(TunerError, match="not stopped early"):
-        es.undo(1)
-    study.close()
+def test_a_trial_that_finished_before_its_stop_cannot_be_undone_into_a_fork(tmp_path):
+    # The decision was recorded, but the run finished (done) before the stop was written: the decision
+    # is void with the reason, and undo says why rather than "resuming" a finished trial.
+    space = toy_space(tmp_path, steps=8, delay=0.0, stage=1, strategy="random", budget=1, **ASHA)
+    study = open_study(tmp_path, space)
+    (t,) = study.enqueue([{"lr": 0.001}], "manual")
+    session = Session(study, autostart=False, runner_options={**RUNNER, "cwd": tmp_path})
+    try:
+        session.run_now(t.id)
+        wait_for(session.runner, ticking(session, lambda: study.trial(t.id).finished), 20, "it finished")
+        from tui_tuner.runtime.executor import Action
+
+        d = session.automation.executor.begin(Action(KIND, t.id, "stopped #1 at step 5", [
+            {"op": "checkpoint", "trial": t.id},
+            {"op": "stop", "trial": t.id, "reason": REASON_PREFIX + "x", "required": True}]))
+        assert d.state == "void" and "#1 ended (done) before it was stopped" in d.message
+        with pytest.raises(TunerError, match=r"was not carried out \(#1 ended \(done\) before it was stopped\)"):
+            session.undo_trial(t.id)
+        assert [x.parent for x in study.trials("id")] == [None]
+    finally:
+        session.close(stop_runs=True, timeout=10)
+        study.close()

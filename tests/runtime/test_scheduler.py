@@ -425,20 +425,6 @@ def test_budget_overrides_are_checked(tmp_path):
         Scheduler(study, runner, step_budget=-5)
     with pytest.raises(StudyError, match="time budget must be a time like"):
         Scheduler(study, runner, time_budget="soon")
-    with pytest.raises(SpaceError, match="study.early_stop_min_step: early_stop = 'asha' needs it"):
-        Scheduler(study, runner, early_stop="asha")
-    assert Scheduler(study, runner, early_stop="none").early_stop.rule == "none"
-    study.close()
-
-
-def test_early_stop_from_the_space_or_the_override_builds_the_decider(tmp_path):
-    study = open_study(tmp_path, toy_space(tmp_path, early_stop="median", early_stop_min_step=5))
-    runner = make_runner(study)
-    sched = Scheduler(study, runner)
-    assert sched.early_stop.rule == "median" and sched.decider().config.first_step == 5
-    asha = Scheduler(study, runner, early_stop="asha")
-    assert asha.early_stop.rule == "asha" and asha.early_stop.min_step == 5
-    assert asha.decider().metric == "loss"
     study.close()
 
 

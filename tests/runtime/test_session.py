@@ -55,12 +55,20 @@ def drive_a_whole_session(tmp: Path) -> dict[str, Any]:
         wait_for(lambda: (session.poll(), (session.runner.latest(queued).get("step") or 0) >= 3)[1],
                  30, 0.01, "the long run reports")
         seq = session.prepare_fork(queued)
-        forked = session.fork(queued, {"lr": 0.05}, seq)
-        child = study.trial(forked.child_id)
-        out["fork"] = {"message": forked.message, "parent": child.parent, "step": child.fork_step,
-                       "lr": child.params["lr"], "status": child.status}
+        pending = session.fork(queued, {"lr": 0.05}, seq)   # returns at once: the fork waits for its checkpoint
+        out["pending"] = pending.state
 
-        out["stop"] = [session.stop(queued), session.stop(forked.child_id)]
+        def forked() -> bool:
+            session.poll()
+            session.tick()
+            return session.automation.log.get(pending.id).state != "pending"
+        wait_for(forked, 30, 0.01, "the fork started")
+        done = session.automation.log.get(pending.id)
+        child = study.trial(done.progress["out"]["child"])
+        out["fork"] = {"message": done.message, "parent": child.parent, "step": child.fork_step,
+                       "lr": child.params["lr"], "status": child.status, "pinned": child.id in session.pinned()}
+
+        out["stop"] = [session.stop(queued), session.stop(child.id)]
         wait_for(lambda: (session.poll(), not session.runner.live_ids())[1], 30, 0.01, "the stops")
         out["ended"] = {e.trial_id: e.data["status"] for e in events if isinstance(e, RunEvent) and e.kind == "ended"}
         out["notices"] = [e.title for e in events if isinstance(e, Notice)]
@@ -84,7 +92,8 @@ def test_a_whole_session_runs_without_textual(tmp_path):
     fork = out["fork"]
     assert fork["parent"] == 3 and fork["lr"] == 0.05 and fork["status"] == "running"
     assert isinstance(fork["step"], int) and fork["step"] >= 3
-    assert fork["message"] == f"forked #3 at step {fork['step']} into #4"
+    assert fork["message"] == f"forked #3 into #4 at step {fork['step']} with lr=0.05" and fork["pinned"]
+    assert out["pending"] == "pending"
     assert out["stop"] == ["stopping #3", "stopping #4"]
     assert out["ended"] == {"1": "done", "2": "done", "3": "stopped", "4": "stopped"}
     assert "Listener" not in out["notices"]
@@ -174,21 +183,23 @@ if __name__ == "__main__":
     print(json.dumps(drive_a_whole_session(Path(sys.argv[1]))))
 
 
-def test_undo_dispatches_by_decision_kind_and_refuses_an_unknown_kind(tmp_path):
-    from tui_tuner.errors import RunError
-    from tui_tuner.runtime.session_events import Decision
+def test_undo_refuses_what_cannot_be_undone_and_says_why(tmp_path):
+    from tui_tuner.core.decision_log import VOID
+    from tui_tuner.errors import RunError, StudyError
 
     session = _session(tmp_path)
+    log = session.automation.log
     try:
+        odd = log.add("k_change", None, "k 1 -> 2")
         with pytest.raises(RunError, match="a k_change decision cannot be undone"):
-            session.undo(Decision("k_change", None, "k 1 -> 2"))
-        seen = []
-        session.register_undo("k_change", lambda d: seen.append(d.data["was"]) or f"k back to {d.data['was']}")
-        assert session.undo(Decision("k_change", None, "k 1 -> 2", {"was": 1})) == "k back to 1"
-        assert seen == [1]
-        # Early stops are undoable from the start; with early stopping off that is a clear refusal.
-        with pytest.raises(RunError, match="early stopping is off"):
-            session.undo(Decision("early_stop", 3, "stopped #3"))
+            session.undo_decision(odd.id)
+        with pytest.raises(StudyError, match="no decision #99"):
+            session.undo_decision(99)
+        void = log.add("early_stop", 3, "stopped #3", state=VOID, progress={"void": "#3 ended (done) first"})
+        with pytest.raises(RunError, match=r"was not carried out \(#3 ended \(done\) first\)"):
+            session.undo_decision(void.id)
+        with pytest.raises(RunError, match="#5 was not stopped by an automatic decision"):
+            session.undo_trial(5)
     finally:
         session.close()
 

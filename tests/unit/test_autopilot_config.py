@@ -73,8 +73,8 @@ def test_autopilot_reaches_headless_and_the_app(monkeypatch, tmp_path):
     assert cli.main(["run", str(space), "--headless", "--autopilot", "pbt"]) == 0
     assert seen["autopilot"] == "pbt"
 
-    def fake_app(study, scheduler_options=None, **kw):
-        seen.update(app=scheduler_options)
+    def fake_app(study, overrides=None, **kw):
+        seen.update(app={k: v for k, v in overrides.items() if v is not None})
         study.close()
         return 0
 

@@ -31,13 +31,13 @@ def test_run_headless_passes_the_budget_options_down(monkeypatch, space_file):
 
 
 @pytest.mark.parametrize("argv", [["tune", "{space}"], ["{space}"], ["run", "{space}"]])
-def test_the_app_gets_them_as_scheduler_options(monkeypatch, space_file, tmp_path, argv):
+def test_the_app_gets_them_as_overrides(monkeypatch, space_file, tmp_path, argv):
     import tui_tuner.ui.app as app
 
     seen = {}
 
-    def fake_app(study, scheduler_options=None, **kw):
-        seen.update(scheduler_options)
+    def fake_app(study, overrides=None, **kw):
+        seen.update({k: v for k, v in overrides.items() if v is not None})
         study.close()
         return 0
 
@@ -60,14 +60,16 @@ def test_bad_budget_options_are_one_line(space_file, capsys, args, message):
     assert message in one_error_line(capsys.readouterr().err)
 
 
-def test_the_app_refuses_an_early_stop_the_space_lacks_steps_for_before_it_starts(tmp_path, capsys):
+def test_the_app_refuses_early_stop_steps_that_cannot_work_before_it_starts(tmp_path, capsys):
     bare = tmp_path / "bare.toml"
     bare.write_text(space_toml({"lr": lr()}, name="bare"))
-    assert cli.main([str(bare), "--study", str(tmp_path / "s"), "--early-stop", "hyperband"]) == 2
-    assert "study.early_stop_max_step: early_stop = 'hyperband' needs it" in one_error_line(capsys.readouterr().err)
+    bad = ["--early-stop", "hyperband", "--early-stop-min-step", "100", "--early-stop-max-step", "50"]
+    assert cli.main([str(bare), "--study", str(tmp_path / "s"), *bad]) == 2
+    assert "study.early_stop_min_step: must be <= early_stop_max_step (50) for hyperband, got 100" in \
+        one_error_line(capsys.readouterr().err)
     # The study was released: a second try is refused for the same reason, not for a lock.
-    assert cli.main([str(bare), "--study", str(tmp_path / "s"), "--early-stop", "hyperband"]) == 2
-    assert "needs it" in capsys.readouterr().err
+    assert cli.main([str(bare), "--study", str(tmp_path / "s"), *bad]) == 2
+    assert "must be <= early_stop_max_step" in capsys.readouterr().err
 
 
 def test_sample_tpe_matches_what_the_scheduler_asks_first(space_file, capsys):

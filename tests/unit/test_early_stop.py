@@ -36,13 +36,10 @@ STUDY_NAME = "tui-tuner"
      "early_stop: reduction_factor must be an integer >= 2, got 1"),
     ({"rule": "asha", "min_step": 10, "reduction_factor": True},
      "early_stop: reduction_factor must be an integer >= 2, got True"),
-    ({"rule": "asha", "max_step": -5}, "early_stop: the step budget must be an integer >= 1, got -5"),
-    ({"rule": "median"},
-     "early_stop: median needs min_step (the first step it may stop a trial at) or a step budget to take it from"),
-    ({"rule": "hyperband", "min_step": 10},
-     "early_stop: hyperband needs a step budget (the most steps a trial runs)"),
+    ({"rule": "asha", "max_step": -5},
+     "early_stop: max_step (the most steps a trial runs) must be an integer >= 1, got -5"),
     ({"rule": "hyperband", "min_step": 100, "max_step": 50},
-     "early_stop: hyperband needs min_step <= the step budget, got min_step=100, step budget 50"),
+     "early_stop: hyperband needs min_step <= the most steps a trial runs, got min_step=100, most steps 50"),
 ])
 def test_bad_settings_are_one_line_errors(kwargs, message):
     with pytest.raises(SpaceError) as e:

@@ -68,7 +68,7 @@ def test_failed_transaction_leaves_nothing(tmp_path):
     store.create_schema({})
     with pytest.raises(RuntimeError), store.tx() as db:
         Store.insert(db, status="queued", params={}, source="random", created=1.0)
-        store._set_meta(db, {"k": 1})
+        store.write_meta(db, {"k": 1})
         raise RuntimeError("boom")
     assert store.trials() == [] and store.get_meta("k") is None
     store.close()
@@ -83,7 +83,7 @@ def test_a_database_error_in_a_transaction_is_a_study_error(tmp_path):
     with pytest.raises(StudyError, match=r"study\.db: database error: .*full"), store.tx() as db:
         Store.insert(db, status="queued", params={}, source="random", created=1.0)
         for i in range(100):
-            store._set_meta(db, {f"k{i}": "x" * 100_000})
+            store.write_meta(db, {f"k{i}": "x" * 100_000})
     assert store.trials() == [] and store.get_meta("k0") is None
     store.close()
 

@@ -72,9 +72,6 @@ def test_budgets():
                             "cmaes, got 'bayes'"),
     ({"early_stop": "fast"}, "spaces/x.toml: study.early_stop: must be one of asha, median, hyperband, none, "
                              "got 'fast'"),
-    ({"early_stop": "asha"}, "spaces/x.toml: study.early_stop_min_step: early_stop = 'asha' needs it"),
-    ({"early_stop": "hyperband", "early_stop_min_step": 1},
-     "spaces/x.toml: study.early_stop_max_step: early_stop = 'hyperband' needs it"),
     ({"early_stop": "hyperband", "early_stop_min_step": 60, "early_stop_max_step": 52},
      "spaces/x.toml: study.early_stop_min_step: must be <= early_stop_max_step (52) for hyperband, got 60"),
     ({"early_stop": "asha", "early_stop_min_step": 0}, "spaces/x.toml: study.early_stop_min_step: must be an "
@@ -98,9 +95,14 @@ def test_bad_keys_are_one_line_naming_file_key_and_rule(keys, line):
     assert "\n" not in e.value.message
 
 
-def test_an_early_stop_rule_given_on_the_command_line_names_the_key_it_lacks():
-    with pytest.raises(SpaceError, match="study.early_stop_min_step: early_stop = 'median' needs it"):
-        early_stop_config("median")
+def test_an_early_stop_rule_without_steps_takes_them_at_run_time():
+    # asha and hyperband with no extra keys: the most steps come from the trainer or the first trial.
+    for rule in ("asha", "hyperband", "median"):
+        es = early_stop_config(rule)
+        assert not es.resolved and es.rungs() == []
+        assert es.with_max_step(100).resolved
+    assert early_stop_config("asha").with_max_step(100).rungs() == [11, 33, 99]
+    assert early_stop_config("median").with_max_step(100).rungs()[:3] == [11, 22, 33]
     with pytest.raises(SpaceError, match="study.early_stop: must be one of"):
         early_stop_config("sometimes")
     assert early_stop_config("asha", 4).first_step == 4

@@ -14,7 +14,7 @@ would see asked at every report (it judges the first value at or past a rung). M
 value at the checkpoint step itself, so trials reporting at different cadences are compared at
 the same steps, and a trial's best is its best at the checkpoints.
 
-The pruner answers yes or no; `Decision.cutoff` is computed the way the pruner decides (read from
+The pruner answers yes or no; `Verdict.cutoff` is computed the way the pruner decides (read from
 optuna/pruners/_successive_halving.py, _hyperband.py, _percentile.py) and the tests check that the
 two agree. The pruners use no randomness: the same reports in the same order give the same
 decisions, and `rebuild(history)` restores a decider that reaches the same verdicts after a restart.
@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from tui_tuner.core.early_stop_records import (
-    Decision,
     EarlyStopConfig,
     End,
     Forget,
     Record,
     Report,
+    Verdict,
+    Watch,
     record_from_dict,
 )
 from tui_tuner.core.optuna_search import STUDY_NAME, load_optuna
@@ -142,8 +143,8 @@ class Decider:
 
     # -- reports ----------------------------------------------------------------------------------
 
-    def report(self, trial_id: int, step: int, value: float) -> Decision | None:
-        """A trial reported `value` at `step`: a Decision when the pruner judged it, else None.
+    def report(self, trial_id: int, step: int, value: float) -> Verdict | None:
+        """A trial reported `value` at `step`: a Verdict when the pruner judged it, else None.
         Cheap unless it reaches the trial's next rung (or checkpoint); ignored once the trial ended."""
         if self.optuna is None:
             return None
@@ -154,12 +155,58 @@ class Decider:
         self._history.append(rep)
         return self._consult(self._run(rep.trial_id), rep)
 
-    def _consult(self, run: _Run, rep: Report) -> Decision | None:
+    def watch(self, trial_id: int, step: int, values: list[tuple[int, float]] | tuple = ()) -> None:
+        """Begin watching a trial that is at `step` already (re-adopted, or running when early stopping
+        came on): the rungs it passed are recorded with its own `values` there ((step, value) pairs of
+        its curve: the first at or past each rung, as the pruner would have seen), never judged."""
+        if self.optuna is None:
+            return
+        run = self._runs.get(int(trial_id))
+        if run is not None and (run.ended or step < run.next_check):
+            return
+        if step < self.config.first_step:
+            return
+        rec = Watch(int(trial_id), int(step), tuple((int(s), float(v)) for s, v in values))
+        self._history.append(rec)
+        self._watch(self._run(rec.trial_id), rec)
+
+    def _watch(self, run: _Run, rec: Watch) -> None:
+        if run.ended or rec.step < run.next_check:
+            return
+        curve = sorted((s, v) for s, v in rec.values if math.isfinite(v))
+
+        def at(step: int) -> float | None:
+            later = [v for s, v in curve if s >= step]
+            return later[0] if later else (curve[-1][1] if curve else None)
+
+        storage = self.storage
+        if self.config.rule == "median":
+            first = self.config.first_step
+            check = run.next_check
+            while check <= rec.step:
+                value = at(check)
+                if value is not None:
+                    storage.set_trial_intermediate_value(run.tid, check, value)
+                check += first
+            run.next_check = check
+            return
+        bracket = self._bracket(run.number) if self.config.rule == "hyperband" else 0
+        rung = len(_rungs(storage.get_trial(run.tid)))
+        while self._rung_step(bracket, rung) <= rec.step:
+            value = at(self._rung_step(bracket, rung))
+            if value is None:
+                break   # nothing reported to stand for it: the next report is judged as usual
+            storage.set_trial_intermediate_value(run.tid, self._rung_step(bracket, rung), value)
+            storage.set_trial_system_attr(run.tid, _rung_key(rung), value)
+            rung += 1
+        run.next_check = self._rung_step(bracket, rung)
+
+    def _consult(self, run: _Run, rep: Report) -> Verdict | None:
         if self.config.rule == "median":
             return self._consult_median(run, rep)
         return self._consult_halving(run, rep)
 
-    def _consult_halving(self, run: _Run, rep: Report) -> Decision | None:
+    def _consult_halving(self, run: _Run, rep: Report) -> Verdict | None:
         storage = self.storage
         storage.set_trial_intermediate_value(run.tid, rep.step, rep.value)
         before = storage.get_trial(run.tid)
@@ -198,7 +245,7 @@ class Decider:
     def _rung_step(self, bracket: int, rung: int) -> int:
         return self.config.first_step * self.eta ** (bracket + rung)
 
-    def _consult_median(self, run: _Run, rep: Report) -> Decision | None:
+    def _consult_median(self, run: _Run, rep: Report) -> Verdict | None:
         first = self.config.first_step
         check = rep.step // first * first      # the checkpoint this report stands for
         self.storage.set_trial_intermediate_value(run.tid, check, rep.value)
@@ -218,7 +265,7 @@ class Decider:
                               verdict, f"median of {len(finished)} finished trials", len(finished))
 
     def _decision(self, rep: Report, rung: int, rung_step: int, value: float, cutoff: float | None,
-                  verdict: bool, rule: str, n: int) -> Decision:
+                  verdict: bool, rule: str, n: int) -> Verdict:
         pinned = rep.trial_id in self.pinned
         stop = verdict and not pinned
         name = self.metric if self.config.rule != "median" else f"best {self.metric}"
@@ -231,7 +278,7 @@ class Decider:
         verb = "stopped" if stop else "kept (pinned)" if verdict else "kept"
         where = f"at rung {rung} (step {rung_step}) " if self.config.rule != "median" else ""
         text = f"{verb} #{rep.trial_id} at step {rep.step}: {what} {where}({rule})"
-        return Decision(rep.trial_id, rep.step, rung, rung_step, value, cutoff, verdict, pinned, rule, n, text)
+        return Verdict(rep.trial_id, rep.step, rung, rung_step, value, cutoff, verdict, pinned, rule, n, text)
 
     # -- ends, forgets, rebuild -------------------------------------------------------------------
 
@@ -271,7 +318,7 @@ class Decider:
             return
         self.rebuild([*self._history, Forget(int(trial_id))])
 
-    def rebuild(self, history: list[Record | dict]) -> list[Decision]:
+    def rebuild(self, history: list[Record | dict]) -> list[Verdict]:
         """Start over from recorded history (records or their dicts), in order; returns the decisions
         the replay made (with today's pins), which match the ones made the first time."""
         items = [record_from_dict(r) if isinstance(r, dict) else r for r in history]
@@ -281,7 +328,7 @@ class Decider:
         # A Forget wipes out the trial's records before it: they are kept in the history (a later
         # rebuild must wipe them out too) but not replayed.
         last_forget = {r.trial_id: i for i, r in enumerate(items) if isinstance(r, Forget)}
-        out: list[Decision] = []
+        out: list[Verdict] = []
         for i, r in enumerate(items):
             self._history.append(r)
             if isinstance(r, Forget) or i < last_forget.get(r.trial_id, -1):
@@ -289,6 +336,8 @@ class Decider:
             run = self._run(r.trial_id)
             if isinstance(r, End):
                 self._end(run, r)
+            elif isinstance(r, Watch):
+                self._watch(run, r)
             elif not run.ended and r.step >= run.next_check:
                 d = self._consult(run, r)
                 if d is not None:

@@ -282,7 +282,7 @@ class Store:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            self._set_meta(db, {"schema_version": SCHEMA_VERSION, **meta})
+            self.write_meta(db, {"schema_version": SCHEMA_VERSION, **meta})
 
     def check_schema(self) -> None:
         """Refuse a database written by a newer tui-tuner; older versions would be migrated here."""
@@ -301,10 +301,11 @@ class Store:
     def set_meta(self, values: dict[str, Any]) -> None:
         """Write some meta values in one transaction."""
         with self.tx() as db:
-            self._set_meta(db, values)
+            self.write_meta(db, values)
 
     @staticmethod
-    def _set_meta(db: sqlite3.Connection, values: dict[str, Any]) -> None:
+    def write_meta(db: sqlite3.Connection, values: dict[str, Any]) -> None:
+        """Write meta values inside a transaction already open (see tx)."""
         for key, value in values.items():
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))

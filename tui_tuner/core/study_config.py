@@ -253,16 +253,13 @@ def default_strategy() -> tuple[str, str]:
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
                       max_step: int | None = None) -> EarlyStopConfig:
     """The [study] early-stopping keys as an EarlyStopConfig; a SpaceError "study.KEY: rule" names
-    the key to set when the rule lacks one (also for a rule given as --early-stop)."""
+    the key that is wrong (also for a rule given as --early-stop).
+
+    Neither step given: the most steps a trial runs is taken at run time, from the trainer's
+    `max_steps` where it says one, else from the first trial that finishes (as Optuna's "auto")."""
     if rule not in EARLY_STOP_RULES:
         raise SpaceError(f"study.early_stop: must be one of {', '.join(EARLY_STOP_RULES)}, got {quoted_value(rule)}")
-    if rule == "hyperband" and max_step is None:
-        raise SpaceError("study.early_stop_max_step: early_stop = 'hyperband' needs it: the most steps "
-                         "one trial runs (its largest bracket reaches it)")
-    if rule == "hyperband" and min_step is not None and min_step > max_step:
+    if rule == "hyperband" and min_step is not None and max_step is not None and min_step > max_step:
         raise SpaceError(f"study.early_stop_min_step: must be <= early_stop_max_step ({max_step}) for "
                          f"hyperband, got {min_step}")
-    if rule != "none" and min_step is None and max_step is None:
-        raise SpaceError(f"study.early_stop_min_step: early_stop = {rule!r} needs it (the first step at "
-                         f"which a trial may be stopped), or early_stop_max_step to take it from (a ninth of it, eta 3)")
     return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop")

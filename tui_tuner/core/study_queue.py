@@ -6,7 +6,9 @@ front, samples to the back unless asked otherwise.
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +71,7 @@ class StudyQueue:
             ids = [Store.insert(db, status="queued", params=p, source=source, created=now,
                                 queue_pos=first + i, zoom_level=level) for i, p in enumerate(checked)]
             if meta:
-                Store._set_meta(db, meta)
+                Store.write_meta(db, meta)
         return [self._get(i) for i in ids]
 
     def enqueue_manual(self, setting: dict[str, Any], *, front: bool = False) -> Trial:
@@ -115,11 +117,12 @@ class StudyQueue:
         return self._get(t.id)
 
     def add_fork(self, parent_id: int, params: dict[str, Any], fork_step: int | None,
-                 resume: str | None) -> Trial:
+                 resume: str | None, also: Callable[[sqlite3.Connection, int], None] | None = None) -> Trial:
         """Queue a fork of a trial at the FRONT: the parent's settings with `params` over them.
 
         `resume` is the checkpoint (relative to the study dir) the fork starts from; a bad value
-        raises SpaceError and queues nothing.
+        raises SpaceError and queues nothing. `also(db, child_id)` writes more in the same
+        transaction (the decision that made the fork records its child there).
         """
         self._writable()
         parent = self._get(parent_id)
@@ -131,6 +134,8 @@ class StudyQueue:
                                queue_pos=(lo - 1 if lo is not None else 0), zoom_level=parent.zoom_level,
                                parent=parent.id, fork_step=None if fork_step is None else int(fork_step),
                                resume=resume)
+            if also is not None:
+                also(db, tid)
         return self._get(tid)
 
     def requeue(self, trial_id: int, reason: str | None = None) -> Trial:

@@ -41,6 +41,7 @@ class Facts:
     diverged: str | None = None          # the first non-finite objective/loss, as a sentence
     objective: float | None = None       # the reduced objective (best or last)
     stop_at: float | None = None         # the time of the first stop command in control.jsonl
+    stop_reason: str | None = None       # why that stop was asked for, when the tuner said (an early stop)
     output: tuple[str, ...] = ()         # the last lines of output.log
     unusable: str | None = None          # why the run dir cannot be credited at all (not a dir, not this trial's)
 
@@ -79,6 +80,8 @@ def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
 
 
 def _stopped_how(f: Facts, sig: int | None) -> str:
+    if f.stop_reason:
+        return f.stop_reason
     if sig:
         return f"stopped ({signal_label(sig)})"
     if f.exit is None and f.done_at is None:
@@ -174,11 +177,29 @@ def first_stop(run_dir: Path) -> float | None:
 
     A stop without a time (a hand-written line) counts from the start of time: it was asked for.
     """
+    return stop_time(stop_command(run_dir))
+
+
+def stop_time(cmd: dict[str, Any] | None) -> float | None:
+    """When a stop command was written (-inf without a time; None for no command)."""
+    if cmd is None:
+        return None
+    t = cmd.get("t")
+    return float(t) if _is_time(t) else -math.inf
+
+
+def stop_command(run_dir: Path) -> dict[str, Any] | None:
+    """The first stop command of control.jsonl (its "why" says why the tuner asked, when it said), or None."""
     for cmd in JsonlTail(run_dir / protocol.CONTROL).read_all():
         if cmd.get("cmd") == protocol.CMD_STOP:
-            t = cmd.get("t")
-            return float(t) if _is_time(t) else -math.inf
+            return cmd
     return None
+
+
+def stop_reason(cmd: dict[str, Any] | None) -> str | None:
+    """The reason a stop command carries ("why"), as one line; None when it gives none."""
+    why = cmd.get("why") if cmd else None
+    return " ".join(why.split()) if isinstance(why, str) and why.strip() else None
 
 
 def event_time(ev: dict[str, Any]) -> float:

@@ -7,8 +7,8 @@ run: the scheduler starts none until fewer than k go. A run that failed out of G
 mode is re-queued (the same setting runs again, not counted against the budget) and k backs off.
 
 `on_change` gets each change with its numbers (the session records it as a decision). The state is
-kept in the study (meta "auto_k"), so a restarted tuner continues at the same k. Events arrive on
-the runner's thread and ticks on the session's, so one lock guards the state.
+kept in the study (meta "auto_k"), so a restarted tuner continues at the same k. Events and ticks both
+come on the command thread (the automation loop); the lock keeps `status()` safe from the view thread.
 """
 
 from __future__ import annotations
@@ -172,23 +172,23 @@ class AutoK:
             return None
 
     def _apply(self, change: Change | None) -> None:
-        """Set the scheduler's limit to the state's k, keep the state in the study, tell the session."""
+        """Set the scheduler's limit to the state's k; a change is kept in the study with its decision
+        (`on_change` writes `kept()` in the decision's transaction), or on its own without one."""
         self.scheduler.parallel = self.state.k
         if change is None:
             return
         self.meter.stop()
         self._window_k = None
-        self._save()
         if self.on_change is not None:
             self.on_change(change)
-
-    def _save(self) -> None:
-        if self.state.mode != "auto" and not self.study.meta(STATE_META):
-            return   # a study with a fixed parallel keeps no auto-k state unless auto-k was used
-        try:
+        elif not self.study.readonly and self.kept():
             self.study.set_meta(STATE_META, self.state.to_dict())
-        except (StudyError, OSError):
-            pass   # a read-only study: the state lives for this session only
+
+    def kept(self) -> dict[str, Any]:
+        """The meta to keep for the state now ({} for a study with a fixed parallel that never used auto-k)."""
+        if self.state.mode != "auto" and not self.study.meta(STATE_META):
+            return {}
+        return {STATE_META: self.state.to_dict()}
 
     # -- the user's hand ------------------------------------------------------------------------
 
@@ -218,66 +218,3 @@ class AutoK:
             self.state, change = autok.undo(self.state, data)
             self._apply(change)
             return change.text
-
-
-class AutoKCommands:
-    """The session's part of auto-k (Session inherits it): built with the scheduler, fed every run
-    event before it is published (so an OOM re-queue reads as one), ticked, overridden by hand."""
-
-    study: Study
-    runner: Runner
-    scheduler: Scheduler
-    decide: Callable[[Any], None]
-    notice: Callable[..., None]
-    register_undo: Callable[[str, Callable[[Any], str]], None]
-    _autok: AutoK | None = None
-
-    @property
-    def autok(self) -> AutoK:
-        """Auto-k (auto when the study says parallel = "auto"; else it keeps the fixed k until `toggle_k`)."""
-        if self._autok is None:
-            sched = self.scheduler
-            self._autok = AutoK(self.study, self.runner, sched, auto=sched.auto_k, on_change=self._k_changed)
-            self.register_undo("auto_k", lambda d: self.autok.undo(d.data))
-        return self._autok
-
-    def _observe_k(self, ev: RunEvent) -> None:
-        ak = self._autok
-        if ak is None:
-            return
-        try:
-            ak.observe(ev)
-        except Exception as e:  # noqa: BLE001 - said and logged; k stays where it is
-            self.notice("Auto-k", f"{type(e).__name__}: {e}", "error")
-
-    def _tick_k(self) -> None:
-        try:
-            self.autok.tick()
-        except Exception as e:  # noqa: BLE001 - said and logged; the next tick measures again
-            self.notice("Auto-k", f"{type(e).__name__}: {e}", "error")
-
-    def _k_changed(self, change: Change) -> None:
-        from tui_tuner.runtime.session_events import Decision
-
-        if change.why in ("fixed", "auto"):
-            self.notice("Auto-k", change.text)   # the user's own move, not an automatic decision
-            return
-        kind = "undo" if change.why == "undo" else "auto_k"
-        trial = change.data.get("trial")
-        self.decide(Decision(kind, trial if isinstance(trial, int) else None, change.text, dict(change.data)))
-
-    def k_status(self) -> Status | None:
-        """What the status line shows of k (None until auto-k is built, or while the space's k is untouched)."""
-        ak = self._autok
-        if ak is None:
-            return None
-        status = ak.status()
-        return None if status.note == FIXED_BY_SPACE else status
-
-    def toggle_k(self) -> str:
-        """The override key: fix k where it is, or return to auto."""
-        return self.autok.toggle()
-
-    def bump_k(self, delta: int) -> str:
-        """Fix k one higher or lower (never below 1)."""
-        return self.autok.fix(max(1, self.autok.status().k + delta))

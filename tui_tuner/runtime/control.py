@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tui_tuner import protocol
 from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.protocol import Command
-from tui_tuner.tailing import last_lines
+from tui_tuner.tailing import JsonlTail, last_lines
 
 if TYPE_CHECKING:
     from tui_tuner.core.space import Space
@@ -108,11 +108,12 @@ class Commands:
         zero_code = run.zero_code if run is not None else self.config.zero_code
         return not zero_code
 
-    def set(self, trial_id: int, changes: dict[str, Any]) -> int:
+    def set(self, trial_id: int, changes: dict[str, Any], tag: dict[str, Any] | None = None) -> int:
         """Change live parameters of a running trial; returns the command's seq.
 
         Each value is checked against the space: unknown, not live, or out of range raises
-        SpaceError naming the parameter and the rule.
+        SpaceError naming the parameter and the rule. `tag` goes into the command's line (the
+        decision it carries out), so a restarted tuner can tell it was sent.
         """
         with self._bus.locked():
             run = self._live_run(trial_id)
@@ -126,9 +127,9 @@ class Commands:
                 if not self.space[name].live:
                     raise SpaceError(f"params.{name}: not live, so it cannot change while the run trains "
                                      f"(set live = true in the space file, or fork the run)")
-            return self._control(run, Command.SET, params=checked)
+            return self._control(run, Command.SET, params=checked, **(tag or {}))
 
-    def set_max_steps(self, trial_id: int, steps: int) -> int:
+    def set_max_steps(self, trial_id: int, steps: int, tag: dict[str, Any] | None = None) -> int:
         """Change a run's step limit (the trainer reads it with trainer.max_steps); returns the seq."""
         with self._bus.locked():
             run = self._live_run(trial_id)
@@ -140,37 +141,50 @@ class Commands:
                                f"limit cannot change while it trains (see the README's trainer API)")
             if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
                 raise RunError(f"trial {trial_id}: a step limit must be a whole number >= 1, got {steps!r}")
-            return self._control(run, Command.MAX_STEPS, steps=steps)
+            return self._control(run, Command.MAX_STEPS, steps=steps, **(tag or {}))
 
-    def checkpoint(self, trial_id: int) -> int:
+    def checkpoint(self, trial_id: int, tag: dict[str, Any] | None = None) -> int:
         """Ask a run to save a checkpoint; returns the seq its checkpoint event will carry."""
         with self._bus.locked():
             run = self._live_run(trial_id)
             if run.zero_code:
                 raise RunError(f"trial {trial_id}: checkpoints are not available for a zero-code run")
-            return self._control(run, Command.CHECKPOINT)
+            return self._control(run, Command.CHECKPOINT, **(tag or {}))
 
     def checkpoint_event(self, trial_id: int, seq: int) -> dict[str, Any] | None:
-        """The checkpoint event that answered command `seq` ({"seq", "path", "step"}), None until it has."""
+        """The checkpoint event that answered command `seq` ({"seq", "path", "step"}), None until it has.
+
+        A run of an earlier session is read back from its directory (its events.jsonl keeps them)."""
+        run = self._known(trial_id)
         with self._bus.locked():
-            run = self.runs.get(trial_id)
             found = run.state.checkpoints.get(seq) if run is not None else None
             return dict(found) if found is not None else None
 
+    def tagged(self, trial_id: int, tag: dict[str, Any]) -> dict[str, Any] | None:
+        """The command of the run's control.jsonl that carries `tag` (a decision's step), or None."""
+        path = self.study.run_dir(trial_id) / protocol.CONTROL
+        for cmd in JsonlTail(path).read_all():
+            if all(cmd.get(k) == v for k, v in tag.items()):
+                return cmd
+        return None
+
     # -- stopping ---------------------------------------------------------------------------------
 
-    def stop(self, trial_id: int) -> None:
-        """Stop a run gracefully; poll() escalates to SIGTERM, then SIGKILL, after the timeouts."""
-        with self._bus.locked():
-            self._begin_stop(self._live_run(trial_id))
+    def stop(self, trial_id: int, reason: str | None = None, tag: dict[str, Any] | None = None) -> None:
+        """Stop a run gracefully; poll() escalates to SIGTERM, then SIGKILL, after the timeouts.
 
-    def _begin_stop(self, run: _Run) -> None:
+        `reason` (an early stop's verdict) becomes the stopped trial's reason; `tag` marks the
+        command as a decision's step."""
+        with self._bus.locked():
+            self._begin_stop(self._live_run(trial_id), reason, tag)
+
+    def _begin_stop(self, run: _Run, reason: str | None = None, tag: dict[str, Any] | None = None) -> None:
         if run.stopper.active:
             return
         asked = time.time()
         # Written first, for every run: the record that a stop was asked for, read by the verdict
         # (also by a tuner restarted after this one dies). A zero-code script does not read it.
-        self._control(run, Command.STOP)
+        self._control(run, Command.STOP, **({"why": reason} if reason else {}), **(tag or {}))
         self._carry_out_stop(run, asked)
 
     def _carry_out_stop(self, run: _Run, asked: float) -> None:
@@ -213,12 +227,11 @@ class Commands:
         """Fork a run into a new trial with some settings changed, and start it at once.
 
         A trainer-API run is checkpointed first and the child resumes from that checkpoint; this
-        blocks until the checkpoint event arrives (call it from a worker, not the UI loop). Pass
+        blocks until the checkpoint event arrives (the session's forks do not: see `fork_at`). Pass
         `checkpoint`, the seq from an earlier `checkpoint()` call, to fork the state of that moment:
-        the fork then works even if the run ended meanwhile (a user filling in the fork form).
-        A zero-code run's child restarts from scratch with the changed flags, ended parent or not.
+        the fork then works even if the run ended meanwhile. A zero-code run's child restarts from
+        scratch with the changed flags, ended parent or not.
         """
-        changes = dict(changes or {})
         known = self._known(trial_id)   # an old run is read back before the lock is taken
         with self._bus.locked():
             if checkpoint is not None or (known is not None and known.zero_code):
@@ -227,18 +240,29 @@ class Commands:
                 run = known
             else:
                 run = self._live_run(trial_id)
-            checked = self.space.check_setting(changes, partial=True) if changes else {}
-            params = {**run.state.params, **checked}
             if run.zero_code:
-                # A restart from scratch with the changed flags, not a continuation: no fork step.
-                child = self.study.add_fork(trial_id, params, None, None)
-                self.start(child)
-                return self.study.trial(child.id)
+                return self.fork_at(trial_id, changes, None)
             seq = self._control(run, Command.CHECKPOINT) if checkpoint is None else checkpoint
         ev = self._checkpoint_wait(run, seq, self.checkpoint_timeout if timeout is None else timeout)
+        return self.fork_at(trial_id, changes, ev)
+
+    def fork_at(self, trial_id: int, changes: dict[str, Any] | None, ev: dict[str, Any] | None,
+                also: Callable[[Any, int], None] | None = None) -> Trial:
+        """Start a fork of a run now, from its checkpoint event `ev` (None: a restart from scratch with
+        the changed flags, as for a zero-code run). Never waits. `also(db, child_id)` writes more in
+        the transaction that adds the child (the decision that made it)."""
+        known = self._known(trial_id)
         with self._bus.locked():
-            child = self.study.add_fork(trial_id, params, ev.get("step", run.state.step),
-                                        ckpt_rel(self.study.dir, run.run_dir, ev.get("path")))
+            if known is None:
+                raise RunError(f"trial {trial_id} has never run")
+            changes = dict(changes or {})
+            checked = self.space.check_setting(changes, partial=True) if changes else {}
+            params = {**known.state.params, **checked}
+            if ev is None:
+                child = self.study.add_fork(trial_id, params, None, None, also=also)
+            else:
+                child = self.study.add_fork(trial_id, params, ev.get("step", known.state.step),
+                                            ckpt_rel(self.study.dir, known.run_dir, ev.get("path")), also=also)
             self.start(child)
             return self.study.trial(child.id)
 

@@ -1,189 +1,228 @@
-"""Early stopping carried out: the core decider judges runs as they report; this stops the condemned.
+"""Early stopping as a policy of the automation loop: it watches the runs' reports and condemns runs.
 
-The decision is the core's (`core/early_stop.py`, Optuna's pruners with their numbers); this module
-only feeds it the runs' reports and ends, and carries a stop out: checkpoint first, then stop, so
-the GPU is freed and the run can be resumed exactly (a zero-code run, which has no checkpoints, is
-plainly stopped and restarts on undo). Every decision is recorded in the study with its numbers
-(meta "early_stops"), the pruner's history too ("early_stop_history"), so a restarted tuner
-rebuilds the same decider and shows the same decisions. A pinned trial is never stopped: one the
-user pinned, adjusted or forked by hand (the session says which).
+The decision is the core's (`core/early_stop.py`, Optuna's pruners with their numbers). This policy
+feeds it the run events the automation loop hands it on the command thread, and returns an early-stop
+Action per condemned run (checkpoint, then stop with the verdict as the reason: the GPU is freed and
+the run can be resumed exactly; a zero-code run, which has no checkpoints, is plainly stopped and
+restarts on undo). The decider's history is kept in the study (meta "early_stop_history", written in
+the same transaction as each stop decision), so a restarted tuner rebuilds the same decider.
+
+- **Steps.** Given in the space or by flag (`early_stop_min_step`, `early_stop_max_step`), or else
+  taken at run time: the trainer's `max_steps` where it says one, else the first trial to finish
+  (as Optuna's "auto"). The steps in force are kept in the study (meta "early_stop_steps").
+- **From then on.** A run is judged only at the rungs it reaches while this tuner watches it with
+  these steps: a run re-adopted after the tuner was away, or running when early stopping came on,
+  has the rungs it passed recorded with its own values there, not judged.
+- **Pins.** A pinned trial's values count, but it is never stopped.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+from tui_tuner.core import pins
+from tui_tuner.core.decision_log import DONE, PENDING, VOID, Decision, DecisionLog
 from tui_tuner.core.early_stop import Decider
-from tui_tuner.core.early_stop_records import Decision, EarlyStopConfig, record_to_dict
+from tui_tuner.core.early_stop_records import EarlyStopConfig, Verdict, record_to_dict
+from tui_tuner.core.store import Store
 from tui_tuner.core.study import Study
-from tui_tuner.errors import TunerError
+from tui_tuner.core.study_settings import describe_early_stop
+from tui_tuner.errors import RunError
+from tui_tuner.runtime.executor import CHILD, Action, Step
 from tui_tuner.runtime.runner import RunEvent, Runner
 
-DECISIONS_META = "early_stops"
+KIND = "early_stop"
 HISTORY_META = "early_stop_history"
-PINNED_META = "pinned"
+STEPS_META = "early_stop_steps"
 REASON_PREFIX = "early stop: "
 
 
-@dataclass
-class StopRecord:
-    """One automatic stop as the study keeps it: the decision's numbers and what became of it."""
+class EarlyStopPolicy:
+    """Judges the runs as they report (by the study's early_stop rule) and returns the stops to carry out.
 
-    trial_id: int
-    step: int
-    rung: int
-    value: float
-    cutoff: float | None
-    rule: str
-    text: str
-    t: float
-    checkpoint_seq: int | None = None   # the checkpoint taken before the stop (None: zero-code)
-    undone_by: int | None = None        # the trial that resumed it, once undone
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StopRecord:
-        """A record from its stored dict (unknown keys from a newer tuner are ignored)."""
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-class EarlyStopping:
-    """Feeds runner events to the decider and stops the runs it condemns (checkpoint, then stop).
-
-    `notify(text)` is told each decision as it is carried out (a headless line, an app toast).
+    `say(message)` tells the user where the rungs are once they are known.
     """
 
-    def __init__(self, study: Study, runner: Runner, config: EarlyStopConfig,
-                 notify: Callable[[str], None] | None = None) -> None:
+    def __init__(self, study: Study, runner: Runner, log: DecisionLog, say: Callable[[str], None]) -> None:
         self.study = study
         self.runner = runner
-        self.config = config
-        self.notify = notify
+        self.log = log
+        self.say = say
         self.objective = study.config.objective
-        self.decider = Decider(config, study.config.direction, metric=self.objective)
+        self.config: EarlyStopConfig = self._restore_steps(study.config.early_stop)
+        self.decider: Decider | None = None
+        self.fresh: set[int] = set()      # runs started by this tuner since the steps were known
+        self.seen: set[int] = set()       # runs reported in this session
+        self.condemned = {d.trial_id for d in log.all() if d.kind == KIND and not d.is_undone
+                          and d.state in (PENDING, DONE) and d.trial_id is not None}
+        self._verdicts: list[Verdict] = []
         self._saved = 0
-        self.decider.rebuild(list(study.meta(HISTORY_META, [])))
-        self._saved = len(self.decider.history)
-        for tid in self.pinned():
-            self.decider.pin(tid)
-        self._stopping: set[int] = set()
+        if self.config.resolved and self.active:
+            self._build(rebuild=True)
 
     @property
     def active(self) -> bool:
         """False for rule "none": nothing is ever stopped."""
         return self.config.rule != "none"
 
-    # -- pins ---------------------------------------------------------------------------------------
+    def describe(self) -> str:
+        """'asha (rungs at steps 11, 33, 100)' or 'off', for the status line and the session's note."""
+        return describe_early_stop(self.config)
 
-    def pinned(self) -> set[int]:
-        """The trials never stopped automatically."""
-        return {int(i) for i in self.study.meta(PINNED_META, [])}
+    # -- steps ----------------------------------------------------------------------------------------
 
-    def pin(self, trial_id: int, pinned: bool = True) -> None:
-        """Pin (or unpin) a trial: the user adjusted, forked or pinned it by hand."""
-        ids = self.pinned()
-        ids = ids | {int(trial_id)} if pinned else ids - {int(trial_id)}
-        self.study.set_meta(PINNED_META, sorted(ids))
-        self.decider.pin(int(trial_id), pinned)
+    def _restore_steps(self, config: EarlyStopConfig) -> EarlyStopConfig:
+        """The steps learnt at run time by an earlier session, when the rule and given steps are the same."""
+        kept = self.study.meta(STEPS_META)
+        if config.rule == "none" or config.resolved or not isinstance(kept, dict):
+            return config
+        if kept.get("rule") == config.rule and kept.get("factor") == config.reduction_factor \
+                and isinstance(kept.get("max_step"), int):
+            return config.with_max_step(kept["max_step"])
+        return config
 
-    # -- events -------------------------------------------------------------------------------------
+    def _signature(self) -> dict[str, Any]:
+        c = self.config
+        return {"rule": c.rule, "min_step": c.min_step, "factor": c.reduction_factor, "max_step": c.max_step}
 
-    def observe(self, ev: RunEvent) -> StopRecord | None:
-        """Feed one runner event; returns the stop it led to, if any (already carried out)."""
+    def _build(self, *, rebuild: bool) -> None:
+        self.decider = Decider(self.config, self.study.config.direction, metric=self.objective)
+        kept = self.study.meta(STEPS_META)
+        # A study from before the steps were kept: its history is this rule's.
+        same = kept is None or (isinstance(kept, dict)
+                                and {k: kept.get(k) for k in self._signature()} == self._signature())
+        history = list(self.study.meta(HISTORY_META, []) or []) if rebuild and same else []
+        if rebuild and not same and self.study.meta(HISTORY_META):
+            self.say("early stopping starts afresh: its rule or steps changed since the last session "
+                     "(runs are judged at the rungs they reach from now on)")
+        self.decider.rebuild(history)
+        self._saved = len(self.decider.history)
+        for tid in pins.pinned(self.study):
+            self.decider.pin(tid)
+        if not self.study.readonly and kept != self._signature():
+            self.study.store.set_meta({STEPS_META: self._signature(), HISTORY_META: self._history()})
+
+    def _resolve(self, max_step: int, where: str) -> None:
+        """The most steps a trial runs is known now: build the decider; runs going are watched from here."""
+        self.config = self.config.with_max_step(max_step)
+        self._build(rebuild=False)
+        self.fresh.clear()
+        self.say(f"early stopping {self.describe()}: the most steps a trial runs, {max_step}, from {where}")
+
+    def pins_changed(self) -> None:
+        """The study's pins changed: the decider keeps the values of pinned trials but stops none."""
+        if self.decider is not None:
+            current = pins.pinned(self.study)
+            for tid in set(self.decider.pinned) - current:
+                self.decider.pin(tid, False)
+            for tid in current:
+                self.decider.pin(tid)
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    def observe(self, ev: RunEvent) -> None:
+        """Feed one run event (on the command thread, in the order they happened)."""
         if not self.active:
-            return None
-        stop = None
-        if ev.kind == "metrics":
-            value = (ev.data.get("metrics") or {}).get(self.objective)
-            step = ev.data.get("step")
-            if isinstance(value, (int, float)) and isinstance(step, int) and ev.trial_id not in self._stopping:
-                decision = self.decider.report(ev.trial_id, step, float(value))
-                if decision is not None and decision.stop:
-                    stop = self._carry_out(decision)
+            return
+        tid = ev.trial_id
+        if ev.kind == "started":
+            if not ev.data.get("adopted") and self.decider is not None:
+                self.fresh.add(tid)
+        elif ev.kind == "max_steps" and self.decider is None:
+            steps = ev.data.get("steps")
+            if isinstance(steps, int) and steps > 0:
+                self._resolve(steps, f"the trainer's max_steps (#{tid})")
+        elif ev.kind == "metrics":
+            self._report(tid, ev)
         elif ev.kind == "ended":
-            status = ev.data.get("status")
-            if status in ("done", "stopped", "diverged", "failed"):
-                obj = ev.data.get("objective")
-                self.decider.end(ev.trial_id, status, ev.data.get("step"),
-                                 obj if isinstance(obj, (int, float)) else None)
-            if ev.trial_id in self._stopping:
-                self._stopping.discard(ev.trial_id)
-                self._annotate(ev.trial_id)
-        self._save_history()
-        return stop
+            self._end(tid, ev)
 
-    def _carry_out(self, d: Decision) -> StopRecord:
-        self._stopping.add(d.trial_id)
-        seq = None
-        if self.runner.can_adjust(d.trial_id):
-            try:
-                # Answered before the stop: the trainer applies commands in order at its next report.
-                seq = self.runner.checkpoint(d.trial_id)
-            except TunerError:
-                seq = None
-        rec = StopRecord(d.trial_id, d.step, d.rung, d.value, d.cutoff, d.rule, d.text, time.time(), seq)
-        records = self.study.meta(DECISIONS_META, [])
-        records.append(asdict(rec))
-        self.study.set_meta(DECISIONS_META, records)
-        try:
-            self.runner.stop(d.trial_id)
-        except TunerError:
-            pass   # it ended on its own meanwhile: the decision stays recorded, nothing to stop
-        if self.notify is not None:
-            self.notify(d.text)
-        return rec
+    def _report(self, tid: int, ev: RunEvent) -> None:
+        step = ev.data.get("step")
+        value = (ev.data.get("metrics") or {}).get(self.objective)
+        if self.decider is None:
+            run = self.runner.runs.get(tid)
+            limit = run.state.max_steps if run is not None else None
+            if isinstance(limit, int) and limit > 0:
+                self._resolve(limit, f"the trainer's max_steps (#{tid})")
+        if self.decider is None or not isinstance(step, int) or tid in self.condemned:
+            return
+        if tid not in self.seen:
+            self.seen.add(tid)
+            if tid not in self.fresh:
+                self.decider.watch(tid, step, self.runner.series(tid, self.objective))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            verdict = self.decider.report(tid, step, float(value))
+            if verdict is not None and verdict.stop:
+                self.condemned.add(tid)
+                self._verdicts.append(verdict)
 
-    def _annotate(self, trial_id: int) -> None:
-        """The stopped run's reason names the decision, so `show` and the app say why."""
-        rec = self.record(trial_id)
-        trial = self.study.trial(trial_id)
-        if rec is not None and trial.status == "stopped":
-            self.study.annotate(trial_id, REASON_PREFIX + rec.text)
+    def _end(self, tid: int, ev: RunEvent) -> None:
+        status = ev.data.get("status")
+        step = ev.data.get("step")
+        if self.decider is None:
+            if status == "done" and isinstance(step, int) and step > 0:
+                self._resolve(step, f"#{tid}, the first trial to finish")
+            return
+        if status in ("done", "stopped", "diverged", "failed"):
+            obj = ev.data.get("objective")
+            self.decider.end(tid, status, step if isinstance(step, int) else None,
+                             obj if isinstance(obj, (int, float)) else None)
 
-    def _save_history(self) -> None:
-        hist = self.decider.history
-        if len(hist) != self._saved:
-            self._saved = len(hist)
-            self.study.set_meta(HISTORY_META, [record_to_dict(r) for r in hist])
+    # -- actions ------------------------------------------------------------------------------------------
 
-    # -- the record and undo ------------------------------------------------------------------------
+    def tick(self) -> list[Action]:
+        """The stops decided since the last tick, each with the decider's history kept beside it."""
+        out = []
+        for v in self._verdicts:
+            history = self._history()
+            steps: list[Step] = [{"op": "checkpoint", "trial": v.trial_id},
+                                 {"op": "stop", "trial": v.trial_id, "reason": REASON_PREFIX + v.text,
+                                  "required": True}]
+            out.append(Action(KIND, v.trial_id, v.text, steps, asdict(v),
+                              also=lambda db, h=history: Store.write_meta(db, {HISTORY_META: h})))
+            self._saved = len(history)
+        self._verdicts.clear()
+        return out
 
-    def records(self) -> list[StopRecord]:
-        """Every automatic stop of the study, oldest first."""
-        return [StopRecord.from_dict(d) for d in self.study.meta(DECISIONS_META, [])]
+    def _history(self) -> list[dict[str, Any]]:
+        return [record_to_dict(r) for r in self.decider.history] if self.decider is not None else []
 
-    def record(self, trial_id: int) -> StopRecord | None:
-        """The last automatic stop of a trial, or None."""
-        found = [r for r in self.records() if r.trial_id == int(trial_id)]
-        return found[-1] if found else None
+    def save(self) -> None:
+        """Keep the decider's history in the study when it grew (reports at rungs, ends)."""
+        if self.decider is None or self.study.readonly:
+            return
+        if len(self.decider.history) != self._saved:
+            history = self._history()
+            self.study.set_meta(HISTORY_META, history)
+            self._saved = len(history)
 
-    def undo(self, trial_id: int) -> Any:
-        """Resume an early-stopped trial: a child continues exactly from the checkpoint taken before
-        the stop (a zero-code run restarts), pinned so it is not stopped again. Returns the child."""
-        rec = self.record(trial_id)
-        if rec is None:
-            raise TunerError(f"trial {trial_id} was not stopped early: nothing to undo")
-        if rec.undone_by is not None:
-            raise TunerError(f"trial {trial_id}'s early stop was already undone by #{rec.undone_by}")
-        trial = self.study.trial(trial_id)
+    def curves(self) -> dict[int, dict[int, float]]:
+        """Per trial, the values judged at its rungs {step: value}: what a model-based search learns
+        from a stopped trial (Scheduler.curves)."""
+        return self.decider.curves() if self.decider is not None else {}
+
+    # -- undo -------------------------------------------------------------------------------------------
+
+    def undo_steps(self, d: Decision) -> tuple[list[Step], str]:
+        """How to undo an early stop: resume the run exactly from the checkpoint taken before the stop
+        (a zero-code run restarts), pinned so it is not stopped again."""
+        tid = d.trial_id
+        if tid is None:
+            raise RunError(f"decision #{d.id} names no trial")
+        if d.state == VOID:
+            raise RunError(f"decision #{d.id} was not carried out ({d.progress.get('void', 'its run ended')}): "
+                           f"there is nothing to undo")
+        trial = self.study.trial(tid)
         if trial.active:
-            raise TunerError(f"trial {trial_id} is still stopping; undo once it has ended")
-        child = self.runner.fork(trial_id, {}, checkpoint=rec.checkpoint_seq)
-        self.pin(child.id)
-        records = self.study.meta(DECISIONS_META, [])
-        for d in reversed(records):
-            if d.get("trial_id") == rec.trial_id and d.get("undone_by") is None:
-                d["undone_by"] = child.id
-                break
-        self.study.set_meta(DECISIONS_META, records)
-        return child
-
-
-def describe(rec: StopRecord) -> str:
-    """One line for a log or a list: the decision's text, and its undo if any."""
-    cut = "-" if rec.cutoff is None or not math.isfinite(rec.cutoff) else f"{rec.cutoff:.4g}"
-    undone = f"; undone: #{rec.undone_by} resumed it" if rec.undone_by is not None else ""
-    return f"#{rec.trial_id} at step {rec.step} (rung {rec.rung}, value {rec.value:.4g}, cut-off {cut}): {rec.text}{undone}"
+            raise RunError(f"#{tid} is still stopping; undo once it has ended")
+        if trial.status != "stopped":
+            raise RunError(f"#{tid} finished ({trial.status}) before the stop took effect: there is no stopped "
+                           f"run to resume")
+        seq = (d.progress.get("out") or {}).get("0")
+        steps: list[Step] = [{"op": "fork", "trial": tid, "changes": {}, "seq": seq},
+                             {"op": "pin", "trial_from": 0, "pin": True}]
+        how = "from the checkpoint taken before the stop" if isinstance(seq, int) else "from its start (zero-code)"
+        return steps, f"undid the early stop of #{tid}: {CHILD} resumes it {how}"

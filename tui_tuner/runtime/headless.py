@@ -20,7 +20,8 @@ from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
 from tui_tuner.runtime.runner import RunEvent
 from tui_tuner.runtime.session import Session
-from tui_tuner.runtime.session_events import Decision, Notice, SessionEvent
+from tui_tuner.core.decision_log import Decision
+from tui_tuner.runtime.session_events import Notice, SessionEvent
 
 # A headless line per trial: a done trial's setting is cut here (the summary and `show` have it
 # whole); a failed one's is never cut, since the parameter that broke it may be the last one.
@@ -34,11 +35,13 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
                  seed: int | None = None, out: TextIO | None = None, *, interval: float = 0.05,
                  runner_options: dict[str, Any] | None = None, early_stop: str | None = None,
                  step_budget: int | None = None, time_budget: float | str | None = None,
-                 autopilot: str | None = None) -> int:
+                 autopilot: str | None = None, early_stop_min_step: int | None = None,
+                 early_stop_max_step: int | None = None) -> int:
     """Run the tuning loop without the app; one line per finished trial, then a summary.
 
     Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
-    missing to reach the budget. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
+    missing to reach the budget; the settings given by flag are kept in the study, so a rerun
+    without them continues with them. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
     Returns the exit code (0 done, 130 interrupted).
     """
     from tui_tuner.core.study import default_dir
@@ -54,11 +57,11 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     def say(line: str) -> None:
         print(line, file=stream, flush=True)
 
-    options = {k: v for k, v in {"budget": trials, "parallel": parallel, "strategy": strategy,
-                                 "early_stop": early_stop, "step_budget": step_budget,
-                                 "time_budget": time_budget, "autopilot": autopilot}.items() if v is not None}
+    options = {"budget": trials, "parallel": parallel, "strategy": strategy, "early_stop": early_stop,
+               "early_stop_min_step": early_stop_min_step, "early_stop_max_step": early_stop_max_step,
+               "step_budget": step_budget, "time_budget": time_budget, "autopilot": autopilot}
     try:
-        session = Session(study, runner_options=runner_options, scheduler_options=options)
+        session = Session(study, runner_options=runner_options, overrides=options)
         session.subscribe(lambda ev: _print(session, ev, say))
         return _loop(session, say, interval)
     finally:
@@ -132,7 +135,7 @@ def _print(session: Session, ev: SessionEvent, say: Any) -> None:
         # Information notices repeat what the lines above say (re-adopted, the scheduler's message).
         if ev.severity != "information":
             say(f"{ev.severity}: {ev.title}: {ev.message}")
-    elif isinstance(ev, Decision):
+    elif isinstance(ev, Decision) and not ev.pending and not ev.is_undone:
         say(f"{'trial ' + format(ev.trial_id, '>4') + '  ' if ev.trial_id is not None else ''}"
             f"{ev.kind}: {ev.message}")
 

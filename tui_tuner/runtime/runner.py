@@ -239,9 +239,11 @@ class Runner(control.Commands, RunQueries):
     def facts(self, run: _Run, unusable: str | None = None) -> verdict.Facts:
         """What a run's directory and its replayed events say about how it ended (see verdict.decide)."""
         exit_info, problem = verdict.read_exit(run.run_dir)
+        stop = verdict.stop_command(run.run_dir)
         return verdict.Facts(exit=exit_info, exit_problem=problem, done_at=run.state.done_at,
                              diverged=run.state.diverged, objective=run.state.objective,
-                             stop_at=verdict.first_stop(run.run_dir),
+                             stop_at=verdict.stop_time(stop),
+                             stop_reason=verdict.stop_reason(stop),
                              output=verdict.output_tail(run.run_dir),
                              unusable=unusable or verdict.not_a_directory(run.run_dir))
 

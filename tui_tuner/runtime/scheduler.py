@@ -26,9 +26,7 @@ from typing import Any
 
 from tui_tuner.core import sampling, search
 from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
-from tui_tuner.core.early_stop import Decider
-from tui_tuner.core.early_stop_records import EarlyStopConfig
-from tui_tuner.core.study_config import MODEL_STRATEGIES, STRATEGIES, early_stop_config
+from tui_tuner.core.study_config import MODEL_STRATEGIES, STRATEGIES
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runtime.runner import Runner
 
@@ -78,17 +76,17 @@ class BackgroundAsk:
 class Scheduler:
     """Keeps up to `parallel` runs going and refills the queue by the study's strategy.
 
-    `budget`, `parallel` (or "auto"), `strategy`, `early_stop` (a rule name; the space gives its steps and
-    factor), `step_budget` and `time_budget` (seconds, or text like "8h") default to the space's
-    [study] values. Call `tick()` after each `runner.poll()`; `done()` says when the study has
-    nothing left to do. `holding` (set by the app) stops new starts without touching the running
-    ones. `curves` (set by whoever stops trials early) returns the values the pruner judged per
-    stopped trial, {trial id: {step: value}}, for a model-based strategy to learn from.
+    `budget`, `parallel` (or "auto"), `strategy`, `step_budget` and `time_budget` (seconds, or text
+    like "8h") default to the study's [study] values (with what the user turned on applied: see
+    core/study_settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
+    has nothing left to do. `holding` (set by the app) stops new starts without touching the running
+    ones. `curves` (the automation loop sets it to early stopping's) returns the values the pruner
+    judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from.
     """
 
     def __init__(self, study, runner: Runner, sampler: sampling.Sampler | None = None, *,
                  budget: int | None = None, parallel: int | str | None = None,
-                 strategy: str | None = None, early_stop: str | None = None,
+                 strategy: str | None = None,
                  step_budget: int | None = None, time_budget: float | str | None = None) -> None:
         cfg = study.space.config
         self.study = study
@@ -104,9 +102,6 @@ class Scheduler:
         self.strategy = strategy or cfg.strategy
         if self.strategy not in STRATEGIES:
             raise StudyError(f"unknown strategy {self.strategy!r} (allowed: {', '.join(STRATEGIES)})")
-        es = cfg.early_stop
-        self.early_stop: EarlyStopConfig = (es if early_stop is None else early_stop_config(
-            early_stop, es.min_step, es.reduction_factor, es.max_step))
         self.step_budget = cfg.step_budget if step_budget is None else step_budget
         if self.step_budget is not None and (isinstance(self.step_budget, bool)
                                              or not isinstance(self.step_budget, int) or self.step_budget < 1):
@@ -227,15 +222,10 @@ class Scheduler:
             if tid not in self._budget_stops:
                 self._budget_stops.add(tid)
                 try:
-                    self.runner.stop(tid)
+                    self.runner.stop(tid, self.message)
                 except TunerError:
                     pass   # it ended meanwhile: nothing left to stop
         return True
-
-    def decider(self) -> Decider:
-        """An early-stopping decider for this study's objective and direction, by `early_stop`."""
-        cfg = self.study.space.config
-        return Decider(self.early_stop, cfg.direction, metric=cfg.objective)
 
     # -- refilling ------------------------------------------------------------------------------
 

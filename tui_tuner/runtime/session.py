@@ -1,14 +1,16 @@
 """The session: the one orchestration layer over an open study, shared by the app and headless mode.
 
-It owns the study, the runner and the scheduler, and it is the only place that adopts runs, ticks
-the scheduler, changes the search (through core/search.py), controls runs, edits the queue,
-exports, stops everything and closes. Whoever watches (the app's back end, the headless printer)
-subscribes to one stream of typed events (runtime/session_events.py): the runner's RunEvents,
-Notices for the user, and Decisions the session makes on its own (early stops, autopilot), each
-also a line in STUDY/tuner.log.
+It owns the study, the runner, the scheduler and the automation loop (runtime/automation.py), and
+it is the only place that adopts runs, ticks, changes the search (through core/search.py), controls
+runs, edits the queue, exports, stops everything and closes. Whoever watches (the app's back end,
+the headless printer) subscribes to one stream of typed events (runtime/session_events.py): the
+runner's RunEvents, Notices for the user, and Decisions (automatic or by a key), each also a line in
+STUDY/tuner.log.
 
-No threads of its own and no textual: the app calls it from its command thread (one command at a
-time), headless mode from its loop; `tick()` is where automatic decisions are made for both.
+Threads: the runner's poll thread calls `_on_run_event` (it publishes and queues, nothing more); every
+other method runs on one command thread (the app's) or headless mode's loop, one call at a time.
+What the user turned on by flag is applied to the study's configuration once, here, and kept in
+the study (core/study_settings.py).
 """
 
 from __future__ import annotations
@@ -18,21 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core import search
-from tui_tuner.core.decision_log import Logged
+from tui_tuner.core import search, study_settings
+from tui_tuner.core.decision_log import Decision
 from tui_tuner.core.formatting import short_value
 from tui_tuner.core.space import Space
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import RunError, StudyError, TunerError
-from tui_tuner.runtime.autok import AutoKCommands
-from tui_tuner.runtime.autopilot import Autopilot
-from tui_tuner.runtime.decisions import Decisions
-from tui_tuner.runtime.early_stopping import EarlyStopping
-from tui_tuner.runtime.hand_moves import HandMoves
+from tui_tuner.runtime import hand_moves as moves
+from tui_tuner.runtime.autok import FIXED_BY_SPACE, Status
+from tui_tuner.runtime.automation import Automation
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
-from tui_tuner.runtime.session_events import Decision, EventStream, Listener, Severity, Undo
+from tui_tuner.runtime.session_events import EventStream, Listener, Severity
 
 
 @dataclass(frozen=True)
@@ -45,41 +45,32 @@ class Output:
     lines: list[str]
 
 
-@dataclass(frozen=True)
-class Forked:
-    """A fork's child and the message that says what happened."""
+class Session:
+    """An open study with its runner, scheduler and automation; every command and decision goes here.
 
-    child_id: int
-    fork_step: int | None
-    message: str
-
-
-class Session(AutoKCommands, HandMoves):
-    """An open study with its runner and scheduler; every command and automatic decision goes here.
-
-    Auto-k (runtime/autok.py: `autok`, `toggle_k`, `bump_k`) and the hand moves (runtime/hand_moves.py:
-    `scale_lr`, `train_longer`) are its parts too.
+    `overrides` are the settings given by flag (budget, parallel, strategy, early_stop,
+    early_stop_min_step, early_stop_max_step, autopilot, step_budget, time_budget): kept in the
+    study, they win over the space file now and on every later open.
     """
 
     def __init__(self, study: Study, *, runner: Runner | None = None, scheduler: Scheduler | None = None,
                  autostart: bool = True, runner_options: Mapping[str, Any] | None = None,
-                 scheduler_options: Mapping[str, Any] | None = None) -> None:
+                 overrides: Mapping[str, Any] | None = None) -> None:
         self.study = study
+        self._events = EventStream(study)
+        self._opening = study_settings.apply(study, overrides)   # before anything reads the configuration
         if runner is None:
             runner = Runner(study, on_event=self._on_run_event, **dict(runner_options or {}))
         else:
             runner.on_event = self._on_run_event
         self.runner = runner
-        self._scheduler = scheduler
-        self._scheduler_options = dict(scheduler_options or {})
+        self.scheduler = scheduler if scheduler is not None else Scheduler(study, runner, study.sampler())
+        self.automation = Automation(study, runner, self.scheduler, publish=self._publish, notice=self.notice)
         self.autostart = autostart
-        self._events = EventStream(study)
         self._said_sched: str | None = None
         self._said_failure: str | None = None
-        self._said_fallback = False
-        # --autopilot rides with the scheduler's overrides (like --early-stop) but is the session's.
-        self._decisions = Decisions(study, runner, lambda: self.scheduler, self._events,
-                                    autopilot=self._scheduler_options.pop("autopilot", None))
+        self._said_opening = False
+        self._stopping = False    # stop all: no decision starts any more
         self.closed = False
 
     # -- what it is -------------------------------------------------------------------------------
@@ -91,20 +82,13 @@ class Session(AutoKCommands, HandMoves):
 
     @property
     def config(self) -> StudyConfig:
-        """The study's [study] settings."""
+        """The study's [study] settings, with what the user turned on applied."""
         return self.study.space.config
 
     @property
-    def scheduler(self) -> Scheduler:
-        """The scheduler that keeps `parallel` runs going (built on first use)."""
-        if self._scheduler is None:
-            self._scheduler = Scheduler(self.study, self.runner, self.study.sampler(), **self._scheduler_options)
-        return self._scheduler
-
-    @property
     def budget(self) -> int:
-        """The budget in force: the scheduler's once built (options, raises), else the space's."""
-        return self._scheduler.budget if self._scheduler is not None else self.config.budget
+        """The trial budget in force."""
+        return self.scheduler.budget
 
     def trial(self, trial_id: int) -> Trial:
         """One trial as the study records it (StudyError for an unknown id)."""
@@ -124,62 +108,77 @@ class Session(AutoKCommands, HandMoves):
         """Tell whoever watches, and write it to the study's log."""
         self._events.notice(title, message, severity)
 
-    def decide(self, decision: Decision) -> Decision:
-        """Keep an automatic decision in the study's decision log (it gets its id), and announce it."""
-        return self._events.decide(decision)
+    def _publish(self, event: Any) -> None:
+        if isinstance(event, Decision):
+            self._events.decided(event)
+        else:
+            self._events.publish(event)
 
     def _on_run_event(self, ev: RunEvent) -> None:
-        """The runner's callback (its poll thread, or the caller of a command)."""
-        if ev.kind in ("metrics", "ended"):
-            self._decisions.judge(ev)   # first: an early-stopped run's "ended" then carries the decision as its reason
-            self._observe_k(ev)          # and an out-of-memory failure re-queued by auto-k says so
-        self._events.publish(ev)
+        """The runner's callback (its poll thread, or the caller of a command): publish and queue only.
+
+        An "ended" event is published by the automation loop once its policies have seen it."""
+        if ev.kind != "ended":
+            self._events.publish(ev)
+        self.automation.observe(ev)
         if ev.kind == "error":
             self.notice("Runner", str(ev.data.get("message", "error")), "error")
 
-    # -- automatic decisions (runtime/decisions.py) ---------------------------------------------
+    # -- decisions --------------------------------------------------------------------------------
 
-    @property
-    def early_stopping(self) -> EarlyStopping | None:
-        """The study's early stopping (None when its rule is "none"), built with the scheduler."""
-        return self._decisions.early_stopping
-
-    def undo_early_stop(self, trial_id: int) -> str:
-        """Resume an early-stopped trial exactly from its checkpoint (a zero-code run restarts)."""
-        return self._decisions.undo_early_stop(trial_id)
-
-    def register_undo(self, kind: str, undo: Undo) -> None:
-        """Say how decisions of `kind` are undone (early stop, autopilot, auto-k each register one)."""
-        self._decisions.register_undo(kind, undo)
-
-    def undo(self, decision: Decision) -> str:
-        """Undo one automatic decision by its kind (once, for one from the log); RunError when it cannot."""
-        return self._decisions.undo(decision)
-
-    def undo_decision(self, decision_id: int) -> str:
-        """Undo the decision of the study's log with this id (the decision log screen's key)."""
-        return self._decisions.undo_logged(decision_id)
-
-    def decisions(self) -> list[Logged]:
+    def decisions(self) -> list[Decision]:
         """Every decision the study keeps, newest first."""
-        return self._decisions.logged()
+        return self.automation.decisions()
 
     def undoable_kinds(self) -> frozenset[str]:
         """The kinds of decision that can be undone."""
-        return self._decisions.undoable_kinds()
+        from tui_tuner.runtime.automation import UNDOABLE
 
-    @property
-    def autopilot(self) -> Autopilot:
-        """The autopilot (PBT), built on first use."""
-        return self._decisions.autopilot
+        return frozenset(UNDOABLE)
+
+    def undo_decision(self, decision_id: int) -> str:
+        """Undo the decision of the study's log with this id (the decision log screen's key)."""
+        return self.automation.undo(decision_id)
+
+    def undo_trial(self, trial_id: int) -> str:
+        """Undo the automatic stop of a trial (an early stop, or its replacement by the autopilot)."""
+        return self.automation.undo_trial(trial_id)
 
     def toggle_autopilot(self) -> str:
-        """Turn the autopilot on or off (the app's key)."""
-        return self._decisions.autopilot.toggle()
+        """Turn the autopilot (PBT) on or off: a decision in the log, kept in the study."""
+        return self.automation.toggle_autopilot().message
 
     def autopilot_state(self) -> str:
-        """"on (pbt every N steps)" or "off"."""
-        return self._decisions.autopilot_state()
+        """"pbt every N steps" or "off"."""
+        return self.automation.pilot.state()
+
+    def early_stop_state(self) -> str:
+        """'asha (rungs at steps 11, 33, 100)' or 'off'."""
+        return self.automation.early.describe()
+
+    def pinned(self) -> set[int]:
+        """The trials no automatic decision touches."""
+        return self.automation.pinned()
+
+    def pending_forks(self) -> list[Decision]:
+        """Forks waiting for their parent's checkpoint."""
+        return self.automation.pending_forks()
+
+    # -- auto-k -----------------------------------------------------------------------------------
+
+    def k_status(self) -> Status | None:
+        """What the status line shows of k (None while the space's fixed k is untouched)."""
+        status = self.automation.autok.status()
+        return None if status.note == FIXED_BY_SPACE else status
+
+    def toggle_k(self) -> str:
+        """The override key: fix k where it is, or return to auto."""
+        return self.automation.autok.toggle()
+
+    def bump_k(self, delta: int) -> str:
+        """Fix k one higher or lower (never below 1)."""
+        ak = self.automation.autok
+        return ak.fix(max(1, ak.status().k + delta))
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -191,29 +190,45 @@ class Session(AutoKCommands, HandMoves):
         return adopted
 
     def poll(self) -> None:
-        """Read what the runs reported since the last poll (headless; the app polls on a thread)."""
+        """Read what the runs reported since the last poll, and let the policies see it (headless, on
+        its one thread; the app polls on the runner's thread and the policies see it at its ticks)."""
         self.runner.poll()
+        self.automation.tick(act=False)
 
     def start_polling(self, interval: float) -> None:
         """Poll the runs from the runner's own thread every `interval` seconds (the app)."""
         self.runner.start_thread(interval)
 
+    def _say_opening(self) -> None:
+        """Once: the settings kept from an earlier session or changed by flag, and early stopping's rungs."""
+        if self._said_opening:
+            return
+        self._said_opening = True
+        for line in self._opening:
+            self.notice("Settings", line)
+        if self.automation.early.active:
+            self.notice("Early stopping", self.automation.early.describe())
+        if self.config.strategy_fallback:
+            self.notice("Strategy", self.config.strategy_fallback, "warning")
+
     def tick(self, *, strict: bool = False) -> list[int]:
-        """One step of the session's own work: start trials while `parallel` and the budget allow.
+        """One step of the session's own work: the automation loop, then trials started while
+        `parallel` and the budget allow.
 
         A TunerError (a bad setting, a study that cannot start more) is said once and stops
         automatic starts; with `strict` it is raised instead (headless: the CLI prints it). Any
         other failure (a study write that failed) is said and logged, and the next tick tries again.
         """
-        if not self.autostart or self.closed:
+        if self.closed:
             return []
-        if self.config.strategy_fallback and not self._said_fallback:
-            self._said_fallback = True
-            self.notice("Strategy", self.config.strategy_fallback, "warning")
+        self._say_opening()
+        sched = self.scheduler
         try:
-            sched = self.scheduler
-            self._tick_k()   # auto-k sets sched.parallel from what it measured
-            self._decisions.tick()   # first: a fork takes its slot before the queue does
+            # First: auto-k sets parallel, a fork takes its slot before the queue does. The policies act
+            # without automatic starts too (an app opened to watch), not once everything is stopping.
+            self.automation.tick(act=not self._stopping)
+            if not self.autostart:
+                return []
             started = sched.tick()
         except TunerError as e:
             if strict:
@@ -246,9 +261,12 @@ class Session(AutoKCommands, HandMoves):
         slots from the queue, and those runs would outlive a "stop all and quit".
         """
         self.autostart = False
-        if self._scheduler is not None:
-            self._scheduler.holding = True
-        return self.runner.stop_all(timeout)
+        self._stopping = True
+        self.scheduler.holding = True
+        try:
+            return self.runner.stop_all(timeout)
+        finally:
+            self.automation.tick(act=False)   # the runs' ends reach whoever watches
 
     def hurry(self) -> None:
         """Skip the grace periods of the stops under way (a second Ctrl-C)."""
@@ -256,7 +274,7 @@ class Session(AutoKCommands, HandMoves):
         self.runner.hurry_stops()
 
     def cancel_waits(self) -> None:
-        """Make a fork waiting for its checkpoint give up at once (quitting)."""
+        """Make a blocking fork (the runner's own, outside the session) give up at once (quitting)."""
         self.runner.cancel_waits()
 
     def close(self, *, stop_runs: bool = False, timeout: float | None = None) -> None:
@@ -271,6 +289,7 @@ class Session(AutoKCommands, HandMoves):
             except TunerError as e:
                 self.notice(e.title, e.message, "error")
         self.runner.stop_thread()
+        self.automation.tick(act=False)
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -286,12 +305,24 @@ class Session(AutoKCommands, HandMoves):
         return f"pausing #{trial_id}"
 
     def adjust(self, trial_id: int, changes: Mapping[str, Any]) -> str:
-        """Change live parameters of a running trial."""
-        if not changes:
-            raise RunError("nothing changed")
-        self.runner.set(trial_id, dict(changes))
-        self._decisions.pin(trial_id)
-        return f"#{trial_id}: " + ", ".join(f"{k} → {short_value(v)}" for k, v in changes.items())
+        """Change live parameters of a running trial (a decision: undoable; the run is pinned)."""
+        return self.automation.carry_out(moves.adjust_move(self.study, self.runner, trial_id, changes)).message
+
+    def scale_lr(self, trial_id: int, factor: float) -> str:
+        """The learning rate the run uses now ×factor (×0.5, ×2), without a form."""
+        return self.automation.carry_out(moves.lr_move(self.study, self.runner, trial_id, factor)).message
+
+    def train_longer(self, trial_id: int, factor: float = moves.LONGER) -> str:
+        """Extend a running trial's step limit (its trainer reads trainer.max_steps)."""
+        return self.automation.carry_out(moves.longer_move(self.study, self.runner, trial_id, factor)).message
+
+    def toggle_pin(self, trial_id: int) -> str:
+        """Pin a run (no automatic decision touches it), or unpin it."""
+        return self.automation.carry_out(moves.pin_move(self.study, trial_id)).message
+
+    def current_values(self, trial_id: int) -> dict[str, Any]:
+        """The settings a run trains with now (its reported lr over its setting)."""
+        return moves.current_values(self.space, self.runner.latest(trial_id))
 
     def prepare_fork(self, trial_id: int) -> int | None:
         """Checkpoint a running trial now (its seq), so a fork is of this moment; None for zero-code."""
@@ -305,12 +336,12 @@ class Session(AutoKCommands, HandMoves):
         step = ev.get("step") if ev and not ev.get("error") else None
         return step if isinstance(step, int) else None
 
-    def fork(self, trial_id: int, changes: Mapping[str, Any], checkpoint: int | None = None) -> Forked:
-        """Fork a trial with some settings changed, from the checkpoint `prepare_fork` took if any."""
-        child = self.runner.fork(trial_id, dict(changes), checkpoint=checkpoint)
-        self._decisions.pin(child.id)
-        at = f" at step {child.fork_step}" if child.fork_step is not None else ""
-        return Forked(child.id, child.fork_step, f"forked #{trial_id}{at} into #{child.id}")
+    def fork(self, trial_id: int, changes: Mapping[str, Any], checkpoint: int | None = None) -> Decision:
+        """Fork a trial with some settings changed, from the checkpoint `prepare_fork` took if any.
+
+        Never waits: the fork starts once its checkpoint is written (a later tick); the decision says
+        when (its state), and the screen shows it pending meanwhile."""
+        return self.automation.fork(trial_id, dict(changes), checkpoint)
 
     def stop(self, trial_id: int) -> str:
         """Stop a running or paused trial."""
@@ -336,7 +367,7 @@ class Session(AutoKCommands, HandMoves):
         """Queue n random settings from the current search state.
 
         Asking for more trials is asking for them to run: when the budget would not reach them, the
-        scheduler's budget grows to cover the queue (for this session; the space file keeps its own).
+        budget grows to cover the queue, and the study keeps the new budget.
         """
         trials = self.study.sample(n)
         msg = f"queued {len(trials)} setting(s)"
@@ -345,6 +376,8 @@ class Session(AutoKCommands, HandMoves):
             need = self.study.budget_used() + len(self.study.queue())
             if need > sched.budget:
                 sched.budget = need
+                if not self.study.readonly:
+                    study_settings.remember(self.study, "budget", need)
                 msg += f"; budget raised to {need} so they run"
         return msg
 

@@ -1,7 +1,8 @@
 """The session's event stream: the typed events it publishes, its listeners, and STUDY/tuner.log.
 
 Whoever watches a session (the app's back end, the headless printer) subscribes to one stream of
-RunEvents, Notices for the user and Decisions the session made on its own. Every notice and
+RunEvents, Notices for the user and Decisions (core/decision_log.py: made by the automation loop or
+by a key, as they begin and as they end). Every notice and
 decision is also a line in STUDY/tuner.log, so nothing that goes wrong is lost with the screen.
 """
 
@@ -9,13 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
-from tui_tuner.core.decision_log import DecisionLog
+from tui_tuner.core.decision_log import Decision
 from tui_tuner.core.study import Study
-from tui_tuner.errors import TunerError
 from tui_tuner.protocol import append_line
 from tui_tuner.runtime.runner import RunEvent
 
@@ -33,20 +33,8 @@ class Notice:
     severity: Severity = "information"
 
 
-@dataclass(frozen=True)
-class Decision:
-    """Something the session decided on its own (kind: "early_stop", "autopilot", ...), with its numbers."""
-
-    kind: str
-    trial_id: int | None
-    message: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    id: int | None = None     # its id in the study's decision log, once kept there
-
-
 SessionEvent = RunEvent | Notice | Decision
 Listener = Callable[[SessionEvent], None]
-Undo = Callable[[Decision], str]   # undoes one decision of a kind; returns what happened, RunError if it cannot
 
 
 class EventStream:
@@ -57,7 +45,6 @@ class EventStream:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._log_failed = False
-        self.decisions = DecisionLog(study.store)   # every automatic decision, kept in study.db
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every event from now on; returns the function that unsubscribes."""
@@ -90,17 +77,13 @@ class EventStream:
         self.log(event)
         self.publish(event)
 
-    def decide(self, decision: Decision) -> Decision:
-        """Keep an automatic decision in the study's decision log (it gets its id), log and publish it."""
-        if not self.study.readonly:
-            try:
-                kept = self.decisions.add(decision.kind, decision.trial_id, decision.message, dict(decision.data))
-                decision = replace(decision, id=kept.id)
-            except TunerError as e:
-                self.notice("Decision log", f"cannot keep the decision in the study: {e.message}", "error")
-        self.log(Notice(f"Decision: {decision.kind}", decision.message, "information"))
+    def decided(self, decision: Decision) -> None:
+        """A decision begun or ended: publish it; once it has ended, write it to the study's log too."""
+        if not decision.pending:
+            state = "" if decision.state == "done" else f" ({decision.state})"
+            what = f"undone: {decision.undone}" if decision.is_undone else decision.message
+            self.log(Notice(f"Decision #{decision.id}: {decision.kind}{state}", what, "information"))
         self.publish(decision)
-        return decision
 
     def log(self, notice: Notice) -> None:
         """Append a notice to STUDY/tuner.log (a read-only study logs nothing); a failure is said once."""

@@ -142,14 +142,14 @@ class TunerApp(App[int]):
 
 
 def run_app(study: Any, *, cwd: str | None = None, gpu: bool = True,
-            scheduler_options: dict[str, Any] | None = None) -> int:
+            overrides: dict[str, Any] | None = None) -> int:
     """Open the app on an open study until the user quits; the study is closed on the way out.
 
-    `cwd` is where trial commands run (default: the current directory); `scheduler_options`
-    (budget, parallel, strategy) override the space file's for this session, as `run` flags do.
+    `cwd` is where trial commands run (default: the current directory); `overrides` are the settings
+    given by flag (budget, parallel, strategy, early stop, autopilot, budgets): kept in the study.
     """
     options: dict[str, Any] = {"cwd": cwd} if cwd is not None else {}
-    backend = Backend(study, gpu=gpu, runner_options=options, scheduler_options=scheduler_options)
+    backend = Backend(study, gpu=gpu, runner_options=options, overrides=overrides)
     app = TunerApp(backend)
     try:
         code = app.run()

@@ -42,9 +42,9 @@ class Backend:
     def __init__(self, study: Study, *, runner: Runner | None = None, scheduler: Scheduler | None = None,
                  autostart: bool = True, frame: float = 0.1, poll: float = 0.05, tick: float = 0.5,
                  gpu: bool = True, runner_options: dict[str, Any] | None = None,
-                 scheduler_options: dict[str, Any] | None = None) -> None:
+                 overrides: dict[str, Any] | None = None) -> None:
         self.session = Session(study, runner=runner, scheduler=scheduler, autostart=autostart,
-                               runner_options=runner_options, scheduler_options=scheduler_options)
+                               runner_options=runner_options, overrides=overrides)
         self.session.subscribe(self._on_event)
         self.frame = frame
         self.poll = poll
@@ -57,6 +57,7 @@ class Backend:
         self._snapshot: Snapshot | None = None
         self._halt = threading.Event()
         self._notices: list[tuple[str, str, str]] = []
+        self._burst = Burst()
         self._notice_lock = threading.Lock()
         self._commands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tui-tuner-cmd")
         self._view: threading.Thread | None = None
@@ -194,23 +195,25 @@ class Backend:
         return self.session.fork_step(trial_id, prepared.result())
 
     def fork(self, trial_id: int, changes: Mapping[str, Any], prepared: Future | None = None) -> str:
-        """Fork a trial with some settings changed; the child becomes the focused run.
+        """Fork a trial with some settings changed; the child becomes the focused run once it starts.
 
         `prepared` is the future of `prepare_fork`: the child then starts from the checkpoint taken
-        when the form opened, even if the parent has ended since.
+        when the form opened, even if the parent has ended since. Returns at once (""): the fork is
+        shown pending on the status line, and said when it has started (or why it could not).
         """
-        seq = prepared.result() if prepared is not None and prepared.exception() is None else None
-        forked = self.session.fork(trial_id, changes, seq)
-        self._view_of.focus, self._view_of.focus_explicit = forked.child_id, True
-        return forked.message
+        seq = prepared.result() if prepared is not None and prepared.done() and prepared.exception() is None \
+            else None
+        self.session.fork(trial_id, changes, seq)
+        return ""
 
     def stop(self, trial_id: int) -> str:
         """Stop a running or paused trial."""
         return self.session.stop(trial_id)
 
     def undo_early_stop(self, trial_id: int) -> str:
-        """Resume an early-stopped trial exactly from its checkpoint; the resumed run is focused."""
-        message = self.session.undo_early_stop(trial_id)
+        """Undo the automatic stop of a trial (early stop or autopilot): it resumes exactly from its
+        checkpoint, and the resumed run is focused."""
+        message = self.session.undo_trial(trial_id)
         runs = self.session.runner.live_ids()
         if runs:
             self._view_of.focus, self._view_of.focus_explicit = max(runs), True
@@ -287,7 +290,18 @@ class Backend:
         if isinstance(ev, Decision):
             self.decision_count += 1   # the decision log screen reloads when this moves
             self._view_of.study_stale = True
-            self._notice(ev.kind.replace("_", " ").capitalize(), ev.message, "information")
+            self._dirty.set()
+            if ev.pending or ev.is_undone:
+                return   # said once it has ended; an undo is said by the command that asked for it
+            if ev.automatic:
+                with self._notice_lock:
+                    self._burst.add(ev)
+            elif ev.kind == "fork":
+                # The fork command returned at once: this is the one toast the fork gets.
+                child = (ev.progress.get("out") or {}).get("child")
+                if isinstance(child, int) and ev.state == "done":
+                    self._view_of.focus, self._view_of.focus_explicit = child, True
+                self._notice("Fork", ev.message, "information" if ev.state == "done" else "warning")
             return
         self._run_event(ev)
 
@@ -316,6 +330,7 @@ class Backend:
         """
         with self._notice_lock:
             out, self._notices = self._notices, []
+            out.extend(self._burst.take(time.monotonic()))
         return out
 
     def poke(self) -> None:
@@ -339,7 +354,8 @@ class Backend:
             if self._halt.is_set():
                 break
             now = time.monotonic()
-            if self.autostart and now - last_tick >= self.tick and not self._tick_pending:
+            # Always ticked: without automatic starts too, the automation loop hands on the runs' ends.
+            if now - last_tick >= self.tick and not self._tick_pending:
                 last_tick = now
                 self._tick_pending = True
                 try:
@@ -402,3 +418,41 @@ class Backend:
     def compute_importance_now(self) -> None:
         """Compute measured importance on the calling thread (deterministic first frames in tests)."""
         self._view_of.compute_importance_now()
+
+
+class Burst:
+    """Automatic decisions that come together become one toast: "3 early stops · 1 autopilot
+    replacement (D lists them)". A burst is said once no decision has come for QUIET seconds, or
+    once its first is LONGEST seconds old."""
+
+    QUIET, LONGEST = 0.4, 1.5
+    NAMES = {"early_stop": ("early stop", "early stops"), "pbt": ("autopilot replacement", "autopilot replacements"),
+             "auto_k": ("k change", "k changes")}
+
+    def __init__(self) -> None:
+        self._items: list[tuple[float, Decision]] = []
+
+    def add(self, d: Decision) -> None:
+        """Called with the back end's notice lock held."""
+        self._items.append((time.monotonic(), d))
+
+    def take(self, now: float) -> list[tuple[str, str, str]]:
+        """The toast for the burst, once it is over; [] meanwhile."""
+        if not self._items:
+            return []
+        first, last = self._items[0][0], self._items[-1][0]
+        if now - last < self.QUIET and now - first < self.LONGEST:
+            return []
+        items, self._items = [d for _, d in self._items], []
+        if len(items) == 1:
+            d = items[0]
+            title = d.kind.replace("_", " ").capitalize()
+            return [(title, d.message, "information" if d.state == "done" else "warning")]
+        counts: dict[str, int] = {}
+        for d in items:
+            counts[d.kind] = counts.get(d.kind, 0) + 1
+        parts = []
+        for kind, n in counts.items():
+            one, many = self.NAMES.get(kind, (kind.replace("_", " "), kind.replace("_", " ") + "s"))
+            parts.append(f"{n} {one if n == 1 else many}")
+        return [("Decisions", " · ".join(parts) + " · D lists them", "information")]
