@@ -82,6 +82,11 @@ def test_demo_pause_resume_export_and_survive_a_dropped_terminal(tmp_path, demo)
     assert h[0] == run and h[2] > held, f"the resumed run advances: {h}"
     tmux.wait(rf"#{run} paused", 20)
 
+    # No trial has finished yet, so there is no best to export: e says so, and exports the row once the
+    # user has chosen one in Trials.
+    tmux.keys("e")
+    tmux.wait(r"there is no best", 10)
+    tmux.keys("Up")
     tmux.keys("e")
     tmux.wait(r"Write TOML to", 10)
     tmux.keys(str(out), "Enter")                 # the field's text is selected: typing replaces it

@@ -97,14 +97,14 @@ def test_an_early_stop_is_shown_and_u_resumes_it(tmp_path, tmux):
     tmux.keys("u")                                   # undo: a new trial resumes #2 where it stopped
     tmux.wait(r"undid the early stop of #2", 30)
     # Its row: running, lineage #2@STEP (the checkpoint taken before the stop).
-    at = int(tmux.wait(r"\b3\s+run\b.*#2@(\d+)\b", 30).group(1))
+    at = int(tmux.wait(r"\b3⚑\s+run\b.*#2@(\d+)\b", 30).group(1))
     assert at >= stopped_at
     tmux.wait(rf"fork of #2@{at}\b", 30)             # the run panel follows it
     # It reports past the step it was stopped at.
     end = time.monotonic() + 30
     step = 0
     while time.monotonic() < end:
-        m = re.search(r"#3 running\s+step (\d+)", tmux.screen())
+        m = re.search(r"#3 running(?: ⚑pinned)?\s+step (\d+)", tmux.screen())
         step = int(m.group(1)) if m else 0
         if step > at:
             break

@@ -68,7 +68,7 @@ async def test_lr_keys_halve_and_double_the_watched_runs_lr_without_a_form(study
         await pilot.press("greater_than_sign")
         await wait_until(pilot, lambda: app.backend.runner.latest(1)["params"]["lr"] == lr0 * 2, 10, "lr ×2")
         assert not isinstance(app.screen, ParamForm)
-        assert said(app, "(lr ×2)")
+        assert said(app, "(×2 of its lr now)")
         await pilot.press("less_than_sign", "less_than_sign")
         await wait_until(pilot, lambda: app.backend.runner.latest(1)["params"]["lr"] == lr0 / 2, 10, "lr ×0.5 twice")
         assert study.trial(1).params["lr"] == lr0 / 2
@@ -110,7 +110,7 @@ async def test_status_line_shows_auto_k_and_the_k_key_overrides_it(study_dir, tm
     async with piloting(app, size=(160, 40)) as pilot:
         session = app.backend.session
         await wait_until(pilot, lambda: session.k_status() is not None, 10, "auto-k")
-        session.autok.window = 0.3
+        session.automation.autok.window = 0.3
         await wait_until(pilot, lambda: re.search(r"k \d+ auto", status(app)), 10, "k on the status line")
         await wait_until(pilot, lambda: "steps/s" in status(app), 30, "a measurement on the status line")
         await wait_until(pilot, lambda: session.scheduler.parallel >= 2, 30, "k to rise")

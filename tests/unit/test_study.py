@@ -232,10 +232,11 @@ def test_best_and_counts_in_both_directions(tmp_path, direction, best_first):
                               "stopped": 1}
         assert s.budget_used() == 5
         ranked = s.trials("best")
-        # Done trials first, best first; then the running one; then the stopped one (whose
-        # best-so-far must not outrank a finished trial); then the queue.
-        assert [t.objective for t in ranked[:3]] == best_first
-        assert [t.id for t in ranked[3:]] == [ts[4].id, ts[3].id, ts[5].id]
+        # Done and stopped trials first, ranked by value together (a stopped trial is judged on the
+        # value it was cut short at; the screens mark it); then the running one; then the queue.
+        assert [t.id for t in ranked[:4]] == [ts[3].id] + [t.id for t in sorted(
+            ts[:3], key=lambda t: s.trial(t.id).objective, reverse=direction == "maximize")]
+        assert [t.id for t in ranked[4:]] == [ts[4].id, ts[5].id]
         assert [t.id for t in s.trials("id")] == [t.id for t in ts]
         assert [t.id for t in s.trials("start")][-1] == ts[5].id
         assert [t.id for t in s.finished()] == [t.id for t in ts[:4]]

@@ -269,7 +269,7 @@ class Study(StudyQueue):
         return -t.objective if self.config.maximize else t.objective
 
     def trials(self, order: str = "best") -> list[Trial]:
-        """All trials. order="best": done ones best first, then active, other ended ones, queued;
+        """All trials. order="best": done and stopped ones best first, then active, other ended ones, queued;
         "start": by start time, queued last in queue order; "id": by id."""
         if order not in ORDERS:
             raise StudyError(f"unknown order {order!r} (allowed: {', '.join(ORDERS)})")
@@ -281,15 +281,18 @@ class Study(StudyQueue):
         if order == "start":
             started = sorted((t for t in rows if t.started is not None), key=lambda t: (t.started, t.id))
             return started + [t for t in rows if t.started is None] + queued
-        # Done trials lead: a stopped or failed run's best-so-far must not outrank a finished one.
+        # Done and stopped trials lead, ranked by their value together: a trial stopped early (by
+        # early stopping, the autopilot or a hand) was judged on it, and a good one must be seen
+        # (the screens mark it stopped). Failed and diverged runs' values come after the running ones.
         def ranked(ts: list[Trial]) -> list[Trial]:
             scored = sorted((t for t in ts if t.objective is not None), key=lambda t: (self._rank(t), t.id))
             return scored + [t for t in ts if t.objective is None]
 
-        done = ranked([t for t in rows if t.status == "done"])
+        judged = ranked([t for t in rows if t.status in ("done", "stopped") and t.objective is not None])
         active = ranked([t for t in rows if t.active])
-        ended = ranked([t for t in rows if t.finished and t.status != "done"])
-        return done + active + ended + queued
+        ids = {t.id for t in judged}
+        ended = ranked([t for t in rows if t.finished and t.id not in ids])
+        return judged + active + ended + queued
 
     def best(self, n: int = 1) -> list[Trial]:
         """Up to n done trials with an objective, best first in the study's direction."""

@@ -129,3 +129,14 @@ def describe_early_stop(es: EarlyStopConfig) -> str:
     where = "checks at steps" if es.rule == "median" else "rungs at steps"
     more = ", …" if len(rungs) >= 12 else ""
     return f"{es.rule} ({where} {', '.join(str(r) for r in rungs)}{more})"
+
+
+def short_early_stop(es: EarlyStopConfig) -> str:
+    """The status line's early stop: 'off', 'asha 11·33·99' or 'asha (steps: auto)'."""
+    if es.rule == "none":
+        return "off"
+    if not es.resolved:
+        return f"{es.rule} (steps: auto)"
+    rungs = es.rungs()
+    shown = "·".join(str(r) for r in rungs[:4]) + ("…" if len(rungs) > 4 else "")
+    return f"{es.rule} {shown}"

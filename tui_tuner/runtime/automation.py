@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tui_tuner.core import pins
@@ -24,7 +25,7 @@ from tui_tuner.core.autok import Change
 from tui_tuner.core.decision_log import DONE, USER, VOID, Decision, DecisionLog
 from tui_tuner.core.store import Store
 from tui_tuner.core.study import Study
-from tui_tuner.core.study_settings import remember
+from tui_tuner.core.study_settings import remember, short_early_stop
 from tui_tuner.errors import RunError, TunerError
 from tui_tuner.runtime import autopilot as pilot_mod
 from tui_tuner.runtime import early_stopping
@@ -41,6 +42,17 @@ AUTO_K = "auto_k"
 UNDOABLE = (early_stopping.KIND, pilot_mod.KIND, pilot_mod.TOGGLE, FORK, AUTO_K, *moves.KINDS)
 # Decisions the `u` key on a trial undoes: the automatic stops of that trial.
 STOPS = (early_stopping.KIND, pilot_mod.KIND)
+
+
+@dataclass(frozen=True)
+class View:
+    """What the screen shows of the automation, replaced whole after each tick and move (the view thread
+    reads it while the command thread works)."""
+
+    early_stop: str = "off"
+    autopilot: str = "off"
+    pinned: frozenset[int] = frozenset()
+    pending: tuple[str, ...] = ()     # the forks waiting for their checkpoint: "fork of #3"
 
 
 class Automation:
@@ -69,6 +81,13 @@ class Automation:
         scheduler.curves = self.early.curves
         self._inbox: queue.SimpleQueue[RunEvent] = queue.SimpleQueue()
         self._recovered = False
+        self.view = View()
+        self._refresh_view()
+
+    def _refresh_view(self) -> None:
+        self.view = View(short_early_stop(self.early.config), self.pilot.state(),
+                         frozenset(pins.pinned(self.study)),
+                         tuple(f"fork of #{d.trial_id}" for d in self.pending_forks()))
 
     # -- events and ticks -------------------------------------------------------------------------------
 
@@ -82,15 +101,15 @@ class Automation:
             self._recovered = True
             self._recover()
         self._drain()
-        if not act:
-            return
-        for d in self.executor.waiting():
-            self._advance(d)
-        actions = [*self.early.tick(), *self.pilot.tick(self._busy())]
-        for action in actions:
-            self._begin(action)
-        self._guard("Auto-k", self.autok.tick)
-        self.early.save()
+        if act:
+            for d in self.executor.waiting():
+                self._advance(d)
+            actions = [*self.early.tick(), *self.pilot.tick(self._busy())]
+            for action in actions:
+                self._begin(action)
+            self._guard("Auto-k", self.autok.tick)
+            self.early.save()
+        self._refresh_view()
 
     def _drain(self) -> None:
         while True:
@@ -153,7 +172,10 @@ class Automation:
 
     def carry_out(self, action: Action) -> Decision:
         """Carry out a user's move now (its first steps at least); TunerError when it cannot start."""
-        return self.executor.begin(action)
+        try:
+            return self.executor.begin(action)
+        finally:
+            self._refresh_view()
 
     def fork(self, trial_id: int, changes: dict[str, Any], seq: int | None) -> Decision:
         """The fork form: a child from the checkpoint taken when the form opened (`seq`), or from one
@@ -177,7 +199,7 @@ class Automation:
         message = f"{what} #{trial_id} into {CHILD}" + (" at step {at}" if adjustable else " from scratch")
         if changes:
             message += " with " + ", ".join(f"{k}={v}" for k, v in changes.items())
-        return self.executor.begin(Action(FORK, trial_id, message, steps, {"changes": dict(changes)}, by=USER))
+        return self.carry_out(Action(FORK, trial_id, message, steps, {"changes": dict(changes)}, by=USER))
 
     def pending_forks(self) -> list[Decision]:
         """The forks waiting for their parent's checkpoint (the screen shows them)."""
@@ -185,7 +207,7 @@ class Automation:
 
     def toggle_autopilot(self) -> Decision:
         """The `A` key."""
-        return self.executor.begin(self.pilot.toggle())
+        return self.carry_out(self.pilot.toggle())
 
     def _setting(self, step: Step) -> Any:
         remember(self.study, step["key"], step["value"])
@@ -220,14 +242,20 @@ class Automation:
         if d.state == "pending":
             raise RunError(f"decision #{d.id} is still being carried out; undo it once it is done")
         steps, message = self._undo_plan(d)
-        final = self.executor.begin_undo(d, steps, message)
+        try:
+            final = self.executor.begin_undo(d, steps, message)
+        finally:
+            self._refresh_view()
         if final.undone is None:
             return f"undoing decision #{d.id}…"
         return final.undone
 
     def undo_trial(self, trial_id: int) -> str:
         """The `u` key on a trial: undo its early stop or its replacement by the autopilot."""
-        found = [d for d in self.log.all() if d.trial_id == trial_id and d.kind in STOPS and not d.is_undone]
+        stops = [d for d in self.log.all() if d.trial_id == trial_id and d.kind in STOPS]
+        found = [d for d in stops if not d.is_undone]
+        if not found and stops:
+            raise RunError(f"the stop of #{trial_id} was already undone: {stops[0].undone}")
         if not found:
             raise RunError(f"#{trial_id} was not stopped by an automatic decision: nothing to undo "
                            f"(D lists every decision)")

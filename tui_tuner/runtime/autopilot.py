@@ -72,8 +72,14 @@ class AutopilotPolicy:
         return self.config.active
 
     def state(self) -> str:
-        """'pbt every 100 steps' or 'off', for the status line."""
-        return f"pbt every {self.config.interval} steps" if self.enabled else "off"
+        """'pbt/100' (PBT every 100 steps) or 'off', for the status line."""
+        return f"pbt/{self.config.interval}" if self.enabled else "off"
+
+    def describe(self) -> str:
+        """'PBT every 100 steps, bottom 25% replaced by forks of the top' or 'off'."""
+        c = self.config
+        return (f"PBT every {c.interval} steps, bottom {c.fraction:.0%} replaced by forks of the top"
+                if self.enabled else "off")
 
     # -- the key --------------------------------------------------------------------------------------
 

@@ -160,6 +160,15 @@ class Commands:
             found = run.state.checkpoints.get(seq) if run is not None else None
             return dict(found) if found is not None else None
 
+    def last_sent(self, trial_id: int, name: str) -> Any:
+        """The value the last set command sent for a parameter (None: none was ever sent)."""
+        value = None
+        for cmd in JsonlTail(self.study.run_dir(trial_id) / protocol.CONTROL).read_all():
+            params = cmd.get("params")
+            if cmd.get("cmd") == protocol.CMD_SET and isinstance(params, dict) and name in params:
+                value = params[name]
+        return value
+
     def tagged(self, trial_id: int, tag: dict[str, Any]) -> dict[str, Any] | None:
         """The command of the run's control.jsonl that carries `tag` (a decision's step), or None."""
         path = self.study.run_dir(trial_id) / protocol.CONTROL

@@ -98,17 +98,30 @@ def _pin_step(study: Study, trial_id: int) -> tuple[list[Step], bool]:
     return ([] if was else [{"op": "pin", "trial": trial_id, "pin": True}]), was
 
 
+def lr_now(runner: Runner, trial_id: int, name: str, latest: Mapping[str, Any]) -> tuple[float, str]:
+    """(the lr a run uses now, where that came from): a change sent and not applied yet; else one applied
+    since its last report (the lr it reported predates it); else the lr it reports; else its setting."""
+    setting = (latest.get("params") or {}).get(name)
+    sent = runner.last_sent(trial_id, name)
+    if isinstance(sent, (int, float)) and sent != setting:
+        return float(sent), "just set"
+    changes = [c for c in runner.changes(trial_id) if name in (c.get("params") or {})]
+    step = latest.get("step")
+    if changes and isinstance(setting, (int, float)) and (step is None or (changes[-1].get("step") or 0) >= step):
+        return float(setting), "just set"
+    current = reported(latest.get("metrics") or {}, name)
+    if current is not None:
+        return current, "now"
+    if not isinstance(setting, (int, float)):
+        raise RunError(f"trial {trial_id} has no {name} value to scale")
+    return float(setting), "set (the run reports no lr metric)"
+
+
 def lr_move(study: Study, runner: Runner, trial_id: int, factor: float) -> Action:
     """×factor on the lr the run uses now (its reported lr, else its setting)."""
     latest = _adjustable(runner, trial_id)
     name = lr_param(study.space).name
-    current = reported(latest.get("metrics") or {}, name)
-    source = "now"
-    if current is None:
-        setting = (latest.get("params") or {}).get(name)
-        if not isinstance(setting, (int, float)):
-            raise RunError(f"trial {trial_id} has no {name} value to scale")
-        current, source = float(setting), "set (the run reports no lr metric)"
+    current, source = lr_now(runner, trial_id, name, latest)
     name, new, note = scaled_lr(study.space, current, factor)
     pin, was = _pin_step(study, trial_id)
     message = f"#{trial_id}: {name} {short_value(current)} → {short_value(new)} (×{factor:g} of its lr {source}){note}"

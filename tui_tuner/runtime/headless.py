@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from tui_tuner.core.decision_log import Decision
 from tui_tuner.core.formatting import setting_line, show_value
 from tui_tuner.core.space import load_space
 from tui_tuner.core.store import first_line
@@ -20,7 +21,6 @@ from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
 from tui_tuner.runtime.runner import RunEvent
 from tui_tuner.runtime.session import Session
-from tui_tuner.core.decision_log import Decision
 from tui_tuner.runtime.session_events import Notice, SessionEvent
 
 # A headless line per trial: a done trial's setting is cut here (the summary and `show` have it

@@ -149,8 +149,8 @@ class Session:
         return self.automation.toggle_autopilot().message
 
     def autopilot_state(self) -> str:
-        """"pbt every N steps" or "off"."""
-        return self.automation.pilot.state()
+        """"PBT every N steps, bottom 25% replaced by forks of the top" or "off"."""
+        return self.automation.pilot.describe()
 
     def early_stop_state(self) -> str:
         """'asha (rungs at steps 11, 33, 100)' or 'off'."""

@@ -41,6 +41,7 @@ class TrialRow:
     fork_step: int | None
     curve: tuple[float, ...] = ()
     reason: str | None = None
+    pinned: bool = False
 
     @property
     def lineage(self) -> str:
@@ -81,6 +82,9 @@ class RunView:
     fork_step: int | None = None
     reason: str | None = None
     marks: tuple[tuple[float, str], ...] = ()   # on the curves: (fraction of the width, glyph)
+    pinned: bool = False
+    current: dict = field(default_factory=dict)   # the settings it uses now (its reported lr over its setting)
+    started: dict = field(default_factory=dict)   # the settings it started with
 
     @property
     def active(self) -> bool:
@@ -120,6 +124,9 @@ class Snapshot:
     order: str = "best"
     gpu: str | None = None
     k: str | None = None            # auto-k: "k 3 auto · 2,470 steps/s · GPU 5.3/80 GB" (None: the space's fixed k)
+    early_stop: str = "off"         # "asha 11·33·99", "off"
+    autopilot: str = "off"          # "pbt every 100 steps", "off"
+    pending: tuple[str, ...] = ()   # decisions under way the user should see: "fork of #3"
     importance_method: str = ""
     # The pictures, gathered only while their view is open (Backend.view; None otherwise): every
     # trial's curve of the selected metric (curves view); every started trial's setting, and the

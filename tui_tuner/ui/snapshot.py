@@ -15,6 +15,7 @@ from typing import Any
 
 from tui_tuner.core.plotting import Curves, Line, Point, boxes_of, line_of
 from tui_tuner.core.status import ACTIVE
+from tui_tuner.runtime.hand_moves import current_values
 from tui_tuner.runtime.session import Session
 from tui_tuner.ui.format import CHANGE_MARK, FORK_MARK, PAUSE_MARK, downsample, finite, mark_positions
 from tui_tuner.ui.gpu import GpuProbe
@@ -57,6 +58,7 @@ class SnapshotBuilder:
         self.view: str | None = None
         self.curve_metric: str | None = None
         self._lines: dict[tuple[int, str], Line] = {}     # finished trials' curves, read back once
+        self._started: dict[int, dict[str, Any]] = {}     # what each run started with (params.json)
         self._metric_names: list[str] = []
 
     def build(self, *, curve_budget: float = CURVE_BUDGET, light: bool = False) -> Snapshot:
@@ -69,6 +71,7 @@ class SnapshotBuilder:
         study, space, cfg, runner = session.study, session.space, session.config, session.runner
         trials, counts, state, best, queued = self._read_study()
         by_id = {t.id: t for t in trials}
+        auto = session.automation.view
 
         # A picture covers the main screen: its curves (run charts, the strip's cards, the trials
         # table's cells) are not drawn, so not gathered; the first snapshot after it closes has them.
@@ -95,7 +98,7 @@ class SnapshotBuilder:
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
                                  curve=() if light or covered else self._curve(t.id, t.status, deadline),
-                                 reason=t.reason))
+                                 reason=t.reason, pinned=t.id in auto.pinned))
         searched = set(state.searched(space))
         queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
                                params={k: v for k, v in t.params.items() if k in searched} or dict(t.params))
@@ -139,6 +142,7 @@ class SnapshotBuilder:
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
             gpu=None if light else self._gpu_line(), importance_method=method, k=self._k_line(),
+            early_stop=auto.early_stop, autopilot=auto.autopilot, pending=auto.pending,
             curves=curves, points=points, boxes=boxes or (), view=self.view)
 
     def _curves_view(self, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
@@ -209,14 +213,28 @@ class SnapshotBuilder:
         metrics = latest.get("metrics") or {}
         active = trial.status in ACTIVE
         marks = () if light or not names or not charts else self._marks(trial.id, loss_name, trials or [])
+        params = dict(latest.get("params") or trial.params)
         return RunView(
             id=trial.id, status=trial.status if not active else (latest.get("status") or trial.status),
             step=latest.get("step", trial.step), metrics=tuple(sorted(metrics.items())),
             elapsed=self.paused.running_time(trial.id, latest.get("elapsed")), stalled=bool(latest.get("stalled")), loss_name=loss_name,
             loss=loss, objective_name=objective, objective=obj,
             can_adjust=active and runner.can_adjust(trial.id),
-            params=dict(latest.get("params") or trial.params), parent=trial.parent,
-            fork_step=trial.fork_step, reason=trial.reason, marks=marks)
+            params=params, parent=trial.parent,
+            fork_step=trial.fork_step, reason=trial.reason, marks=marks,
+            pinned=trial.id in self.session.automation.view.pinned,
+            current=current_values(self.session.space, {"params": params, "metrics": metrics}),
+            started=self._started_with(trial.id) if active and not light else {})
+
+    def _started_with(self, trial_id: int) -> dict[str, Any]:
+        """The settings a run started with (its params.json), read once per run."""
+        if trial_id not in self._started:
+            from tui_tuner.protocol import PARAMS, read_json
+
+            kept = read_json(self.session.study.run_dir(trial_id) / PARAMS)
+            params = kept.get("params") if isinstance(kept, dict) else None
+            self._started[trial_id] = dict(params) if isinstance(params, dict) else {}
+        return self._started[trial_id]
 
     def _marks(self, trial_id: int, metric: str, trials: list) -> tuple[tuple[float, str], ...]:
         """Where on the run's curve a live change, a pause or a fork of it happened."""

@@ -62,7 +62,8 @@ class MainScreen(HandMoveKeys, Screen):
         Binding("Q", "quit_stop", "Stop all+quit"),
         Binding("c", "curves", "Curves"),
         Binding("x", "search_view", "Search view"),
-        Binding("u", "undo_stop", "Undo early stop"),
+        Binding("u", "undo_stop", "Undo stop"),
+        Binding("P", "pin", "Pin/unpin"),
         Binding("D", "decisions", "Decisions"),
         Binding("A", "autopilot", "Autopilot on/off"),
         *main_keys.BINDINGS,
@@ -222,8 +223,12 @@ class MainScreen(HandMoveKeys, Screen):
             return True if snap.count("done") >= 2 else None
         if action == "unzoom":
             return True if snap.zoom > 0 else None
-        if action in ("export", "output"):
+        if action == "output":
             return True if self.selected_trial() is not None else None
+        if action == "export":
+            return True if self.selected_trial() is not None or snap.best_id is not None else None
+        if action == "pin":
+            return True if snap.focused is not None and snap.focused.active else None
         if action == "quit_stop":
             return True
         return True
@@ -332,13 +337,19 @@ class MainScreen(HandMoveKeys, Screen):
     # -- trial keys -----------------------------------------------------------------------------
 
     def action_export(self) -> None:
-        """Export the selected trial's setting to TOML."""
-        tid = self.selected_trial()
-        if tid is not None:
-            self.run_worker(main_dialogs.export(self, tid), group="export")
+        """Export the best trial's setting to TOML, or the row the user chose in Trials."""
+        chosen = self.query_one(TrialsTable).chosen
+        tid = self.selected_trial() if chosen else None
+        self.run_worker(main_dialogs.export(self, tid), group="export")
+
+    def action_pin(self) -> None:
+        """Pin the focused run (no early stop or autopilot decision touches it), or unpin it."""
+        run = self.focused_run
+        if run is not None:
+            self.tuner.command(self.tuner.backend.session.toggle_pin, run.id)
 
     def action_undo_stop(self) -> None:
-        """Undo the early stop of the selected trial: it resumes exactly where it was stopped."""
+        """Undo the automatic stop (early stop, autopilot) of the selected trial: it resumes exactly."""
         tid = self.selected_trial()
         if tid is not None:
             self.tuner.command(self.tuner.backend.undo_early_stop, tid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tui_tuner.core.formatting import short_value
 from tui_tuner.ui.screens.dialogs import (
     Confirm,
     OutputView,
@@ -34,7 +35,8 @@ def adjust(screen: MainScreen, run: Any) -> None:
     """The form that changes a running trial's live parameters while it trains."""
     tuner = screen.tuner
     backend = tuner.backend
-    fields = _fields(backend.space, run.params, live_only=True)
+    # Prefilled with what the run uses now (its reported lr, which a schedule may have decayed).
+    fields = _fields(backend.space, run.current or run.params, live_only=True)
     if not fields:
         tuner.say("no parameter is live (set live = true in the space file)", title="Adjust", severity="warning")
         return
@@ -43,8 +45,20 @@ def adjust(screen: MainScreen, run: Any) -> None:
         return await tuner.call(backend.adjust, run.id, changes)
 
     screen.app.push_screen(ParamForm(f"Adjust #{run.id} while it trains", fields, apply,
-                                     intro="Live parameters only; the trainer applies them at its "
-                                           "next report.", id="adjust"), tuner.said)
+                                     intro=adjust_intro(backend.space, run), id="adjust"), tuner.said)
+
+
+def adjust_intro(space: Space, run: Any) -> str:
+    """The adjust form's first lines: the values shown are the ones used now; what each started at."""
+    lines = ["Live parameters only, as the run uses them now; the trainer applies changes at its next report."]
+    started = run.started or {}
+    now = run.current or run.params
+    notes = [f"{p.name} now {short_value(now.get(p.name))}, started at {short_value(started.get(p.name))}"
+             for p in space.by_priority()
+             if p.live and p.name in started and p.name in now and now.get(p.name) != started.get(p.name)]
+    if notes:
+        lines.append("; ".join(notes) + ".")
+    return "\n".join(lines)
 
 
 def adjust_why(screen: MainScreen, run: Any) -> None:
@@ -132,10 +146,19 @@ async def edit(screen: MainScreen, trial_id: int) -> None:
     screen.app.push_screen(ParamForm(f"Edit queued #{trial_id}", fields, apply, id="edit"), tuner.said)
 
 
-async def export(screen: MainScreen, trial_id: int) -> None:
-    """The prompt that exports a trial's setting to TOML, offering the default path first."""
+async def export(screen: MainScreen, trial_id: int | None) -> None:
+    """The prompt that exports a trial's setting to TOML (None: the best trial), offering the default path."""
     tuner = screen.tuner
     backend = tuner.backend
+    if trial_id is None:
+        trial_id = screen.snap.best_id if screen.snap is not None else None
+        if trial_id is None:
+            tuner.say("no trial has finished with an objective yet, so there is no best to export: choose a "
+                      "row in Trials first", title="Export", severity="warning")
+            return
+        which = f"the best trial, #{trial_id}"
+    else:
+        which = f"trial #{trial_id}"
     default = await tuner.call_or_say(backend.default_export_path, trial_id)
     if default is None:
         return
@@ -144,8 +167,9 @@ async def export(screen: MainScreen, trial_id: int) -> None:
         out = await tuner.call(backend.export, trial_id, path)
         return f"wrote {out}"
 
-    screen.app.push_screen(Prompt(f"Export trial #{trial_id}", "Write TOML to:", default, apply, parse_path,
-                                  intro="One key per parameter, plus a [tuner] table.", id="export"),
+    screen.app.push_screen(Prompt(f"Export {which}", "Write TOML to:", default, apply, parse_path,
+                                  intro="One key per parameter, plus a [tuner] table. (Move the Trials cursor "
+                                        "to export another.)", id="export"),
                            tuner.said)
 
 

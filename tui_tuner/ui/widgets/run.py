@@ -13,7 +13,7 @@ from textual.widgets import Static
 from tui_tuner.ui.format import fmt_duration, fmt_value
 from tui_tuner.ui.model import RunView
 from tui_tuner.ui.widgets.chart import Chart
-from tui_tuner.ui.widgets.tables import STATUS_STYLE
+from tui_tuner.ui.widgets.tables import PIN_MARK, STATUS_STYLE
 
 
 def set_if_changed(widget: Any, attribute: str, value: Any) -> None:
@@ -43,6 +43,8 @@ def run_header(run: RunView | None) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"#{run.id} ", style="bold")
     text.append(run.status, style=STATUS_STYLE.get(run.status, ""))
+    if run.pinned:
+        text.append(f" {PIN_MARK}pinned", style="bold cyan")
     if run.stalled:
         text.append(" (stalled)", style="bold red")
     text.append(f"  step {fmt_value(run.step)}  {fmt_duration(run.elapsed)}")

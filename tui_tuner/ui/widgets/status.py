@@ -1,4 +1,4 @@
-"""The one-line status: study, trial counts, zoom and stage, GPU when one is visible."""
+"""The one-line status: study, trial counts, budget, what runs on its own, zoom and stage, GPU when one is visible."""
 
 from __future__ import annotations
 
@@ -7,25 +7,39 @@ from textual.widgets import Static
 
 from tui_tuner.ui.model import Snapshot
 
+WIDE = 120   # columns from which the line spells out "started"
+COUNTS = (("running", "bold green"), ("paused", "bold yellow"), ("queued", ""), ("done", ""), ("stopped", ""))
 
-def status_text(snap: Snapshot | None) -> Text:
-    """'mlp-digits  running 2  queued 5  done 7  failed 1  10/20 started  k 2 auto · 1,810 steps/s  zoom 1
-    stage 4  GPU 41% 3.1/80G' (k only when auto-k chooses it or it was fixed by hand)."""
+
+def status_text(snap: Snapshot | None, width: int = WIDE) -> Text:
+    """'mlp-digits  running 2  queued 5  done 7  stopped 3  failed 1  10/20 started  early stop asha 11·33·99
+    · autopilot off  k 2 auto · 1,810 steps/s  zoom 1  stage 4  GPU 41% 3.1/80G'.
+
+    Counts of zero are left out. What runs on its own (early stopping, the autopilot, a fork waiting for
+    its checkpoint) comes before k, zoom, stage and GPU: at 80 columns the end of the line is what is
+    cut. k only when auto-k chooses it or it was fixed by hand.
+    """
     text = Text(no_wrap=True, overflow="ellipsis")
     if snap is None:
         text.append("opening study…", style="dim")
         return text
     text.append(f" {snap.name} ", style="bold reverse")
-    running, paused = snap.count("running"), snap.count("paused")
-    text.append(f"  running {running}", style="bold green" if running else "")
-    if paused:
-        text.append(f" paused {paused}", style="bold yellow")
-    text.append(f"  queued {snap.count('queued')}  done {snap.count('done')}")
+    for status, style in COUNTS:
+        n = snap.count(status)
+        if n:
+            text.append(f"  {status} {n}", style=style)
     failed = snap.count("failed") + snap.count("diverged")
     if failed:
         text.append(f"  failed {failed}", style="bold red")
     started = sum(n for _, n in snap.counts) - snap.count("queued")
-    text.append(f"  {started}/{snap.budget} started", style="dim")
+    text.append(f"  {started}/{snap.budget}" + (" started" if width >= WIDE else ""), style="dim")
+    # Always shown: the user must never wonder whether something acts on the runs by itself.
+    text.append("  early stop ", style="dim")
+    text.append(snap.early_stop, style="bold cyan" if snap.early_stop != "off" else "")
+    text.append(" · autopilot ", style="dim")
+    text.append(snap.autopilot, style="bold cyan" if snap.autopilot != "off" else "")
+    for pending in snap.pending:
+        text.append(f"  {pending}…", style="bold yellow")
     if snap.k:
         text.append(f"  {snap.k}", style="bold magenta")
     text.append(f"  zoom {snap.zoom}  stage {snap.stage}")
@@ -39,6 +53,6 @@ class StatusLine(Static):
 
     def show(self, snap: Snapshot | None) -> None:
         """Draw the status of this snapshot."""
-        text = status_text(snap)
+        text = status_text(snap, self.size.width or WIDE)
         if text != self.content:
             self.update(text, layout=False)

@@ -28,6 +28,7 @@ STATUS_STYLE = {
     "stopped": "dim",
     "queued": "dim",
 }
+PIN_MARK = "⚑"   # a pinned run: no automatic decision touches it
 STATUS_SHORT = {"running": "run", "paused": "pause", "done": "done", "failed": "FAIL",
                 "diverged": "diverg", "stopped": "stop", "queued": "queue"}
 
@@ -174,7 +175,47 @@ class ParamsTable(SyncTable):
 
 
 class TrialsTable(SyncTable):
-    """Every trial, best first or by start, with status, objective, a tiny curve and lineage."""
+    """Every trial, best first or by start, with status, objective, a tiny curve and lineage.
+
+    `chosen` turns True once the user moves its cursor (keys or mouse): until then the row under
+    the cursor is where the table put it, not a choice (export then takes the best trial).
+    """
+
+    chosen = False
+
+    def action_cursor_up(self) -> None:
+        """Up a row: the user chose."""
+        self.chosen = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        """Down a row: the user chose."""
+        self.chosen = True
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        """Up a page: the user chose."""
+        self.chosen = True
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        """Down a page: the user chose."""
+        self.chosen = True
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        """To the first row: the user chose."""
+        self.chosen = True
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        """To the last row: the user chose."""
+        self.chosen = True
+        super().action_scroll_bottom()
+
+    async def _on_click(self, event: Any) -> None:
+        self.chosen = True
+        await super()._on_click(event)
 
     COLUMNS = (("#", "id"), ("status", "status"), ("objective", "objective"), ("step", "step"),
                ("curve", "curve"), ("from", "from"))
@@ -195,8 +236,12 @@ class TrialsTable(SyncTable):
             ident = Text(f"{'▶' if t.id == focus_id else ' '}{t.id}")
             if t.id == best_id:
                 ident.append("★", style="bold yellow")
+            if t.pinned:
+                ident.append(PIN_MARK, style="bold cyan")
             status = Text(STATUS_SHORT.get(t.status, t.status), style=STATUS_STYLE.get(t.status, ""))
-            obj = Text(fmt_value(t.objective), style="bold" if t.id == best_id else "")
+            # A stopped trial ranks by its value too, marked: its value is where it was cut short.
+            obj = Text(fmt_value(t.objective) + ("·" if t.status == "stopped" and t.objective is not None else ""),
+                       style="bold" if t.id == best_id else "dim" if t.status == "stopped" else "")
             out.append((str(t.id), (ident, status, obj, num(t.step),
                                     Text(spark(t.curve, width), style="green"), t.lineage)))
         return out
