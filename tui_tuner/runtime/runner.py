@@ -242,7 +242,7 @@ class Runner(control.Commands, RunQueries):
         return verdict.Facts(exit=exit_info, exit_problem=problem, done_at=run.state.done_at,
                              diverged=run.state.diverged, objective=run.state.objective,
                              stop_at=verdict.first_stop(run.run_dir),
-                             output=verdict.output_tail(run.run_dir),
+                             output=verdict.output_tail(run.run_dir), reported=tuple(sorted(run.state.metrics)),
                              unusable=unusable or verdict.not_a_directory(run.run_dir))
 
     # -- adoption ---------------------------------------------------------------------------------
