@@ -123,7 +123,7 @@ class Runner(control.Commands, RunQueries):
                 self._adopt_one(self.study.trial(trial.id), run_dir)
                 return
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
-            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd)
+            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file)
             self.study.mark_started(trial.id, pid)
             run = self._new_run(self.study.trial(trial.id), run_dir)
             run.proc = process.Process(pid, run_dir, child=True)
