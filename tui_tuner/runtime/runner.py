@@ -201,6 +201,9 @@ class Runner(control.Commands, RunQueries):
         if ev.kind is Kind.APPLIED and run.live and ev.data["params"]:
             # Persisted so an export or a later fork of a babysat run carries the value it trains with.
             self._study_write(run, "a live change", self.study.apply_live, ev.data["params"])
+        elif ev.kind is Kind.INEXACT:
+            # Kept in the study, so the app marks the lineage after a restart too.
+            self._study_write(run, "that it is not an exact fork", self.study.mark_inexact, ev.data["reason"])
         elif ev.kind in (Kind.PAUSED, Kind.RESUMED) and run.live and not run.stopper.active:
             self._study_write(run, f"its {ev.kind} status", self.study.set_status, run.state.status)
         self._bus.emit(ev.kind, ev.trial_id, ev.data)
