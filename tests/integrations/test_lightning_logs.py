@@ -3,30 +3,18 @@ continue its parent exactly (issue 19, item 8)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch")
 
+from fit_helpers import events, tiny_module  # noqa: E402
+
 from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations.lightning import TunerCallback, ckpt_path  # noqa: E402
 
-
-class Tiny(L.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = torch.nn.Linear(2, 1)
-
-    def training_step(self, batch, batch_idx):
-        loss = self.layer(batch[0]).pow(2).mean()
-        self.log("loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+Tiny = tiny_module(L.LightningModule, torch)
 
 
 def loader(shuffle: bool) -> torch.utils.data.DataLoader:
@@ -48,12 +36,6 @@ def fit(steps: int, data, ckpt=None, **kw) -> L.Trainer:
                   log_every_n_steps=1, callbacks=[TunerCallback()], **kw)
     t.fit(Tiny(), data, ckpt_path=ckpt)
     return t
-
-
-def events(run: trainer.Run) -> list[dict]:
-    run.flush()
-    with open(run.run_dir + "/" + P.EVENTS) as f:
-        return [json.loads(line) for line in f]
 
 
 def test_the_default_log_folder_and_checkpoints_go_into_the_run_directory(tmp_path, monkeypatch):
