@@ -300,12 +300,13 @@ def not_exact(trainer: Any) -> str | None:
     if not stateless:
         return None
     try:
-        from torch.utils.data import RandomSampler
+        from torch.utils.data import RandomSampler, SubsetRandomSampler, WeightedRandomSampler
     except ImportError:  # pragma: no cover - Lightning needs torch
         return None
+    shuffling = (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)   # they keep no state
     for d in stateless:
         samplers = (getattr(d, "sampler", None), getattr(getattr(d, "batch_sampler", None), "sampler", None))
-        if any(isinstance(s, RandomSampler) for s in samplers):
+        if any(isinstance(s, shuffling) for s in samplers):
             return ("its train DataLoader shuffles with a sampler that has no state, so the fork trains on "
                     "another order of batches than its parent would have (a loader with state_dict/"
                     "load_state_dict, e.g. torchdata's StatefulDataLoader, resumes exactly)")
