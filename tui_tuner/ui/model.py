@@ -28,6 +28,8 @@ class ParamRow:
     live: bool = False
 
 
+INEXACT_MARK = "~"   # after a fork's lineage: it does not continue its parent exactly
+
 @dataclass(frozen=True)
 class TrialRow:
     """One trial line: status, objective, a short curve and lineage."""
@@ -42,14 +44,15 @@ class TrialRow:
     curve: tuple[float, ...] = ()
     reason: str | None = None
     pinned: bool = False
+    inexact: bool = False            # a fork that does not continue its parent exactly (its trainer said)
 
     @property
     def lineage(self) -> str:
-        """'#3@120' for a fork of trial 3 at step 120, '' otherwise."""
+        """'#3@120' for a fork of trial 3 at step 120 ('#3@120~' when not an exact continuation), '' otherwise."""
         if self.parent is None:
             return ""
         at = f"@{self.fork_step}" if self.fork_step is not None else ""
-        return f"#{self.parent}{at}"
+        return f"#{self.parent}{at}{INEXACT_MARK if self.inexact else ''}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class RunView:
     fork_step: int | None = None
     reason: str | None = None
     marks: tuple[tuple[float, str], ...] = ()   # on the curves: (fraction of the width, glyph)
+    inexact: str | None = None      # why this fork does not continue its parent exactly
     pinned: bool = False
     current: dict = field(default_factory=dict)   # the settings it uses now (its reported lr over its setting)
     started: dict = field(default_factory=dict)   # the settings it started with
