@@ -93,7 +93,7 @@ EV_PAUSED = "paused"
 EV_RESUMED = "resumed"
 EV_CHECKPOINT = "checkpoint"
 EV_DONE = "done"
-EV_MAX_STEPS = "max_steps"    # {"steps": N}: the step limit the run trains to now (first known, or changed)
+EV_MAX_STEPS = "max_steps"    # {"steps": N, "default": D}: the step limit the run trains to now (first known, or changed)
 EV_INEXACT = "inexact"        # {"reason": "..."}: this forked run does not continue its parent exactly
 EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE, EV_MAX_STEPS, EV_INEXACT)
 

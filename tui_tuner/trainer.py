@@ -39,7 +39,7 @@ from tui_tuner.trainer_control import PAUSE_POLL as PAUSE_POLL  # public: second
 from tui_tuner.trainer_control import ControlCommands
 from tui_tuner.trainer_events import FLUSH_INTERVAL as FLUSH_INTERVAL  # public: the writer's period
 from tui_tuner.trainer_events import EventWriter, clean, print_metrics
-from tui_tuner.trainer_settings import Params, coerce_like, load_config, parse_argv, warn
+from tui_tuner.trainer_settings import Params, coerce_like, config_max_steps, load_config, parse_argv, warn
 from tui_tuner.trainer_steps import StepLimit
 
 CHECK_INTERVAL = 0.001  # at most one stat of control.jsonl per this many seconds (and per report)
@@ -220,7 +220,8 @@ class Run(ControlCommands):
 
     def max_steps(self, default: int) -> int:
         """The step limit to train to: `default` until the tuner extends it (see trainer_steps)."""
-        return self._limit.get(default, self._resume)
+        exported = None if self.run_dir else config_max_steps(self.argv)
+        return self._limit.get(default, self._resume, exported)
 
     def should_stop(self) -> bool:
         """True once the tuner asked this run to stop."""

@@ -98,6 +98,29 @@ def load_config(path: str) -> dict[str, Any]:
     return data
 
 
+def config_max_steps(argv: list[str]) -> int | None:
+    """The step limit a `tui-tuner export` given by --config kept ([tuner] max_steps: a run trained
+    longer than its script's default), or None."""
+    path = None
+    for i, word in enumerate(argv):
+        if word == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif word.startswith("--config="):
+            path = word.split("=", 1)[1]
+    if path is None:
+        return None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised only on 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            steps = tomllib.load(f).get("tuner", {}).get("max_steps")
+    except (OSError, ValueError, AttributeError):
+        return None   # load_config says what is wrong with the file, once, when the settings are read
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
+
+
 def config_value(path: str, key: str, value: Any, like: Any) -> Any:
     """A --config file's value, typed like the script's default; exit 2 with one line if it does not fit."""
     v = coerce_like(value, like)

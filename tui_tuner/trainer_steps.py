@@ -1,8 +1,9 @@
 """A run's step limit on the trainer side: `trainer.max_steps(default)`, which a training loop reads
 each step, and the tuner's `max_steps` command that changes it ("train longer").
 
-The limit is said to the tuner (a `max_steps` event) the first time the loop asks and whenever it
-changes, so the tuner knows which runs it can extend. A checkpoint keeps a changed limit in a small
+The limit is said to the tuner (a `max_steps` event, with the script's default) the first time the
+loop asks and whenever it changes, so the tuner knows which runs it can extend, and an export keeps a
+longer limit (`[tuner] max_steps`, which `--config` then applies standalone). A checkpoint keeps a changed limit in a small
 file beside it (CHECKPOINT.tuner.json), so a fork or a resume from that checkpoint trains to the same
 limit, unless the fork's own default differs (its step setting was changed: that wins). Standard
 library only: this runs inside the user's training process.
@@ -26,12 +27,13 @@ class StepLimit:
         self.value: int | None = None
         self.default: int | None = None
 
-    def get(self, default: int, resume: str | None) -> int:
-        """The limit now; the first call settles it from the default and the resumed checkpoint."""
+    def get(self, default: int, resume: str | None, exported: int | None = None) -> int:
+        """The limit now; the first call settles it from the default, the resumed checkpoint, or (run
+        standalone) the limit a `tui-tuner export` kept for a run that was trained longer."""
         if self.default is None:
             self.default = int(default)
             if self.value is None:   # a command may have come before the loop first asked
-                self.value = _saved(resume, self.default) or self.default
+                self.value = _saved(resume, self.default) or exported or self.default
             self._say()
         assert self.value is not None
         return self.value
@@ -55,7 +57,8 @@ class StepLimit:
 
     def _say(self) -> None:
         if self._live:
-            self._event(P.EV_MAX_STEPS, steps=self.value)
+            # With the script's own default, so an export can tell a limit trained longer from the default.
+            self._event(P.EV_MAX_STEPS, steps=self.value, default=self.default)
 
 
 def _saved(resume: str | None, default: int) -> int | None:

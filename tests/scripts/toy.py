@@ -1,7 +1,8 @@
 """A tiny stdlib-only trainer on the tui-tuner trainer API (no torch): loss = x^2, x shrinks by lr a step.
 
-It reports loss, val_loss (a little above it) and lr, checkpoints its state for forks, and runs until
-`steps` or a stop. `fail` > 0 makes it crash at that step. `mode` picks a misbehaviour for the
+It reports loss, val_loss (a little above it) and the lr it used, checkpoints its state for forks, and
+runs until `steps` or a stop. `decay` < 1 is a step schedule: the lr it uses is multiplied by it every
+`decay_every` steps, and a live change of lr sets the lr used from then on (as trainer_torch does). `fail` > 0 makes it crash at that step. `mode` picks a misbehaviour for the
 runtime tests: crash (at step 5), nan, hang, garbage (writes junk lines into events.jsonl), oom
 (prints a CUDA OOM message and fails), noobj (never reports the objective), slowstop (ignores the
 stop command and SIGTERM). Other parameters a space gives (the UI tests' momentum, hidden, ...) are
@@ -16,12 +17,14 @@ import time
 
 from tui_tuner import trainer
 
-hp = trainer.params(lr=0.1, steps=30, delay=0.01, mode="ok", fail=0)
-state = {"step": 0, "x": 10.0}
+hp = trainer.params(lr=0.1, steps=30, delay=0.01, mode="ok", fail=0, decay=1.0, decay_every=10)
+state = {"step": 0, "x": 10.0, "lr": hp["lr"], "set": hp["lr"]}
 resume = trainer.resume_path()
 if resume:
     with open(resume) as f:
         state = json.load(f)
+    if hp["lr"] != state.get("set", hp["lr"]):   # a fork that changed lr trains with its own from here
+        state["lr"] = state["set"] = hp["lr"]
     print(f"resumed from {resume} at step {state['step']}", flush=True)
 
 
@@ -41,7 +44,11 @@ while state["step"] < trainer.max_steps(hp["steps"]):   # read each step: "train
     if trainer.should_stop() and mode != "slowstop":
         print("stopping on request", flush=True)
         break
-    lr = hp["lr"]                     # live: a set command updates hp in place
+    if "lr" in trainer.changes():     # live: the lr used from now on
+        state["lr"] = state["set"] = hp["lr"]
+    if hp["decay"] != 1.0 and state["step"] and state["step"] % hp["decay_every"] == 0:
+        state["lr"] *= hp["decay"]
+    lr = state.get("lr", hp["lr"])
     state["x"] -= lr * state["x"]
     state["step"] += 1
     step = state["step"]

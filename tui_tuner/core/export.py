@@ -31,7 +31,8 @@ from tui_tuner.core.run_setup import COMMAND_FILE, trial_env
 from tui_tuner.core.store import write_atomic
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.errors import StudyError
-from tui_tuner.protocol import PARAMS, read_json
+from tui_tuner.protocol import EV_MAX_STEPS, EVENTS, PARAMS, read_json
+from tui_tuner.tailing import JsonlTail
 
 TUNER_TABLE = "tuner"
 FORMATS = ("toml", "args", "command")
@@ -94,6 +95,11 @@ def export_document(study: Study, trial: Trial, now: dt.datetime | None = None, 
         meta["parent"] = trial.parent
         if trial.fork_step is not None:
             meta["fork_step"] = trial.fork_step
+    longer = trained_longer(study, trial)
+    if longer is not None:
+        # Trained longer than its script's default ("train longer"): `--config` applies it standalone.
+        meta["max_steps"] = longer[1]
+        meta["max_steps_default"] = longer[0]
     if started and as_started:
         meta["ended_with"] = {k: trial.params[k] for k in started}
     elif started:
@@ -110,6 +116,24 @@ def _started_with(study: Study, trial: Trial) -> dict[str, Any]:
     if not isinstance(params, dict):
         return {}
     return {k: v for k, v in params.items() if k in trial.params and trial.params[k] != v}
+
+
+def trained_longer(study: Study, trial: Trial) -> tuple[int, int] | None:
+    """(the script's default, the step limit the run trained to) when "train longer" raised it, else None.
+
+    Read from the run's max_steps events (each says the limit and the script's default); a fork
+    resumed from a checkpoint of an extended run trains to the kept limit too.
+    """
+    last = None
+    for ev in JsonlTail(study.run_dir(trial.id) / EVENTS).read_all():
+        if ev.get("event") == EV_MAX_STEPS:
+            last = ev
+    if last is None:
+        return None
+    steps, default = last.get("steps"), last.get("default")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (steps, default)) or steps == default:
+        return None
+    return default, steps
 
 
 def trial_argv(study: Study, trial: Trial) -> list[str]:
@@ -187,6 +211,11 @@ def warnings(study: Study, trial: Trial, fmt: str = "toml", *, as_started: bool 
         changes = ", ".join(f"{k} {short_value(v)} → {short_value(trial.params[k])}" for k, v in started.items())
         out.append(f"trial {trial.id} was changed while it ran ({changes}): these are the values it ended "
                    f"with; --as-started exports those it began with")
+    longer = trained_longer(study, trial)
+    if longer is not None and fmt in ("args", "command"):
+        out.append(f"trial {trial.id} was trained longer than its script's default ({longer[0]} → {longer[1]} "
+                   f"steps); these flags do not carry that: pass your script's step limit, or run it with "
+                   f"--config and the TOML export, which keeps it")
     if fmt == "command":
         out += trial_command(study, trial)[1]
     return out
