@@ -39,6 +39,7 @@ DEFAULTS = dict(
     lr=0.05, momentum=0.9, hidden=64, batch_size=32, layers=2, dropout=0.1, lr_decay=0.0,
     optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
     max_steps=600, val_every=50, seed=0, sleep=0.0,
+    step_every=0, step_gamma=0.7,   # step_every > 0: StepLR(step_every, step_gamma) each optimizer step instead
 )
 
 
@@ -146,6 +147,9 @@ class Classifier(L.LightningModule):
                                   weight_decay=hp["weight_decay"])
         else:
             raise SystemExit(f"lightning_mlp.py: --optimizer must be sgd or adam, got {hp['optimizer']!r}")
+        if hp["step_every"] > 0:
+            step = torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_every"], gamma=hp["step_gamma"])
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": step, "interval": "step"}}
         decay = hp["lr_decay"]
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0 / (1.0 + decay * epoch))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

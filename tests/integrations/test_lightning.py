@@ -69,3 +69,51 @@ def test_outside_the_tuner_the_script_runs_unchanged(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "step 30 | " in out.stdout and "val_loss" in out.stdout
     assert list(tmp_path.iterdir()) == [], "the callback wrote files outside the tuner"
+
+
+def test_halving_a_decayed_lr_gives_exactly_half_the_lr_the_optimizer_uses(tmp_path):
+    # The `<` key on a fit whose StepLR(40, 0.7) has decayed: the session scales the lr the run reports
+    # (the one its optimizer uses now), not the one it started with, and the schedule decays from there.
+    from waiting import wait_for
+
+    from tui_tuner.runtime.session import Session
+
+    fixed = {"max_steps": 100000, "val_every": 1000, "sleep": 0.01, "dropout": 0.0, "seed": 3,
+             "step_every": 40, "step_gamma": 0.7}
+    s = start(tmp_path, SCRIPT, "lr", 0.003, "loss", fixed)
+    runner, study, p = s.runner, s.study, s.parent
+    session = Session(study, runner=runner, autostart=False)
+    session.subscribe(s.events.append)   # the session took over the runner's events
+    try:
+        def lr_at(step):
+            return s.curve(p, "lr").get(step)
+
+        def ticked(cond):
+            def go():
+                session.poll()
+                session.tick()
+                return cond()
+            return go
+
+        wait_for(ticked(lambda: (runner.latest(p)["step"] or 0) >= 45), 180, 0.01, "past the first decay")
+        assert lr_at(41) == pytest.approx(0.003 * 0.7)                    # the scheduler decayed it
+        message = session.scale_lr(p, 0.5)
+        (d,) = [x for x in session.decisions() if x.kind == "lr"]
+        current = d.data["from"]
+        assert current == pytest.approx(0.0021) and d.data["to"] == pytest.approx(current / 2)
+        assert "lr 0.0021 → 0.00105" in message
+        wait_for(ticked(lambda: any(e.kind == "applied" and e.trial_id == p for e in s.events)), 60, 0.01,
+                 "the change applied")
+        applied = [e for e in s.events if e.kind == "applied" and e.trial_id == p][0].data["step"]
+        boundary = (applied // 40 + 1) * 40
+        wait_for(ticked(lambda: (runner.latest(p)["step"] or 0) >= boundary + 2), 120, 0.01, "the next decay")
+        lrs = s.curve(p, "lr")
+        # Exactly half of what the optimizer used, from the step after the change to the next decay point...
+        after = [lrs[st] for st in range(applied + 1, boundary + 1) if st in lrs]
+        assert after and all(v == pytest.approx(0.00105, rel=1e-9) for v in after), after
+        # ...where the schedule decays by its gamma from the new value (not from the starting lr).
+        assert lrs[boundary + 1] == pytest.approx(0.00105 * 0.7, rel=1e-9)
+        assert study.trial(p).params["lr"] == pytest.approx(0.00105)
+    finally:
+        session.close()
+        close(s)

@@ -425,7 +425,7 @@ class Burst:
     replacement (D lists them)". A burst is said once no decision has come for QUIET seconds, or
     once its first is LONGEST seconds old."""
 
-    QUIET, LONGEST = 0.4, 1.5
+    QUIET, LONGEST = 0.8, 2.5   # the app ticks every 0.5 s: decisions of one burst come a tick or two apart
     NAMES = {"early_stop": ("early stop", "early stops"), "pbt": ("autopilot replacement", "autopilot replacements"),
              "auto_k": ("k change", "k changes")}
 
