@@ -148,7 +148,8 @@ class AutopilotPolicy:
             value = (latest.get("metrics") or {}).get(self.objective)
             trial = self.study.trial(tid)
             out.append(Member(tid, step, float(value) if isinstance(value, (int, float)) else None,
-                              current_values(self.study.space, latest), start=trial.fork_step or 0,
+                              current_values(self.study.space, latest, self.runner.changes(tid)),
+                              start=trial.fork_step or 0,
                               pinned=tid in pinned, zero_code=not self.runner.can_adjust(tid)))
         return out
 

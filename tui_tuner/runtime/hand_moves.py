@@ -11,7 +11,7 @@ decision touches a run the user is babysitting.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tui_tuner.core import pins
@@ -53,13 +53,17 @@ def reported(metrics: Mapping[str, Any], name: str) -> float | None:
     return None
 
 
-def current_values(space: Space, latest: Mapping[str, Any]) -> dict[str, Any]:
+def current_values(space: Space, latest: Mapping[str, Any],
+                   changes: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The settings a run trains with now: its settings, each live float parameter it reports as a
-    metric replaced by that reported value (the lr its scheduler has decayed to)."""
+    metric replaced by that reported value (the lr its scheduler has decayed to), unless a live
+    change of it took effect at or after its last report (`changes`, the runner's: the report is older)."""
     params = dict(latest.get("params") or {})
     metrics = latest.get("metrics") or {}
+    step = latest.get("step") or 0
+    fresh = {n for c in changes if (c.get("step") or 0) >= step for n in (c.get("params") or {})}
     for name, p in space.params.items():
-        if p.live and p.type == "float" and name in params:
+        if p.live and p.type == "float" and name in params and name not in fresh:
             v = reported(metrics, name)
             if v is not None:
                 params[name] = v
@@ -105,16 +109,12 @@ def lr_now(runner: Runner, trial_id: int, name: str, latest: Mapping[str, Any]) 
     sent = runner.last_sent(trial_id, name)
     if isinstance(sent, (int, float)) and sent != setting:
         return float(sent), "just set"
-    changes = [c for c in runner.changes(trial_id) if name in (c.get("params") or {})]
-    step = latest.get("step")
-    if changes and isinstance(setting, (int, float)) and (step is None or (changes[-1].get("step") or 0) >= step):
-        return float(setting), "just set"
-    current = reported(latest.get("metrics") or {}, name)
-    if current is not None:
-        return current, "now"
-    if not isinstance(setting, (int, float)):
+    now = current_values(runner.space, latest, runner.changes(trial_id)).get(name)
+    if not isinstance(now, (int, float)):
         raise RunError(f"trial {trial_id} has no {name} value to scale")
-    return float(setting), "set (the run reports no lr metric)"
+    if reported(latest.get("metrics") or {}, name) is None:
+        return float(now), "set (the run reports no lr metric)"
+    return float(now), "now"
 
 
 def lr_move(study: Study, runner: Runner, trial_id: int, factor: float) -> Action:

@@ -322,7 +322,7 @@ class Session:
 
     def current_values(self, trial_id: int) -> dict[str, Any]:
         """The settings a run trains with now (its reported lr over its setting)."""
-        return moves.current_values(self.space, self.runner.latest(trial_id))
+        return moves.current_values(self.space, self.runner.latest(trial_id), self.runner.changes(trial_id))
 
     def prepare_fork(self, trial_id: int) -> int | None:
         """Checkpoint a running trial now (its seq), so a fork is of this moment; None for zero-code."""

@@ -226,7 +226,9 @@ class SnapshotBuilder:
             params=params, parent=trial.parent,
             fork_step=trial.fork_step, reason=trial.reason, marks=marks,
             pinned=trial.id in self.session.automation.view.pinned,
-            current=current_values(self.session.space, {"params": params, "metrics": metrics}),
+            current=current_values(self.session.space, {"params": params, "metrics": metrics,
+                                                        "step": latest.get("step")},
+                                   runner.changes(trial.id) if active and not light else ()),
             started=self._started_with(trial.id) if active and not light else {})
 
     def _started_with(self, trial_id: int) -> dict[str, Any]:

@@ -251,7 +251,7 @@ class MainScreen(HandMoveKeys, Screen):
         if run is None or not run.can_adjust:
             self.action_adjust_why()
             return
-        main_dialogs.adjust(self, run)
+        self.run_worker(main_dialogs.adjust(self, run), group="adjust")
 
     def action_adjust_why(self) -> None:
         """Say why adjust is greyed, and what to do instead."""

@@ -7,6 +7,7 @@ acts on; what the user types goes to the back end as one command, whose message 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tui_tuner.core.formatting import short_value
@@ -31,11 +32,15 @@ def _fields(space: Space, params: Mapping[str, Any], *, live_only: bool = False)
     return [(p, params.get(p.name, p.default)) for p in space.by_priority() if p.live or not live_only]
 
 
-def adjust(screen: MainScreen, run: Any) -> None:
+async def adjust(screen: MainScreen, run: Any) -> None:
     """The form that changes a running trial's live parameters while it trains."""
     tuner = screen.tuner
     backend = tuner.backend
-    # Prefilled with what the run uses now (its reported lr, which a schedule may have decayed).
+    # Prefilled with what the run uses now (its reported lr, which a schedule may have decayed), read
+    # fresh: the frame on screen may be a moment older than a change just applied.
+    now = await tuner.call_or_say(backend.session.current_values, run.id)
+    if now:
+        run = replace(run, current=now)
     fields = _fields(backend.space, run.current or run.params, live_only=True)
     if not fields:
         tuner.say("no parameter is live (set live = true in the space file)", title="Adjust", severity="warning")
