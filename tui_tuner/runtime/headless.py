@@ -28,6 +28,7 @@ from tui_tuner.runtime.session_events import Notice, SessionEvent
 SETTING_WIDTH = 70
 REASON_WIDTH = 160   # the first line of a failure's reason, cut here (`show --json` has it whole)
 SUMMARY_WIDTH = 200  # the best trial's setting in the summary
+SAID_TITLES = ("Settings", "Early stopping", "Autopilot")   # information notices headless prints too
 
 
 def run_headless(space_path: str | Path | None, study_dir: str | Path | None = None,
@@ -135,9 +136,12 @@ def _print(session: Session, ev: SessionEvent, say: Any) -> None:
         elif ev.kind == "stalled" and ev.data.get("stalled"):
             say(f"trial {ev.trial_id:>4}  stalled: no event for {session.runner.stall_timeout:g}s (not killed)")
     elif isinstance(ev, Notice):
-        # Information notices repeat what the lines above say (re-adopted, the scheduler's message).
+        # Most information notices repeat what the lines above say (re-adopted, the scheduler's
+        # message); what the study keeps on and where early stopping judges are said once.
         if ev.severity != "information":
             say(f"{ev.severity}: {ev.title}: {ev.message}")
+        elif ev.title in SAID_TITLES:
+            say(f"{ev.title.lower()}: {ev.message}")
     elif isinstance(ev, Decision) and not ev.pending and not ev.is_undone:
         say(f"{'trial ' + format(ev.trial_id, '>4') + '  ' if ev.trial_id is not None else ''}"
             f"{ev.kind}: {ev.message}")
