@@ -61,13 +61,21 @@ def test_a_tuner_killed_mid_decision_leaves_one_record_that_is_finished_and_undo
         session.adopt()
         log = session.automation.log
 
+        def first():
+            mine = sorted((d for d in log.all() if d.kind == kind), key=lambda d: d.id)
+            return mine[0] if mine else None
+
         def settled() -> bool:
             session.tick()
-            mine = [d for d in log.all() if d.kind == kind]
-            return bool(mine) and not mine[0].pending
+            return first() is not None and not first().pending
         wait_for(session.runner, settled, 40, f"the {kind} decision finished after the restart")
-        (d,) = [d for d in log.all() if d.kind == kind]
+        if kind == "pbt":
+            session.toggle_autopilot()   # off: nothing else is replaced while this one is checked
+        d = first()
         assert d.state == "done", (d.message, d.progress)
+        twins = [x for x in log.all() if x.kind == kind and x.trial_id == d.trial_id
+                 and x.data.get("step", x.data.get("loser_step")) == d.data.get("step", d.data.get("loser_step"))]
+        assert [x.id for x in twins] == [d.id], "one record of the decision"
         steps = d.data["steps"]
         sent = {}
         for s in steps:
@@ -79,7 +87,8 @@ def test_a_tuner_killed_mid_decision_leaves_one_record_that_is_finished_and_undo
             assert len(tagged) == n, (tid, op, tagged)
         child = d.progress["out"].get("child")
         if kind != "early_stop":
-            forks = [t for t in study.trials("id") if t.source == "fork"]
+            forks = [t for t in study.trials("id") if t.source == "fork" and t.parent == d.data.get("winner", 1)
+                     and t.id <= child]
             assert [t.id for t in forks] == [child], "exactly one fork"
             wait_for(session.runner, lambda: (session.tick(), study.trial(child).status in ("running", "done"))[1],
                      20, "the fork running")

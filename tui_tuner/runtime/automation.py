@@ -122,10 +122,10 @@ class Automation:
             if ev.kind == "ended":
                 self._publish(ev)
 
-    def _guard(self, title: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _guard(self, title: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A policy's failure is said and logged; the runs go on."""
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except TunerError as e:
             self.notice(title, e.message, "error")
         except Exception as e:  # noqa: BLE001 - said and logged; the next tick tries again

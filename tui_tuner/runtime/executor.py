@@ -3,7 +3,8 @@
 A decision is a list of steps (`Step`: checkpoint, fork, stop, set, max_steps, pin, setting, k),
 written to the study's decision log *before* the first is taken. Each step taken is recorded on the
 decision's row (`progress`: how many are done and what each gave: a checkpoint's seq, a fork's
-child); a command sent to a run carries the decision's id and step in its control.jsonl line, and a
+child); a command sent to a run carries the decision's id and step ("decision", "part") in its
+control.jsonl line, and a
 fork's child is recorded in the transaction that adds it. So a tuner killed between a step and its
 record finds, on restart, what was already done, and finishes the rest or gives up with a reason
 ("void") when the run it was about has ended meanwhile. A fork needs its parent's checkpoint: that
@@ -161,7 +162,7 @@ class Executor:
         return final
 
     def _tag(self, d: Decision, i: int, undo: bool) -> dict[str, Any]:
-        return {"decision": d.id, "step": i, **({"undo": True} if undo else {})}
+        return {"decision": d.id, "part": i, **({"undo": True} if undo else {})}
 
     def _sent(self, trial: int, tag: dict[str, Any], resumed: bool) -> dict[str, Any] | None:
         """The command this step already sent (a tuner died before recording it), when resuming."""
