@@ -161,3 +161,45 @@ def test_demo_in_a_16_colour_terminal_at_80x24(tmp_path, demo):
         time.sleep(0.2)
     with Study.open(study_dir, lock=False) as study:
         assert study.active(), "quitting with q leaves the runs going"
+
+
+def test_A_in_the_demo_runs_pbt_its_decision_is_in_the_log_and_it_stays_on_after_a_reopen(tmp_path, demo):
+    tmux, study_dir = demo
+    command = f"{TUI_TUNER} demo --study {study_dir}"
+    tmux.start(command, tmp_path, width=120, height=32)
+    tmux.wait(r"early stop off · autopilot off", 30)
+    tmux.wait(r"#\d+ running\s+step [1-9]", 120)
+    tmux.keys("A")
+    tmux.wait(r"autopilot pbt/100", 20)
+    tmux.keys("D")
+    tmux.wait(r"Decisions · \d+", 10)
+    # The replacement as the log lists it: kind pbt, the replaced run and its numbers.
+    replaced = int(tmux.wait(r"\bpbt\s+#(\d+)\s+stopped #\d+ at step \d+: val_loss [0-9.]+, bottom", 120).group(1))
+    tmux.keys("Escape")
+    tmux.wait_gone(r"Decisions · \d+", 10)
+    tmux.keys("q")
+    end = time.monotonic() + 15
+    while time.monotonic() < end:
+        try:
+            Study.open(study_dir).close()   # the app is gone
+            break
+        except Exception:                   # noqa: BLE001 - still held, wait
+            time.sleep(0.2)
+    from tui_tuner.core.decision_log import DecisionLog
+
+    with Study.open(study_dir, lock=False) as study:
+        first = [d for d in DecisionLog(study.store).all(newest_first=False) if d.kind == "pbt"][0]
+        assert first.trial_id == replaced and first.state == "done"
+        child = study.trial(first.progress["out"]["child"])
+        assert child.source == "fork" and child.parent == first.data["winner"]
+    tmux.kill()
+    tmux.start(command, tmp_path, width=120, height=32)
+    tmux.wait(r"autopilot pbt/100", 30)             # what the user turned on stays on
+    end = time.monotonic() + 30                      # the replaced run stopped, and says why
+    while time.monotonic() < end:
+        with Study.open(study_dir, lock=False) as study:
+            trial = study.trial(replaced)
+        if trial.finished:
+            break
+        time.sleep(0.5)
+    assert trial.status == "stopped" and trial.reason.startswith("autopilot: stopped #"), trial
