@@ -32,7 +32,7 @@ def toy(name: str, **study) -> str:
     params = {
         "lr": lr(low=1e-4, high=0.9, default=0.05, live=True),
         "steps": param("int", low=1, high=10**6, default=10**6, tier=4),
-        "delay": param("float", low=0.0, high=1.0, default=0.01, tier=4),
+        "delay": param("float", low=0.0, high=5.0, default=0.01, tier=4),
         "decay": param("float", low=0.1, high=1.0, default=1.0, tier=4),
         "decay_every": param("int", low=1, high=1000, default=10, tier=4),
     }
@@ -198,6 +198,25 @@ async def test_lr_keys_and_the_adjust_form_act_on_the_lr_the_run_uses_now(study_
             intro = " ".join(plain(w.content) for w in form.query(".dialog-intro"))
             assert re.search(r"lr now [0-9.e-]+, started at 0\.04", intro), intro
             await pilot.press("escape")
+            app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+    finally:
+        kill_runs(study_dir)
+
+
+async def test_a_fork_returns_at_once_shows_pending_and_starts_once_the_checkpoint_is_written(study_dir, tmp_path):
+    # The run reports (and so answers a checkpoint) every 1.5 s: the fork waits that long, the app does not.
+    study = open_study(study_dir, toy("fork-pending", parallel=1, budget=1))
+    study.enqueue([{"lr": 0.05, "delay": 1.5}], "manual")
+    app = make_app(study, tmp_path)
+    try:
+        async with piloting(app, (120, 30)) as pilot:
+            runner = app.backend.runner
+            await wait_until(pilot, lambda: (runner.latest(1).get("step") or 0) >= 1, 30, "a first report")
+            app.backend.submit(app.backend.fork, 1, {"lr": 0.1}, None).result(timeout=1)   # returns at once
+            await wait_until(pilot, lambda: "fork of #1…" in status(app), 5, "the pending fork shown")
+            await wait_until(pilot, lambda: said(app, "forked #1 into #2 at step"), 20, "one toast when it starts")
+            await wait_until(pilot, lambda: "fork of #1…" not in status(app), 5, "no longer pending")
+            assert study.trial(2).parent == 1 and study.trial(2).params["lr"] == 0.1
             app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
     finally:
         kill_runs(study_dir)

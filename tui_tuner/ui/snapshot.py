@@ -145,7 +145,8 @@ class SnapshotBuilder:
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
             gpu=None if light else self._gpu_line(), importance_method=method, k=self._k_line(),
-            early_stop=auto.early_stop, autopilot=auto.autopilot, pending=auto.pending,
+            early_stop=auto.early_stop, autopilot=auto.autopilot,
+            pending=auto.pending + (("queue paused",) if session.scheduler.fail_fast.paused_at is not None else ()),
             curves=curves, points=points, boxes=boxes or (), view=self.view)
 
     def _curves_view(self, rows: list[TrialRow], best: Any, deadline: float) -> Curves:
