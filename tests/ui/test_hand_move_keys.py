@@ -3,8 +3,12 @@ train longer, marks on the run panel's sparkline, and auto-k on the status line 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
+import tomllib
 from space_toml import lr, param, space_toml
 from study_runs import TOY
 from ui_helpers import make_app, open_study, piloting, said, screen_of, space_text, status, wait_until
@@ -103,6 +107,19 @@ async def test_train_longer_extends_the_step_limit(study_dir, tmp_path):
                          "training past the old limit")
         await wait_until(pilot, lambda: CHANGE_MARK in chart_text(app), 10, "the mark of the change")
 
+        # The export keeps the longer limit, and a standalone rerun with --config trains to it.
+        out = tmp_path / "longer.toml"
+        app.backend.submit(app.backend.export, 1, str(out)).result(timeout=10)
+        doc = tomllib.loads(out.read_text())
+        assert doc["tuner"]["max_steps"] == 600 and doc["tuner"]["max_steps_default"] == 400
+        run = subprocess.run([sys.executable, str(TOY), "--config", str(out), "--delay", "0"], capture_output=True,
+                             text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                         if k != "TUI_TUNER_RUN_DIR"})
+        assert run.returncode == 0, run.stderr
+        steps = [int(m) for m in re.findall(r"step (\d+)", run.stdout)]
+        assert max(steps) == 600, run.stdout[-300:]
+        app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+
 
 async def test_status_line_shows_auto_k_and_the_k_key_overrides_it(study_dir, tmp_path):
     study = open_study(study_dir, space_text(parallel="auto", budget=6, delay=0.01))
@@ -119,6 +136,9 @@ async def test_status_line_shows_auto_k_and_the_k_key_overrides_it(study_dir, tm
         fixed = session.scheduler.parallel
         await pilot.press("plus")
         await wait_until(pilot, lambda: f"k {fixed + 1} fixed" in status(app), 20, "k one higher")
+        await pilot.pause(0.5)
+        # One toast for one key: not the command's message and a notice of the same change.
+        assert sum(f"k {fixed} → {fixed + 1}" in m for _, _, m in app.said_log) == 1, list(app.said_log)
         assert session.scheduler.parallel == fixed + 1
         await pilot.press("minus", "minus")
         lower = max(1, fixed - 1)
