@@ -18,9 +18,16 @@ class Tmux:
 
     def start(self, command: str, cwd: Path, width: int = 100, height: int = 30,
               term: str = "xterm-256color") -> None:
-        # TERM inside the pane is tmux's own unless the command sets it.
-        subprocess.run([*self.base, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-                        "-c", str(cwd), f"env TERM={term} {command}"], check=True)
+        # TERM inside the pane is tmux's own unless the command sets it. A server still going away (its
+        # last session just ended) refuses a new session for a moment: try again.
+        argv = [*self.base, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+                "-c", str(cwd), f"env TERM={term} {command}"]
+        for attempt in range(10):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode == 0:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"tmux could not start a session: {done.stderr.strip()}")
 
     def screen_escapes(self) -> str:
         """The screen with its colour escapes."""

@@ -44,7 +44,7 @@ def step_of(app) -> int | None:
 async def running(pilot, app, n: int = 1) -> None:
     """Wait until n runs are running and the focused one has reported a step."""
     await wait_until(pilot, lambda: app.main.snap and len(app.main.snap.active_ids) >= n and (step_of(app) or 0) > 0,
-                     15, f"{n} run(s) reporting")
+                     60, f"{n} run(s) reporting")
 
 
 async def test_first_frame_is_fast_and_runs_start_at_once(study_dir, tmp_path):
