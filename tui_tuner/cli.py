@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the search scatter of parameters X and Y instead of the curves")
     g.add_argument("--log", action="store_true", help="a log y axis for the curves")
     g.add_argument("-o", "--output", metavar="FILE",
-                   help="write to FILE: .png, .svg or .pdf (needs matplotlib: the plot extra), or .txt")
+                   help="write to FILE: .png, .svg or .pdf (needs matplotlib: the plot extra), or .txt; "
+                        "- for the text picture on standard output")
     g.set_defaults(func=cmd_plot)
     return p
 
@@ -310,7 +311,10 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _error_line(message: str) -> None:
-    line = " ".join(str(message).split("\n")).strip()
+    from tui_tuner.core.printable import printable
+
+    # One line, and nothing a file or trainer put in a name (escapes, control characters) reaches the terminal.
+    line = printable(" ".join(str(message).split("\n")).strip())
     print(f"{PROG}: {line}", file=sys.stderr)
 
 

@@ -2,8 +2,8 @@
 
 One top-level key per parameter, with its type kept (an int stays an int, a bool a bool), and a
 [tuner] table of where it came from; for a zero-code study that table also holds the trial's argv,
-ready to run. The file appears whole or not at all (tmp + os.replace), and never over the study's
-own files.
+ready to run. The file is written by core/output_file.py: whole or not at all, never over the study's
+own files, never into a device or FIFO.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import tomli_w
 
 from tui_tuner.core.argv import command_argv, expand, flag_args, format_value
-from tui_tuner.core.store import write_atomic
+from tui_tuner.core.output_file import write_output
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.errors import StudyError
 from tui_tuner.protocol import PARAMS, read_json
@@ -122,20 +122,10 @@ def export_text(study: Study, trial: Trial, fmt: str = "toml") -> str:
     return tomli_w.dumps(export_document(study, trial))
 
 
-def check_target(study: Study, out: Path) -> None:
-    """Refuse a target that would overwrite the study (study.db, space.toml, runs/...) or its space file.
-
-    Symlinks are resolved first. Inside the study directory only its top-level export*.toml files,
-    where exports go by default, may be written.
-    """
-    target = out.resolve()
-    home = study.dir.resolve()
-    if target == home or home in target.parents:
-        if not (target.parent == home and target.name.startswith("export") and target.suffix == ".toml"):
-            raise StudyError(f"{out}: is inside the study directory {study.dir} (it holds the study's own "
-                             f"files); write the export elsewhere, or as {home}/export-NAME.toml")
-    if target == Path(study.space_file).resolve():
-        raise StudyError(f"{out}: is the study's space file; write the export elsewhere")
+def output_rules(study: Study) -> dict[str, Any]:
+    """Where an export may go (see core/output_file.py): never over the study's own files or its space
+    file; inside the study directory only its top-level export*.toml files, where exports go by default."""
+    return {"study_dir": study.dir, "allowed_in_study": ("export*.toml",), "protected": (study.space_file,)}
 
 
 def export_trial(study: Study, trial_id: int | None = None, path: str | Path | None = None, *,
@@ -148,13 +138,5 @@ def export_trial(study: Study, trial_id: int | None = None, path: str | Path | N
     trial = choose_trial(study, trial_id)
     text = export_text(study, trial, fmt)
     out = Path(path) if path is not None else default_path(study, trial)
-    check_target(study, out)
-    if out.is_dir():
-        raise StudyError(f"{out}: is a directory; give a file name like {out / 'best.toml'}")
-    if not out.parent.is_dir():
-        raise StudyError(f"{out}: no such directory {out.parent}")
-    try:
-        write_atomic(out, text.encode("utf-8"))
-    except OSError as e:
-        raise StudyError(f"{out}: cannot write: {e.strerror or e}") from None
+    write_output(out, text.encode("utf-8"), **output_rules(study))
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tui_tuner.core.formatting import setting_line, show_value
+from tui_tuner.core.printable import printable
 from tui_tuner.core.space import load_space
 from tui_tuner.core.store import first_line
 from tui_tuner.core.study import Study
@@ -52,7 +53,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     stream = out if out is not None else sys.stdout
 
     def say(line: str) -> None:
-        print(line, file=stream, flush=True)
+        # Reasons, settings and notices carry what trainers printed: shown, never acted on by the terminal.
+        print(printable(line, newlines=True), file=stream, flush=True)
 
     options = {k: v for k, v in {"budget": trials, "parallel": parallel, "strategy": strategy,
                                  "early_stop": early_stop, "step_budget": step_budget,
