@@ -140,6 +140,24 @@ NEG_INF = "-Infinity"
 _DECODE = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
 
 
+# A step is stored as a SQLite INTEGER and in array("q"): a signed 64-bit int. A report outside
+# 0..STEP_MAX is refused (the trainer API raises; the tuner skips the line as a bad event).
+STEP_MAX = 2**63 - 1
+
+
+def step_of(value: Any) -> int | None:
+    """A reported step as an int in 0..STEP_MAX (a float is cut to its whole part), or None when it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not 0.0 <= value < 2.0**63:   # NaN and inf fail it too
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= STEP_MAX:
+        return None
+    return value
+
+
 def run_id(trial_id: int) -> str:
     """The run directory name of a trial: t0001, t0002, ..."""
     return f"t{trial_id:04d}"

@@ -188,7 +188,12 @@ def event_time(ev: dict[str, Any]) -> float:
 
 
 def _is_time(t: Any) -> bool:
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return False
+    try:
+        return math.isfinite(t)
+    except OverflowError:   # an int too big for a float (a trainer wrote "t": 1e400 as digits)
+        return False
 
 
 def output_tail(run_dir: Path, n: int = OUTPUT_LINES, max_bytes: int = 256 * 1024) -> tuple[str, ...]:
