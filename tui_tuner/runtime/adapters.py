@@ -9,10 +9,12 @@ tailing.Tail). The argv a trial runs is built in core/argv.py.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from tui_tuner.core.study_config import STEP_METRIC, compile_pattern
+from tui_tuner.protocol import STEP_MAX, step_of
 from tui_tuner.tailing import Tail, last_lines
 
 # One output line longer than this is cut: a script printing megabytes without a newline must
@@ -39,7 +41,10 @@ class MetricParser:
         self.matched_lines = 0
 
     def parse(self, line: str) -> dict[str, float]:
-        """Metrics found in one line (non-numeric captures skipped); does not change the step."""
+        """Metrics found in one line (non-numeric captures skipped); does not change the step.
+
+        BadNumber when a capture is a number too big for a float (`val_loss 1e999`, 400 digits).
+        """
         line = line[:MATCH_CHARS]
         found: dict[str, float] = {}
         for name, rx in self.patterns.items():
@@ -48,18 +53,30 @@ class MetricParser:
                 continue
             value = _number(m.group(1))
             if value is not None:
+                if math.isinf(value) and not _INFINITY.search(m.group(1)):
+                    raise BadNumber(f"metric {name!r} is {_cut(m.group(1))}, too big for a number")
                 found[name] = value
         return found
 
     def feed(self, line: str) -> dict[str, Any] | None:
-        """One output line -> an event like the Protocol's {"step", "metrics"}, or None."""
-        metrics = self.parse(line)
+        """One output line -> an event like the Protocol's {"step", "metrics"}, or None.
+
+        A line whose step is outside 0..2**63-1 or whose metric overflows is {"bad": why}: skipped,
+        the step unchanged.
+        """
+        try:
+            metrics = self.parse(line)
+        except BadNumber as e:
+            return {"bad": str(e)}
         step_seen = False
         if self.step_pattern is not None:
             m = self.step_pattern.search(line[:MATCH_CHARS])
             value = _number(m.group(1)) if m else None
             if value is not None and math.isfinite(value):
-                self.step = int(value)
+                step = step_of(value)
+                if step is None:
+                    return {"bad": f"step {_cut(m.group(1))} is outside 0..{STEP_MAX}"}
+                self.step = step
                 step_seen = True
         if not metrics and not step_seen:
             return None
@@ -68,6 +85,18 @@ class MetricParser:
         if self.step_pattern is None:
             self.step = self.matched_lines
         return {"step": self.step if self.step is not None else 0, "metrics": metrics}
+
+
+class BadNumber(ValueError):
+    """A number in a metric line that no run can hold."""
+
+
+_INFINITY = re.compile(r"inf", re.IGNORECASE)   # "inf", "-Infinity": a trainer's own non-finite value
+
+
+def _cut(text: str, n: int = 30) -> str:
+    text = text.strip()
+    return text if len(text) <= n else f"{text[:n]}… ({len(text)} characters)"
 
 
 def _number(text: str | None) -> float | None:
