@@ -67,6 +67,9 @@ CKPT = "ckpt"
 # Written by the shim as it starts ({"pid", "started"}): a tuner killed between spawning a run and
 # recording it finds the run here on restart and adopts it instead of starting it twice.
 LAUNCH = "launch.json"
+# Written by the tuner before it spawns the shim ({"token"}), the token also given to the shim: the
+# shim runs only in the run directory of its own attempt (see tui_tuner.launch, "Attempts").
+ATTEMPT = "attempt.json"
 
 # Everything in a study is private to its owner: on a shared GPU box other users must not read the
 # settings, logs and checkpoints. Explicit modes, so the umask cannot widen them.
