@@ -97,13 +97,18 @@ def _budget_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _trial_id(text: str) -> int:
-    # Accept the run id as shown in tables and run dirs (t0003) as well as the number.
+    # Accept the run id as shown in tables and run dirs (t0003) as well as the number: ASCII digits
+    # (int() would read "٥" as 5) and at most what the study's ids can be (a SQLite integer).
     s = text.strip()
     s = s[1:] if s[:1] in ("t", "T") else s
-    try:
-        return int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a trial id like 3 or t0003, got {text!r}") from None
+    if not (s.isascii() and s.isdigit() and len(s) <= 18 and int(s) > 0):
+        raise argparse.ArgumentTypeError(f"must be a trial id like 3 or t0003, got {_cut(text)!r}")
+    return int(s)
+
+
+def _cut(text: str, n: int = 60) -> str:
+    """A long name or value for a one-line message: its start and end, and how long it was."""
+    return text if len(text) <= n else f"{text[:n // 2]}…{text[-n // 4:]} ({len(text)} characters)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error_line("interrupted")
         return 130
+    except RecursionError:
+        # A file nested thousands deep ([[[[...) that a reader did not refuse by itself.
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        _error_line("a file it read is nested too deeply to be read (rerun with "
+                    f"{DEBUG_ENV}=1 to see which)")
+        return EXIT_USER
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         try:
@@ -347,6 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_BUG
+    except OSError as e:
+        # The system refused a path (a name too long, no permission, a full disk): one line naming it.
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        where = f"{_cut(os.fsdecode(e.filename))}: " if e.filename is not None else ""
+        _error_line(f"{where}{e.strerror or e}")
+        return EXIT_USER
     except Exception as e:  # noqa: BLE001 - a bug still gets one line; the traceback is opt-in
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()

@@ -27,6 +27,7 @@ either claimed the dir first (and is adopted) or finds it gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -44,6 +45,8 @@ from tui_tuner.errors import RunError
 USAGE = "usage: python -m tui_tuner.launch RUN_DIR [--attempt TOKEN] -- COMMAND [ARG...]"
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
 ATTEMPT_FLAG = "--attempt"
+RESERVE = ".exit.reserve"   # a block kept free for exit.json, in case the trainer fills the disk
+RESERVE_BYTES = 8192
 LOCK_WAIT = 5.0   # seconds a tuner waits for a shim that is claiming a run dir right now
 
 # Shims started by this process, kept so they can be reaped (a Popen dropped on the floor is reaped
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             os.close(claim)   # launch.json is there: a tuner now adopts this run rather than move it
 
+    _reserve(run_dir)
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
 
@@ -196,7 +200,35 @@ def _redirect_output(log: Path) -> None:
     os.close(fd)
 
 
+def _reserve(run_dir: Path) -> None:
+    """Set aside one block for exit.json: a trainer that fills the disk must not leave its run without one."""
+    try:
+        fd = os.open(run_dir / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, protocol.PRIVATE_FILE)
+        try:
+            os.write(fd, b"\0" * RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        print(f"tui-tuner launch: cannot set space aside for {protocol.EXIT}: {e.strerror or e}", file=sys.stderr)
+
+
 def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, error: str | None = None) -> None:
+    try:
+        _write_exit_json(run_dir, rc, sig, pid=pid, error=error)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The disk is full: give back the block set aside at the start and say so in exit.json.
+        with contextlib.suppress(OSError):
+            os.unlink(run_dir / RESERVE)
+        _write_exit_json(run_dir, rc, sig, pid=pid, error=error, disk_full=True)
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(run_dir / RESERVE)
+
+
+def _write_exit_json(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, error: str | None = None,
+                     disk_full: bool = False) -> None:
     obj: dict[str, object] = {
         "returncode": rc,
         "signal": sig,
@@ -206,6 +238,8 @@ def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, err
     }
     if error is not None:
         obj["error"] = error
+    if disk_full:
+        obj["disk_full"] = True
     protocol.write_json_atomic(run_dir / protocol.EXIT, obj)
 
 

@@ -308,7 +308,7 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as f:
             obj = json.loads(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # RecursionError: absurd nesting ([[[[...)
         return None
     return obj if isinstance(obj, dict) else None
 

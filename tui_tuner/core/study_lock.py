@@ -42,7 +42,7 @@ def describe_holder(text: str) -> str:
     try:
         d = json.loads(text)
         return f"pid {d['pid']} on {d['host']} ({d['command']})"
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return "another process"
 
 

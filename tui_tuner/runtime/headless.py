@@ -7,6 +7,7 @@ same layer the app uses.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import time
@@ -148,7 +149,7 @@ def summary(study: Study, say: Any, *, interrupted: bool) -> None:
     if best:
         b = best[0]
         say(f"best: trial {b.id}  {cfg.objective}={show_value(b.objective)}  {setting_line(b.params, SUMMARY_WIDTH)}")
-        say(f"export it: tui-tuner export {study.dir} --best -o best.toml")
+        say(f"export it: tui-tuner export {shlex.quote(str(study.dir))} --best -o best.toml")
     else:
         say("best: none (no trial finished with an objective)")
     if interrupted:

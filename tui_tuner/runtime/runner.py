@@ -243,7 +243,8 @@ class Runner(control.Commands, RunQueries):
                              diverged=run.state.diverged, objective=run.state.objective,
                              stop_at=verdict.first_stop(run.run_dir),
                              output=verdict.output_tail(run.run_dir),
-                             unusable=unusable or verdict.not_a_directory(run.run_dir))
+                             unusable=unusable or verdict.not_a_directory(run.run_dir),
+                             disk_full=exit_info is None and verdict.disk_full(run.run_dir))
 
     # -- adoption ---------------------------------------------------------------------------------
 
