@@ -165,9 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--best", action="store_true", help="the best done trial (the default)")
     e.add_argument("-o", "--output", metavar="FILE.toml",
                    help="where to write; - for standard output (default: STUDY/export-tNNNN.toml; "
-                        "with --format args, standard output)")
-    e.add_argument("--format", choices=("toml", "args"), default="toml",
-                   help="toml (default), or args: just the flags, shell-quoted on one line, for $(...)")
+                        "with --format args or command, standard output)")
+    e.add_argument("--format", choices=("toml", "args", "command"), default="toml",
+                   help="toml (default); args: just the tuned flags, shell-quoted on one line, for $(...) after "
+                        "your own command; command: the whole command that reruns the trial, to paste into a shell")
+    e.add_argument("--as-started", action="store_true",
+                   help="a run changed while it trained (adjust): the values it began with, not those it ended with")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("recover", help="rebuild a missing or empty study.db from space.toml and runs/")

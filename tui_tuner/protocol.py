@@ -16,7 +16,9 @@ Run directory (STUDY/runs/RUN_ID/):
   ``{"t", "event": "checkpoint", "seq", "path", "step"}`` (path relative to the run dir;
   on failure ``{"t", "event": "checkpoint", "seq", "error": "one line"}`` and no path),
   ``{"t", "event": "done"}`` (the trainer process is exiting without an uncaught exception; the
-  final status still comes from exit.json's returncode).
+  final status still comes from exit.json's returncode), ``{"t", "event": "max_steps", "steps"}``,
+  ``{"t", "event": "inexact", "reason"}`` (a forked run that will not repeat its parent's curve
+  exactly, e.g. its data loader has no state to resume; the app marks its lineage).
 - ``control.jsonl`` tuner -> trainer, append-only, one object a line with an increasing ``"seq"``:
   ``{"seq", "cmd": "pause" | "resume" | "stop" | "checkpoint"}``, ``{"seq", "cmd": "set", "params": {...}}``.
 - ``output.log``    the trainer's stdout and stderr (appended by the launch shim).
@@ -95,7 +97,8 @@ EV_RESUMED = "resumed"
 EV_CHECKPOINT = "checkpoint"
 EV_DONE = "done"
 EV_MAX_STEPS = "max_steps"    # {"steps": N}: the step limit the run trains to now (first known, or changed)
-EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE, EV_MAX_STEPS)
+EV_INEXACT = "inexact"        # {"reason": "..."}: this forked run does not continue its parent exactly
+EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE, EV_MAX_STEPS, EV_INEXACT)
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum
@@ -130,6 +133,7 @@ class Event(StrEnum):
     CHECKPOINT = EV_CHECKPOINT
     DONE = EV_DONE
     MAX_STEPS = EV_MAX_STEPS
+    INEXACT = EV_INEXACT
 
 # -- exit codes the shim uses when it cannot start the command (the shell's conventions) --------------
 

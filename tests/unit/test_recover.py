@@ -79,7 +79,7 @@ def test_recover_rebuilds_trials_from_their_run_dirs(lost):
         assert (one.params, one.objective, one.step, one.started, one.ended) == (
             {"lr": 0.1, "layers": 3}, 0.5, 3, 101.0, 151.0)
         assert (two.parent, two.fork_step, two.resume, two.source) == (1, 2, "runs/t0001/ckpt/step-2.pt", "fork")
-        assert two.reason.splitlines()[0] == "exit code 1: KeyError: 'lr'"
+        assert two.reason.splitlines()[0] == "exit code 1: x.py:1: KeyError: 'lr'"
         assert (three.reason, three.objective) == ("stopped", 0.6)
         assert s.best()[0].id == 1
         # New ids never reuse a name in runs/, skipped dirs and attempts set aside included.

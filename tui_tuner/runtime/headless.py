@@ -41,7 +41,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
 
     Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
     missing to reach the budget. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
-    Returns the exit code (0 done, 130 interrupted).
+    Returns the exit code (0 done, 130 interrupted, 1 when fail fast paused the queue on a repeated
+    mistake: the study did not run its budget; run the same command again once it is fixed).
     """
     from tui_tuner.core.study import default_dir
 
@@ -110,7 +111,9 @@ def _loop(session: Session, say: Any, interval: float) -> int:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         session.close()
-    return 130 if interrupted else 0
+    if interrupted:
+        return 130
+    return 1 if sched.fail_fast.paused_at is not None else 0
 
 
 def _print(session: Session, ev: SessionEvent, say: Any) -> None:

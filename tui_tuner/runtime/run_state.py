@@ -34,6 +34,7 @@ class Kind(StrEnum):
     CHECKPOINT = protocol.EV_CHECKPOINT  # seq, path, step
     DONE = protocol.EV_DONE              # the trainer said it finished: step
     MAX_STEPS = protocol.EV_MAX_STEPS    # the step limit it trains to now: steps, step
+    INEXACT = protocol.EV_INEXACT        # a fork that does not continue its parent exactly: reason
     DIVERGED = "diverged"      # reason, step
     STALLED = "stalled"        # stalled True (since) or False
     GARBAGE = "garbage"        # count (in all), new
@@ -282,6 +283,8 @@ class RunState:
                 self.applied.append({"step": self.step, "params": {}, "max_steps": steps, "t": ev.get("t")})
             self.max_steps = steps
             return [self._event(Kind.MAX_STEPS, {"steps": steps, "step": self.step})]
+        if kind == protocol.Event.INEXACT:
+            return [self._event(Kind.INEXACT, {"reason": str(ev.get("reason") or "not an exact continuation")})]
         if kind == protocol.Event.DONE:
             if self.done_at is None:
                 self.done_at = verdict.event_time(ev)

@@ -34,7 +34,7 @@ def run_title(run: RunView | None) -> str:
     if run.parent is None:
         return f"Run #{run.id}"
     at = f"@{run.fork_step}" if run.fork_step is not None else ""
-    return f"Run #{run.id} · fork of #{run.parent}{at}"
+    return f"Run #{run.id} · fork of #{run.parent}{at}{' (inexact)' if run.inexact else ''}"
 
 
 def run_header(run: RunView | None) -> Text:
