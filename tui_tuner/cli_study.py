@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from tui_tuner.core.formatting import show_value
+from tui_tuner.core.printable import printable
 
 REASON_WIDTH = 60   # the `show` table's reason column: the first line of a reason, cut here
 
@@ -51,7 +52,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 }) + "\n")
         else:
             for line in trial_table(study):
-                out.write(line + "\n")
+                out.write(printable(line) + "\n")
     out.flush()
     return 0
 
@@ -89,7 +90,7 @@ def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     for line in recover(args.study).lines():
-        out.write(line + "\n")
+        out.write(printable(line) + "\n")
     out.flush()
     return 0
 

@@ -12,8 +12,8 @@ whole command that reruns it.
 
 A run changed live (adjust) ended with other values than it began with: the export has the values it
 ended with, `as_started` those it began with; `warnings` says so for the args and command formats,
-whose output carries no [tuner.started_with] table. The file appears whole or not at all (tmp +
-os.replace), and never over the study's own files.
+whose output carries no [tuner.started_with] table. The file is written by core/output_file.py:
+whole or not at all, never over the study's own files, never into a device or FIFO.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import tomli_w
 
 from tui_tuner.core.argv import command_argv, command_parts, expand, flag_args, format_value
 from tui_tuner.core.formatting import short_value
+from tui_tuner.core.output_file import write_output
 from tui_tuner.core.run_setup import COMMAND_FILE, trial_env
-from tui_tuner.core.store import write_atomic
 from tui_tuner.core.study import Study, Trial
 from tui_tuner.errors import StudyError
 from tui_tuner.protocol import EV_MAX_STEPS, EVENTS, PARAMS, read_json
@@ -236,20 +236,10 @@ def export_text(study: Study, trial: Trial, fmt: str = "toml", *, as_started: bo
     return tomli_w.dumps(export_document(study, trial, as_started=as_started))
 
 
-def check_target(study: Study, out: Path) -> None:
-    """Refuse a target that would overwrite the study (study.db, space.toml, runs/...) or its space file.
-
-    Symlinks are resolved first. Inside the study directory only its top-level export*.toml files,
-    where exports go by default, may be written.
-    """
-    target = out.resolve()
-    home = study.dir.resolve()
-    if target == home or home in target.parents:
-        if not (target.parent == home and target.name.startswith("export") and target.suffix == ".toml"):
-            raise StudyError(f"{out}: is inside the study directory {study.dir} (it holds the study's own "
-                             f"files); write the export elsewhere, or as {home}/export-NAME.toml")
-    if target == Path(study.space_file).resolve():
-        raise StudyError(f"{out}: is the study's space file; write the export elsewhere")
+def output_rules(study: Study) -> dict[str, Any]:
+    """Where an export may go (see core/output_file.py): never over the study's own files or its space
+    file; inside the study directory only its top-level export*.toml files, where exports go by default."""
+    return {"study_dir": study.dir, "allowed_in_study": ("export*.toml",), "protected": (study.space_file,)}
 
 
 def export_trial(study: Study, trial_id: int | None = None, path: str | Path | None = None, *,
@@ -262,13 +252,5 @@ def export_trial(study: Study, trial_id: int | None = None, path: str | Path | N
     trial = choose_trial(study, trial_id)
     text = export_text(study, trial, fmt, as_started=as_started)
     out = Path(path) if path is not None else default_path(study, trial)
-    check_target(study, out)
-    if out.is_dir():
-        raise StudyError(f"{out}: is a directory; give a file name like {out / 'best.toml'}")
-    if not out.parent.is_dir():
-        raise StudyError(f"{out}: no such directory {out.parent}")
-    try:
-        write_atomic(out, text.encode("utf-8"))
-    except OSError as e:
-        raise StudyError(f"{out}: cannot write: {e.strerror or e}") from None
+    write_output(out, text.encode("utf-8"), **output_rules(study))
     return out

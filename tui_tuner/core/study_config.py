@@ -113,6 +113,9 @@ class StudyConfig:
         return a > b if self.maximize else a < b
 
 
+NAME_MAX = 255   # bytes in one file name (ext4, xfs, btrfs): the study name is its directory's
+
+
 def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail,
                        default_name: str) -> StudyConfig:
     """The [study] table as a StudyConfig; `fail(where, rule)` makes the error raised for bad input."""
@@ -120,6 +123,10 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         if key not in STUDY_KEYS:
             raise fail("study", f"unknown key {key!r} (allowed: {', '.join(sorted(STUDY_KEYS))})")
     name = raw.get("name", default_name)
+    if isinstance(name, str) and len(name.strip().encode("utf-8", "replace")) > NAME_MAX:
+        # It names the study's directory (studies/NAME/): a longer one is no file name.
+        raise fail("study.name", f"must be at most {NAME_MAX} bytes (it names the study's directory), "
+                                 f"got {len(name.strip())} characters starting {name.strip()[:20]!r}")
     if (not isinstance(name, str) or not name.strip() or "/" in name or not name.isprintable()
             or name.strip() in (".", "..")):
         raise fail("study.name", f"must be a non-empty string without '/' or control characters (newline, "

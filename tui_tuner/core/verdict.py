@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from tui_tuner import protocol
 from tui_tuner.tailing import JsonlTail, last_lines
 
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory")
+DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")   # ENOSPC, EDQUOT as Python says them
+DISK_FULL_BYTES = 1 << 20   # less free than this (for an unprivileged writer) is a full disk
 REASON_LINES = 5          # output lines kept under a failure's headline
 OUTPUT_LINES = 200        # output lines a verdict looks at (OOM markers, the exception line)
 MAX_JSON = 1 << 20        # a run's small JSON files (exit, launch, params) are never this big
@@ -49,6 +52,7 @@ class Facts:
     output: tuple[str, ...] = ()         # the last lines of output.log
     reported: tuple[str, ...] = ()       # the metrics the run reported (named when the objective is missing)
     unusable: str | None = None          # why the run dir cannot be credited at all (not a dir, not this trial's)
+    disk_full: bool = False              # the disk holding the run dir is full (now, or exit.json says it was)
 
 
 def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
@@ -75,10 +79,17 @@ def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
         return "done", None
     if any(marker in line for line in f.output for marker in OOM_MARKERS):
         return "failed", "out of GPU memory"
+    disk_full = f.disk_full or bool(f.exit and f.exit.get("disk_full")) or any(
+        marker in line for line in f.output for marker in DISK_FULL_MARKERS)
     if f.exit is None:
         what = (f"ended without an exit status ({protocol.EXIT} {f.exit_problem})" if f.exit_problem
+                else "ended without an exit status (the disk is full: its launch shim could not write "
+                     f"{protocol.EXIT})" if disk_full
                 else "ended without an exit status (its launch shim was killed)")
         return "failed", what + explain(f.output)
+    if disk_full:
+        how = f"killed by {signal_label(sig)}" if sig else f"exit code {rc}"
+        return "failed", f"the disk is full ({how})" + explain(f.output)
     if sig:
         return "failed", f"killed by {signal_label(sig)}" + explain(f.output)
     return "failed", f"exit code {rc}" + explain(f.output)
@@ -246,12 +257,26 @@ def event_time(ev: dict[str, Any]) -> float:
 
 
 def _is_time(t: Any) -> bool:
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return False
+    try:
+        return math.isfinite(t)
+    except OverflowError:   # an int too big for a float (a trainer wrote "t": 1e400 as digits)
+        return False
 
 
 def output_tail(run_dir: Path, n: int = OUTPUT_LINES, max_bytes: int = 256 * 1024) -> tuple[str, ...]:
     """The last n non-empty lines of output.log (none when it cannot be read)."""
     return tuple(last_lines(run_dir / protocol.OUTPUT, n, max_bytes=max_bytes))
+
+
+def disk_full(run_dir: Path) -> bool:
+    """True when the file system holding run_dir has (nearly) no space or inodes left for its owner."""
+    try:
+        st = os.statvfs(run_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BYTES or (st.f_files > 0 and st.f_favail == 0)
 
 
 def not_a_directory(run_dir: Path) -> str | None:

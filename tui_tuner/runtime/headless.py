@@ -7,6 +7,7 @@ same layer the app uses.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from tui_tuner.core.decision_log import Decision
 from tui_tuner.core.formatting import setting_line, show_value
+from tui_tuner.core.printable import printable
 from tui_tuner.core.space import load_space
 from tui_tuner.core.store import first_line
 from tui_tuner.core.study import Study
@@ -57,7 +59,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     stream = out if out is not None else sys.stdout
 
     def say(line: str) -> None:
-        print(line, file=stream, flush=True)
+        # Reasons, settings and notices carry what trainers printed: shown, never acted on by the terminal.
+        print(printable(line, newlines=True), file=stream, flush=True)
 
     options = {"budget": trials, "parallel": parallel, "strategy": strategy, "early_stop": early_stop,
                "early_stop_min_step": early_stop_min_step, "early_stop_max_step": early_stop_max_step,
@@ -156,7 +159,7 @@ def summary(study: Study, say: Any, *, interrupted: bool) -> None:
     if best:
         b = best[0]
         say(f"best: trial {b.id}  {cfg.objective}={show_value(b.objective)}  {setting_line(b.params, SUMMARY_WIDTH)}")
-        say(f"export it: tui-tuner export {study.dir} --best -o best.toml")
+        say(f"export it: tui-tuner export {shlex.quote(str(study.dir))} --best -o best.toml")
     else:
         say("best: none (no trial finished with an objective)")
     if interrupted:

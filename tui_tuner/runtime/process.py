@@ -144,6 +144,12 @@ def earlier_attempt(trial: Trial, run_dir: Path, live_names: set[str]) -> tuple[
     """
     if not (run_dir.exists() or run_dir.is_symlink()):
         return None
+    # Under the attempt lock: a shim still starting there cannot claim the dir while we decide.
+    with launch.attempt_lock(run_dir):
+        return _earlier_attempt(trial, run_dir, live_names)
+
+
+def _earlier_attempt(trial: Trial, run_dir: Path, live_names: set[str]) -> tuple[int, float | None] | None:
     shim = rundir.launched(run_dir) if run_dir.is_dir() else None
     if shim is not None:
         problem = rundir.params_mismatch(run_dir, trial, live_names)

@@ -248,7 +248,8 @@ class Runner(control.Commands, RunQueries):
                              stop_at=verdict.stop_time(stop),
                              stop_reason=verdict.stop_reason(stop),
                              output=verdict.output_tail(run.run_dir), reported=tuple(sorted(run.state.metrics)),
-                             unusable=unusable or verdict.not_a_directory(run.run_dir))
+                             unusable=unusable or verdict.not_a_directory(run.run_dir),
+                             disk_full=exit_info is None and verdict.disk_full(run.run_dir))
 
     # -- adoption ---------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui_tuner.core.printable import printable
 from tui_tuner.ui.format import fmt_duration, fmt_value
 from tui_tuner.ui.model import RunView
 from tui_tuner.ui.widgets.chart import Chart
@@ -61,10 +62,10 @@ def run_metrics(run: RunView | None) -> Text:
     for i, (name, value) in enumerate(run.metrics):
         if i:
             text.append("  ")
-        text.append(f"{name} ", style="dim")
+        text.append(f"{printable(name)} ", style="dim")
         text.append(fmt_value(value))
     if run.reason and not run.active:
-        first = run.reason.splitlines()[0]
+        first = printable(run.reason.splitlines()[0])
         if run.metrics:
             text.append("  ")
         text.append(first, style="red" if run.status in ("failed", "diverged") else "dim")
