@@ -22,7 +22,7 @@ class Tmux:
         # last session just ended) refuses a new session for a moment: try again.
         argv = [*self.base, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
                 "-c", str(cwd), f"env TERM={term} {command}"]
-        for attempt in range(10):
+        for _ in range(10):
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode == 0:
                 return
