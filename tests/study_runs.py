@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from tui_tuner.core.study import Study
+from tui_tuner.study.study import Study
 
 SCRIPTS = Path(__file__).parent / "scripts"
 TOY = SCRIPTS / "toy.py"              # on the trainer API

@@ -11,7 +11,7 @@ sent to the whole group the trainer would get them twice.
 
 The command is an argv list, executed directly and never through a shell, so a value like
 ``"; rm -rf ~"`` reaches the trainer as one harmless argument. stdout and stderr are appended to
-output.log; exit.json is written atomically when the trainer ends (see tui_tuner.protocol). A shim
+output.log; exit.json is written atomically when the trainer ends (see tui_tuner.trainer.protocol). A shim
 killed by SIGKILL leaves no exit.json: the runner then settles the run by pid liveness.
 
 Attempts. A run directory belongs to one attempt. `spawn` writes a fresh random token into
@@ -39,8 +39,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from tui_tuner import protocol
 from tui_tuner.errors import RunError
+from tui_tuner.trainer import protocol
 
 USAGE = "usage: python -m tui_tuner.launch RUN_DIR [--attempt TOKEN] -- COMMAND [ARG...]"
 FORWARDED = (signal.SIGTERM, signal.SIGINT)

@@ -54,7 +54,7 @@ def space_text(device: str, parallel: str, seconds: float, name: str, extra: lis
 
 def read_reports(run_dir: Path) -> list[tuple[float, int]]:
     """(t, step) of every metrics line in a run's events.jsonl."""
-    from tui_tuner.tailing import JsonlTail  # the runner's own reader (a missing file reads as empty)
+    from tui_tuner.trainer.tailing import JsonlTail  # the runner's own reader (a missing file reads as empty)
 
     out = []
     for ev in JsonlTail(run_dir / "events.jsonl").read_all():

@@ -32,8 +32,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "runtime")]
 
 from runtime_helpers import toy_space  # noqa: E402
 
-from tui_tuner.core.study import Study  # noqa: E402
 from tui_tuner.runtime.runner import RunEvent  # noqa: E402
+from tui_tuner.study.study import Study  # noqa: E402
 from tui_tuner.ui.backend import Backend  # noqa: E402
 
 RUNNER = {"stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 10.0}

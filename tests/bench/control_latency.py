@@ -31,9 +31,9 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "runtime")]
 from runtime_helpers import toy_space  # noqa: E402
 from space_toml import lr, param, space_toml  # noqa: E402
 
-from tui_tuner.core.space import parse_space  # noqa: E402
-from tui_tuner.core.study import Study  # noqa: E402
 from tui_tuner.runtime.runner import RunEvent, Runner  # noqa: E402
+from tui_tuner.search.space import parse_space  # noqa: E402
+from tui_tuner.study.study import Study  # noqa: E402
 
 MLP_PARAMS = {
     "lr": lr(default=0.05, live=True),

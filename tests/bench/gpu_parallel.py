@@ -35,10 +35,10 @@ if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     # The trainers import tui_tuner: let them find this checkout even where it is not installed.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
-from tui_tuner.core.space import parse_space  # noqa: E402
-from tui_tuner.core.study import Study  # noqa: E402
 from tui_tuner.runtime.runner import RunEvent, Runner  # noqa: E402
-from tui_tuner.tailing import JsonlTail  # noqa: E402
+from tui_tuner.search.space import parse_space  # noqa: E402
+from tui_tuner.study.study import Study  # noqa: E402
+from tui_tuner.trainer.tailing import JsonlTail  # noqa: E402
 
 CONTEXT, BATCH = 128, 64
 

@@ -74,7 +74,7 @@ from lcbench_surrogate import (  # noqa: E402
     write_json,
 )
 
-from tui_tuner.core.space import Space, load_space  # noqa: E402
+from tui_tuner.search.space import Space, load_space  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SPACE = HERE / "lcbench.toml"

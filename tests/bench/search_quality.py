@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from space_toml import hidden, layers, lr, momentum, param, space_toml  # noqa: E402
 
-from tui_tuner.core.region import zoom  # noqa: E402
-from tui_tuner.core.sampling import Sampler, auto_round_size, coarse_to_fine_rounds  # noqa: E402
-from tui_tuner.core.search_state import SearchState  # noqa: E402
-from tui_tuner.core.space import Space, parse_space  # noqa: E402
-from tui_tuner.core.study_config import ZOOM_MARGIN, ZOOM_TOP  # noqa: E402
+from tui_tuner.search.config import ZOOM_MARGIN, ZOOM_TOP  # noqa: E402
+from tui_tuner.search.region import zoom  # noqa: E402
+from tui_tuner.search.sampling import Sampler, auto_round_size, coarse_to_fine_rounds  # noqa: E402
+from tui_tuner.search.space import Space, parse_space  # noqa: E402
+from tui_tuner.search.state import SearchState  # noqa: E402
 
 NOISE = 0.01
 
@@ -201,7 +201,7 @@ def run_linear(prob: Problem, budget: int, seed: int) -> float:
 
 
 def run_random(prob: Problem, budget: int, seed: int) -> float:
-    """Random in each parameter's own scale (tui_tuner.core.sampling.Sampler.random)."""
+    """Random in each parameter's own scale (tui_tuner.search.sampling.Sampler.random)."""
     settings = Sampler(prob.space, seed).random(SearchState(), budget)
     return _pick(prob, settings, _observe(prob, np.random.default_rng(seed + 10**6), settings))
 

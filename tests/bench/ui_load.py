@@ -164,8 +164,8 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
     With --view, the same run is measured twice: first on the main screen, then with the view open,
     so the two figures share the machine's load of the moment.
     """
-    from tui_tuner.core.space import load_space
-    from tui_tuner.core.study import Study
+    from tui_tuner.search.space import load_space
+    from tui_tuner.study.study import Study
     from tui_tuner.ui.app import TunerApp
     from tui_tuner.ui.backend import Backend
     from tui_tuner.ui.screens.main import MainScreen
@@ -363,7 +363,7 @@ def in_tmux(args: argparse.Namespace, tmp: Path) -> int:
 
 
 def _kill_leftovers(study_dir: Path) -> None:
-    from tui_tuner.core.study import Study
+    from tui_tuner.study.study import Study
 
     with contextlib.suppress(Exception), Study.open(study_dir, lock=False) as study:
         for t in study.active():

@@ -21,7 +21,7 @@ import tomllib
 from study_runs import kill_runs
 from tmux_session import Tmux
 
-from tui_tuner.core.study import Study
+from tui_tuner.study.study import Study
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
@@ -185,7 +185,7 @@ def test_A_in_the_demo_runs_pbt_its_decision_is_in_the_log_and_it_stays_on_after
             break
         except Exception:                   # noqa: BLE001 - still held, wait
             time.sleep(0.2)
-    from tui_tuner.core.decision_log import DecisionLog
+    from tui_tuner.study.decision_log import DecisionLog
 
     with Study.open(study_dir, lock=False) as study:
         first = [d for d in DecisionLog(study.store).all(newest_first=False) if d.kind == "pbt"][0]

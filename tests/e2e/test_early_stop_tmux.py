@@ -21,8 +21,8 @@ from space_toml import lr, param, space_toml
 from study_runs import TOY, kill_runs
 from tmux_session import Tmux
 
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 pytest.importorskip("optuna")

@@ -18,9 +18,9 @@ from space_toml import param, space_toml
 from study_runs import kill_runs
 from waiting import wait_for
 
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.runner import RunEvent, Runner
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tui_tuner import protocol as P
 from tui_tuner import trainer
+from tui_tuner.trainer import protocol as P
 
 
 def events(run: trainer.Run) -> list[dict]:

@@ -11,9 +11,9 @@ pytest.importorskip("accelerate")
 
 from fit_helpers import events  # noqa: E402
 
-from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations import hf  # noqa: E402
+from tui_tuner.trainer import protocol as P  # noqa: E402
 
 
 class Tiny(torch.nn.Module):

@@ -12,10 +12,10 @@ pl = pytest.importorskip("pytorch_lightning")   # the older import name; `lightn
 
 from fit_helpers import tiny_module  # noqa: E402
 
-from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations import lightning as integration  # noqa: E402
 from tui_tuner.integrations.lightning import TunerCallback, ckpt_path  # noqa: E402
+from tui_tuner.trainer import protocol as P  # noqa: E402
 
 Tiny = tiny_module(pl.LightningModule, torch)
 

@@ -10,9 +10,9 @@ L = pytest.importorskip("lightning.pytorch")
 
 from fit_helpers import events, tiny_module  # noqa: E402
 
-from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations.lightning import TunerCallback, ckpt_path  # noqa: E402
+from tui_tuner.trainer import protocol as P  # noqa: E402
 
 Tiny = tiny_module(L.LightningModule, torch)
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from waiting import wait_for
 
-from tui_tuner import protocol as P
 from tui_tuner import trainer
+from tui_tuner.trainer import protocol as P
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_poll_outside_the_tuner_does_nothing(tmp_path):
 def test_an_lr_change_rescales_every_scheduler_of_a_list():
     """Lightning may give one optimizer several schedulers; each continues from the new lr."""
     torch = pytest.importorskip("torch")
-    from tui_tuner import trainer_torch
+    from tui_tuner.integrations import torch as trainer_torch
 
     def setup():
         torch.manual_seed(0)

@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from tui_tuner.core.decision_log import DecisionLog
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.executor import Executor
 from tui_tuner.runtime.runner import Runner
 from tui_tuner.runtime.session import Session
+from tui_tuner.study.decision_log import DecisionLog
+from tui_tuner.study.study import Study
 
 RUNNER = {"stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 20.0}
 

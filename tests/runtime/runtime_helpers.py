@@ -9,9 +9,9 @@ from space_toml import param, space_toml
 from study_runs import TOY
 from waiting import wait_for as _wait_for
 
-from tui_tuner.core.space import Space, parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.runner import RunEvent, Runner
+from tui_tuner.search.space import Space, parse_space
+from tui_tuner.study.study import Study
 
 MODES = ["ok", "crash", "nan", "hang", "garbage", "oom", "noobj", "slowstop"]
 

@@ -13,11 +13,11 @@ from space_toml import lr, param, space_toml
 from study_runs import kill_runs
 from waiting import wait_for
 
-from tui_tuner.core.argv import command_argv, expand, flag_args, format_value, python_argv
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.errors import RunError
 from tui_tuner.runtime.adapters import MATCH_CHARS, LineTail, MetricParser, tail_lines
+from tui_tuner.search.argv import command_argv, expand, flag_args, format_value, python_argv
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 PARAMS = {
     "lr": lr(low=1e-5, default=1e-3, flag="--trainer.learning_rate"),

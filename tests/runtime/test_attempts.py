@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from runtime_helpers import make_runner, open_study, toy_space, wait_for
 
-from tui_tuner import launch, protocol
-from tui_tuner.core import rundir
+from tui_tuner import launch
 from tui_tuner.errors import RunError
 from tui_tuner.runtime import process
+from tui_tuner.study import rundir
+from tui_tuner.trainer import protocol
 
 PY = sys.executable
 

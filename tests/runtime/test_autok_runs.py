@@ -14,11 +14,11 @@ from space_toml import param, space_toml
 from study_runs import SCRIPTS, kill_runs
 from waiting import wait_for
 
-from tui_tuner.core.decision_log import Decision
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.runner import RunEvent
 from tui_tuner.runtime.session import Session
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.decision_log import Decision
+from tui_tuner.study.study import Study
 
 OOM_ONCE = SCRIPTS / "oom_once.py"
 

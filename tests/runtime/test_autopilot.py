@@ -10,12 +10,12 @@ import pytest
 from runtime_helpers import open_study, toy_space, wait_for
 from study_runs import ZERO_CODE, kill_runs
 
-from tui_tuner.core.decision_log import Decision, DecisionLog
-from tui_tuner.core.pins import pinned
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.autopilot import REASON_PREFIX
 from tui_tuner.runtime.headless import run_headless
 from tui_tuner.runtime.session import Session
+from tui_tuner.study.decision_log import Decision, DecisionLog
+from tui_tuner.study.pins import pinned
+from tui_tuner.study.study import Study
 
 RUNNER = {"stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 10.0}
 PBT = {"autopilot": "pbt", "autopilot_interval": 20, "autopilot_fraction": 0.5, "autopilot_resample": 0.0}

@@ -14,8 +14,8 @@ import pytest
 from runtime_helpers import open_study, toy_space, wait_for
 from study_runs import kill_runs
 
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.session import Session
+from tui_tuner.study.study import Study
 
 pytest.importorskip("optuna")
 

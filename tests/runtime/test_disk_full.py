@@ -9,11 +9,11 @@ import subprocess
 import pytest
 from space_toml import lr, space_toml
 
-from tui_tuner.core import verdict
-from tui_tuner.core.space import load_space
-from tui_tuner.core.study import Study
-from tui_tuner.core.verdict import Facts, decide
 from tui_tuner.runtime.headless import run_headless
+from tui_tuner.search.space import load_space
+from tui_tuner.study import verdict
+from tui_tuner.study.study import Study
+from tui_tuner.study.verdict import Facts, decide
 
 # Fills the disk its run dir is on, as a checkpoint or a log that outgrew it would, then fails.
 FILLER = """

@@ -8,10 +8,10 @@ import json
 import pytest
 from runtime_helpers import open_study, toy_space, wait_for
 
-from tui_tuner.core.study import Study
 from tui_tuner.errors import TunerError
 from tui_tuner.runtime.early_stopping import HISTORY_META, KIND, REASON_PREFIX
 from tui_tuner.runtime.session import Session
+from tui_tuner.study.study import Study
 
 pytest.importorskip("optuna")
 
@@ -84,7 +84,7 @@ def test_a_hopeless_run_is_checkpointed_stopped_recorded_once_and_undone_exactly
 
     # A restarted tuner keeps the same one record, undone.
     again = Study.open(tmp_path / "study", lock=False)
-    from tui_tuner.core.decision_log import DecisionLog
+    from tui_tuner.study.decision_log import DecisionLog
 
     (kept,) = [x for x in DecisionLog(again.store).all() if x.kind == KIND]
     assert kept.is_undone and kept.undone == message

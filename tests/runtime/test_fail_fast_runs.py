@@ -11,7 +11,7 @@ from pathlib import Path
 from space_toml import lr, param, space_toml
 from study_runs import TOY, kill_runs
 
-from tui_tuner.core.study import Study
+from tui_tuner.study.study import Study
 
 # Takes --learning_rate; the space hands it --lr: argparse exits 2 at once, every time.
 BROKEN = """

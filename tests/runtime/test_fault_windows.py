@@ -21,10 +21,11 @@ from space_toml import param, space_toml
 from study_runs import TOY
 from waiting import wait_for as wait_until
 
-from tui_tuner import launch, protocol
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner import launch
 from tui_tuner.errors import StudyError
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
+from tui_tuner.trainer import protocol
 
 # -- helpers ------------------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from space_toml import param
 from waiting import wait_for
 
 from tui_tuner.cli import main
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.headless import run_headless
+from tui_tuner.study.study import Study
 
 
 def headless(space_file: Path, study: Path, *args: str) -> subprocess.Popen:

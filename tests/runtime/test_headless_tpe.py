@@ -14,8 +14,8 @@ from runtime_helpers import toy_space
 from test_headless import headless, steps_in
 from waiting import wait_for
 
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.headless import run_headless
+from tui_tuner.study.study import Study
 
 # TPE's and GP's first 10 trials are their random startup: the 11th and 12th are the model's own proposals.
 TRIALS = 12

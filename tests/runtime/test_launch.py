@@ -14,7 +14,7 @@ import pytest
 from waiting import wait_for
 
 from tui_tuner import launch
-from tui_tuner import protocol as P
+from tui_tuner.trainer import protocol as P
 
 PY = sys.executable
 

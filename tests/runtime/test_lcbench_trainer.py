@@ -24,7 +24,7 @@ sys.path.insert(0, str(BENCH))
 
 import lcbench_surrogate as lcs  # noqa: E402
 
-from tui_tuner import protocol as P  # noqa: E402
+from tui_tuner.trainer import protocol as P  # noqa: E402
 
 try:
     DATA = lcs.data_dir()

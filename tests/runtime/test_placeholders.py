@@ -7,8 +7,8 @@ import sys
 from runtime_helpers import make_runner, wait_for
 from space_toml import lr, space_toml
 
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 SCRIPT = ("import sys, pathlib; out = pathlib.Path(sys.argv[1]); out.write_text(sys.argv[2]); "
           "print('step 1 loss 0.5', flush=True)")

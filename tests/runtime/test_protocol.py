@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tui_tuner import protocol as P
+from tui_tuner.trainer import protocol as P
 
 
 def test_final_reads_in_small_chunks_do_not_cut_lines(tmp_path):
@@ -65,7 +65,7 @@ def _json_or_refused(line: bytes):
 
 
 def test_loads_line_means_what_json_loads_means():
-    from tui_tuner import tailing
+    from tui_tuner.trainer import tailing
 
     assert tailing.msgspec is not None   # the tuner's environment has the fast parser
     for line in LINES:

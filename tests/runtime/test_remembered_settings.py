@@ -12,11 +12,11 @@ from runtime_helpers import open_study, toy_space, wait_for
 from space_toml import lr, space_toml
 from study_runs import ZERO_CODE, kill_runs
 
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.early_stopping import HISTORY_META
 from tui_tuner.runtime.headless import run_headless
 from tui_tuner.runtime.session import Session
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 pytest.importorskip("optuna")
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tui_tuner import protocol
 from tui_tuner.runtime.run_state import Kind, Objective, RunEvent, RunState
+from tui_tuner.trainer import protocol
 
 MIN = Objective("val_loss", lambda a, b: a < b, "best")
 MAX = Objective("acc", lambda a, b: a > b, "best")

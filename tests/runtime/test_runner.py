@@ -14,10 +14,11 @@ from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 from space_toml import param, space_toml
 from study_runs import TOY, ZERO_CODE
 
-from tui_tuner import launch, protocol
-from tui_tuner.core.space import parse_space
+from tui_tuner import launch
 from tui_tuner.errors import RunError, SpaceError
 from tui_tuner.runtime.runner import SERIES_POINTS, Series
+from tui_tuner.search.space import parse_space
+from tui_tuner.trainer import protocol
 
 
 def start(study, runner, **params):

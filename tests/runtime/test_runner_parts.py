@@ -7,8 +7,8 @@ import time
 
 from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 
-from tui_tuner import protocol
 from tui_tuner.runtime.runner import Kind
+from tui_tuner.trainer import protocol
 
 
 def start(study, runner, **params) -> int:

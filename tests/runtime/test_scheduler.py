@@ -8,9 +8,9 @@ import pytest
 from runtime_helpers import make_runner, open_study, toy_space, wait_for
 from space_toml import param
 
-from tui_tuner.core.study import Study
 from tui_tuner.errors import SpaceError
 from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.study.study import Study
 
 
 def scheduled(tmp_path, *, budget: int, strategy: str, parallel: int | None = None, **space):
@@ -200,7 +200,7 @@ def test_tpe_fills_the_queue_with_its_own_proposals(tmp_path):
 
 def spy_on_asks(monkeypatch) -> list:
     """Record, for each OptunaSearch.ask: (n, [(trial id, status)] it was built from, used, outside)."""
-    from tui_tuner.core import optuna_search
+    from tui_tuner.search import optuna_search
 
     seen = []
     ask = optuna_search.OptunaSearch.ask
@@ -231,7 +231,7 @@ def test_tpe_sees_running_trials_as_pending(tmp_path, monkeypatch):
 
 
 def test_tpe_after_a_zoom_proposes_inside_it_and_the_trials_from_before_still_count(tmp_path, monkeypatch):
-    from tui_tuner.core.region import zoom
+    from tui_tuner.search.region import zoom
 
     seen = spy_on_asks(monkeypatch)
     study, runner, sched = scheduled(tmp_path, budget=4, parallel=2, strategy="random", steps=2, delay=0.0)
@@ -257,7 +257,7 @@ def test_tpe_after_a_zoom_proposes_inside_it_and_the_trials_from_before_still_co
 def held_costly_asks(monkeypatch) -> tuple[threading.Event, list]:
     """Make every OptunaSearch costly and its ask wait for the returned event; the list records the
     names of the threads the asks ran on."""
-    from tui_tuner.core import optuna_search
+    from tui_tuner.search import optuna_search
 
     release, threads = threading.Event(), []
     ask = optuna_search.OptunaSearch.ask
@@ -290,7 +290,7 @@ def test_a_costly_ask_runs_off_the_ticks_thread_and_its_proposals_are_queued_by_
 
 
 def test_a_costly_ask_whose_region_moved_meanwhile_is_asked_again(tmp_path, monkeypatch):
-    from tui_tuner.core.region import set_stage
+    from tui_tuner.search.region import set_stage
 
     release, threads = held_costly_asks(monkeypatch)
     study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="tpe", steps=2, delay=0.0)
@@ -306,7 +306,7 @@ def test_a_costly_ask_whose_region_moved_meanwhile_is_asked_again(tmp_path, monk
 
 
 def test_an_error_of_ours_in_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch):
-    from tui_tuner.core import optuna_search
+    from tui_tuner.search import optuna_search
 
     def broken(self, n):
         raise SpaceError("params.lr: Optuna proposed 'x', not among the values")
@@ -322,7 +322,7 @@ def test_an_error_of_ours_in_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch
 
 
 def test_a_costly_model_that_fails_to_fit_leaves_its_slots_to_tpe(tmp_path, monkeypatch):
-    from tui_tuner.core import optuna_search
+    from tui_tuner.search import optuna_search
 
     ask = optuna_search.OptunaSearch.ask
 
@@ -397,7 +397,7 @@ def test_step_budget_ends_the_study_and_stops_the_running_trial(tmp_path):
 def test_time_budget_counts_from_the_first_start_across_sessions(tmp_path):
     import time
 
-    from tui_tuner.core.budget import STARTED_META
+    from tui_tuner.search.budget import STARTED_META
 
     study, runner, sched = scheduled(tmp_path, budget=10, parallel=2, strategy="random", steps=100000, delay=0.01,
                                      time_budget=0.8)
@@ -435,7 +435,7 @@ def test_coarse_to_fine_waits_for_twice_the_searched_parameters_before_zooming(t
     from space_toml import space_toml
     from study_runs import TOY
 
-    from tui_tuner.core.space import parse_space
+    from tui_tuner.search.space import parse_space
 
     params = {
         "lr": param("float", scale="log", low=1e-3, high=0.9, default=0.1),

@@ -22,10 +22,10 @@ def drive_a_whole_session(tmp: Path) -> dict[str, Any]:
     from runtime_helpers import toy_space
     from waiting import wait_for
 
-    from tui_tuner.core.study import Study
     from tui_tuner.runtime.runner import RunEvent
     from tui_tuner.runtime.session import Session
     from tui_tuner.runtime.session_events import Notice
+    from tui_tuner.study.study import Study
 
     space = toy_space(tmp, steps=20, delay=0.002, stage=1, strategy="random", parallel=2, budget=2)
     study = Study.open(tmp / "study", space, seed=3)
@@ -102,8 +102,8 @@ def test_a_whole_session_runs_without_textual(tmp_path):
 def _session(tmp_path: Path) -> Any:
     from runtime_helpers import toy_space
 
-    from tui_tuner.core.study import Study
     from tui_tuner.runtime.session import Session
+    from tui_tuner.study.study import Study
 
     study = Study.open(tmp_path / "study", toy_space(tmp_path, stage=1, strategy="random"), seed=1)
     return Session(study, runner_options={"cwd": Path.cwd()})
@@ -184,8 +184,8 @@ if __name__ == "__main__":
 
 
 def test_undo_refuses_what_cannot_be_undone_and_says_why(tmp_path):
-    from tui_tuner.core.decision_log import VOID
     from tui_tuner.errors import RunError, StudyError
+    from tui_tuner.study.decision_log import VOID
 
     session = _session(tmp_path)
     log = session.automation.log
@@ -209,9 +209,9 @@ def test_the_default_strategy_without_optuna_is_coarse_to_fine_and_said_once(tmp
 
     from runtime_helpers import toy_space
 
-    from tui_tuner.core.study import Study
     from tui_tuner.runtime.session import Session
     from tui_tuner.runtime.session_events import Notice
+    from tui_tuner.study.study import Study
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))

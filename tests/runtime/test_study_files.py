@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 
-from tui_tuner import protocol as P
 from tui_tuner import trainer
+from tui_tuner.trainer import protocol as P
 
 
 def mode_of(path: Path) -> int:
@@ -60,7 +60,7 @@ def test_every_file_of_a_study_with_runs_and_a_fork_is_private(tmp_path, open_um
 
 def test_a_checkpoint_through_the_torch_helper_is_private(tmp_path, monkeypatch, open_umask):
     torch = pytest.importorskip("torch")
-    from tui_tuner import trainer_torch
+    from tui_tuner.integrations import torch as trainer_torch
 
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tui_tuner import protocol as P
 from tui_tuner import trainer
 from tui_tuner.runtime.adapters import LineTail, tail_lines
+from tui_tuner.trainer import protocol as P
 
 
 @pytest.mark.parametrize("universal, chunks, lines", [

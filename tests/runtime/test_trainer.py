@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from waiting import wait_for
 
-from tui_tuner import protocol as P
 from tui_tuner import trainer
+from tui_tuner.trainer import protocol as P
 
 PY = sys.executable
 
@@ -132,7 +132,7 @@ def run_script(tmp_path: Path, body: str, *argv: str, env: dict | None = None) -
 
 
 def test_trainer_and_protocol_import_no_heavy_modules():
-    code = ("import sys\nimport tui_tuner.trainer, tui_tuner.protocol\n"
+    code = ("import sys\nimport tui_tuner.trainer, tui_tuner.trainer.protocol\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'numpy', 'torch'))\n"
             "print(heavy)\n")
     r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ import json
 import pytest
 from test_trainer import Harness, run_script
 
-from tui_tuner import protocol as P
+from tui_tuner.trainer import protocol as P
 
 LOOP = r"""
 import time

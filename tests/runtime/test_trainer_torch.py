@@ -15,8 +15,8 @@ from waiting import wait_for
 torch = pytest.importorskip("torch")
 
 from tui_tuner import launch, trainer  # noqa: E402
-from tui_tuner import protocol as P  # noqa: E402
-from tui_tuner import trainer_torch as tt  # noqa: E402
+from tui_tuner.integrations import torch as tt  # noqa: E402
+from tui_tuner.trainer import protocol as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

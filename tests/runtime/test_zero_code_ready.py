@@ -20,7 +20,7 @@ import pytest
 from space_toml import param, space_toml
 from study_runs import SCRIPTS, kill_runs
 
-from tui_tuner.core.study import Study
+from tui_tuner.study.study import Study
 
 FIXED = SCRIPTS / "fixed_flags.py"
 METRICS = {"loss": r"samples (?P<step>\d+): loss ([0-9.]+)", "val_loss": r"val_loss ([0-9.]+)"}

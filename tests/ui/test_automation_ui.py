@@ -22,7 +22,7 @@ from ui_helpers import (
     wait_until,
 )
 
-from tui_tuner.core.study import Study
+from tui_tuner.study.study import Study
 from tui_tuner.ui.screens.decisions import DecisionsScreen, rows
 from tui_tuner.ui.screens.dialogs import ParamForm, Prompt
 from tui_tuner.ui.widgets.tables import PIN_MARK, TrialsTable

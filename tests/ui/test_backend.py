@@ -128,7 +128,7 @@ def test_stop_all_starts_nothing_more_from_the_queue(study_dir, tmp_path):
 def test_an_importance_failure_is_a_notice_and_a_log_line(study_dir, tmp_path, monkeypatch):
     import json
 
-    import tui_tuner.core.importance as importance_module
+    import tui_tuner.search.importance as importance_module
 
     def broken(*args, **kwargs):
         raise ValueError("singular matrix")

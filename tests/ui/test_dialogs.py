@@ -7,7 +7,7 @@ import asyncio
 from space_toml import lr, space_toml
 from textual.app import App
 
-from tui_tuner.core.space import parse_space
+from tui_tuner.search.space import parse_space
 from tui_tuner.ui.screens.dialogs import ParamForm
 
 

@@ -21,8 +21,8 @@ import pytest
 from textual.widgets import Input
 from ui_helpers import FixedClock, open_study, record_run
 
-from tui_tuner.core.region import set_stage, zoom
-from tui_tuner.core.study import Study
+from tui_tuner.search.region import set_stage, zoom
+from tui_tuner.study.study import Study
 from tui_tuner.ui.screens.dialogs import ParamForm
 from tui_tuner.ui.widgets.tables import TrialsTable
 

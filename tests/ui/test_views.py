@@ -23,7 +23,7 @@ from ui_helpers import (
     wait_until,
 )
 
-from tui_tuner.core.plotting import BEST, WATCHED, Picture
+from tui_tuner.pictures.plotting import BEST, WATCHED, Picture
 from tui_tuner.ui.app import TunerApp
 from tui_tuner.ui.screens.curves import CurvesScreen, parse_trial
 from tui_tuner.ui.screens.dialogs import Prompt

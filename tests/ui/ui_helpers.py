@@ -15,8 +15,8 @@ from rich.text import Text
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 from study_runs import TOY, ZERO_CODE
 
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 from tui_tuner.ui.app import TunerApp
 from tui_tuner.ui.backend import Backend
 from tui_tuner.ui.widgets.tables import ParamsTable

@@ -1,12 +1,12 @@
-"""The pure auto-k rule (core/autok.py): raise while a raise pays, go back when it does not, back off
+"""The pure auto-k rule (search/autok.py): raise while a raise pays, go back when it does not, back off
 on out of memory, overrides, undo that holds, and the meter that measures a window."""
 
 from __future__ import annotations
 
 import pytest
 
-from tui_tuner.core import autok
-from tui_tuner.core.autok import Measurement, Memory, Meter, State
+from tui_tuner.search import autok
+from tui_tuner.search.autok import Measurement, Memory, Meter, State
 
 GB = 1e9
 

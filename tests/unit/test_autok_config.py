@@ -6,8 +6,8 @@ import pytest
 from space_toml import HEAD
 
 from tui_tuner import cli
-from tui_tuner.core.space import parse_space
 from tui_tuner.errors import SpaceError, StudyError
+from tui_tuner.search.space import parse_space
 
 PARAMS = '[params.x]\ntype = "float"\nlow = 0.0\nhigh = 1.0\n'
 
@@ -46,9 +46,9 @@ def test_cli_takes_parallel_auto_and_refuses_many(tmp_path, monkeypatch, capsys)
 
 
 def test_scheduler_takes_auto_and_refuses_other_text(tmp_path):
-    from tui_tuner.core.study import Study
     from tui_tuner.runtime.runner import Runner
     from tui_tuner.runtime.scheduler import Scheduler
+    from tui_tuner.study.study import Study
 
     space = parse_space(HEAD + "parallel = 4\n" + PARAMS, str(tmp_path / "x.toml"))
     study = Study.open(tmp_path / "study", space, seed=1)

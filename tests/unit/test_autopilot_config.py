@@ -7,9 +7,9 @@ from space_toml import lr, space_toml
 from test_cli import one_error_line
 
 from tui_tuner import cli
-from tui_tuner.core.pbt import PbtConfig
-from tui_tuner.core.space import parse_space
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.pbt import PbtConfig
+from tui_tuner.search.space import parse_space
 
 
 def study(**keys):

@@ -1,4 +1,4 @@
-"""The curves' own text figure (core/braille.py): frame, ticks, braille dots, markers and labels."""
+"""The curves' own text figure (pictures/braille.py): frame, ticks, braille dots, markers and labels."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import plotext
 
-from tui_tuner.core.braille import BrailleFigure
-from tui_tuner.core.plotting import Curves, Line, draw_curves
+from tui_tuner.pictures.braille import BrailleFigure
+from tui_tuner.pictures.plotting import Curves, Line, draw_curves
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui_tuner.core.budget import BudgetUsage, format_duration, parse_duration, steps_spent, trial_steps
+from tui_tuner.search.budget import BudgetUsage, format_duration, parse_duration, steps_spent, trial_steps
 
 
 @pytest.mark.parametrize("text, seconds", [

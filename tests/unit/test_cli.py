@@ -12,8 +12,8 @@ import pytest
 from space_toml import hidden, layers, lr, momentum, space_toml, switch
 
 from tui_tuner import cli
-from tui_tuner.core.space import load_space, parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import load_space, parse_space
+from tui_tuner.study.study import Study
 
 if sys.version_info >= (3, 11):
     import tomllib

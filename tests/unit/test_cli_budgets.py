@@ -73,9 +73,9 @@ def test_the_app_refuses_early_stop_steps_that_cannot_work_before_it_starts(tmp_
 
 
 def test_sample_tpe_matches_what_the_scheduler_asks_first(space_file, capsys):
-    from tui_tuner.core.optuna_search import OptunaSearch
-    from tui_tuner.core.search_state import SearchState
-    from tui_tuner.core.space import load_space
+    from tui_tuner.search.optuna_search import OptunaSearch
+    from tui_tuner.search.space import load_space
+    from tui_tuner.search.state import SearchState
 
     assert cli.main(["sample", str(space_file), "-n", "3", "--seed", "4", "--strategy", "tpe", "--parallel", "3"]) == 0
     got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -14,9 +14,9 @@ from space_toml import lr, space_toml
 from study_runs import TOY
 
 from tui_tuner import cli
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.headless import run_headless
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 
 def one_line(capsys, *needles: str) -> str:

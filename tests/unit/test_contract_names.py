@@ -1,5 +1,7 @@
 """User scripts import the contract modules by path: every public name they had before the modules
-were split by job must still be importable from the same place (issue 10, "One orchestration layer")."""
+were split by job (issue 10) and moved into packages by job (issue 21: the trainer side into
+tui_tuner/trainer/, the torch helpers into tui_tuner/integrations/) must still be importable from the
+same place, as the same objects."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ CONTRACT = {
         "signal_group", "signal_name", "spawn",
     ],
     "tui_tuner.errors": ["InputError", "PlotError", "RunError", "SpaceError", "StudyError", "TunerError"],
+    "tui_tuner.integrations.lightning": ["TunerCallback", "ckpt_path"],
+    "tui_tuner.integrations.hf": ["TunerCallback"],
 }
 
 
@@ -41,7 +45,20 @@ def test_the_contract_modules_keep_their_public_names(module):
 
 
 def test_the_moved_tail_readers_are_the_same_objects_under_protocol():
-    from tui_tuner import protocol, tailing
+    from tui_tuner.trainer import protocol, tailing
 
     assert (protocol.Tail, protocol.JsonlTail, protocol.last_lines) == (
         tailing.Tail, tailing.JsonlTail, tailing.last_lines)
+
+
+def test_the_old_paths_are_the_moved_modules_themselves():
+    # A script that patches tui_tuner.protocol or tui_tuner.trainer_torch patches what the code uses.
+    import tui_tuner.integrations.torch as helpers
+    import tui_tuner.protocol as old_protocol
+    import tui_tuner.trainer_torch as old_helpers
+    from tui_tuner.trainer import protocol
+
+    assert old_protocol is protocol and old_helpers is helpers
+    from tui_tuner import protocol as again, trainer_torch as again_helpers
+
+    assert again is protocol and again_helpers is helpers

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from space_toml import lr, space_toml
 
-from tui_tuner.core.decision_log import DecisionLog
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.decision_log import DecisionLog
+from tui_tuner.study.study import Study
 
 SPACE = parse_space(space_toml({"lr": lr(live=True)}, name="log"))
 

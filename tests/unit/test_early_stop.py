@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from tui_tuner.core.early_stop import Decider, build_decider, median_cutoff, promotion_cutoff
-from tui_tuner.core.early_stop_records import (
+from tui_tuner.errors import SpaceError
+from tui_tuner.search.early_stop import Decider, build_decider, median_cutoff, promotion_cutoff
+from tui_tuner.search.early_stop_records import (
     EarlyStopConfig,
     End,
     Forget,
@@ -17,7 +18,6 @@ from tui_tuner.core.early_stop_records import (
     record_from_dict,
     record_to_dict,
 )
-from tui_tuner.errors import SpaceError
 
 optuna = pytest.importorskip("optuna")
 from optuna.trial import TrialState  # noqa: E402

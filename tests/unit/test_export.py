@@ -12,10 +12,10 @@ import textwrap
 import pytest
 from space_toml import lr, param, space_toml
 
-from tui_tuner.core.export import default_path, export_document, export_trial
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.export import default_path, export_document, export_trial
+from tui_tuner.study.study import Study
 
 if sys.version_info >= (3, 11):
     import tomllib

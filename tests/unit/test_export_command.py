@@ -15,8 +15,8 @@ import pytest
 from space_toml import lr, param, space_toml
 
 from tui_tuner import cli
-from tui_tuner.core.space import load_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import load_space
+from tui_tuner.study.study import Study
 
 if sys.version_info >= (3, 11):
     import tomllib

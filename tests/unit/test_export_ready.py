@@ -14,10 +14,10 @@ import pytest
 from space_toml import lr, param, space_toml
 
 from tui_tuner import cli
-from tui_tuner.core.export import export_text, export_trial, trial_args
-from tui_tuner.core.space import load_space
-from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
+from tui_tuner.search.space import load_space
+from tui_tuner.study.export import export_text, export_trial, trial_args
+from tui_tuner.study.study import Study
 
 if sys.version_info >= (3, 11):
     import tomllib

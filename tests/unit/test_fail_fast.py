@@ -1,11 +1,11 @@
-"""Fail fast as a pure decision (core/fail_fast.py): which first trials pause the queue, and the watch's
+"""Fail fast as a pure decision (study/fail_fast.py): which first trials pause the queue, and the watch's
 life (stand down, pause, go on)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tui_tuner.core.fail_fast import FIRST, QUICK, Ended, Watch, judge, mistake
+from tui_tuner.study.fail_fast import FIRST, QUICK, Ended, Watch, judge, mistake
 
 ARGPARSE = "exit code 2: train.py: error: unrecognized arguments: --lr {}\nusage: train.py [-h]"
 NO_OBJ = "exited without reporting the objective 'val_los' (it reported loss, val_loss): done\ndone"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from space_toml import lr, space_toml
 
-from tui_tuner import protocol
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.store import write_atomic
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.store import write_atomic
+from tui_tuner.study.study import Study
+from tui_tuner.trainer import protocol
 
 SPACE = space_toml({"lr": lr()}, name="private", objective="loss")
 
@@ -44,7 +44,7 @@ def umask() -> Iterator[Callable[[int], None]]:
 
 def _torch_writer(path: Path, content: bytes) -> None:
     torch = pytest.importorskip("torch")
-    from tui_tuner import trainer_torch
+    from tui_tuner.integrations import torch as trainer_torch
 
     model = torch.nn.Linear(1, 1)
     trainer_torch.save_state(path, model, step=len(content))
@@ -118,7 +118,7 @@ def test_an_explicit_mode_is_narrowed_by_the_umask_never_widened(tmp_path, umask
 
 def test_a_failed_checkpoint_leaves_the_old_one_and_no_temp_file(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    from tui_tuner import trainer_torch
+    from tui_tuner.integrations import torch as trainer_torch
 
     target = tmp_path / "step-1.pt"
     _torch_writer(target, b"old")

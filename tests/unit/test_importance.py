@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 
-from tui_tuner.core import importance as imp_mod
-from tui_tuner.core.importance import MIN_TRIALS, Importance, importance
-from tui_tuner.core.region import freeze
-from tui_tuner.core.sampling import Sampler
-from tui_tuner.core.search_state import SearchState
-from tui_tuner.core.space import parse_space
+from tui_tuner.search import importance as imp_mod
+from tui_tuner.search.importance import MIN_TRIALS, Importance, importance
+from tui_tuner.search.region import freeze
+from tui_tuner.search.sampling import Sampler
+from tui_tuner.search.space import parse_space
+from tui_tuner.search.state import SearchState
 
 SPACE = parse_space(space_toml({
     "lr": lr(default=None),

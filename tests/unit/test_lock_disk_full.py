@@ -9,8 +9,8 @@ import pytest
 from space_toml import lr, space_toml
 
 from tui_tuner.cli import main
-from tui_tuner.core.study_lock import StudyLock
 from tui_tuner.errors import StudyError
+from tui_tuner.study.lock import StudyLock
 
 SPACE = space_toml({"lr": lr()}, name="full", objective="loss")
 

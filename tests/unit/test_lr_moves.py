@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from space_toml import lr, momentum, param, space_toml
 
-from tui_tuner.core.space import parse_space
 from tui_tuner.errors import RunError
 from tui_tuner.runtime.hand_moves import lr_param, scaled_lr
+from tui_tuner.search.space import parse_space
 
 
 def space(**params):

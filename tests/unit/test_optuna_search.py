@@ -8,14 +8,14 @@ import math
 import pytest
 from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
-from tui_tuner.core.optuna_search import OptunaSearch, distribution, distributions, from_optuna, to_optuna
-from tui_tuner.core.region import freeze, set_stage, zoom
-from tui_tuner.core.sampling import Sampler
-from tui_tuner.core.search_state import SearchState, ZoomLevel
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.store import Trial
-from tui_tuner.core.study import Study
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.optuna_search import OptunaSearch, distribution, distributions, from_optuna, to_optuna
+from tui_tuner.search.region import freeze, set_stage, zoom
+from tui_tuner.search.sampling import Sampler
+from tui_tuner.search.space import parse_space
+from tui_tuner.search.state import SearchState, ZoomLevel
+from tui_tuner.study.store import Trial
+from tui_tuner.study.study import Study
 
 optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402

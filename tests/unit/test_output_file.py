@@ -14,8 +14,8 @@ import pytest
 from space_toml import lr, space_toml
 
 from tui_tuner import cli
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 SPACE = space_toml({"lr": lr()}, name="out")
 

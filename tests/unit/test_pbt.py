@@ -1,4 +1,4 @@
-"""The autopilot's pure decisions (core/pbt.py): who is bottom and top, how a fork's settings move."""
+"""The autopilot's pure decisions (search/pbt.py): who is bottom and top, how a fork's settings move."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 
-from tui_tuner.core.pbt import (
+from tui_tuner.errors import SpaceError
+from tui_tuner.search.pbt import (
     Member,
     PbtConfig,
     explore,
@@ -18,9 +19,8 @@ from tui_tuner.core.pbt import (
     quantile_size,
     rank,
 )
-from tui_tuner.core.sampling import SearchState
-from tui_tuner.core.space import parse_space
-from tui_tuner.errors import SpaceError
+from tui_tuner.search.sampling import SearchState
+from tui_tuner.search.space import parse_space
 
 SPACE = parse_space(space_toml({
     "lr": lr(live=True),

@@ -12,9 +12,9 @@ import pytest
 from space_toml import hidden, layers, lr, momentum, space_toml
 
 from tui_tuner import cli
-from tui_tuner.core.braille import BrailleFigure
-from tui_tuner.core.plot_axes import axis_of, axis_pairs, log_ticks, nice_ticks, tick_label
-from tui_tuner.core.plotting import (
+from tui_tuner.pictures.axes import axis_of, axis_pairs, log_ticks, nice_ticks, tick_label
+from tui_tuner.pictures.braille import BrailleFigure
+from tui_tuner.pictures.plotting import (
     BEST,
     CHANGE,
     FORK,
@@ -34,10 +34,10 @@ from tui_tuner.core.plotting import (
     position,
     thin,
 )
-from tui_tuner.core.region import zoom
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.runner import Runner
+from tui_tuner.search.region import zoom
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SPACE = space_toml({"lr": lr(tier=1, live=True), "momentum": momentum(), "hidden": hidden(),
@@ -292,7 +292,7 @@ def study_path(tmp_path) -> Path:
 
 
 def test_study_curves_carry_forks_live_changes_and_stops(study_path):
-    from tui_tuner.runtime.pictures import study_curves
+    from tui_tuner.cli.plot import study_curves
 
     with Study.open(study_path, lock=False) as study:
         curves = study_curves(study, Runner(study))

@@ -11,10 +11,10 @@ import pytest
 from space_toml import lr, param, space_toml
 
 from tui_tuner import cli
-from tui_tuner.core.printable import printable
-from tui_tuner.core.space import parse_space
 from tui_tuner.errors import SpaceError
+from tui_tuner.printable import printable
 from tui_tuner.runtime.headless import run_headless
+from tui_tuner.search.space import parse_space
 
 # The probe's line: retitle the terminal (OSC 0), wipe the screen (CSI 2J), turn the text red.
 HOSTILE = "Error: \x1b]0;PWNED-TITLE\x07\x1b[2J\x1b[31mRED"

@@ -22,8 +22,8 @@ import pytest
 from space_toml import lr, space_toml
 
 from tui_tuner.cli import main
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
 
 SPACE = space_toml({"lr": lr()}, name="shared", objective="loss")
 NOBODY = 65534

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from space_toml import lr, param, space_toml
 
-from tui_tuner import protocol
 from tui_tuner.cli import main
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import Study
+from tui_tuner.cli.recover import recover
 from tui_tuner.errors import StudyError
-from tui_tuner.runtime.recover import recover
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
+from tui_tuner.trainer import protocol
 
 DEAD = 999_999_999      # no process has this pid
 TEXT = space_toml({"lr": lr(live=True), "layers": param("choice", values=[2, 3, 4], default=2, tier=3)},

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from space_toml import lr, space_toml
 
-from tui_tuner.core.run_setup import trial_cwd, trial_env
-from tui_tuner.core.space import parse_space
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.run_setup import trial_cwd, trial_env
+from tui_tuner.search.space import parse_space
 
 METRICS = {"val_loss": r"val_loss ([0-9.]+)"}
 

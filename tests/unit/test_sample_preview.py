@@ -9,9 +9,9 @@ import pytest
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 
 from tui_tuner import cli
-from tui_tuner.core.sampling import first_round_size
-from tui_tuner.core.study import Study
 from tui_tuner.runtime.headless import run_headless
+from tui_tuner.search.sampling import first_round_size
+from tui_tuner.study.study import Study
 
 # A trial that ends at once: only the settings the run queues matter here.
 COMMAND = ["python", "-c", "print('val_loss 1.0')"]

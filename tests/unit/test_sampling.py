@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
-from tui_tuner.core.region import MIN_WIDTH, freeze, set_stage, unfreeze, unzoom, zoom, zoom_minimum
-from tui_tuner.core.sampling import Sampler, auto_round_size, coarse_to_fine_rounds, grid_values
-from tui_tuner.core.search_state import SearchState, ZoomLevel
-from tui_tuner.core.space import parse_space
 from tui_tuner.errors import SpaceError, ZoomTooFewError
+from tui_tuner.search.region import MIN_WIDTH, freeze, set_stage, unfreeze, unzoom, zoom, zoom_minimum
+from tui_tuner.search.sampling import Sampler, auto_round_size, coarse_to_fine_rounds, grid_values
+from tui_tuner.search.space import parse_space
+from tui_tuner.search.state import SearchState, ZoomLevel
 
 N = 20_000
 TOL = 0.02

@@ -6,10 +6,10 @@ import pytest
 from space_toml import lr, param, space_toml
 
 from tui_tuner import cli
-from tui_tuner.cli_study import REASON_WIDTH
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.store import first_line
-from tui_tuner.core.study import Study
+from tui_tuner.cli.study import REASON_WIDTH
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.store import first_line
+from tui_tuner.study.study import Study
 
 SPACE = space_toml({"lr": lr(), "units": param("int", low=1, high=9, default=3)}, name="show",
                    objective="loss")

@@ -7,8 +7,8 @@ import math
 import pytest
 from space_toml import HEAD, layers, lr, momentum, space_toml
 
-from tui_tuner.core.space import load_space, parse_space
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.space import load_space, parse_space
 
 
 def space_of(params: str, head: str = HEAD):

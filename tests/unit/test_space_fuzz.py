@@ -11,10 +11,10 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui_tuner.core.space import Space, parse_space
-from tui_tuner.core.space_params import PARAM_KEYS
-from tui_tuner.core.study_config import STUDY_KEYS
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.config import STUDY_KEYS
+from tui_tuner.search.space import Space, parse_space
+from tui_tuner.search.space_params import PARAM_KEYS
 
 # A quick pass by default; TUI_TUNER_FUZZ_EXAMPLES=5000 for a deep one.
 FUZZ = settings(max_examples=int(os.environ.get("TUI_TUNER_FUZZ_EXAMPLES", "150")), deadline=None,

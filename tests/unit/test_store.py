@@ -14,8 +14,10 @@ import time
 import pytest
 from space_toml import lr, param, space_toml
 
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.store import (
+from tui_tuner.errors import StudyError
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.lock import StudyLock, describe_holder
+from tui_tuner.study.store import (
     FINISHED,
     SCHEMA_VERSION,
     Store,
@@ -24,9 +26,7 @@ from tui_tuner.core.store import (
     run_id,
     write_atomic,
 )
-from tui_tuner.core.study import Study
-from tui_tuner.core.study_lock import StudyLock, describe_holder
-from tui_tuner.errors import StudyError
+from tui_tuner.study.study import Study
 
 SPACE = space_toml({"lr": lr(default=None), "units": param("int", low=1, high=1000)}, name="store", objective="loss")
 
@@ -160,8 +160,8 @@ def test_describe_holder_tolerates_garbage():
 
 WRITER = textwrap.dedent("""
     import sys
-    from tui_tuner.core.space import load_space
-    from tui_tuner.core.study import Study
+    from tui_tuner.search.space import load_space
+    from tui_tuner.study.study import Study
     s = Study.open(sys.argv[1], load_space(sys.argv[2]))
     print("ready", flush=True)
     i = 0
@@ -177,7 +177,7 @@ WRITER = textwrap.dedent("""
 
 LAUNCHER = textwrap.dedent("""
     import subprocess, sys, time
-    from tui_tuner.core.study import Study
+    from tui_tuner.study.study import Study
     s = Study.open(sys.argv[1])
     # A long-lived child in its own session, as the runner starts trainers: it must not inherit the lock.
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from space_toml import hidden, layers, lr, param, space_toml, switch
 
-from tui_tuner.core.sampling import Sampler
-from tui_tuner.core.search_state import SearchState, ZoomLevel
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study import STATUSES, Study, default_dir
 from tui_tuner.errors import SpaceError, StudyError
+from tui_tuner.search.sampling import Sampler
+from tui_tuner.search.space import parse_space
+from tui_tuner.search.state import SearchState, ZoomLevel
+from tui_tuner.study.study import STATUSES, Study, default_dir
 
 PARAMS = {"lr": lr(live=True), "hidden": hidden(default=64), "layers": layers(), "adam": switch()}
 
@@ -379,7 +379,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from tui_tuner.core.study import Study
+    from tui_tuner.study.study import Study
     s = Study.open(sys.argv[1])
     print("ready", flush=True)
     time.sleep(60)

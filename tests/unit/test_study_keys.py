@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from space_toml import lr, space_toml
 
-from tui_tuner.core.early_stop_records import EarlyStopConfig
-from tui_tuner.core.space import parse_space
-from tui_tuner.core.study_config import early_stop_config
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.config import early_stop_config
+from tui_tuner.search.early_stop_records import EarlyStopConfig
+from tui_tuner.search.space import parse_space
 
 
 def study(**keys):

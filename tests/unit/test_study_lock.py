@@ -12,8 +12,8 @@ import pytest
 from space_toml import param, space_toml
 from study_runs import TOY, kill_runs
 
-from tui_tuner.core.study_lock import LOCK_NAME, StudyLock
 from tui_tuner.errors import StudyError
+from tui_tuner.study.lock import LOCK_NAME, StudyLock
 
 SPACE = space_toml({"lr": param("float", scale="log", low=1e-3, high=0.9, default=0.1),
                     "steps": param("int", low=1, high=1000, default=150, tier=4),

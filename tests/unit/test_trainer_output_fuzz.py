@@ -10,10 +10,10 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui_tuner.core.printable import printable
-from tui_tuner.protocol import STEP_MAX
+from tui_tuner.printable import printable
 from tui_tuner.runtime.reader import RunReader
 from tui_tuner.runtime.run_state import Objective, RunState
+from tui_tuner.trainer.protocol import STEP_MAX
 
 # A quick pass by default; TUI_TUNER_FUZZ_EXAMPLES=5000 for a deep one.
 FUZZ = settings(max_examples=int(os.environ.get("TUI_TUNER_FUZZ_EXAMPLES", "150")), deadline=None,

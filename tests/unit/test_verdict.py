@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tui_tuner import protocol
-from tui_tuner.core.verdict import Facts, decide, first_stop, headline, output_tail, read_exit
+from tui_tuner.study.verdict import Facts, decide, first_stop, headline, output_tail, read_exit
+from tui_tuner.trainer import protocol
 
 OK = {"returncode": 0, "signal": None}
 CRASH = ("Traceback (most recent call last):", '  File "train.py", line 9, in <module>', "    step()",

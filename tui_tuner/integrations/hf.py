@@ -38,10 +38,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from tui_tuner import protocol as P
 from tui_tuner import trainer as api
-from tui_tuner import trainer_torch
 from tui_tuner.integrations import lazy_callback
+from tui_tuner.integrations import torch as trainer_torch
+from tui_tuner.trainer import protocol as P
 
 PARAMS_FILE = "tui_tuner.json"   # the run's params at save time, inside each checkpoint folder
 

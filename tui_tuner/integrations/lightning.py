@@ -51,8 +51,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from tui_tuner import trainer as api
-from tui_tuner import trainer_torch
 from tui_tuner.integrations import lazy_callback
+from tui_tuner.integrations import torch as trainer_torch
 
 FORMAT = 1
 READ_BUDGET = 0.005   # the share of training time that reading callback_metrics may take (CPU time)

@@ -3,7 +3,7 @@
 Settings go in as command-line flags (each parameter's `flag`, in its `flag_style` or the study's),
 and metrics come out of its output through the `[study.metrics]` patterns, matched by RE2 in linear
 time (a user's pattern can never hang the tuner). Also holds the text reader of output.log (a
-tailing.Tail). The argv a trial runs is built in core/argv.py.
+tailing.Tail). The argv a trial runs is built in search/argv.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core.study_config import STEP_METRIC, compile_pattern
-from tui_tuner.protocol import STEP_MAX, step_of
-from tui_tuner.tailing import Tail, last_lines
+from tui_tuner.search.config import STEP_METRIC, compile_pattern
+from tui_tuner.trainer.protocol import STEP_MAX, step_of
+from tui_tuner.trainer.tailing import Tail, last_lines
 
 # One output line longer than this is cut: a script printing megabytes without a newline must
 # not make the tuner buffer all of it.

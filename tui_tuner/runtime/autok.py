@@ -1,6 +1,6 @@
 """Auto-k carried out: measure the runs' aggregate throughput, and set the scheduler's parallel limit.
 
-The rule is the core's (core/autok.py); this feeds its meter the runner's metrics events, opens a
+The rule is the core's (search/autok.py); this feeds its meter the runner's metrics events, opens a
 window once k runs are going and have reported (their start-up is not measured), closes it after
 `window` seconds, and applies what the rule decides to `Scheduler.parallel`. Lowering k stops no
 run: the scheduler starts none until fewer than k go. A run that failed out of GPU memory in auto
@@ -19,17 +19,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tui_tuner.core import autok
-from tui_tuner.core.autok import Change, Measurement, Meter, State
-from tui_tuner.core.study import Study
 from tui_tuner.errors import RunError, StudyError
 from tui_tuner.runtime.gpu_memory import GpuMemory
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.search import autok
+from tui_tuner.search.autok import Change, Measurement, Meter, State
+from tui_tuner.study.study import Study
 
 STATE_META = "auto_k"
 OOM_META = "auto_k_oom"          # {trial id: out-of-memory failures so far}
-OOM_REASON = "out of GPU memory"  # core/verdict.py's reason for a run that ran out of memory
+OOM_REASON = "out of GPU memory"  # study/verdict.py's reason for a run that ran out of memory
 WINDOW = 5.0                     # seconds a measurement lasts (at least)
 REPORTS_PER_RUN = 2              # ... and at least this many reports per run in it
 FIXED_BY_SPACE = "fixed by the space"

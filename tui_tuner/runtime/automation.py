@@ -8,7 +8,7 @@ made on the command thread and carried out by one executor, with one record each
   the policies saw it, so it carries what they made of it (an out-of-memory failure re-queued).
 - The user's moves (pin, lr ×0.5/×2, train longer, adjust, fork, the autopilot key, k by hand) are
   actions too: the same executor, the same log, the same undo.
-- The study's decision log (core/decision_log.py) is the one record: each decision is written before
+- The study's decision log (study/decision_log.py) is the one record: each decision is written before
   its first step, its steps on the same row. At the first tick a restarted tuner finishes (or gives
   up with a reason) what a tuner that died left half done, and the undos it left half done.
 """
@@ -20,12 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tui_tuner.core import pins
-from tui_tuner.core.autok import Change
-from tui_tuner.core.decision_log import DONE, USER, VOID, Decision, DecisionLog
-from tui_tuner.core.store import Store
-from tui_tuner.core.study import Study
-from tui_tuner.core.study_settings import remember, short_early_stop
 from tui_tuner.errors import RunError, TunerError
 from tui_tuner.runtime import autopilot as pilot_mod
 from tui_tuner.runtime import early_stopping
@@ -36,6 +30,12 @@ from tui_tuner.runtime.early_stopping import EarlyStopPolicy
 from tui_tuner.runtime.executor import CHILD, RESULT, Action, Executor, Step
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.search.autok import Change
+from tui_tuner.study import pins
+from tui_tuner.study.decision_log import DONE, USER, VOID, Decision, DecisionLog
+from tui_tuner.study.settings import remember, short_early_stop
+from tui_tuner.study.store import Store
+from tui_tuner.study.study import Study
 
 FORK = "fork"
 AUTO_K = "auto_k"

@@ -1,4 +1,4 @@
-"""The autopilot as a policy of the automation loop: PBT's exploit and explore (core/pbt.py decides).
+"""The autopilot as a policy of the automation loop: PBT's exploit and explore (search/pbt.py decides).
 
 On each tick (the app's and headless mode's alike), a live run that has trained `interval` steps
 since it was last judged is judged against the others (core/pbt.judge). A bottom run becomes a "pbt"
@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core import pins
-from tui_tuner.core.decision_log import USER, VOID, Decision, DecisionLog
-from tui_tuner.core.pbt import Member, PbtConfig, judge, pbt_config
-from tui_tuner.core.study import Study
 from tui_tuner.errors import RunError
 from tui_tuner.runtime.executor import AT, CHILD, Action, Step
 from tui_tuner.runtime.hand_moves import current_values
 from tui_tuner.runtime.runner import Runner
+from tui_tuner.search.pbt import Member, PbtConfig, judge, pbt_config
+from tui_tuner.study import pins
+from tui_tuner.study.decision_log import USER, VOID, Decision, DecisionLog
+from tui_tuner.study.study import Study
 
 KIND = "pbt"                     # the replacements' kind in the log
 TOGGLE = "autopilot"             # turning it on or off, by key or flag

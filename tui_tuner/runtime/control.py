@@ -15,19 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui_tuner import protocol
 from tui_tuner.errors import RunError, SpaceError
-from tui_tuner.protocol import Command
-from tui_tuner.tailing import JsonlTail, last_lines
+from tui_tuner.trainer import protocol
+from tui_tuner.trainer.protocol import Command
+from tui_tuner.trainer.tailing import JsonlTail, last_lines
 
 if TYPE_CHECKING:
-    from tui_tuner.core.space import Space
-    from tui_tuner.core.store import Trial
-    from tui_tuner.core.study import Study
-    from tui_tuner.core.study_config import StudyConfig
     from tui_tuner.runtime.events import EventBus
     from tui_tuner.runtime.process import Leftovers
     from tui_tuner.runtime.runner import _Run
+    from tui_tuner.search.config import StudyConfig
+    from tui_tuner.search.space import Space
+    from tui_tuner.study.store import Trial
+    from tui_tuner.study.study import Study
 
 SEQ_WINDOW = 65536   # bytes at the end of control.jsonl searched for the last seq
 

@@ -1,6 +1,6 @@
 """Early stopping as a policy of the automation loop: it watches the runs' reports and condemns runs.
 
-The decision is the core's (`core/early_stop.py`, Optuna's pruners with their numbers). This policy
+The decision is the core's (`search/early_stop.py`, Optuna's pruners with their numbers). This policy
 feeds it the run events the automation loop hands it on the command thread, and returns an early-stop
 Action per condemned run (checkpoint, then stop with the verdict as the reason: the GPU is freed and
 the run can be resumed exactly; a zero-code run, which has no checkpoints, is plainly stopped and
@@ -22,16 +22,16 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from tui_tuner.core import pins
-from tui_tuner.core.decision_log import DONE, PENDING, VOID, Decision, DecisionLog
-from tui_tuner.core.early_stop import Decider
-from tui_tuner.core.early_stop_records import EarlyStopConfig, Verdict, record_to_dict
-from tui_tuner.core.store import Store
-from tui_tuner.core.study import Study
-from tui_tuner.core.study_settings import describe_early_stop
 from tui_tuner.errors import RunError
 from tui_tuner.runtime.executor import CHILD, Action, Step
 from tui_tuner.runtime.runner import RunEvent, Runner
+from tui_tuner.search.early_stop import Decider
+from tui_tuner.search.early_stop_records import EarlyStopConfig, Verdict, record_to_dict
+from tui_tuner.study import pins
+from tui_tuner.study.decision_log import DONE, PENDING, VOID, Decision, DecisionLog
+from tui_tuner.study.settings import describe_early_stop
+from tui_tuner.study.store import Store
+from tui_tuner.study.study import Study
 
 KIND = "early_stop"
 HISTORY_META = "early_stop_history"

@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_tuner.core import pins
-from tui_tuner.core.decision_log import DONE, PENDING, USER, VOID, Decision, DecisionLog
-from tui_tuner.core.study import Study
 from tui_tuner.errors import TunerError
 from tui_tuner.runtime.runner import Runner
+from tui_tuner.study import pins
+from tui_tuner.study.decision_log import DONE, PENDING, USER, VOID, Decision, DecisionLog
+from tui_tuner.study.study import Study
 
 Step = dict[str, Any]   # {"op": ..., what it acts on}; JSON, kept on the decision's row
 

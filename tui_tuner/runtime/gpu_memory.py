@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from tui_tuner.core.autok import Memory
+from tui_tuner.search.autok import Memory
 
 
 class Nvml:

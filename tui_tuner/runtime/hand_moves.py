@@ -14,15 +14,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tui_tuner.core import pins
-from tui_tuner.core.decision_log import USER
-from tui_tuner.core.formatting import short_value
-from tui_tuner.core.param import Param
-from tui_tuner.core.space import Space
-from tui_tuner.core.study import Study
 from tui_tuner.errors import RunError
+from tui_tuner.formatting import short_value
 from tui_tuner.runtime.executor import Action, Step
 from tui_tuner.runtime.runner import Runner
+from tui_tuner.search.param import Param
+from tui_tuner.search.space import Space
+from tui_tuner.study import pins
+from tui_tuner.study.decision_log import USER
+from tui_tuner.study.study import Study
 
 LR_NAMES = ("lr", "learning_rate")
 LONGER = 1.5          # "train longer" multiplies the step limit by this

@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tui_tuner.core.decision_log import Decision
-from tui_tuner.core.formatting import setting_line, show_value
-from tui_tuner.core.printable import printable
-from tui_tuner.core.space import load_space
-from tui_tuner.core.store import first_line
-from tui_tuner.core.study import Study
 from tui_tuner.errors import StudyError
+from tui_tuner.formatting import setting_line, show_value
+from tui_tuner.printable import printable
 from tui_tuner.runtime.runner import RunEvent
 from tui_tuner.runtime.session import Session
 from tui_tuner.runtime.session_events import Notice, SessionEvent
+from tui_tuner.search.space import load_space
+from tui_tuner.study.decision_log import Decision
+from tui_tuner.study.store import first_line
+from tui_tuner.study.study import Study
 
 # A headless line per trial: a done trial's setting is cut here (the summary and `show` have it
 # whole); a failed one's is never cut, since the parameter that broke it may be the last one.
@@ -48,7 +48,7 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     Returns the exit code (0 done, 130 interrupted, 1 when fail fast paused the queue on a repeated
     mistake: the study did not run its budget; run the same command again once it is fixed).
     """
-    from tui_tuner.core.study import default_dir
+    from tui_tuner.study.study import default_dir
 
     space = load_space(space_path) if space_path is not None else None
     if study_dir is None:

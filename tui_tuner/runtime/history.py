@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tui_tuner.core.store import Trial
 from tui_tuner.runtime.reader import RunReader
 from tui_tuner.runtime.run_state import Objective, RunState
+from tui_tuner.study.store import Trial
 
 
 def replay(trial: Trial, run_dir: Path, objective: Objective,

@@ -7,12 +7,14 @@ import os
 import signal
 from pathlib import Path
 
-from tui_tuner import launch, protocol
-from tui_tuner.core import run_setup, rundir
-from tui_tuner.core.argv import command_parts
-from tui_tuner.core.space import Space
-from tui_tuner.core.store import Trial
+from tui_tuner import launch
 from tui_tuner.errors import RunError
+from tui_tuner.search import run_setup
+from tui_tuner.search.argv import command_parts
+from tui_tuner.search.space import Space
+from tui_tuner.study import rundir
+from tui_tuner.study.store import Trial
+from tui_tuner.trainer import protocol
 
 
 class Process:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_tuner import protocol
 from tui_tuner.runtime.adapters import LineTail, MetricParser
 from tui_tuner.runtime.run_state import RunEvent, RunState
-from tui_tuner.tailing import JsonlTail
+from tui_tuner.trainer import protocol
+from tui_tuner.trainer.tailing import JsonlTail
 
 
 class RunReader:

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tui_tuner.core import verdict
+from tui_tuner.study import verdict
 
 if TYPE_CHECKING:
-    from tui_tuner.core.study import Study
     from tui_tuner.runtime.events import EventBus
     from tui_tuner.runtime.runner import _Run
+    from tui_tuner.study.study import Study
 
 
 class RunQueries:

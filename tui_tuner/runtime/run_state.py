@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_tuner import protocol
-from tui_tuner.core import verdict
-from tui_tuner.protocol import StrEnum
+from tui_tuner.study import verdict
+from tui_tuner.trainer import protocol
+from tui_tuner.trainer.protocol import StrEnum
 
 SERIES_POINTS = 512        # per metric and run, whatever the run's length
 STEP_MAX = protocol.STEP_MAX   # a step is kept in array("q") and SQLite: 0..2**63-1

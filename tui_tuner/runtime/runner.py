@@ -19,9 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core import rundir, verdict
-from tui_tuner.core.store import Trial
-from tui_tuner.core.study import Study
 from tui_tuner.errors import RunError, StudyError, TunerError
 from tui_tuner.runtime import control, history, process
 from tui_tuner.runtime.events import EventBus, say
@@ -30,6 +27,9 @@ from tui_tuner.runtime.reader import RunReader
 from tui_tuner.runtime.run_queries import RunQueries
 from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, Objective, RunEvent, RunState, Series
 from tui_tuner.runtime.stopper import Phase, Stopper
+from tui_tuner.study import rundir, verdict
+from tui_tuner.study.store import Trial
+from tui_tuner.study.study import Study
 
 __all__ = ["FAST_POLL", "FAST_WINDOW", "SERIES_POINTS", "Kind", "Phase", "RunEvent", "Runner", "Series"]
 

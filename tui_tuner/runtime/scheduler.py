@@ -7,11 +7,11 @@ trials finished: `region.zoom_minimum`), and the model-based tpe, gp and cmaes (
 `OptunaSearch`: each free slot gets a setting asked from the study's trials, the pending ones
 included so they are not proposed again, inside the current zoom box and stage).
 
-Budgets (core/budget.py): the trial budget is the number of trials started
+Budgets (search/budget.py): the trial budget is the number of trials started
 (`study.budget_used()`); `step_budget` the total of steps all trials reported; `time_budget` the
 wall clock since the study first started (recorded in the study, so it spans sessions). The study
 ends at whichever comes first; a step or time budget reached stops the running trials, and
-`message` says which budget ended it. Fail fast (core/fail_fast.py) pauses the queue when the first
+`message` says which budget ended it. Fail fast (study/fail_fast.py) pauses the queue when the first
 trials fail alike, or the first one ends without the objective; `message` says why, and a trial
 queued or started by hand afterwards (or a new session) goes on. Everything the search needs to
 continue (sampler state, zoom stack, round, the history a model is rebuilt from) lives in the
@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tui_tuner.core import fail_fast, sampling, search
-from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
-from tui_tuner.core.study_config import MODEL_STRATEGIES, STRATEGIES
 from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.runtime.runner import Runner
+from tui_tuner.search import sampling
+from tui_tuner.search.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
+from tui_tuner.search.config import MODEL_STRATEGIES, STRATEGIES
+from tui_tuner.study import fail_fast
+from tui_tuner.study import moves as search
 
 # Trials the strategy queued (not manual, fork, default); a model-based one's source is its name.
 STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
@@ -80,7 +82,7 @@ class Scheduler:
 
     `budget`, `parallel` (or "auto"), `strategy`, `step_budget` and `time_budget` (seconds, or text
     like "8h") default to the study's [study] values (with what the user turned on applied: see
-    core/study_settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
+    study/settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
     has nothing left to do. `holding` (set by the app) stops new starts without touching the running
     ones. `curves` (the automation loop sets it to early stopping's) returns the values the pruner
     judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from.
@@ -181,7 +183,7 @@ class Scheduler:
     # -- fail fast ------------------------------------------------------------------------------
 
     def _failing_fast(self) -> bool:
-        """True while the queue is paused on a repeated mistake (core/fail_fast.py); `message` says why.
+        """True while the queue is paused on a repeated mistake (study/fail_fast.py); `message` says why.
 
         A trial queued or started after the pause (the app's n, or r on a queued one) goes on.
         """
@@ -261,7 +263,7 @@ class Scheduler:
         return self._refill_coarse_to_fine(room)
 
     def _model_search(self, trials: list, strategy: str | None = None) -> Any:
-        from tui_tuner.core.optuna_search import OptunaSearch
+        from tui_tuner.search.optuna_search import OptunaSearch
 
         curves = self.curves() if self.curves is not None and trials else None
         return OptunaSearch(self.study.space, self.study.search_state, self.study.seed, trials,

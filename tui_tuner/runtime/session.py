@@ -1,7 +1,7 @@
 """The session: the one orchestration layer over an open study, shared by the app and headless mode.
 
 It owns the study, the runner, the scheduler and the automation loop (runtime/automation.py), and
-it is the only place that adopts runs, ticks, changes the search (through core/search.py), controls
+it is the only place that adopts runs, ticks, changes the search (through study/moves.py), controls
 runs, edits the queue, exports, stops everything and closes. Whoever watches (the app's back end,
 the headless printer) subscribes to one stream of typed events (runtime/session_events.py): the
 runner's RunEvents, Notices for the user, and Decisions (automatic or by a key), each also a line in
@@ -10,7 +10,7 @@ STUDY/tuner.log.
 Threads: the runner's poll thread calls `_on_run_event` (it publishes and queues, nothing more); every
 other method runs on one command thread (the app's) or headless mode's loop, one call at a time.
 What the user turned on by flag is applied to the study's configuration once, here, and kept in
-the study (core/study_settings.py).
+the study (study/settings.py).
 """
 
 from __future__ import annotations
@@ -20,19 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core import search, study_settings
-from tui_tuner.core.decision_log import Decision
-from tui_tuner.core.formatting import short_value
-from tui_tuner.core.space import Space
-from tui_tuner.core.study import Study, Trial
-from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.errors import RunError, StudyError, TunerError
+from tui_tuner.formatting import short_value
 from tui_tuner.runtime import hand_moves as moves
 from tui_tuner.runtime.autok import FIXED_BY_SPACE, Status
 from tui_tuner.runtime.automation import Automation
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
 from tui_tuner.runtime.session_events import EventStream, Listener, Severity
+from tui_tuner.search.config import StudyConfig
+from tui_tuner.search.space import Space
+from tui_tuner.study import moves as search
+from tui_tuner.study import settings as study_settings
+from tui_tuner.study.decision_log import Decision
+from tui_tuner.study.study import Study, Trial
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ class Session:
         self.study.edit(trial_id, dict(changes))
         return f"#{trial_id}: " + ", ".join(f"{k} = {short_value(v)}" for k, v in changes.items())
 
-    # -- the search (core/search.py: the same moves the scheduler makes) ------------------------
+    # -- the search (study/moves.py: the same moves the scheduler makes) ------------------------
 
     def zoom(self, force: bool = False) -> str:
         """Narrow the search around the best done trials, with the scheduler's zoom settings.
@@ -423,14 +424,14 @@ class Session:
 
     def export(self, trial_id: int | None, path: str | None) -> Path:
         """Write a trial's setting as TOML; returns the absolute path written."""
-        from tui_tuner.core.export import export_trial
+        from tui_tuner.study.export import export_trial
 
         out = export_trial(self.study, trial_id, Path(path).expanduser() if path else None)
         return out.resolve()
 
     def default_export_path(self, trial_id: int | None) -> str:
         """The path an export prompt offers first."""
-        from tui_tuner.core.export import choose_trial, default_path
+        from tui_tuner.study.export import choose_trial, default_path
 
         try:
             return str(default_path(self.study, choose_trial(self.study, trial_id)))

@@ -1,7 +1,7 @@
 """The session's event stream: the typed events it publishes, its listeners, and STUDY/tuner.log.
 
 Whoever watches a session (the app's back end, the headless printer) subscribes to one stream of
-RunEvents, Notices for the user and Decisions (core/decision_log.py: made by the automation loop or
+RunEvents, Notices for the user and Decisions (study/decision_log.py: made by the automation loop or
 by a key, as they begin and as they end). Every notice and
 decision is also a line in STUDY/tuner.log, so nothing that goes wrong is lost with the screen.
 """
@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from tui_tuner.core.decision_log import Decision
-from tui_tuner.core.study import Study
-from tui_tuner.protocol import append_line
 from tui_tuner.runtime.runner import RunEvent
+from tui_tuner.study.decision_log import Decision
+from tui_tuner.study.study import Study
+from tui_tuner.trainer.protocol import append_line
 
 LOG_FILE = "tuner.log"   # STUDY/tuner.log: one JSON object a line per notice, private like the study
 

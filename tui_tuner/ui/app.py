@@ -17,8 +17,8 @@ from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from tui_tuner.core.printable import printable
 from tui_tuner.errors import TunerError
+from tui_tuner.printable import printable
 from tui_tuner.ui.backend import Backend
 from tui_tuner.ui.messages import SnapshotReady
 from tui_tuner.ui.screens.main import MainScreen

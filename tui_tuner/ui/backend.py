@@ -22,13 +22,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.core.space import Space
-from tui_tuner.core.study import Study, Trial
-from tui_tuner.core.study_config import StudyConfig
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
 from tui_tuner.runtime.session import Output, Session
 from tui_tuner.runtime.session_events import Decision, Notice, SessionEvent
+from tui_tuner.search.config import StudyConfig
+from tui_tuner.search.space import Space
+from tui_tuner.study.study import Study, Trial
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Snapshot
 from tui_tuner.ui.snapshot import CHART_POINTS, CURVE_BUDGET, ORDERS, SnapshotBuilder

@@ -13,7 +13,7 @@ from typing import Any
 
 # The value formatter is core's (one per purpose, shared with the CLI and headless mode); the
 # narrow-table variant below is the UI's own, since only a screen has seven cells to fit.
-from tui_tuner.core.formatting import short_value as fmt_value
+from tui_tuner.formatting import short_value as fmt_value
 
 # Eighth blocks, empty first: index k draws k/8 of a cell.
 BLOCKS = " ▁▂▃▄▅▆▇█"

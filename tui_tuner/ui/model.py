@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_tuner.core.plotting import Box, Curves, Point
+from tui_tuner.pictures.plotting import Box, Curves, Point
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tui_tuner.core.plotting import Curves, Line, Point, boxes_of, line_of
-from tui_tuner.core.status import ACTIVE
+from tui_tuner.pictures.plotting import Curves, Line, Point, boxes_of, line_of
 from tui_tuner.runtime.hand_moves import current_values
 from tui_tuner.runtime.session import Session
+from tui_tuner.search.trials import ACTIVE
 from tui_tuner.ui.format import CHANGE_MARK, FORK_MARK, PAUSE_MARK, downsample, finite, mark_positions
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Card, ParamRow, QueueRow, RunView, Snapshot, TrialRow
@@ -235,7 +235,7 @@ class SnapshotBuilder:
     def _started_with(self, trial_id: int) -> dict[str, Any]:
         """The settings a run started with (its params.json), read once per run."""
         if trial_id not in self._started:
-            from tui_tuner.protocol import PARAMS, read_json
+            from tui_tuner.trainer.protocol import PARAMS, read_json
 
             kept = read_json(self.session.study.run_dir(trial_id) / PARAMS)
             params = kept.get("params") if isinstance(kept, dict) else None
@@ -298,7 +298,7 @@ class SnapshotBuilder:
 
     def _compute_importance(self, key: int, done: list[tuple[dict, float]]) -> None:
         try:
-            from tui_tuner.core.importance import importance
+            from tui_tuner.search.importance import importance
 
             imp = importance(self.session.space, done, self.session.config.maximize)
             self._importance = (key, dict(imp.scores), str(imp.method))

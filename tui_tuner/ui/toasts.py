@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from tui_tuner.core.decision_log import Decision
+from tui_tuner.study.decision_log import Decision
 
 
 class Burst:

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding
 
-from tui_tuner.core.braille import BrailleFigure
-from tui_tuner.core.plotting import Curves, draw_curves, pick_lines
 from tui_tuner.errors import StudyError
+from tui_tuner.pictures.braille import BrailleFigure
+from tui_tuner.pictures.plotting import Curves, draw_curves, pick_lines
 from tui_tuner.ui.screens.dialogs import Prompt
 from tui_tuner.ui.screens.picture import PictureScreen
 
@@ -34,7 +34,7 @@ class CurvesScreen(PictureScreen):
 
     VIEW = "curves"
     NAME = "Curves"
-    FIGURE = BrailleFigure   # eight live curves through plotext cost a tenth of a core (core/braille.py)
+    FIGURE = BrailleFigure   # eight live curves through plotext cost a tenth of a core (pictures/braille.py)
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("m", "metric", "Metric"),
         Binding("l", "log_scale", "Log y"),

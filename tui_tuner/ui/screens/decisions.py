@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 if TYPE_CHECKING:
-    from tui_tuner.core.decision_log import Logged
+    from tui_tuner.study.decision_log import Logged
     from tui_tuner.ui.app import TunerApp
 
 RELOAD = 0.25   # seconds between checks for new decisions

@@ -18,10 +18,10 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from tui_tuner.core.formatting import short_value
-from tui_tuner.core.param import Param
-from tui_tuner.core.printable import printable
 from tui_tuner.errors import InputError, SpaceError, TunerError
+from tui_tuner.formatting import short_value
+from tui_tuner.printable import printable
+from tui_tuner.search.param import Param
 from tui_tuner.ui.format import fmt_value
 
 Apply = Callable[[Any], Awaitable[str | None]]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from tui_tuner.core.formatting import short_value
+from tui_tuner.formatting import short_value
 from tui_tuner.ui.screens.dialogs import (
     Confirm,
     OutputView,
@@ -22,8 +22,8 @@ from tui_tuner.ui.screens.dialogs import (
 )
 
 if TYPE_CHECKING:
-    from tui_tuner.core.param import Param
-    from tui_tuner.core.space import Space
+    from tui_tuner.search.param import Param
+    from tui_tuner.search.space import Space
     from tui_tuner.ui.screens.main import MainScreen
 
 

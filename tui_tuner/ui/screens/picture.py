@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_tuner.core.plotting import Picture
-from tui_tuner.core.printable import printable
+from tui_tuner.pictures.plotting import Picture
+from tui_tuner.printable import printable
 from tui_tuner.ui.model import Snapshot
 from tui_tuner.ui.widgets.plots import PicturePlot
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding
 
-from tui_tuner.core.plot_axes import axis_pairs
-from tui_tuner.core.plotting import draw_search
+from tui_tuner.pictures.axes import axis_pairs
+from tui_tuner.pictures.plotting import draw_search
 from tui_tuner.ui.screens import zoom_ask
 from tui_tuner.ui.screens.picture import PictureScreen
 

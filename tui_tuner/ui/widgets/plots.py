@@ -7,7 +7,7 @@ a big terminal), which would stall the keys and, at ten frames a second, cost mo
 widget keeps textual-plotext's `Plot` (a plotext figure with no global state) but builds it in a
 thread, at most one build at a time, never more often than every `MIN_INTERVAL` seconds nor more
 than `DUTY` of the time, and shows the last finished build until the next one is ready. The curves
-picture draws into a `BrailleFigure` instead (core/braille.py says why), whose rows become the
+picture draws into a `BrailleFigure` instead (pictures/braille.py says why), whose rows become the
 widget's text directly, with no ANSI string in between.
 """
 
@@ -26,8 +26,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual_plotext import Plot
 
-from tui_tuner.core.braille import BrailleFigure, Run
-from tui_tuner.core.plotting import Picture
+from tui_tuner.pictures.braille import BrailleFigure, Run
+from tui_tuner.pictures.plotting import Picture
 
 MIN_INTERVAL = 0.2   # seconds between builds at most (5 frames a second)
 DUTY = 0.12          # share of the time spent building, at most: slow builds are spaced out

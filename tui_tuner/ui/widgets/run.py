@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui_tuner.core.printable import printable
+from tui_tuner.printable import printable
 from tui_tuner.ui.format import fmt_duration, fmt_value
 from tui_tuner.ui.model import RunView
 from tui_tuner.ui.widgets.chart import Chart

@@ -1,0 +1,1 @@
+"""The pictures of a study as data and as drawings: the curves and the search scatter."""
