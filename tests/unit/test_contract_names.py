@@ -59,6 +59,7 @@ def test_the_old_paths_are_the_moved_modules_themselves():
     from tui_tuner.trainer import protocol
 
     assert old_protocol is protocol and old_helpers is helpers
-    from tui_tuner import protocol as again, trainer_torch as again_helpers
+    from tui_tuner import protocol as again
+    from tui_tuner import trainer_torch as again_helpers
 
     assert again is protocol and again_helpers is helpers

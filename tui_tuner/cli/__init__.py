@@ -20,7 +20,7 @@ from tui_tuner import __version__
 from tui_tuner.cli.study import cmd_export, cmd_plot, cmd_recover, cmd_show
 from tui_tuner.errors import TunerError
 from tui_tuner.search.config import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES
-from tui_tuner.search.pbt import AUTOPILOTS
+from tui_tuner.search.pbt_config import AUTOPILOTS
 from tui_tuner.search.space import Space, load_space
 
 PROG = "tui-tuner"

@@ -12,28 +12,15 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from tui_tuner.errors import RunError
+from tui_tuner.search.run_setup import PYTHON_NAMES, expand
 
 if TYPE_CHECKING:   # search/config.py uses this module's names, and search/space.py uses it
     from tui_tuner.search.space import Space
 
-# A leading bare interpreter name runs in the tuner's own venv, so `python train.py` sees the same
-# packages (torch, tui_tuner) as the tuner does, whatever PATH says over SSH.
-_PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
-# Per-run placeholders in `command` and in flag values, so parallel and forked trials do not
-# share (and overwrite) an --out_dir or a --save path.
-PLACEHOLDERS = ("{run_dir}", "{trial}")
-
-
-def python_names() -> tuple[str, ...]:
-    """The bare interpreter names a leading command word is replaced for."""
-    return _PYTHON_NAMES
-
-
 def python_argv(command: Iterable[str]) -> list[str]:
     """The study command with a leading "python"/"python3" replaced by this interpreter."""
     argv = list(command)
-    if argv and argv[0] in _PYTHON_NAMES:
+    if argv and argv[0] in PYTHON_NAMES:
         argv[0] = sys.executable
     return argv
 
@@ -68,21 +55,6 @@ def flag_args(space: Space, params: dict[str, Any], style: str | None = None) ->
         else:
             out.extend([flag, format_value(value)])
     return out
-
-
-def expand(word: str, run_dir: str | os.PathLike[str] | None = None, trial: int | None = None) -> str:
-    """One argv word with `{run_dir}` and `{trial}` replaced; RunError when one is used but not given.
-
-    Only these two exact names are placeholders: other braces (a JSON value, "{epoch}.pt") stay.
-    """
-    if "{" not in word:
-        return word
-    for token, value in zip(PLACEHOLDERS, (run_dir, trial), strict=True):
-        if token in word:
-            if value is None:
-                raise RunError(f"the command uses {token}, but no value was given for it: {word!r}")
-            word = word.replace(token, str(value))
-    return word
 
 
 def command_argv(space: Space, params: dict[str, Any], *, run_dir: str | os.PathLike[str] | None = None,

@@ -19,7 +19,7 @@ from tui_tuner.formatting import quoted_name, quoted_value
 from tui_tuner.search.budget import parse_duration
 from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
-from tui_tuner.search.pbt import PbtConfig, pbt_config
+from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
 from tui_tuner.search.space_params import FLAG_STYLES, Fail
 

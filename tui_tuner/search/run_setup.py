@@ -11,14 +11,42 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tui_tuner.errors import RunError
 from tui_tuner.formatting import quoted_name, quoted_value
-from tui_tuner.search.argv import expand, python_names
 from tui_tuner.search.space_params import Fail
 from tui_tuner.trainer.protocol import ENV_RUN_DIR
+
+# A leading bare interpreter name runs in the tuner's own venv, so `python train.py` sees the same
+# packages (torch, tui_tuner) as the tuner does, whatever PATH says over SSH.
+PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
+# Per-run placeholders in `command` and in flag values, so parallel and forked trials do not
+# share (and overwrite) an --out_dir or a --save path.
+PLACEHOLDERS = ("{run_dir}", "{trial}")
+
+
+def python_names() -> tuple[str, ...]:
+    """The bare interpreter names a leading command word is replaced for."""
+    return PYTHON_NAMES
+
+
+def expand(word: str, run_dir: str | os.PathLike[str] | None = None, trial: int | None = None) -> str:
+    """One argv word with `{run_dir}` and `{trial}` replaced; RunError when one is used but not given.
+
+    Only these two exact names are placeholders: other braces (a JSON value, "{epoch}.pt") stay.
+    """
+    if "{" not in word:
+        return word
+    for token, value in zip(PLACEHOLDERS, (run_dir, trial), strict=True):
+        if token in word:
+            if value is None:
+                raise RunError(f"the command uses {token}, but no value was given for it: {word!r}")
+            word = word.replace(token, str(value))
+    return word
 
 # `[study] python`: "tuner" runs a leading bare python/python3 with the tuner's own interpreter (so
 # the trial sees the packages the tuner sees, whatever PATH says over SSH); "path" runs whatever

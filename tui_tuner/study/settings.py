@@ -17,7 +17,7 @@ from typing import Any
 from tui_tuner.errors import SpaceError, StudyError
 from tui_tuner.search.config import STRATEGIES, StudyConfig, early_stop_config
 from tui_tuner.search.early_stop_records import EarlyStopConfig
-from tui_tuner.search.pbt import pbt_config
+from tui_tuner.search.pbt_config import pbt_config
 
 META = "settings"
 KEYS = ("budget", "parallel", "strategy", "early_stop", "early_stop_min_step", "early_stop_max_step",
