@@ -7,7 +7,7 @@
    event, set -> applied event. Measured twice: polling in a tight loop (the pipeline itself) and
    with the app's poll thread (Runner.start_thread(0.05), which polls fast for a moment after each
    command). Target: median under 50 ms.
-2. Fork: from runner.fork() called on a trainers/mlp.py run to the child's first reported step, as a
+2. Fork: from runner.commands.fork() called on a trainers/mlp.py run to the child's first reported step, as a
    ratio to a bare process that imports torch and loads the same checkpoint. Target: under 1.2.
    Also against a bare process that builds an optimizer too: on torch 2.13 that imports
    torch._dynamo (about 1.5 s), which the child pays before its first step whatever the tuner does.
@@ -96,21 +96,21 @@ def control_latency(n: int, threaded: bool) -> dict[str, list[float]]:
         for i in range(n):
             jitter()
             t0 = time.perf_counter()
-            runner.pause(tid)
+            runner.commands.pause(tid)
             out["pause"].append(waiter.first("paused", tid, t0, poller) - t0)
             jitter()
             t0 = time.perf_counter()
-            runner.resume(tid)
+            runner.commands.resume(tid)
             out["resume"].append(waiter.first("resumed", tid, t0, poller) - t0)
             lr = 0.05 + 0.001 * i
             jitter()
             t0 = time.perf_counter()
-            runner.set(tid, {"lr": lr})
+            runner.commands.set(tid, {"lr": lr})
             out["set"].append(waiter.first("applied", tid, t0, poller,
                                            pred=lambda ev, lr=lr: ev.data["params"].get("lr") == lr) - t0)
         runner.stop_thread()
         runner.stop_timeout = 0.0
-        runner.stop_all(timeout=5)
+        runner.commands.stop_all(timeout=5)
         study.close()
         return out
 
@@ -133,10 +133,10 @@ def fork_ratio(repeats: int) -> tuple[list[float], list[float], list[float]]:
         waiter.first("metrics", trial.id, 0.0, None, timeout=60)
         for _ in range(repeats):
             t0 = time.perf_counter()
-            child = runner.fork(trial.id, {"lr": 0.02}, timeout=30)
+            child = runner.commands.fork(trial.id, {"lr": 0.02}, timeout=30)
             first = waiter.first("metrics", child.id, t0, None, timeout=60)
             forks.append(first - t0)
-            runner.stop(child.id)
+            runner.commands.stop(child.id)
             ckpt = study.dir / child.resume
             # The bare baseline: a fresh interpreter that imports torch and loads the checkpoint.
             code = f"import torch; torch.load({str(ckpt)!r}, weights_only=False)"
@@ -152,7 +152,7 @@ def fork_ratio(repeats: int) -> tuple[list[float], list[float], list[float]]:
             optims.append(time.perf_counter() - t0)
             time.sleep(0.5)
         runner.stop_timeout = 0.0
-        runner.stop_all(timeout=10)
+        runner.commands.stop_all(timeout=10)
         runner.stop_thread()
         study.close()
     return forks, bares, optims

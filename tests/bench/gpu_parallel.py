@@ -8,7 +8,7 @@ run's steps over a common window are read from its events.jsonl; the sum over ru
 window, is the aggregate steps/s (tokens/s = steps/s x batch x context). GPU memory and utilisation
 are read from nvidia-smi at the end of the window when it exists.
 
-Fork: one run trains; at intervals runner.fork() checkpoints it and starts a child with unchanged
+Fork: one run trains; at intervals runner.commands.fork() checkpoints it and starts a child with unchanged
 settings. Latency is from the fork request to the child's first reported step. The child's first
 losses are compared with the parent's at the same steps (the parent keeps training after the fork
 from the same state, so on deterministic kernels they match).
@@ -142,7 +142,7 @@ def measure_k(device: str, k: int, warmup: float, window: float, root: Path) -> 
         return {"k": k, "agg_steps_s": sum(per_run), "per_run": per_run, "first_step_s": first_step,
                 "gpu": mem}
     finally:
-        runner.stop_all(timeout=20)
+        runner.commands.stop_all(timeout=20)
         study.close()
 
 
@@ -159,7 +159,7 @@ def measure_fork(device: str, forks: int, root: Path) -> dict:
         poll_until(runner, lambda: len(read_steps(pdir)) >= 30, 180)
         for _ in range(forks):
             t_req = time.perf_counter()
-            child = runner.fork(parent.id, {}, timeout=60)
+            child = runner.commands.fork(parent.id, {}, timeout=60)
             cdir = study.run_dir(child.id)
             ok = poll_until(runner, lambda cdir=cdir: len(read_steps(cdir)) >= 1, 120)
             if not ok:
@@ -176,11 +176,11 @@ def measure_fork(device: str, forks: int, root: Path) -> dict:
             common = sorted(set(child_pts) & set(parent_pts))[:5]
             if common:
                 diffs.append(max(abs(child_pts[s] - parent_pts[s]) for s in common))
-            runner.stop(child.id)
-            poll_until(runner, lambda cid=child.id: not runner.is_live(cid), 30)
+            runner.commands.stop(child.id)
+            poll_until(runner, lambda cid=child.id: not runner.queries.is_live(cid), 30)
         return {"latencies": latencies, "max_loss_diff": diffs}
     finally:
-        runner.stop_all(timeout=20)
+        runner.commands.stop_all(timeout=20)
         study.close()
 
 

@@ -45,7 +45,7 @@ class Session:
 
     def curve(self, trial: int, metric: str) -> dict[int, float]:
         """The trial's reported values of one metric, by step (tests report far under the series cap)."""
-        return dict(self.runner.series(trial, metric))
+        return dict(self.runner.queries.series(trial, metric))
 
 
 def start(tmp_path: Path, script: str, lr_name: str, lr: float, objective: str, fixed: dict[str, Any]) -> Session:
@@ -77,7 +77,7 @@ def poll_until(s: Session, cond, what: str, timeout: float = START_TIMEOUT) -> A
 
 
 def step_of(s: Session, trial: int) -> int:
-    return s.runner.latest(trial)["step"] or 0
+    return s.runner.queries.latest(trial)["step"] or 0
 
 
 def of(s: Session, kind: str, trial: int) -> list[RunEvent]:
@@ -89,12 +89,12 @@ def babysit(s: Session, lr_name: str, new_lr: float, *, hold: float = 1.0, past_
     p = s.parent
     poll_until(s, lambda: step_of(s, p) >= 3, "the parent's first steps")
     s.new_lr = new_lr
-    s.runner.set(p, {lr_name: new_lr})
+    s.runner.commands.set(p, {lr_name: new_lr})
     applied = poll_until(s, lambda: of(s, "applied", p), "the applied event")[0]
     s.applied_step = applied.data["step"] or 0
     poll_until(s, lambda: step_of(s, p) >= s.applied_step + 4, "steps after the change")
 
-    s.runner.pause(p)
+    s.runner.commands.pause(p)
     poll_until(s, lambda: of(s, "paused", p), "the paused event")
     s.held = step_of(s, p)
     end = time.monotonic() + hold
@@ -103,12 +103,12 @@ def babysit(s: Session, lr_name: str, new_lr: float, *, hold: float = 1.0, past_
         time.sleep(0.02)
     s.held_after = step_of(s, p)
 
-    child = s.runner.fork(p, {})      # checkpoints the paused parent through the framework
+    child = s.runner.commands.fork(p, {})      # checkpoints the paused parent through the framework
     s.child, s.fork_step = child.id, child.fork_step
-    s.runner.resume(p)
+    s.runner.commands.resume(p)
     poll_until(s, lambda: of(s, "resumed", p), "the resumed event")
     poll_until(s, lambda: step_of(s, s.child) >= s.fork_step + past_fork, "the child's steps past the fork")
-    s.runner.stop(s.child)
+    s.runner.commands.stop(s.child)
     poll_until(s, lambda: s.study.trial(s.child).finished, "the child to stop")
     poll_until(s, lambda: s.study.trial(p).finished, "the parent to finish")
     return s
@@ -117,7 +117,7 @@ def babysit(s: Session, lr_name: str, new_lr: float, *, hold: float = 1.0, past_
 def close(s: Session) -> None:
     """Stop whatever still runs and close the study."""
     s.runner.stop_timeout = s.runner.term_timeout = 0.0
-    s.runner.stop_all(timeout=10)
+    s.runner.commands.stop_all(timeout=10)
     d = s.study.dir
     s.study.close()
     kill_runs(d)

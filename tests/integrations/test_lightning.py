@@ -95,7 +95,7 @@ def test_halving_a_decayed_lr_gives_exactly_half_the_lr_the_optimizer_uses(tmp_p
                 return cond()
             return go
 
-        wait_for(ticked(lambda: (runner.latest(p)["step"] or 0) >= 45), 180, 0.01, "past the first decay")
+        wait_for(ticked(lambda: (runner.queries.latest(p)["step"] or 0) >= 45), 180, 0.01, "past the first decay")
         assert lr_at(41) == pytest.approx(0.003 * 0.7)                    # the scheduler decayed it
         message = session.scale_lr(p, 0.5)
         (d,) = [x for x in session.decisions() if x.kind == "lr"]
@@ -106,7 +106,7 @@ def test_halving_a_decayed_lr_gives_exactly_half_the_lr_the_optimizer_uses(tmp_p
                  "the change applied")
         applied = [e for e in s.events if e.kind == "applied" and e.trial_id == p][0].data["step"]
         boundary = (applied // 40 + 1) * 40
-        wait_for(ticked(lambda: (runner.latest(p)["step"] or 0) >= boundary + 2), 120, 0.01, "the next decay")
+        wait_for(ticked(lambda: (runner.queries.latest(p)["step"] or 0) >= boundary + 2), 120, 0.01, "the next decay")
         lrs = s.curve(p, "lr")
         # Exactly half of what the optimizer used, from the step after the change to the next decay point...
         after = [lrs[st] for st in range(applied + 1, boundary + 1) if st in lrs]

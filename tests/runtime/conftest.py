@@ -14,5 +14,5 @@ def env(tmp_path):
     runner = make_runner(study, events)
     yield study, runner, events
     runner.stop_timeout = runner.term_timeout = 0.0
-    runner.stop_all(timeout=5)
+    runner.commands.stop_all(timeout=5)
     study.close()

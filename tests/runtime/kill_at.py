@@ -73,7 +73,7 @@ def main() -> int:
     while time.time() < end:
         session.poll()
         session.tick()
-        if kind == "fork" and not asked and (session.runner.latest(1).get("step") or 0) >= 5:
+        if kind == "fork" and not asked and (session.runner.queries.latest(1).get("step") or 0) >= 5:
             session.fork(1, {"lr": 0.2}, None)
             asked = True
         time.sleep(0.02)

@@ -94,7 +94,7 @@ def test_k_rises_while_it_pays_and_undo_puts_it_back_and_holds(session, monkeypa
     session.subscribe(seen.append)
     session.adopt()
     # Each run reports at its own pace, so 2 runs make about twice the steps/s of 1: a raise pays.
-    drive(session, lambda: session.scheduler.parallel >= 2 and len(session.runner.live_ids()) >= 2, 30,
+    drive(session, lambda: session.scheduler.parallel >= 2 and len(session.runner.queries.live_ids()) >= 2, 30,
           "k to rise to 2")
     (raised,) = [e for e in seen if isinstance(e, Decision) and e.kind == "auto_k"][:1]
     assert raised.message.startswith("k 1 → 2: ") and "steps/s at k 1" in raised.message

@@ -101,7 +101,7 @@ def test_undo_resumes_the_replaced_run_exactly_and_stops_the_fork(tmp_path):
         assert decision.id is not None
         child_id = decision.progress["out"]["child"]
         wait_for(runner, lambda: study.trial(bottom.id).finished, 20, "the replaced run ended")
-        assert runner.is_live(child_id)
+        assert runner.queries.is_live(child_id)
 
         session.toggle_autopilot()   # off: nothing else moves while the undo is checked
         message = session.undo_decision(decision.id)

@@ -45,7 +45,7 @@ def test_a_hopeless_run_is_checkpointed_stopped_recorded_once_and_undone_exactly
     runner = session.runner
     try:
         session.run_now(good.id)
-        wait_for(runner, ticking(session, lambda: (runner.latest(good.id).get("step") or 0) >= 5), 20, "good at 5")
+        wait_for(runner, ticking(session, lambda: (runner.queries.latest(good.id).get("step") or 0) >= 5), 20, "good at 5")
         session.run_now(bad.id)
         wait_for(runner, ticking(session, lambda: study.trial(bad.id).finished), 30, "the bad run stopped")
         trial = study.trial(bad.id)
@@ -55,7 +55,7 @@ def test_a_hopeless_run_is_checkpointed_stopped_recorded_once_and_undone_exactly
         assert d.trial_id == bad.id and d.state == "done" and d.data["rule"].startswith("asha")
         assert d.data["rung"] == 0 and d.data["step"] >= 5 and d.data["value"] > d.data["cutoff"]
         seq = d.progress["out"]["0"]
-        assert isinstance(seq, int) and runner.checkpoint_event(bad.id, seq) is not None, \
+        assert isinstance(seq, int) and runner.commands.checkpoint_event(bad.id, seq) is not None, \
             "the checkpoint comes before the stop frees the GPU"
         assert study.trial(good.id).active, "the good run goes on"
         # Its decider history was kept with the decision, in the same transaction.

@@ -150,7 +150,7 @@ def test_readoption_refuses_a_run_whose_params_json_is_not_the_trials(tmp_path):
     tid = study.enqueue_manual({"lr": 0.1, "steps": 100000, "delay": 0.01}).id
     first.start(study.trial(tid))
     try:
-        wait_for(first, lambda: (first.latest(tid)["step"] or 0) >= 2)
+        wait_for(first, lambda: (first.queries.latest(tid)["step"] or 0) >= 2)
         first.stop_thread()
         params = study.run_dir(tid) / protocol.PARAMS
         doc = json.loads(params.read_text())
@@ -159,7 +159,7 @@ def test_readoption_refuses_a_run_whose_params_json_is_not_the_trials(tmp_path):
         second = make_runner(study)
         with pytest.raises(StudyError, match=r"t0001/params\.json.*lr=0\.7.*lr=0\.1"):
             second.adopt()
-        assert not second.is_live(tid)
+        assert not second.queries.is_live(tid)
         protocol.write_json_atomic(params, {**doc, "trial": 9})
         with pytest.raises(StudyError, match=r"t0001/params\.json.*trial 9"):
             make_runner(study).adopt()
@@ -221,8 +221,8 @@ def test_a_readopted_run_with_a_stop_pending_is_stopped(tmp_path):
     first = make_runner(study)
     tid = study.enqueue_manual({"mode": "slowstop", "steps": 100000, "delay": 0.01}).id
     first.start(study.trial(tid))
-    wait_for(first, lambda: (first.latest(tid)["step"] or 0) >= 2)
-    first.stop(tid)
+    wait_for(first, lambda: (first.queries.latest(tid)["step"] or 0) >= 2)
+    first.commands.stop(tid)
     first.stop_thread()
     second = make_runner(study, Events(), stop_timeout=0.3, term_timeout=0.3)
     try:
@@ -240,8 +240,8 @@ def test_a_stop_the_trainer_obeyed_while_no_tuner_watched_is_a_stop(tmp_path):
     first = make_runner(study)
     tid = study.enqueue_manual({"steps": 100000, "delay": 0.01}).id
     first.start(study.trial(tid))
-    wait_for(first, lambda: (first.latest(tid)["step"] or 0) >= 2)
-    first.stop(tid)
+    wait_for(first, lambda: (first.queries.latest(tid)["step"] or 0) >= 2)
+    first.commands.stop(tid)
     first.stop_thread()
     wait_until(lambda: (study.run_dir(tid) / protocol.EXIT).exists(), timeout=10, what="the trainer to stop")
     second = make_runner(study)
@@ -284,7 +284,7 @@ def test_a_killed_shim_does_not_fail_a_trainer_that_completed(tmp_path, watched)
     first = make_runner(study)
     tid = study.enqueue_manual({"steps": 40, "delay": 0.02}).id
     first.start(study.trial(tid))
-    wait_for(first, lambda: (first.latest(tid)["step"] or 0) >= 3)
+    wait_for(first, lambda: (first.queries.latest(tid)["step"] or 0) >= 3)
     os.kill(study.trial(tid).pid, signal.SIGKILL)    # the shim only; the trainer goes on
     runner = first
     if not watched:
@@ -421,12 +421,12 @@ def test_a_zero_code_fork_is_recorded_as_a_restart(tmp_path):
     parent = study.enqueue_manual({"steps": 100000, "delay": 0.01}).id
     runner.start(study.trial(parent))
     try:
-        wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 3)
-        child = runner.fork(parent, {"lr": 0.5, "steps": 4})
+        wait_for(runner, lambda: (runner.queries.latest(parent)["step"] or 0) >= 3)
+        child = runner.commands.fork(parent, {"lr": 0.5, "steps": 4})
         assert (child.parent, child.fork_step, child.resume, child.source) == (parent, None, None, "fork")
         wait_for(runner, lambda: study.trial(child.id).finished)
-        assert runner.series(child.id, "loss")[0][0] == 1
+        assert runner.queries.series(child.id, "loss")[0][0] == 1
     finally:
         runner.stop_timeout = runner.term_timeout = 0.0
-        runner.stop_all(timeout=5)
+        runner.commands.stop_all(timeout=5)
         study.close()

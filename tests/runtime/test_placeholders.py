@@ -32,5 +32,5 @@ def test_each_run_gets_its_own_run_dir_and_trial_in_its_argv(tmp_path):
             assert out.read_text() == f"trial-{t.id}", "each run wrote into its own run dir"
             assert study.trial(t.id).status == "done"
     finally:
-        runner.stop_all(timeout=5)
+        runner.commands.stop_all(timeout=5)
         study.close()

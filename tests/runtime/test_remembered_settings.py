@@ -6,6 +6,7 @@ from then on."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from runtime_helpers import open_study, toy_space, wait_for
@@ -94,7 +95,8 @@ def test_asha_with_no_steps_takes_them_from_the_first_trial_to_finish_and_keeps_
     queue(study_dir, {"lr": 0.5}, {"lr": 0.4}, {"lr": 0.001})
     out = headless(space, study_dir)
     assert "the most steps a trial runs, 27, from #1, the first trial to finish" in out, out
-    assert "trial    3  early_stop: stopped #3 at step 3" in out, out
+    assert re.search(r"trial    3  early_stop: stopped #3 at step \d+: loss [0-9.]+ > cut-off [0-9.]+ at rung 0 "
+                     r"\(step 3\)", out), out
     with Study.open(study_dir, lock=False) as study:
         assert study.meta("early_stop_steps")["max_step"] == 27
 
@@ -110,14 +112,14 @@ def test_a_run_going_when_early_stopping_comes_on_is_judged_only_at_the_rungs_it
     try:
         first.adopt()
         wait_for(first.runner, lambda: (first.tick(), study.trial(a.id).status == "done"
-                                        and (first.runner.latest(b.id).get("step") or 0) > 20)[1], 30,
+                                        and (first.runner.queries.latest(b.id).get("step") or 0) > 20)[1], 30,
                  "#1 done, #2 past rung 15")
         first.close()   # the tuner goes; #2 goes on
         second = Session(study, runner_options={**RUNNER, "cwd": tmp_path},
                          overrides={"early_stop": "asha", "early_stop_min_step": 5})
         second.adopt()
-        at = second.runner.latest(b.id)["step"]
-        wait_for(second.runner, lambda: (second.tick(), (second.runner.latest(b.id).get("step") or 0) > at + 5)[1],
+        at = second.runner.queries.latest(b.id)["step"]
+        wait_for(second.runner, lambda: (second.tick(), (second.runner.queries.latest(b.id).get("step") or 0) > at + 5)[1],
                  30, "#2 reports on under early stopping")
         assert study.trial(b.id).active, "judged at rungs it passed before early stopping came on"
         assert not [d for d in second.decisions() if d.kind == "early_stop"]

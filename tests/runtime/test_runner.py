@@ -43,9 +43,9 @@ def test_run_to_done_records_objective_and_curve(env):
     assert t.status == "done", t.reason
     assert t.objective == pytest.approx(loss_at(20))
     assert t.step == 20
-    curve = runner.series(tid, "loss")
+    curve = runner.queries.series(tid, "loss")
     assert [s for s, _ in curve] == list(range(1, 21))
-    last = runner.latest(tid)
+    last = runner.queries.latest(tid)
     assert last["status"] == "done" and last["step"] == 20 and not last["stalled"]
     assert events.of("started", tid) and events.of("ended", tid)[0].data["status"] == "done"
     params = json.loads((study.run_dir(tid) / protocol.PARAMS).read_text())
@@ -65,41 +65,41 @@ def test_reduce_last(tmp_path):
 def test_pause_then_resume(env):
     study, runner, events = env
     tid = start(study, runner, steps=2000, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 3, what="a few steps")
-    runner.pause(tid)
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 3, what="a few steps")
+    runner.commands.pause(tid)
     wait_for(runner, lambda: events.of("paused", tid), what="the paused event")
     assert study.trial(tid).status == "paused"
-    held = runner.latest(tid)["step"]
+    held = runner.queries.latest(tid)["step"]
     end = time.time() + 0.4
     while time.time() < end:
         runner.poll()
         time.sleep(0.02)
-    assert runner.latest(tid)["step"] == held, "steps went on while paused"
-    assert runner.latest(tid)["status"] == "paused"
-    runner.resume(tid)
+    assert runner.queries.latest(tid)["step"] == held, "steps went on while paused"
+    assert runner.queries.latest(tid)["status"] == "paused"
+    runner.commands.resume(tid)
     wait_for(runner, lambda: events.of("resumed", tid), what="the resumed event")
-    wait_for(runner, lambda: runner.latest(tid)["step"] >= held + 3, what="steps after resume")
+    wait_for(runner, lambda: runner.queries.latest(tid)["step"] >= held + 3, what="steps after resume")
     assert study.trial(tid).status == "running"
 
 
 def test_live_set_applies(env):
     study, runner, events = env
     tid = start(study, runner, steps=2000, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2)
-    seq = runner.set(tid, {"lr": 0.5})
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 2)
+    seq = runner.commands.set(tid, {"lr": 0.5})
     assert seq >= 1
     wait_for(runner, lambda: events.of("applied", tid), what="the applied event")
     applied = events.of("applied", tid)[0]
     assert applied.data["params"] == {"lr": 0.5}
     after = applied.data["step"]
-    wait_for(runner, lambda: runner.latest(tid)["step"] >= after + 3)
-    lrs = [v for s, v in runner.series(tid, "lr") if s > after + 1]
+    wait_for(runner, lambda: runner.queries.latest(tid)["step"] >= after + 3)
+    lrs = [v for s, v in runner.queries.series(tid, "lr") if s > after + 1]
     assert lrs and all(v == 0.5 for v in lrs)
-    assert runner.latest(tid)["params"]["lr"] == 0.5
+    assert runner.queries.latest(tid)["params"]["lr"] == 0.5
     # The study records it too, so an export or a fork of this run carries the live value.
     assert study.trial(tid).params["lr"] == 0.5
     # Later commands keep counting.
-    assert runner.set(tid, {"lr": 0.2}) == seq + 1
+    assert runner.commands.set(tid, {"lr": 0.2}) == seq + 1
 
 
 @pytest.mark.parametrize(("changes", "match"), [
@@ -111,7 +111,7 @@ def test_set_refuses_bad_changes(env, changes, match):
     study, runner, _ = env
     tid = start(study, runner, steps=2000, delay=0.01)
     with pytest.raises(SpaceError, match=match):
-        runner.set(tid, changes)
+        runner.commands.set(tid, changes)
 
 
 def test_commands_on_a_finished_run_are_refused(env):
@@ -119,15 +119,15 @@ def test_commands_on_a_finished_run_are_refused(env):
     tid = start(study, runner, steps=2, delay=0.0)
     wait_for(runner, ended(study, tid))
     with pytest.raises(RunError, match="not running"):
-        runner.pause(tid)
+        runner.commands.pause(tid)
 
 
 @pytest.mark.parametrize("new_lr", [None, 0.5])
 def test_fork_resumes_from_parent_checkpoint(env, new_lr):
     study, runner, events = env
     parent = start(study, runner, steps=60, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 5)
-    child = runner.fork(parent, {"lr": new_lr} if new_lr else {})
+    wait_for(runner, lambda: (runner.queries.latest(parent)["step"] or 0) >= 5)
+    child = runner.commands.fork(parent, {"lr": new_lr} if new_lr else {})
     assert child.parent == parent and child.source == "fork"
     assert child.status == "running"
     assert child.resume and child.resume.startswith(f"runs/{study.trial(parent).run_id}/ckpt/")
@@ -135,11 +135,11 @@ def test_fork_resumes_from_parent_checkpoint(env, new_lr):
     assert fork_step >= 5
     wait_for(runner, lambda: study.trial(child.id).finished and study.trial(parent).finished, timeout=15)
     assert study.trial(child.id).status == "done", study.trial(child.id).reason
-    curve = dict(runner.series(child.id, "loss"))
+    curve = dict(runner.queries.series(child.id, "loss"))
     assert min(curve) == fork_step + 1, "the child starts right after the parent's checkpoint"
     if new_lr is None:
         # Unchanged settings: the child continues the parent's curve exactly.
-        parent_curve = dict(runner.series(parent, "loss"))
+        parent_curve = dict(runner.queries.series(parent, "loss"))
         for s in (fork_step + 1, fork_step + 10, 60):
             assert curve[s] == pytest.approx(parent_curve[s], rel=1e-12)
     else:
@@ -152,32 +152,32 @@ def test_fork_of_a_checkpoint_taken_before_the_parent_ended(env):
     # The app checkpoints as the fork form opens; the parent may end while the user types.
     study, runner, events = env
     parent = start(study, runner, steps=30, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 5)
-    seq = runner.checkpoint(parent)
+    wait_for(runner, lambda: (runner.queries.latest(parent)["step"] or 0) >= 5)
+    seq = runner.commands.checkpoint(parent)
     wait_for(runner, ended(study, parent), what="the parent to end")
     assert study.trial(parent).status == "done"
-    child = runner.fork(parent, {"lr": 0.5}, checkpoint=seq)
+    child = runner.commands.fork(parent, {"lr": 0.5}, checkpoint=seq)
     assert child.parent == parent and child.status == "running"
     fork_step = child.fork_step
     assert 5 <= fork_step < 30
     wait_for(runner, ended(study, child.id), timeout=15)
-    curve = dict(runner.series(child.id, "loss"))
+    curve = dict(runner.queries.series(child.id, "loss"))
     assert min(curve) == fork_step + 1
     x_fork = math.sqrt(loss_at(fork_step))
     assert curve[fork_step + 1] == pytest.approx((x_fork * 0.5) ** 2)
     # Without a checkpoint taken in time, an ended run cannot be forked, and says so.
     with pytest.raises(RunError, match="not running"):
-        runner.fork(parent, {"lr": 0.5})
+        runner.commands.fork(parent, {"lr": 0.5})
 
 def test_stop_is_graceful(env):
     study, runner, events = env
     tid = start(study, runner, steps=100000, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2)
-    runner.stop(tid)
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 2)
+    runner.commands.stop(tid)
     wait_for(runner, ended(study, tid), timeout=5)
     t = study.trial(tid)
     assert t.status == "stopped" and t.reason == "stopped"
-    assert "stopping on request" in "\n".join(runner.output_tail(tid))
+    assert "stopping on request" in "\n".join(runner.queries.output_tail(tid))
 
 
 def test_crash_fails_with_last_lines(env):
@@ -211,9 +211,9 @@ def test_garbage_lines_are_skipped_and_counted(env):
     tid = start(study, runner, mode="garbage", steps=8, delay=0.01)
     wait_for(runner, ended(study, tid))
     assert study.trial(tid).status == "done"
-    assert runner.latest(tid)["garbage"] == 4
+    assert runner.queries.latest(tid)["garbage"] == 4
     assert events.of("garbage", tid)
-    assert [s for s, _ in runner.series(tid, "loss")] == list(range(1, 9))
+    assert [s for s, _ in runner.queries.series(tid, "loss")] == list(range(1, 9))
 
 
 def test_nan_diverges_and_stops(env):
@@ -235,11 +235,11 @@ def test_hang_is_flagged_stalled_and_stop_escalates_to_sigkill(tmp_path):
     tid = start(study, runner, mode="hang", steps=100, delay=0.0)
     # On a loaded machine the trainer may take longer than the stall timeout just to start (and be
     # flagged, then unflagged): wait for it to reach the hang first.
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2, timeout=10, what="the trainer to hang")
-    wait_for(runner, lambda: runner.latest(tid)["stalled"], timeout=5, what="the stalled flag")
-    assert events.of("stalled", tid) and runner.is_live(tid)
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 2, timeout=10, what="the trainer to hang")
+    wait_for(runner, lambda: runner.queries.latest(tid)["stalled"], timeout=5, what="the stalled flag")
+    assert events.of("stalled", tid) and runner.queries.is_live(tid)
     t0 = time.time()
-    runner.stop(tid)
+    runner.commands.stop(tid)
     wait_for(runner, ended(study, tid), timeout=5)
     assert time.time() - t0 < 2.5
     assert study.trial(tid).status == "stopped"
@@ -262,8 +262,8 @@ def test_adopt_rebuilds_series_and_continues_seq(tmp_path):
     first = make_runner(study)
     live = start(study, first, steps=100000, delay=0.01)
     short = start(study, first, steps=3, delay=0.0)
-    wait_for(first, lambda: (first.latest(live)["step"] or 0) >= 5)
-    first.set(live, {"lr": 0.2})
+    wait_for(first, lambda: (first.queries.latest(live)["step"] or 0) >= 5)
+    first.commands.set(live, {"lr": 0.2})
     first.stop_thread()
     time.sleep(0.3)   # `short` ends while no runner watches it
     # A new runner on the same study, as after a tuner restart.
@@ -271,10 +271,10 @@ def test_adopt_rebuilds_series_and_continues_seq(tmp_path):
     second = make_runner(study, events)
     assert second.adopt() == [live]
     assert study.trial(short).status == "done"
-    curve = second.series(live, "loss")
+    curve = second.queries.series(live, "loss")
     assert [s for s, _ in curve[:5]] == [1, 2, 3, 4, 5], "replayed from the first event"
-    assert second.set(live, {"lr": 0.3}) == 2
-    second.stop(live)
+    assert second.commands.set(live, {"lr": 0.3}) == 2
+    second.commands.stop(live)
     wait_for(second, ended(study, live), timeout=5)
     study.close()
 
@@ -325,7 +325,7 @@ def zc_env(tmp_path, fmt="llmc", style="space"):
 
 
 def argv_of(runner, tid):
-    line = next(ln for ln in runner.output_tail(tid, 200) if ln.startswith("ARGV "))
+    line = next(ln for ln in runner.queries.output_tail(tid, 200) if ln.startswith("ARGV "))
     return json.loads(line[5:])
 
 
@@ -344,11 +344,11 @@ def test_zero_code_flags_and_patterns(tmp_path, fmt, style):
         assert "--amp" in argv and "--trainer.learning_rate" in argv
     else:
         assert "--opt=; rm -rf ~" in argv and "--amp=True" in argv and "--trainer.learning_rate=0.25" in argv
-    curve = runner.series(tid, "loss")
+    curve = runner.queries.series(tid, "loss")
     assert [s for s, _ in curve] == list(range(1, 13))   # a step pattern, or the count of matching lines
     # Printed with 2..6 decimals, so compare loosely.
     assert curve[-1][1] == pytest.approx(loss_at(12, 0.25), abs=0.01)
-    assert not runner.can_adjust(tid)
+    assert not runner.commands.can_adjust(tid)
 
 
 def test_zero_code_false_bool_is_absent_in_space_style(tmp_path):
@@ -361,24 +361,24 @@ def test_zero_code_false_bool_is_absent_in_space_style(tmp_path):
 def test_zero_code_pause_is_sigstop_and_adjust_is_refused(tmp_path):
     study, runner, events = zc_env(tmp_path)
     tid = start(study, runner, steps=100000, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 3)
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 3)
     with pytest.raises(RunError, match="adjust is not available for this run"):
-        runner.set(tid, {"lr": 0.2})
+        runner.commands.set(tid, {"lr": 0.2})
     with pytest.raises(RunError, match="not available"):
-        runner.checkpoint(tid)
-    runner.pause(tid)
+        runner.commands.checkpoint(tid)
+    runner.commands.pause(tid)
     assert study.trial(tid).status == "paused"
     time.sleep(0.1)
     runner.poll()
-    held = runner.latest(tid)["step"]
+    held = runner.queries.latest(tid)["step"]
     time.sleep(0.3)
     runner.poll()
-    assert runner.latest(tid)["step"] == held
-    runner.resume(tid)
-    wait_for(runner, lambda: runner.latest(tid)["step"] > held + 2)
+    assert runner.queries.latest(tid)["step"] == held
+    runner.commands.resume(tid)
+    wait_for(runner, lambda: runner.queries.latest(tid)["step"] > held + 2)
     # Stop while paused still ends it (SIGCONT before SIGTERM).
-    runner.pause(tid)
-    runner.stop(tid)
+    runner.commands.pause(tid)
+    runner.commands.stop(tid)
     wait_for(runner, ended(study, tid), timeout=5)
     assert study.trial(tid).status == "stopped"
     study.close()
@@ -387,15 +387,15 @@ def test_zero_code_pause_is_sigstop_and_adjust_is_refused(tmp_path):
 def test_zero_code_fork_restarts_with_changed_flags(tmp_path):
     study, runner, _ = zc_env(tmp_path)
     parent = start(study, runner, steps=100000, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 3)
-    child = runner.fork(parent, {"lr": 0.5, "steps": 5})
+    wait_for(runner, lambda: (runner.queries.latest(parent)["step"] or 0) >= 3)
+    child = runner.commands.fork(parent, {"lr": 0.5, "steps": 5})
     # A restart from scratch, not a continuation at a step (issue 7, item 16).
     assert child.resume is None and child.parent == parent and child.fork_step is None
     wait_for(runner, ended(study, child.id))
     argv = argv_of(runner, child.id)
     assert argv[argv.index("--trainer.learning_rate") + 1] == "0.5"
-    assert runner.series(child.id, "loss")[0][0] == 1   # restarted from scratch
-    runner.stop(parent)
+    assert runner.queries.series(child.id, "loss")[0][0] == 1   # restarted from scratch
+    runner.commands.stop(parent)
     wait_for(runner, ended(study, parent), timeout=5)
     study.close()
 
@@ -416,7 +416,7 @@ def test_poll_thread_delivers_events_and_listeners_may_call_back(tmp_path):
 
     def listener(ev):
         # A listener runs outside the runner's lock: calling back in must not deadlock.
-        seen.append((ev.kind, runner.latest(ev.trial_id)["status"]))
+        seen.append((ev.kind, runner.queries.latest(ev.trial_id)["status"]))
 
     runner = make_runner(study, listener)
     runner.start_thread(0.05)
@@ -426,12 +426,12 @@ def test_poll_thread_delivers_events_and_listeners_may_call_back(tmp_path):
         while not any(k == "metrics" for k, _ in seen) and time.time() < end:
             time.sleep(0.01)
         t0 = time.time()
-        runner.pause(tid)
+        runner.commands.pause(tid)
         while ("paused", "paused") not in seen and time.time() < end:
             time.sleep(0.002)
         assert ("paused", "paused") in seen
         assert time.time() - t0 < 0.5
-        runner.stop(tid)
+        runner.commands.stop(tid)
         while not study.trial(tid).finished and time.time() < end:
             time.sleep(0.01)
         assert study.trial(tid).status == "stopped"
@@ -454,7 +454,7 @@ def test_a_run_spawned_but_never_recorded_is_adopted_not_started_twice(env):
     assert study.trial(trial.id).pid == orphan
     assert study.trial(trial.id).status == "running"
     assert events.of("started", trial.id)[0].data.get("adopted")
-    wait_for(runner, lambda: (runner.latest(trial.id)["step"] or 0) >= 3, what="steps of the adopted run")
+    wait_for(runner, lambda: (runner.queries.latest(trial.id)["step"] or 0) >= 3, what="steps of the adopted run")
 
 
 LEAVES_A_HELPER = """
@@ -481,12 +481,12 @@ def test_a_helper_left_behind_does_not_keep_the_run_live(tmp_path):
         t = study.trial(tid)
         assert t.status == "done", t.reason
         assert time.time() - t.started < 4
-        assert not runner.is_live(tid)
+        assert not runner.queries.is_live(tid)
         helper, group = map(int, (study.run_dir(tid) / "helper.pid").read_text().split())
         wait_for(runner, lambda: not launch.pid_alive(helper), timeout=3, what="the helper to be ended")
         assert not launch.group_alive(group)
     finally:
-        runner.stop_all(timeout=2)
+        runner.commands.stop_all(timeout=2)
         study.close()
 
 
@@ -502,7 +502,7 @@ def test_a_retried_run_does_not_reread_the_previous_attempts_output(tmp_path):
     runner.start(trial)
     wait_for(runner, ended(study, trial.id))
     assert study.trial(trial.id).status == "done"
-    assert [s for s, _ in runner.series(trial.id, "loss")] == [1, 2, 3]
+    assert [s for s, _ in runner.queries.series(trial.id, "loss")] == [1, 2, 3]
     assert study.trial(trial.id).objective == pytest.approx(loss_at(3), abs=0.01)
     assert (run_dir.parent / "t0001.attempt-1" / "output.log").read_text() == stale
     study.close()
@@ -515,35 +515,35 @@ def test_hurry_stops_skips_the_grace_periods_of_runs_already_stopping(tmp_path):
     runner = make_runner(study, Events(), stop_timeout=30.0, term_timeout=30.0)
     try:
         tid = start(study, runner, mode="slowstop", steps=100000, delay=0.01)
-        wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2)
-        runner.stop(tid)
+        wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 2)
+        runner.commands.stop(tid)
         runner.poll()
-        assert runner.is_live(tid)
+        assert runner.queries.is_live(tid)
         runner.stop_timeout = runner.term_timeout = 0.0
         t0 = time.time()
-        runner.hurry_stops()
+        runner.commands.hurry_stops()
         wait_for(runner, ended(study, tid), timeout=5)
         assert time.time() - t0 < 2
         t = study.trial(tid)
         assert t.status == "stopped" and t.reason == "stopped (SIGKILL)"
     finally:
         runner.stop_timeout = runner.term_timeout = 0.0
-        runner.hurry_stops()
-        runner.stop_all(timeout=5)
+        runner.commands.hurry_stops()
+        runner.commands.stop_all(timeout=5)
         study.close()
 
 
 def test_a_fork_waiting_for_its_checkpoint_gives_up_when_the_tuner_closes(env):
     study, runner, events = env
     parent = start(study, runner, steps=100000, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(parent)["step"] or 0) >= 2)
-    runner.pause(parent)     # a paused trainer still answers checkpoints: use a seq nobody answers
+    wait_for(runner, lambda: (runner.queries.latest(parent)["step"] or 0) >= 2)
+    runner.commands.pause(parent)     # a paused trainer still answers checkpoints: use a seq nobody answers
     wait_for(runner, lambda: events.of("paused", parent))
     errors: list[Exception] = []
 
     def fork() -> None:
         try:
-            runner.fork(parent, {"lr": 0.5}, checkpoint=999, timeout=60)
+            runner.commands.fork(parent, {"lr": 0.5}, checkpoint=999, timeout=60)
         except RunError as e:
             errors.append(e)
 

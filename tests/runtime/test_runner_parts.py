@@ -28,18 +28,18 @@ def test_failed_study_writes_become_error_events_and_the_run_goes_on(env, monkey
         raise OSError(28, "No space left on device")
 
     tid = start(study, runner, steps=400, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2, what="a few steps")
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 2, what="a few steps")
     monkeypatch.setattr(study, "apply_live", broken)
     monkeypatch.setattr(study, "set_status", broken)
     real_progress = study.update_progress
     # Progress writes fail while the run trains (every second); the final write at settling works.
     monkeypatch.setattr(study, "update_progress",
                         lambda tid_, step, objective: broken() if objective is not None else real_progress(tid_, step, None))
-    runner.set(tid, {"lr": 0.5})
+    runner.commands.set(tid, {"lr": 0.5})
     wait_for(runner, lambda: events.of("applied", tid), what="the applied event")
-    runner.pause(tid)
+    runner.commands.pause(tid)
     wait_for(runner, lambda: events.of("paused", tid), what="the paused event")
-    runner.resume(tid)
+    runner.commands.resume(tid)
     wait_for(runner, lambda: events.of("resumed", tid), what="the resumed event")
     wait_for(runner, lambda: events.of("ended", tid), timeout=30, what="the run to end")
     said = errors(events, tid)
@@ -109,20 +109,20 @@ def test_an_old_run_is_read_back_without_holding_the_runner_lock(env, monkeypatc
 
     monkeypatch.setattr(protocol.JsonlTail, "read_new", slow)
     got: list = []
-    reader = threading.Thread(target=lambda: got.append(fresh.series(tid, "loss")), daemon=True)
+    reader = threading.Thread(target=lambda: got.append(fresh.queries.series(tid, "loss")), daemon=True)
     reader.start()
     try:
         assert entered.wait(10), "the old run's events were not read"
         # While the old run is being read, the runner answers and polls.
         answered = threading.Event()
-        threading.Thread(target=lambda: (fresh.poll(), fresh.live_ids(), answered.set()), daemon=True).start()
+        threading.Thread(target=lambda: (fresh.poll(), fresh.queries.live_ids(), answered.set()), daemon=True).start()
         assert answered.wait(2), "poll() waited for an old run's history to be read"
     finally:
         release.set()
         reader.join(10)
     monkeypatch.undo()
     assert [s for s, _ in got[0]] == list(range(1, 11))
-    assert fresh.latest(tid)["status"] == "done" and fresh.latest(tid)["step"] == 10
+    assert fresh.queries.latest(tid)["status"] == "done" and fresh.queries.latest(tid)["step"] == 10
 
 
 def test_two_threads_reading_one_old_run_share_one_record(env):
@@ -131,7 +131,7 @@ def test_two_threads_reading_one_old_run_share_one_record(env):
     wait_for(runner, lambda: study.trial(tid).finished, what="the run to end")
     fresh = make_runner(study)
     out: list = []
-    threads = [threading.Thread(target=lambda: out.append(fresh._known(tid))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: out.append(fresh.table.known(tid))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -143,17 +143,17 @@ def test_latest_of_a_live_run_reads_no_database(env, monkeypatch):
     # The app asks for every live run's latest values at every frame (ten a second): from memory.
     study, runner, events = env
     tid = start(study, runner, steps=400, delay=0.01)
-    wait_for(runner, lambda: (runner.latest(tid)["step"] or 0) >= 2, what="a few steps")
+    wait_for(runner, lambda: (runner.queries.latest(tid)["step"] or 0) >= 2, what="a few steps")
     started = study.trial(tid).started
 
     def no_reads(*a, **kw):
         raise AssertionError("latest() of a live run read the study")
 
     monkeypatch.setattr(study, "trial", no_reads)
-    got = runner.latest(tid)
+    got = runner.queries.latest(tid)
     assert got["status"] == "running" and got["step"] >= 2 and "loss" in got["metrics"]
     assert 0 < got["elapsed"] <= time.time() - started + 0.01
     monkeypatch.undo()
-    runner.stop(tid)
+    runner.commands.stop(tid)
     wait_for(runner, lambda: events.of("ended", tid), timeout=30, what="the run to end")
-    assert runner.latest(tid)["status"] == study.trial(tid).status   # an ended run: the study's verdict
+    assert runner.queries.latest(tid)["status"] == study.trial(tid).status   # an ended run: the study's verdict

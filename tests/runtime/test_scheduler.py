@@ -96,7 +96,7 @@ def test_coarse_to_fine_waits_for_the_round(tmp_path):
     assert len(sched.tick()) == 4    # round 1 holds 2 x 2 trials; the fifth slot waits for the zoom
     assert sched.tick() == []
     runner.stop_timeout = 0.0
-    runner.stop_all(timeout=5)
+    runner.commands.stop_all(timeout=5)
     study.close()
 
 
@@ -131,7 +131,7 @@ def test_adopted_runs_count_toward_parallel_and_budget(tmp_path):
     sched.parallel = 2
     assert len(sched.tick()) == 1
     second.stop_timeout = 0.0
-    second.stop_all(timeout=5)
+    second.commands.stop_all(timeout=5)
     study.close()
 
 
@@ -218,15 +218,15 @@ def test_tpe_sees_running_trials_as_pending(tmp_path, monkeypatch):
     study, runner, sched = scheduled(tmp_path, budget=3, parallel=2, strategy="tpe", steps=100000, delay=0.01)
     assert len(sched.tick()) == 2
     runner.stop_timeout = 0.0
-    runner.stop(1)
-    wait_for(runner, lambda: not runner.is_live(1), 10, "trial 1 to stop")
+    runner.commands.stop(1)
+    wait_for(runner, lambda: not runner.queries.is_live(1), 10, "trial 1 to stop")
     assert len(sched.tick()) == 1
     assert seen[0][:2] == (2, [])
     n, trials, used, _ = seen[1]
     assert n == 1 and (2, "running") in trials and (1, "stopped") in trials and used == 2
     t3, t2 = study.trial(3), study.trial(2)
     assert t3.source == "tpe" and t3.params != t2.params
-    runner.stop_all(timeout=5)
+    runner.commands.stop_all(timeout=5)
     study.close()
 
 

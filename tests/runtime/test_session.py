@@ -52,7 +52,7 @@ def drive_a_whole_session(tmp: Path) -> dict[str, Any]:
         (queued,) = [t.id for t in study.sample(1)]
         session.edit(queued, {"steps": 100000, "delay": 0.01})
         session.run_now(queued)
-        wait_for(lambda: (session.poll(), (session.runner.latest(queued).get("step") or 0) >= 3)[1],
+        wait_for(lambda: (session.poll(), (session.runner.queries.latest(queued).get("step") or 0) >= 3)[1],
                  30, 0.01, "the long run reports")
         seq = session.prepare_fork(queued)
         pending = session.fork(queued, {"lr": 0.05}, seq)   # returns at once: the fork waits for its checkpoint
@@ -69,7 +69,7 @@ def drive_a_whole_session(tmp: Path) -> dict[str, Any]:
                        "lr": child.params["lr"], "status": child.status, "pinned": child.id in session.pinned()}
 
         out["stop"] = [session.stop(queued), session.stop(child.id)]
-        wait_for(lambda: (session.poll(), not session.runner.live_ids())[1], 30, 0.01, "the stops")
+        wait_for(lambda: (session.poll(), not session.runner.queries.live_ids())[1], 30, 0.01, "the stops")
         out["ended"] = {e.trial_id: e.data["status"] for e in events if isinstance(e, RunEvent) and e.kind == "ended"}
         out["notices"] = [e.title for e in events if isinstance(e, Notice)]
     finally:

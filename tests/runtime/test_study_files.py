@@ -36,14 +36,14 @@ def test_every_file_of_a_study_with_runs_and_a_fork_is_private(tmp_path, open_um
     try:
         (parent,) = study.enqueue([{"lr": 0.01}])
         runner.start(parent)
-        wait_for(runner, lambda: (runner.latest(parent.id).get("step") or 0) >= 3, what="parent steps")
-        runner.pause(parent.id)     # control.jsonl
-        runner.resume(parent.id)
-        child = runner.fork(parent.id, {"lr": 0.02})   # a checkpoint in the parent's ckpt/
-        wait_for(runner, lambda: (runner.latest(child.id).get("step") or 0) >= 1, what="child steps")
-        runner.stop_all(10)
+        wait_for(runner, lambda: (runner.queries.latest(parent.id).get("step") or 0) >= 3, what="parent steps")
+        runner.commands.pause(parent.id)     # control.jsonl
+        runner.commands.resume(parent.id)
+        child = runner.commands.fork(parent.id, {"lr": 0.02})   # a checkpoint in the parent's ckpt/
+        wait_for(runner, lambda: (runner.queries.latest(child.id).get("step") or 0) >= 1, what="child steps")
+        runner.commands.stop_all(10)
     finally:
-        runner.stop_all(10)
+        runner.commands.stop_all(10)
         study.close()
     d = study.dir
     seen = {p.relative_to(d).as_posix(): p for p in d.rglob("*")}

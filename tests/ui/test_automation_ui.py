@@ -94,7 +94,7 @@ async def test_P_pins_the_run_marks_it_everywhere_and_early_stopping_leaves_it_b
             await wait_until(pilot, lambda: f"{bad.id}{PIN_MARK}" in trials_text(app), 10, "marked in Trials")
             app.backend.submit(app.backend.run_now, good.id).result(timeout=10)
             await wait_until(pilot, lambda: study.trial(good.id).status == "done", 30, "the good run done")
-            await wait_until(pilot, lambda: (app.backend.runner.latest(bad.id).get("step") or 0) > 45, 30,
+            await wait_until(pilot, lambda: (app.backend.runner.queries.latest(bad.id).get("step") or 0) > 45, 30,
                              "the bad run past rungs 5, 10, 20 and 40")
             assert study.trial(bad.id).active, "a pinned run is never stopped early"
             assert not [d for d in session.decisions() if d.kind == "early_stop"]
@@ -184,13 +184,13 @@ async def test_lr_keys_and_the_adjust_form_act_on_the_lr_the_run_uses_now(study_
     try:
         async with piloting(app, (120, 30)) as pilot:
             runner, session = app.backend.runner, app.backend.session
-            await wait_until(pilot, lambda: (runner.latest(1).get("step") or 0) > 25, 20, "past the first decay")
+            await wait_until(pilot, lambda: (runner.queries.latest(1).get("step") or 0) > 25, 20, "past the first decay")
             await pilot.press("less_than_sign")
             await wait_until(pilot, lambda: [d for d in session.decisions() if d.kind == "lr"], 10, "the lr move")
             (d,) = [d for d in session.decisions() if d.kind == "lr"]
             assert d.data["from"] < 0.04 and d.data["to"] == d.data["from"] / 2   # half of the decayed lr
             assert said(app, f"lr {d.data['from']:.4g} → ") or said(app, "(×0.5 of its lr")
-            await wait_until(pilot, lambda: runner.latest(1)["params"]["lr"] == d.data["to"], 10, "applied")
+            await wait_until(pilot, lambda: runner.queries.latest(1)["params"]["lr"] == d.data["to"], 10, "applied")
             await pilot.press("a")
             form = await screen_of(pilot, ParamForm, "the adjust form")
             shown = float(form.field("lr").value)
@@ -211,7 +211,7 @@ async def test_a_fork_returns_at_once_shows_pending_and_starts_once_the_checkpoi
     try:
         async with piloting(app, (120, 30)) as pilot:
             runner = app.backend.runner
-            await wait_until(pilot, lambda: (runner.latest(1).get("step") or 0) >= 1, 30, "a first report")
+            await wait_until(pilot, lambda: (runner.queries.latest(1).get("step") or 0) >= 1, 30, "a first report")
             app.backend.submit(app.backend.fork, 1, {"lr": 0.1}, None).result(timeout=1)   # returns at once
             await wait_until(pilot, lambda: "fork of #1…" in status(app), 5, "the pending fork shown")
             await wait_until(pilot, lambda: said(app, "forked #1 into #2 at step"), 20, "one toast when it starts")

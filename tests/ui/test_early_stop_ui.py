@@ -23,7 +23,7 @@ async def test_an_early_stop_is_shown_and_the_u_key_resumes_it_exactly(study_dir
     backend = app.backend
     async with piloting(app, (160, 48)) as pilot:
         backend.submit(backend.run_now, good.id).result(timeout=10)
-        await wait_until(pilot, lambda: (backend.session.runner.latest(good.id).get("step") or 0) >= 5,
+        await wait_until(pilot, lambda: (backend.session.runner.queries.latest(good.id).get("step") or 0) >= 5,
                          20, "the good run past step 5")
         backend.submit(backend.run_now, bad.id).result(timeout=10)
         await wait_until(pilot, lambda: study.trial(bad.id).status == "stopped", 30, "the early stop")
@@ -37,10 +37,10 @@ async def test_an_early_stop_is_shown_and_the_u_key_resumes_it_exactly(study_dir
         await pilot.press("u")
         await wait_until(pilot, lambda: said(app, f"undid the early stop of #{bad.id}"), 20, "the undo")
         child = max((t for t in study.trials("id") if t.parent == bad.id), key=lambda t: t.id)
-        await wait_until(pilot, lambda: (backend.session.runner.latest(child.id).get("step") or 0)
+        await wait_until(pilot, lambda: (backend.session.runner.queries.latest(child.id).get("step") or 0)
                          > (child.fork_step or 0), 20, "the resumed run reports")
         # It continues where the stopped run was: the toy's loss is (10 (1 - lr)^step)^2.
-        latest = backend.session.runner.latest(child.id)
+        latest = backend.session.runner.queries.latest(child.id)
         step, loss = latest["step"], latest["metrics"]["loss"]
         assert loss == pytest.approx((10 * (1 - 0.001) ** step) ** 2, rel=1e-9)
         assert child.fork_step is not None and child.fork_step >= 5

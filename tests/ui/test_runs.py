@@ -102,7 +102,7 @@ async def test_adjust_applies_a_live_value_and_refuses_a_bad_one(study_dir, tmp_
         await wait_until(pilot, lambda: param_cell(app, "lr", "run") == "0.0123", 10,
                          "the applied lr in the table")
         assert said(app, "lr → 0.0123")
-        assert app.backend.runner.latest(1)["params"]["lr"] == 0.0123
+        assert app.backend.runner.queries.latest(1)["params"]["lr"] == 0.0123
 
 
 async def test_fork_starts_a_child_with_its_lineage(study_dir, tmp_path):

@@ -295,7 +295,7 @@ def test_study_curves_carry_forks_live_changes_and_stops(study_path):
     from tui_tuner.cli.plot import study_curves
 
     with Study.open(study_path, lock=False) as study:
-        curves = study_curves(study, Runner(study))
+        curves = study_curves(study, Runner(study).queries)
     by_id = {ln.id: ln for ln in curves.lines}
     assert set(by_id) == {1, 2, 3, 5} and curves.metric == "val_loss"
     assert curves.metrics == ("val_loss", "loss") and curves.best_id == 1

@@ -102,7 +102,7 @@ def text_picture(study: Any, *, metric: str | None = None, search: list[str] | N
     else:
         # The app's own curves figure, so the terminal shows the picture the app does.
         fig = BrailleFigure()
-        curves = checked_curves(study, Runner(study), metric)
+        curves = checked_curves(study, Runner(study).queries, metric)
         pic = draw_curves(fig, curves, width, height - 2, log=log, color=color)
         body = fig.build()
     if not color:
@@ -176,7 +176,7 @@ def save_picture(study: Any, suffix: str, *, metric: str | None = None, search: 
     else:
         from tui_tuner.runtime.runner import Runner
 
-        mpl_curves(ax, checked_curves(study, Runner(study), metric), log)
+        mpl_curves(ax, checked_curves(study, Runner(study).queries, metric), log)
     ax.set_title(f"{study.name}", loc="left", fontsize=10)
     # Into memory, not to the path: savefig would follow a symlink and write over whatever it names.
     buffer = io.BytesIO()

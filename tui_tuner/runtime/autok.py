@@ -115,7 +115,7 @@ class AutoK:
         tid = ev.trial_id
         counts = {str(k): int(v) for k, v in dict(self.study.meta(OOM_META) or {}).items()}
         failures = counts.get(str(tid), 0) + 1
-        others = len([i for i in self.runner.live_ids() if i != tid])
+        others = len([i for i in self.runner.queries.live_ids() if i != tid])
         requeued = autok.should_requeue(failures, others, self.state.k)
         if requeued:
             counts[str(tid)] = failures
@@ -161,11 +161,11 @@ class AutoK:
             return change
 
     def _going(self) -> list[int]:
-        ids = self.runner.live_ids()
-        return [i for i in ids if self.runner.latest(i).get("status") == "running"]
+        ids = self.runner.queries.live_ids()
+        return [i for i in ids if self.runner.queries.latest(i).get("status") == "running"]
 
     def _memory(self) -> autok.Memory | None:
-        groups = [p for p in (getattr(self.runner.runs.get(i), "pid", None) for i in self.runner.live_ids()) if p]
+        groups = [p for p in (getattr(self.runner.runs.get(i), "pid", None) for i in self.runner.queries.live_ids()) if p]
         try:
             return self.probe.read(groups)
         except Exception:  # noqa: BLE001 - no memory figures this window; throughput still decides

@@ -183,10 +183,10 @@ class Automation:
         trial = self.study.trial(trial_id)
         if trial.status == "queued":
             raise RunError(f"trial {trial_id} has not run yet: edit it in the queue instead")
-        adjustable = self.runner.can_adjust(trial_id)
+        adjustable = self.runner.commands.can_adjust(trial_id)
         steps: list[Step] = []
         if adjustable and seq is None:
-            if not self.runner.is_live(trial_id):
+            if not self.runner.queries.is_live(trial_id):
                 raise RunError(f"trial {trial_id} is not running: a fork needs a checkpoint of it")
             steps.append({"op": "checkpoint", "trial": trial_id, "required": True})
             src: dict[str, Any] = {"from": 0}
@@ -274,7 +274,7 @@ class Automation:
             child = (d.progress.get("out") or {}).get("child")
             if d.state != DONE or not isinstance(child, int):
                 raise RunError(f"decision #{d.id} made no fork: there is nothing to undo")
-            if not self.runner.is_live(child):
+            if not self.runner.queries.is_live(child):
                 raise RunError(f"the fork #{child} has ended: there is nothing to stop")
             return [{"op": "stop", "trial": child}, {"op": "pin", "trial": child, "pin": False}], \
                 f"stopped the fork #{child}"

@@ -140,17 +140,17 @@ class AutopilotPolicy:
         """The live runs as the decision sees them: latest step and objective, the settings they use now."""
         pinned = pins.pinned(self.study)
         out = []
-        for tid in self.runner.live_ids():
-            latest = self.runner.latest(tid)
+        for tid in self.runner.queries.live_ids():
+            latest = self.runner.queries.latest(tid)
             step = latest.get("step")
             if not isinstance(step, int) or latest.get("status") != "running" or latest.get("ending"):
                 continue
             value = (latest.get("metrics") or {}).get(self.objective)
             trial = self.study.trial(tid)
             out.append(Member(tid, step, float(value) if isinstance(value, (int, float)) else None,
-                              current_values(self.study.space, latest, self.runner.changes(tid)),
+                              current_values(self.study.space, latest, self.runner.queries.changes(tid)),
                               start=trial.fork_step or 0,
-                              pinned=tid in pinned, zero_code=not self.runner.can_adjust(tid)))
+                              pinned=tid in pinned, zero_code=not self.runner.commands.can_adjust(tid)))
         return out
 
     def judged_again(self, trial_id: int) -> None:
@@ -183,7 +183,7 @@ class AutopilotPolicy:
         stopping = ""
         if isinstance(child, int):
             steps.append({"op": "stop", "trial": child})
-            stopping = f"; stopping the fork #{child}" if self.runner.is_live(child) else ""
+            stopping = f"; stopping the fork #{child}" if self.runner.queries.is_live(child) else ""
         return steps, f"undid the autopilot's replacement of #{loser}: {CHILD} resumes it{stopping}"
 
     def toggle_undo_steps(self, d: Decision) -> tuple[list[Step], str]:

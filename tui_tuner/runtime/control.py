@@ -1,8 +1,10 @@
 """The runner's commands to its runs: pause, resume, set, checkpoint, stop, and fork (which waits for
-the parent's checkpoint). A trainer-API run gets a line in its control.jsonl; a zero-code one a signal.
+the parent's checkpoint only when asked to: `fork_at` never waits). A trainer-API run gets a line in
+its control.jsonl; a zero-code one a signal.
 
-`Commands` is the part of `Runner` (runner.py) that sends them; it uses the runner's runs, lock and
-event queue, named in the annotations below.
+`Commands` is the part of the runner that sends them (`runner.commands`). It is given the runner's
+table of runs (runs.py) and, from the runner, what a command needs of the runs' life: starting a
+fork, polling a run while a fork waits for its checkpoint, hurrying the poll thread.
 """
 
 from __future__ import annotations
@@ -13,21 +15,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tui_tuner.errors import RunError, SpaceError
+from tui_tuner.runtime.process import Leftovers
+from tui_tuner.runtime.runs import Run, RunTable, Timeouts
+from tui_tuner.search.trials import Trial
 from tui_tuner.trainer import protocol
 from tui_tuner.trainer.protocol import Command
 from tui_tuner.trainer.tailing import JsonlTail, last_lines
-
-if TYPE_CHECKING:
-    from tui_tuner.runtime.events import EventBus
-    from tui_tuner.runtime.process import Leftovers
-    from tui_tuner.runtime.runner import _Run
-    from tui_tuner.search.config import StudyConfig
-    from tui_tuner.search.space import Space
-    from tui_tuner.study.store import Trial
-    from tui_tuner.study.study import Study
 
 SEQ_WINDOW = 65536   # bytes at the end of control.jsonl searched for the last seq
 
@@ -35,31 +31,26 @@ SEQ_WINDOW = 65536   # bytes at the end of control.jsonl searched for the last s
 class Commands:
     """Sending commands to live runs, and forking them."""
 
-    study: Study
-    space: Space
-    config: StudyConfig
-    runs: dict[int, _Run]
-    stop_timeout: float
-    term_timeout: float
-    checkpoint_timeout: float
-    _cancel: threading.Event
-    _leftovers: Leftovers
-    _bus: EventBus
-    _hurry: Callable[[], None]
-    _known: Callable[[int], _Run | None]
-    _poll_run: Callable[[_Run], None]
-    _study_write: Callable[..., None]
-    poll: Callable[[], None]
-    live_ids: Callable[[], list[int]]
-    start: Callable[[Trial], None]
+    def __init__(self, table: RunTable, timeouts: Timeouts, *, start: Callable[[Trial], None],
+                 poll: Callable[[], None], poll_run: Callable[[Run], None], hurry: Callable[[], None],
+                 leftovers: Leftovers, cancel: threading.Event) -> None:
+        self._table = table
+        self.runs = table.runs
+        self._bus = table.bus
+        self.study = table.study
+        self.space = table.study.space
+        self.timeouts = timeouts
+        self._start = start          # the runner's: a fork's child starts like any trial
+        self._poll = poll
+        self._poll_run = poll_run
+        self._hurry = hurry
+        self._leftovers = leftovers
+        self._cancel = cancel
 
-    def _live_run(self, trial_id: int) -> _Run:
-        run = self.runs.get(trial_id)
-        if run is None or not run.live:
-            raise RunError(f"trial {trial_id} is not running")
-        return run
+    def _live_run(self, trial_id: int) -> Run:
+        return self._table.live(trial_id)
 
-    def _control(self, run: _Run, cmd: Command, **extra: Any) -> int:
+    def _control(self, run: Run, cmd: Command, **extra: Any) -> int:
         """Append one command line to control.jsonl with the next seq; returns the seq."""
         path = run.run_dir / protocol.CONTROL
         seq = max(run.seq, last_seq(path)) + 1
@@ -69,7 +60,7 @@ class Commands:
         self._hurry()
         return seq
 
-    def _send(self, run: _Run, signals: list[int]) -> None:
+    def _send(self, run: Run, signals: list[int]) -> None:
         for sig in signals:
             run.proc.send(sig)
             self._hurry()
@@ -105,7 +96,7 @@ class Commands:
     def can_adjust(self, trial_id: int) -> bool:
         """True when live changes and checkpoints are possible (the run uses the trainer API)."""
         run = self.runs.get(trial_id)
-        zero_code = run.zero_code if run is not None else self.config.zero_code
+        zero_code = run.zero_code if run is not None else self._table.zero_code
         return not zero_code
 
     def set(self, trial_id: int, changes: dict[str, Any], tag: dict[str, Any] | None = None) -> int:
@@ -155,7 +146,7 @@ class Commands:
         """The checkpoint event that answered command `seq` ({"seq", "path", "step"}), None until it has.
 
         A run of an earlier session is read back from its directory (its events.jsonl keeps them)."""
-        run = self._known(trial_id)
+        run = self._table.known(trial_id)
         with self._bus.locked():
             found = run.state.checkpoints.get(seq) if run is not None else None
             return dict(found) if found is not None else None
@@ -187,7 +178,7 @@ class Commands:
         with self._bus.locked():
             self._begin_stop(self._live_run(trial_id), reason, tag)
 
-    def _begin_stop(self, run: _Run, reason: str | None = None, tag: dict[str, Any] | None = None) -> None:
+    def _begin_stop(self, run: Run, reason: str | None = None, tag: dict[str, Any] | None = None) -> None:
         if run.stopper.active:
             return
         asked = time.time()
@@ -196,10 +187,10 @@ class Commands:
         self._control(run, Command.STOP, **({"why": reason} if reason else {}), **(tag or {}))
         self._carry_out_stop(run, asked)
 
-    def _carry_out_stop(self, run: _Run, asked: float) -> None:
+    def _carry_out_stop(self, run: Run, asked: float) -> None:
         """Drive a stop asked for at `asked` (maybe by a tuner that died since) through its phases."""
         self._send(run, run.stopper.begin(asked, time.time(), zero_code=run.zero_code,
-                                          stop_timeout=self.stop_timeout, term_timeout=self.term_timeout))
+                                          stop_timeout=self.timeouts.stop, term_timeout=self.timeouts.term))
 
     def hurry_stops(self) -> None:
         """Skip what is left of every grace period: runs already stopping escalate at the next poll.
@@ -221,13 +212,13 @@ class Commands:
                 if run.live:
                     self._begin_stop(run)
         limit = time.time() + (timeout if timeout is not None
-                               else self.stop_timeout + 2 * self.term_timeout + 2)
+                               else self.timeouts.stop + 2 * self.timeouts.term + 2)
         while time.time() < limit:
-            self.poll()
-            if not self.live_ids():
+            self._poll()
+            if not self._table.live_ids():
                 return True
             time.sleep(0.02)
-        return not self.live_ids()
+        return not self._table.live_ids()
 
     # -- forking ----------------------------------------------------------------------------------
 
@@ -241,7 +232,7 @@ class Commands:
         the fork then works even if the run ended meanwhile. A zero-code run's child restarts from
         scratch with the changed flags, ended parent or not.
         """
-        known = self._known(trial_id)   # an old run is read back before the lock is taken
+        known = self._table.known(trial_id)   # an old run is read back before the lock is taken
         with self._bus.locked():
             if checkpoint is not None or (known is not None and known.zero_code):
                 if known is None:
@@ -252,7 +243,7 @@ class Commands:
             if run.zero_code:
                 return self.fork_at(trial_id, changes, None)
             seq = self._control(run, Command.CHECKPOINT) if checkpoint is None else checkpoint
-        ev = self._checkpoint_wait(run, seq, self.checkpoint_timeout if timeout is None else timeout)
+        ev = self._checkpoint_wait(run, seq, self.timeouts.checkpoint if timeout is None else timeout)
         return self.fork_at(trial_id, changes, ev)
 
     def fork_at(self, trial_id: int, changes: dict[str, Any] | None, ev: dict[str, Any] | None,
@@ -260,7 +251,7 @@ class Commands:
         """Start a fork of a run now, from its checkpoint event `ev` (None: a restart from scratch with
         the changed flags, as for a zero-code run). Never waits. `also(db, child_id)` writes more in
         the transaction that adds the child (the decision that made it)."""
-        known = self._known(trial_id)
+        known = self._table.known(trial_id)
         with self._bus.locked():
             if known is None:
                 raise RunError(f"trial {trial_id} has never run")
@@ -272,10 +263,10 @@ class Commands:
             else:
                 child = self.study.add_fork(trial_id, params, ev.get("step", known.state.step),
                                             ckpt_rel(self.study.dir, known.run_dir, ev.get("path")), also=also)
-            self.start(child)
+            self._start(child)
             return self.study.trial(child.id)
 
-    def _checkpoint_wait(self, run: _Run, seq: int, waited: float) -> dict[str, Any]:
+    def _checkpoint_wait(self, run: Run, seq: int, waited: float) -> dict[str, Any]:
         """Poll the run until its checkpoint event for command `seq` comes; RunError when it cannot."""
         deadline = time.time() + waited
         while True:

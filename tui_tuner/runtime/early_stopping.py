@@ -152,7 +152,7 @@ class EarlyStopPolicy:
         if tid not in self.seen:
             self.seen.add(tid)
             if tid not in self.fresh:
-                self.decider.watch(tid, step, self.runner.series(tid, self.objective))
+                self.decider.watch(tid, step, self.runner.queries.series(tid, self.objective))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             verdict = self.decider.report(tid, step, float(value))
             if verdict is not None and verdict.stop:

@@ -166,7 +166,7 @@ class Executor:
 
     def _sent(self, trial: int, tag: dict[str, Any], resumed: bool) -> dict[str, Any] | None:
         """The command this step already sent (a tuner died before recording it), when resuming."""
-        return self.runner.tagged(trial, tag) if resumed else None
+        return self.runner.commands.tagged(trial, tag) if resumed else None
 
     def _step(self, d: Decision, i: int, step: Step, out: dict[str, Any], *, undo: bool, resumed: bool) -> Any:
         op = step["op"]
@@ -186,27 +186,27 @@ class Executor:
         if sent is not None:
             return sent.get("seq")
         if op == "checkpoint":
-            if not self.runner.is_live(tid):
+            if not self.runner.queries.is_live(tid):
                 if step.get("required"):
                     raise Void(f"#{tid} ended before its checkpoint")
                 return None
-            if not self.runner.can_adjust(tid):
+            if not self.runner.commands.can_adjust(tid):
                 return None   # zero-code: no checkpoint (a resume restarts it from scratch)
-            return self.runner.checkpoint(tid, tag)
+            return self.runner.commands.checkpoint(tid, tag)
         if op == "stop":
-            if not self.runner.is_live(tid):
+            if not self.runner.queries.is_live(tid):
                 if step.get("required"):
                     raise Void(f"#{tid} ended ({self.study.trial(tid).status}) before it was stopped")
                 return None
-            self.runner.stop(tid, step.get("reason"), tag)
+            self.runner.commands.stop(tid, step.get("reason"), tag)
             return True
         if op in ("set", "max_steps"):
-            if not self.runner.is_live(tid) or self.runner.latest(tid).get("ending", False):
+            if not self.runner.queries.is_live(tid) or self.runner.queries.latest(tid).get("ending", False):
                 raise Void(f"#{tid} is not running any more")
             try:
                 if op == "set":
-                    return self.runner.set(tid, dict(step["params"]), tag)
-                return self.runner.set_max_steps(tid, int(step["steps"]), tag)
+                    return self.runner.commands.set(tid, dict(step["params"]), tag)
+                return self.runner.commands.set_max_steps(tid, int(step["steps"]), tag)
             except TunerError as e:
                 raise Void(e.message) from None
         raise Void(f"unknown step {op!r}")
@@ -224,14 +224,14 @@ class Executor:
             return child
         parent = int(step["trial"])
         unless = step.get("unless_ended")
-        if isinstance(unless, int) and not self.runner.is_live(unless):
+        if isinstance(unless, int) and not self.runner.queries.is_live(unless):
             raise Void(f"#{unless} ended on its own first")
         seq = out.get(str(step["from"])) if "from" in step else step.get("seq")
         ev = None
         if isinstance(seq, int):
-            ev = self.runner.checkpoint_event(parent, seq)
+            ev = self.runner.commands.checkpoint_event(parent, seq)
             if ev is None:
-                if not self.runner.is_live(parent):
+                if not self.runner.queries.is_live(parent):
                     raise Void(f"#{parent} ended before its checkpoint was written")
                 since = prog.get("since") or time.time()
                 if time.time() - float(since) > self.runner.checkpoint_timeout:
@@ -240,7 +240,7 @@ class Executor:
                 raise Wait()
             if ev.get("error"):
                 raise Void(f"the checkpoint of #{parent} failed: {ev['error']}")
-        elif step.get("needs_checkpoint") and self.runner.can_adjust(parent):
+        elif step.get("needs_checkpoint") and self.runner.commands.can_adjust(parent):
             raise Void(f"#{parent} has no checkpoint to continue from")
 
         def keep(db: Any, tid: int) -> None:
@@ -251,7 +251,7 @@ class Executor:
                 self.log.update(d.id, progress=current, db=db)   # type: ignore[arg-type]
 
         try:
-            child_trial = self.runner.fork_at(parent, dict(step.get("changes") or {}), ev, also=keep)
+            child_trial = self.runner.commands.fork_at(parent, dict(step.get("changes") or {}), ev, also=keep)
         except TunerError as e:
             raise Void(e.message) from None
         return child_trial.id

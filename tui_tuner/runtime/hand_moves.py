@@ -85,14 +85,14 @@ def scaled_lr(space: Space, current: float, factor: float) -> tuple[str, float, 
 
 
 def _live(runner: Runner, trial_id: int) -> dict[str, Any]:
-    if not runner.is_live(trial_id):
+    if not runner.queries.is_live(trial_id):
         raise RunError(f"trial {trial_id} is not running")
-    return runner.latest(trial_id)
+    return runner.queries.latest(trial_id)
 
 
 def _adjustable(runner: Runner, trial_id: int) -> dict[str, Any]:
     latest = _live(runner, trial_id)
-    if not runner.can_adjust(trial_id):
+    if not runner.commands.can_adjust(trial_id):
         raise RunError(f"trial {trial_id}: adjust is not available for a zero-code run (fork it instead)")
     return latest
 
@@ -106,10 +106,10 @@ def lr_now(runner: Runner, trial_id: int, name: str, latest: Mapping[str, Any]) 
     """(the lr a run uses now, where that came from): a change sent and not applied yet; else one applied
     since its last report (the lr it reported predates it); else the lr it reports; else its setting."""
     setting = (latest.get("params") or {}).get(name)
-    sent = runner.last_sent(trial_id, name)
+    sent = runner.commands.last_sent(trial_id, name)
     if isinstance(sent, (int, float)) and sent != setting:
         return float(sent), "just set"
-    now = current_values(runner.space, latest, runner.changes(trial_id)).get(name)
+    now = current_values(runner.space, latest, runner.queries.changes(trial_id)).get(name)
     if not isinstance(now, (int, float)):
         raise RunError(f"trial {trial_id} has no {name} value to scale")
     if reported(latest.get("metrics") or {}, name) is None:
@@ -179,7 +179,7 @@ def undo_steps(study: Study, runner: Runner, d: Any) -> tuple[list[Step], str]:
     if d.kind == "pin":
         return [{"op": "pin", "trial": tid, "pin": not data.get("pin", True)}], \
             f"#{tid} {'unpinned' if data.get('pin', True) else 'pinned'} again"
-    if not runner.is_live(tid):
+    if not runner.queries.is_live(tid):
         raise RunError(f"#{tid} is not running any more: its {d.kind} cannot be put back")
     if d.kind == "lr":
         name = data["param"]

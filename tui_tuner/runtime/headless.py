@@ -99,10 +99,10 @@ def _loop(session: Session, say: Any, interval: float) -> int:
                 break
             time.sleep(interval)
         if interrupted:
-            say(f"interrupted: stopping {len(session.runner.live_ids())} run(s) "
+            say(f"interrupted: stopping {len(session.runner.queries.live_ids())} run(s) "
                 "(stop, then SIGTERM, then SIGKILL)...")
             with_stop = session.stop_all()
-            left = session.runner.live_ids()
+            left = session.runner.queries.live_ids()
             if left:
                 say(f"could not stop trial(s) {', '.join(map(str, left))}; they are still running")
             elif with_stop:

@@ -19,60 +19,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui_tuner.errors import RunError, StudyError, TunerError
-from tui_tuner.runtime import control, history, process
+from tui_tuner.errors import RunError, StudyError
+from tui_tuner.runtime import process
+from tui_tuner.runtime.control import Commands
 from tui_tuner.runtime.events import EventBus, say
 from tui_tuner.runtime.poller import FAST_POLL, FAST_WINDOW, PollThread
-from tui_tuner.runtime.reader import RunReader
 from tui_tuner.runtime.run_queries import RunQueries
-from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, Objective, RunEvent, RunState, Series
-from tui_tuner.runtime.stopper import Phase, Stopper
+from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, RunEvent, Series
+from tui_tuner.runtime.runs import CHECKPOINT_TIMEOUT, STOP_TIMEOUT, TERM_TIMEOUT, Run, RunTable, Timeouts
+from tui_tuner.runtime.stopper import Phase
 from tui_tuner.study import rundir, verdict
 from tui_tuner.study.store import Trial
 from tui_tuner.study.study import Study
 
 __all__ = ["FAST_POLL", "FAST_WINDOW", "SERIES_POINTS", "Kind", "Phase", "RunEvent", "Runner", "Series"]
 
-# Polled per run; the defaults suit a person pressing keys, tests shrink them.
-STOP_TIMEOUT = 10.0        # after the stop command, before SIGTERM
-TERM_TIMEOUT = 5.0         # after SIGTERM, before SIGKILL of the process group
-CHECKPOINT_TIMEOUT = 60.0  # a fork waits this long for the parent's checkpoint
 PROGRESS_EVERY = 1.0       # seconds between step/objective writes to the study per run
 
 
-class _Run:
-    """What the runner knows about one run (live, settled in this session, or read back)."""
-
-    def __init__(self, trial: Trial, run_dir: Path, state: RunState, reader: RunReader, zero_code: bool) -> None:
-        self.trial_id: int = trial.id
-        self.run_dir = run_dir
-        self.zero_code = zero_code
-        self.state = state
-        self.reader = reader
-        self.proc = process.Process(trial.pid, run_dir)
-        self.stopper = Stopper()
-        self.started: float = trial.started or time.time()
-        self.ended: float | None = trial.ended
-        self.live = False
-        self.seq = 0                          # last control seq written
-        self.progress_written = 0.0
-        self.progress_failed = False          # the last progress write failed (said once, not every second)
-
-    def __getattr__(self, name: str) -> Any:
-        # What the run's reports say reads as the run's own (runs[id].step, .checkpoints, .status).
-        state = self.__dict__.get("state")
-        if state is None or name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(state, name)
-
-    @property
-    def pid(self) -> int | None:
-        """The run's shim (and process group)."""
-        return self.proc.pid
-
-
-class Runner(control.Commands, RunQueries):
-    """Starts, follows and controls the runs of one study (commands and fork: see control.Commands)."""
+class Runner:
+    """Starts, follows and settles the runs of one study; its two parts, given its table of runs, send
+    commands (`commands`: pause, set, checkpoint, stop, fork) and answer questions (`queries`: live
+    runs, curves, latest numbers, output)."""
 
     def __init__(self, study: Study, on_event: Callable[[RunEvent], None] | None = None, *,
                  cwd: str | Path | None = None, stop_timeout: float = STOP_TIMEOUT,
@@ -85,15 +53,41 @@ class Runner(control.Commands, RunQueries):
         self.errors = self._bus.errors        # every error reported (also sent as "error" events)
         # The directory the tuner was started from: a relative command path resolves there.
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
-        self.stop_timeout = stop_timeout
-        self.term_timeout = term_timeout
-        self.checkpoint_timeout = checkpoint_timeout
+        self.timeouts = Timeouts(stop_timeout, term_timeout, checkpoint_timeout)
         self.stall_timeout = self.config.stall_timeout if stall_timeout is None else stall_timeout
-        self.runs: dict[int, _Run] = {}
-        self._objective = Objective(self.config.objective, self.config.better, self.config.reduce)
+        self.table = RunTable(study, self._bus)
+        self.runs = self.table.runs
         self._cancel = threading.Event()   # set by cancel_waits(): a fork stops waiting for its checkpoint
         self._poller = PollThread(self.poll, self._poll_failed)
         self._leftovers = process.Leftovers()
+        self.queries = RunQueries(self.table)
+        self.commands = Commands(self.table, self.timeouts, start=self.start, poll=self.poll,
+                                 poll_run=self._poll_run, hurry=self._poller.hurry, leftovers=self._leftovers,
+                                 cancel=self._cancel)
+
+    # The grace periods, settable by whoever hurries a quit (a second Ctrl-C sets them to 0).
+    @property
+    def stop_timeout(self) -> float:
+        """Seconds after the stop command before SIGTERM."""
+        return self.timeouts.stop
+
+    @stop_timeout.setter
+    def stop_timeout(self, value: float) -> None:
+        self.timeouts.stop = value
+
+    @property
+    def term_timeout(self) -> float:
+        """Seconds after SIGTERM before SIGKILL."""
+        return self.timeouts.term
+
+    @term_timeout.setter
+    def term_timeout(self, value: float) -> None:
+        self.timeouts.term = value
+
+    @property
+    def checkpoint_timeout(self) -> float:
+        """Seconds a fork waits for its parent's checkpoint."""
+        return self.timeouts.checkpoint
 
     @property
     def on_event(self) -> Callable[[RunEvent], None] | None:
@@ -132,14 +126,8 @@ class Runner(control.Commands, RunQueries):
             self.runs[trial.id] = run
             self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv})
 
-    def _new_run(self, trial: Trial, run_dir: Path) -> _Run:
-        status = trial.status if trial.status in ("running", "paused") else "running"
-        state = RunState(trial.id, self._objective, trial.params, step=trial.step, status=status,
-                         now=time.time())
-        return _Run(trial, run_dir, state, RunReader(run_dir, self._patterns()), self.config.zero_code)
-
-    def _patterns(self) -> dict[str, str] | None:
-        return self.config.metrics if self.config.zero_code else None
+    def _new_run(self, trial: Trial, run_dir: Path) -> Run:
+        return self.table.new(trial, run_dir)
 
     def _live_names(self) -> set[str]:
         return {name for name, p in self.space.params.items() if p.live}
@@ -155,7 +143,7 @@ class Runner(control.Commands, RunQueries):
             if self._leftovers:
                 self._leftovers.reap(time.time())
 
-    def _poll_run(self, run: _Run) -> None:
+    def _poll_run(self, run: Run) -> None:
         now = time.time()
         alive = run.proc.alive()
         self._read(run, final=not alive)
@@ -165,15 +153,15 @@ class Runner(control.Commands, RunQueries):
             return
         state = run.state
         if run.stopper.active:
-            self._send(run, run.stopper.escalate(now, self.term_timeout))
+            self.commands._send(run, run.stopper.escalate(now, self.term_timeout))
         if state.diverged and not run.stopper.active:
-            self._begin_stop(run)
+            self.commands._begin_stop(run)
         self._bus.emit_all(state.check_stall(now, self.stall_timeout))
         if now - run.progress_written >= PROGRESS_EVERY:
             run.progress_written = now
             self._write_progress(run)
 
-    def _write_progress(self, run: _Run) -> None:
+    def _write_progress(self, run: Run) -> None:
         try:
             self.study.update_progress(run.trial_id, run.state.step, _finite(run.state.objective))
         except Exception as e:  # noqa: BLE001 - reported, and the run goes on being followed
@@ -183,7 +171,7 @@ class Runner(control.Commands, RunQueries):
         else:
             run.progress_failed = False
 
-    def _read(self, run: _Run, final: bool = False) -> None:
+    def _read(self, run: Run, final: bool = False) -> None:
         """Apply what the run wrote since the last poll; emit what happened, metrics coalesced into one."""
         before = run.state.reports
         # A poll reads a bounded chunk; settling or replaying reads everything there is.
@@ -196,7 +184,7 @@ class Runner(control.Commands, RunQueries):
                                                         "metrics": dict(run.state.metrics),
                                                     "count": count})
 
-    def _carry_out(self, run: _Run, ev: RunEvent) -> None:
+    def _carry_out(self, run: Run, ev: RunEvent) -> None:
         """Record in the study what an event changed, then pass the event on."""
         if ev.kind is Kind.APPLIED and run.live and ev.data["params"]:
             # Persisted so an export or a later fork of a babysat run carries the value it trains with.
@@ -208,18 +196,18 @@ class Runner(control.Commands, RunQueries):
             self._study_write(run, f"its {ev.kind} status", self.study.set_status, run.state.status)
         self._bus.emit(ev.kind, ev.trial_id, ev.data)
 
-    def _study_write(self, run: _Run, what: str, write: Callable[..., Any], *args: Any) -> None:
+    def _study_write(self, run: Run, what: str, write: Callable[..., Any], *args: Any) -> None:
         try:
             write(run.trial_id, *args)
         except Exception as e:  # noqa: BLE001 - reported, and the run goes on being followed
             self._study_failed(run, what, e)
 
-    def _study_failed(self, run: _Run, what: str, e: Exception) -> None:
+    def _study_failed(self, run: Run, what: str, e: Exception) -> None:
         self._bus.error(f"trial {run.trial_id}: could not record {what} in the study: {say(e)}", run.trial_id)
 
     # -- settling -----------------------------------------------------------------------------------
 
-    def _settle(self, run: _Run, unusable: str | None = None) -> None:
+    def _settle(self, run: Run, unusable: str | None = None) -> None:
         """The run's processes are gone: decide its status from its recorded facts and record it.
 
         `unusable` says why the run dir cannot be credited to its trial (then it fails with that).
@@ -239,7 +227,7 @@ class Runner(control.Commands, RunQueries):
         self._bus.emit(Kind.ENDED, run.trial_id, {"status": status, "reason": reason,
                                               "objective": objective, "step": run.state.step})
 
-    def facts(self, run: _Run, unusable: str | None = None) -> verdict.Facts:
+    def facts(self, run: Run, unusable: str | None = None) -> verdict.Facts:
         """What a run's directory and its replayed events say about how it ended (see verdict.decide)."""
         exit_info, problem = verdict.read_exit(run.run_dir)
         stop = verdict.stop_command(run.run_dir)
@@ -310,30 +298,10 @@ class Runner(control.Commands, RunQueries):
         asked = verdict.first_stop(run_dir)
         if asked is not None:
             # A stop the tuner that went away had asked for: it still holds.
-            self._carry_out_stop(run, asked if math.isfinite(asked) else time.time())
+            self.commands._carry_out_stop(run, asked if math.isfinite(asked) else time.time())
         return True
 
     # -- reading back -----------------------------------------------------------------------------
-
-    def _known(self, trial_id: int) -> _Run | None:
-        """The run of a trial that ever ran: followed in this session, else read back from its run
-        directory once. The reading happens outside the lock, so polls and commands go on meanwhile."""
-        with self._bus.locked():
-            run = self.runs.get(trial_id)
-        if run is not None:
-            return run
-        try:
-            trial = self.study.trial(trial_id)
-        except TunerError:   # an unknown id simply has no curve
-            return None
-        if trial.status == "queued":
-            return None
-        run_dir = self.study.run_dir(trial_id)
-        state, reader = history.replay(trial, run_dir, self._objective, self._patterns())
-        old = _Run(trial, run_dir, state, reader, self.config.zero_code)
-        with self._bus.locked():
-            # A run started or read back by another thread meanwhile wins: it is the one followed.
-            return self.runs.setdefault(trial_id, old)
 
     # -- thread and events ------------------------------------------------------------------------
 
@@ -352,10 +320,6 @@ class Runner(control.Commands, RunQueries):
     def cancel_waits(self) -> None:
         """Make a fork waiting for its checkpoint give up at once (the app is quitting)."""
         self._cancel.set()
-
-    def _hurry(self) -> None:
-        """Poll fast for a moment: a command was just sent and its answer is on its way."""
-        self._poller.hurry()
 
     def _poll_failed(self, e: Exception) -> None:
         self._bus.error(say(e))

@@ -148,7 +148,7 @@ class Scheduler:
         self._mark_start()
         if self._budget_spent():
             return started
-        while len(self.runner.live_ids()) < self.parallel and self.remaining() > 0:
+        while len(self.runner.queries.live_ids()) < self.parallel and self.remaining() > 0:
             trial = self.study.pop_next()
             if trial is None:
                 if not self.refill():
@@ -170,7 +170,7 @@ class Scheduler:
 
     def done(self) -> bool:
         """True when no run is live and nothing more will start (a budget reached or grid exhausted)."""
-        if self.runner.live_ids():
+        if self.runner.queries.live_ids():
             return False
         if self.exhausted or self.fail_fast.paused_at is not None or self._budget_spent():
             return True
@@ -213,10 +213,10 @@ class Scheduler:
         rows = {tid: (step, fork, resume) for tid, step, fork, resume in
                 self.study.store.query("SELECT id, step, fork_step, resume FROM trials WHERE step IS NOT NULL "
                                        "OR status IN ('running', 'paused')")}
-        for tid in self.runner.live_ids():
+        for tid in self.runner.queries.live_ids():
             if tid in rows:
                 step, fork, resume = rows[tid]
-                live = self.runner.latest(tid).get("step")
+                live = self.runner.queries.latest(tid).get("step")
                 if live is not None and (step is None or live > step):
                     rows[tid] = (live, fork, resume)
         return steps_spent(rows.values())
@@ -238,11 +238,11 @@ class Scheduler:
             if usage.ended_by is None:
                 return False
             self.ended_by, self.message = usage.ended_by, usage.reason()
-        for tid in self.runner.live_ids():
+        for tid in self.runner.queries.live_ids():
             if tid not in self._budget_stops:
                 self._budget_stops.add(tid)
                 try:
-                    self.runner.stop(tid, self.message)
+                    self.runner.commands.stop(tid, self.message)
                 except TunerError:
                     pass   # it ended meanwhile: nothing left to stop
         return True
@@ -277,7 +277,7 @@ class Scheduler:
         thread (the app's commands, early-stop decisions) is never held up: this tick queues
         nothing, a later one queues what it proposed, unless the search region moved meanwhile
         (then it asks again). What it proposes is still a function of the history it was given."""
-        free = self.parallel - len(self.runner.live_ids())
+        free = self.parallel - len(self.runner.queries.live_ids())
         n = min(room, max(1, free))
         key = self.study.search_state.to_json()
         if self._asking is not None:

@@ -265,14 +265,14 @@ class Session:
         self._stopping = True
         self.scheduler.holding = True
         try:
-            return self.runner.stop_all(timeout)
+            return self.runner.commands.stop_all(timeout)
         finally:
             self.automation.tick(act=False)   # the runs' ends reach whoever watches
 
     def hurry(self) -> None:
         """Skip the grace periods of the stops under way (a second Ctrl-C)."""
         self.runner.stop_timeout = self.runner.term_timeout = 0.0
-        self.runner.hurry_stops()
+        self.runner.commands.hurry_stops()
 
     def cancel_waits(self) -> None:
         """Make a blocking fork (the runner's own, outside the session) give up at once (quitting)."""
@@ -298,11 +298,11 @@ class Session:
         """Pause a running trial or resume a paused one."""
         status = self.study.trial(trial_id).status
         if status == "paused":
-            self.runner.resume(trial_id)
+            self.runner.commands.resume(trial_id)
             return f"resuming #{trial_id}"
         if status != "running":
             raise RunError(f"trial {trial_id} is {status}, not running")
-        self.runner.pause(trial_id)
+        self.runner.commands.pause(trial_id)
         return f"pausing #{trial_id}"
 
     def adjust(self, trial_id: int, changes: Mapping[str, Any]) -> str:
@@ -323,17 +323,17 @@ class Session:
 
     def current_values(self, trial_id: int) -> dict[str, Any]:
         """The settings a run trains with now (its reported lr over its setting)."""
-        return moves.current_values(self.space, self.runner.latest(trial_id), self.runner.changes(trial_id))
+        return moves.current_values(self.space, self.runner.queries.latest(trial_id), self.runner.queries.changes(trial_id))
 
     def prepare_fork(self, trial_id: int) -> int | None:
         """Checkpoint a running trial now (its seq), so a fork is of this moment; None for zero-code."""
-        if self.runner.is_live(trial_id) and self.runner.can_adjust(trial_id):
-            return self.runner.checkpoint(trial_id)
+        if self.runner.queries.is_live(trial_id) and self.runner.commands.can_adjust(trial_id):
+            return self.runner.commands.checkpoint(trial_id)
         return None
 
     def fork_step(self, trial_id: int, seq: int | None) -> int | None:
         """The step of the checkpoint `prepare_fork` asked for, once written (None until then)."""
-        ev = self.runner.checkpoint_event(trial_id, seq) if seq is not None else None
+        ev = self.runner.commands.checkpoint_event(trial_id, seq) if seq is not None else None
         step = ev.get("step") if ev and not ev.get("error") else None
         return step if isinstance(step, int) else None
 
@@ -346,7 +346,7 @@ class Session:
 
     def stop(self, trial_id: int) -> str:
         """Stop a running or paused trial."""
-        self.runner.stop(trial_id)
+        self.runner.commands.stop(trial_id)
         return f"stopping #{trial_id}"
 
     def run_now(self, trial_id: int) -> str:
@@ -360,7 +360,7 @@ class Session:
     def output(self, trial_id: int, n: int = 40) -> Output:
         """A trial's status, reason and the last n lines of its output."""
         trial = self.study.trial(trial_id)
-        return Output(trial_id, trial.status, trial.reason, self.runner.output_tail(trial_id, n))
+        return Output(trial_id, trial.status, trial.reason, self.runner.queries.output_tail(trial_id, n))
 
     # -- the queue ------------------------------------------------------------------------------
 

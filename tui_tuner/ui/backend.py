@@ -215,7 +215,7 @@ class Backend:
         """Undo the automatic stop of a trial (early stop or autopilot): it resumes exactly from its
         checkpoint, and the resumed run is focused."""
         message = self.session.undo_trial(trial_id)
-        runs = self.session.runner.live_ids()
+        runs = self.session.runner.queries.live_ids()
         if runs:
             self._view_of.focus, self._view_of.focus_explicit = max(runs), True
         return message

@@ -94,7 +94,7 @@ class SnapshotBuilder:
             step, objective = t.step, t.objective
             if t.status in ACTIVE and not light:
                 # The study records progress once a second per run; the runner knows it now.
-                latest = runner.latest(t.id)
+                latest = runner.queries.latest(t.id)
                 step = latest.get("step", step)
                 objective = latest.get("objective", objective)
             objectives[t.id] = objective
@@ -119,7 +119,7 @@ class SnapshotBuilder:
 
         cards = []
         for t in sorted((t for t in trials if t.status in ACTIVE and not covered), key=lambda t: t.id):
-            raw = () if light else runner.series(t.id, cfg.objective)
+            raw = () if light else runner.queries.series(t.id, cfg.objective)
             series = [(s, v) for s, v in raw if math.isfinite(v)]
             points = tuple(series[:: max(1, len(series) // CARD_POINTS)])
             # The trial's objective as the trials table shows it (best or last, per `reduce`), so the
@@ -158,8 +158,8 @@ class SnapshotBuilder:
         lines = []
         for row in rows:
             if row.status in ACTIVE:
-                self._add_names(runner.metric_names(row.id))
-                lines.append(line_of(row, runner.series(row.id, metric), runner.changes(row.id)))
+                self._add_names(runner.queries.metric_names(row.id))
+                lines.append(line_of(row, runner.queries.series(row.id, metric), runner.queries.changes(row.id)))
                 continue
             key = (row.id, metric)
             line = self._lines.get(key)
@@ -167,8 +167,8 @@ class SnapshotBuilder:
                 if time.monotonic() > deadline:
                     self._wake()   # more to read back: next frame
                     continue
-                line = line_of(row, runner.series(row.id, metric), runner.changes(row.id))
-                self._add_names(runner.metric_names(row.id))
+                line = line_of(row, runner.queries.series(row.id, metric), runner.queries.changes(row.id))
+                self._add_names(runner.queries.metric_names(row.id))
                 self._lines[key] = line
             lines.append(line)
         if cfg.objective not in names:
@@ -208,8 +208,8 @@ class SnapshotBuilder:
                                       else None}
             names: list[str] = []
         else:
-            latest = runner.latest(trial.id)
-            names = runner.metric_names(trial.id)
+            latest = runner.queries.latest(trial.id)
+            names = runner.queries.metric_names(trial.id)
         loss_name = LOSS if LOSS in names else objective
         loss = self._live_curve(trial.id, loss_name, CHART_POINTS) if names and charts else ()
         obj = (self._live_curve(trial.id, objective, CHART_POINTS) if names and charts and objective != loss_name
@@ -223,13 +223,13 @@ class SnapshotBuilder:
             step=latest.get("step", trial.step), metrics=tuple(sorted(metrics.items())),
             elapsed=self.paused.running_time(trial.id, latest.get("elapsed")), stalled=bool(latest.get("stalled")), loss_name=loss_name,
             loss=loss, objective_name=objective, objective=obj,
-            can_adjust=active and runner.can_adjust(trial.id),
+            can_adjust=active and runner.commands.can_adjust(trial.id),
             params=params, parent=trial.parent,
             fork_step=trial.fork_step, reason=trial.reason, marks=marks,
             pinned=trial.id in self.session.automation.view.pinned,
             current=current_values(self.session.space, {"params": params, "metrics": metrics,
                                                         "step": latest.get("step")},
-                                   runner.changes(trial.id) if active and not light else ()),
+                                   runner.queries.changes(trial.id) if active and not light else ()),
             started=self._started_with(trial.id) if active and not light else {})
 
     def _started_with(self, trial_id: int) -> dict[str, Any]:
@@ -245,14 +245,14 @@ class SnapshotBuilder:
     def _marks(self, trial_id: int, metric: str, trials: list) -> tuple[tuple[float, str], ...]:
         """Where on the run's curve a live change, a pause or a fork of it happened."""
         runner = self.session.runner
-        steps = [s for s, v in runner.series(trial_id, metric) if math.isfinite(v)]
-        marks = [(c.get("step"), CHANGE_MARK) for c in runner.changes(trial_id)]
-        marks += [(s, PAUSE_MARK) for s in runner.pauses(trial_id)]
+        steps = [s for s, v in runner.queries.series(trial_id, metric) if math.isfinite(v)]
+        marks = [(c.get("step"), CHANGE_MARK) for c in runner.queries.changes(trial_id)]
+        marks += [(s, PAUSE_MARK) for s in runner.queries.pauses(trial_id)]
         marks += [(t.fork_step, FORK_MARK) for t in trials if t.parent == trial_id]
         return mark_positions(steps, marks)
 
     def _live_curve(self, trial_id: int, metric: str, points: int) -> tuple[float, ...]:
-        series = self.session.runner.series(trial_id, metric)
+        series = self.session.runner.queries.series(trial_id, metric)
         return tuple(downsample(finite([v for _, v in series]), points))
 
     def _curve(self, trial_id: int, status: str, deadline: float) -> tuple[float, ...]:
