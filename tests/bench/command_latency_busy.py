@@ -33,6 +33,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "runtime")]
 from runtime_helpers import toy_space  # noqa: E402
 
 from tui_tuner.runtime.runner import RunEvent  # noqa: E402
+from tui_tuner.runtime.session import Session  # noqa: E402
 from tui_tuner.study.study import Study  # noqa: E402
 from tui_tuner.ui.backend import Backend  # noqa: E402
 
@@ -87,7 +88,7 @@ def bench(n: int, seconds: float) -> dict[str, float]:
         seed_history(study, 10)
         target = study.enqueue_manual({"steps": 100000, "delay": 0.01, "lr": 0.001})
         slow = study.enqueue_manual({"steps": 100000, "delay": 1.5, "lr": 0.001})
-        backend = Backend(study, gpu=False, runner_options={**RUNNER, "cwd": str(ROOT)})
+        backend = Backend(Session(study, runner_options={**RUNNER, "cwd": str(ROOT)}), gpu=False)
         seen = Seen()
         backend.session.subscribe(seen)
         backend.start()
@@ -100,7 +101,7 @@ def bench(n: int, seconds: float) -> dict[str, float]:
 
             def forking() -> None:
                 while not stop.is_set():
-                    fut = backend.submit(backend.fork, slow.id, {"steps": 1}, None)
+                    fut = backend.submit(backend.session.fork, slow.id, {"steps": 1}, None)
                     try:
                         fut.result(timeout=30)
                         forks[0] += 1

@@ -164,6 +164,7 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
     With --view, the same run is measured twice: first on the main screen, then with the view open,
     so the two figures share the machine's load of the moment.
     """
+    from tui_tuner.runtime.session import Session
     from tui_tuner.search.space import load_space
     from tui_tuner.study.study import Study
     from tui_tuner.ui.app import TunerApp
@@ -173,7 +174,7 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
 
     space = load_space(setup(tmp, args.runs, args.rate, args.seconds * (2 if args.view else 1), args.churn))
     study = Study.open(tmp / "study", space)
-    backend = Backend(study, gpu=False, runner_options={"cwd": tmp})
+    backend = Backend(Session(study, runner_options={"cwd": tmp}), gpu=False)
     app = TunerApp(backend)
     lags: list[float] = []
     measuring = False
@@ -268,7 +269,7 @@ async def headless(args: argparse.Namespace, tmp: Path) -> int:
                     await pilot.pause(0.1)
                 await pilot.pause(1.0)
                 code = max(code, await measure(pilot, f"{args.view} view open"))
-            await asyncio.to_thread(backend.stop_all, 10)
+            await asyncio.to_thread(backend.session.stop_all, 10)
     finally:
         MainScreen.show, PicturePlot.draw, PicturePlot._start, PicturePlot._build = (
             original_show, original_draw, original_start, original_build)

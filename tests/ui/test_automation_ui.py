@@ -72,7 +72,7 @@ async def test_A_really_runs_pbt_is_kept_across_a_reopen_and_A_stops_it(study_di
             await pilot.press("D")
             screen = await screen_of(pilot, DecisionsScreen, "the decision log")
             await wait_until(pilot, lambda: {"autopilot", "pbt"} <= {r["kind"] for r in rows(screen)}, 5, "listed")
-            app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+            app.backend.submit(app.backend.session.stop_all, 10).result(timeout=30)
 
         with Study.open(study_dir, lock=False) as again:
             assert again.meta("settings")["autopilot"] == "none"
@@ -92,9 +92,9 @@ async def test_P_pins_the_run_marks_it_everywhere_and_early_stopping_leaves_it_b
             await pilot.press("P")
             await wait_until(pilot, lambda: f"{PIN_MARK}pinned" in header(app), 10, "pinned in the run panel")
             await wait_until(pilot, lambda: f"{bad.id}{PIN_MARK}" in trials_text(app), 10, "marked in Trials")
-            app.backend.submit(app.backend.run_now, good.id).result(timeout=10)
+            app.backend.submit(app.backend.session.run_now, good.id).result(timeout=10)
             await wait_until(pilot, lambda: study.trial(good.id).status == "done", 30, "the good run done")
-            await wait_until(pilot, lambda: (app.backend.runner.queries.latest(bad.id).get("step") or 0) > 45, 30,
+            await wait_until(pilot, lambda: (app.backend.session.runner.queries.latest(bad.id).get("step") or 0) > 45, 30,
                              "the bad run past rungs 5, 10, 20 and 40")
             assert study.trial(bad.id).active, "a pinned run is never stopped early"
             assert not [d for d in session.decisions() if d.kind == "early_stop"]
@@ -109,7 +109,7 @@ async def test_P_pins_the_run_marks_it_everywhere_and_early_stopping_leaves_it_b
             await wait_until(pilot, lambda: f"{PIN_MARK}pinned" in header(app), 10, "in the run panel too")
             await pilot.press("P")                                   # unpin
             await wait_until(pilot, lambda: f"{PIN_MARK}pinned" not in header(app), 10, "unpinned")
-            app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+            app.backend.submit(app.backend.session.stop_all, 10).result(timeout=30)
     finally:
         kill_runs(study_dir)
 
@@ -139,7 +139,7 @@ async def test_an_early_stop_undone_from_the_log_says_so_once_and_a_burst_is_one
             await pilot.pause(0.5)
             errors = [m for sev, _, m in app.said_log if sev == "error"]
             assert errors == [], errors
-            app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+            app.backend.submit(app.backend.session.stop_all, 10).result(timeout=30)
     finally:
         kill_runs(study_dir)
 
@@ -183,7 +183,7 @@ async def test_lr_keys_and_the_adjust_form_act_on_the_lr_the_run_uses_now(study_
     app = make_app(study, tmp_path)
     try:
         async with piloting(app, (120, 30)) as pilot:
-            runner, session = app.backend.runner, app.backend.session
+            runner, session = app.backend.session.runner, app.backend.session
             await wait_until(pilot, lambda: (runner.queries.latest(1).get("step") or 0) > 25, 20, "past the first decay")
             await pilot.press("less_than_sign")
             await wait_until(pilot, lambda: [d for d in session.decisions() if d.kind == "lr"], 10, "the lr move")
@@ -198,7 +198,7 @@ async def test_lr_keys_and_the_adjust_form_act_on_the_lr_the_run_uses_now(study_
             intro = " ".join(plain(w.content) for w in form.query(".dialog-intro"))
             assert re.search(r"lr now [0-9.e-]+, started at 0\.04", intro), intro
             await pilot.press("escape")
-            app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+            app.backend.submit(app.backend.session.stop_all, 10).result(timeout=30)
     finally:
         kill_runs(study_dir)
 
@@ -210,13 +210,13 @@ async def test_a_fork_returns_at_once_shows_pending_and_starts_once_the_checkpoi
     app = make_app(study, tmp_path)
     try:
         async with piloting(app, (120, 30)) as pilot:
-            runner = app.backend.runner
+            runner = app.backend.session.runner
             await wait_until(pilot, lambda: (runner.queries.latest(1).get("step") or 0) >= 1, 30, "a first report")
-            app.backend.submit(app.backend.fork, 1, {"lr": 0.1}, None).result(timeout=1)   # returns at once
+            app.backend.submit(app.backend.session.fork, 1, {"lr": 0.1}, None).result(timeout=1)   # returns at once
             await wait_until(pilot, lambda: "fork of #1…" in status(app), 5, "the pending fork shown")
             await wait_until(pilot, lambda: said(app, "forked #1 into #2 at step"), 20, "one toast when it starts")
             await wait_until(pilot, lambda: "fork of #1…" not in status(app), 5, "no longer pending")
             assert study.trial(2).parent == 1 and study.trial(2).params["lr"] == 0.1
-            app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+            app.backend.submit(app.backend.session.stop_all, 10).result(timeout=30)
     finally:
         kill_runs(study_dir)

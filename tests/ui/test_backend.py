@@ -53,15 +53,15 @@ def test_commands_raise_tuner_errors_the_app_can_show(study_dir, tmp_path, monke
     backend = make_backend(study, tmp_path, autostart=False)
     try:
         with pytest.raises(SpaceError, match=r"zoom needs at least \d+ finished trials .*, got 0"):
-            backend.zoom()
+            backend.session.zoom()
         with pytest.raises(TunerError, match="nothing to unzoom"):
-            backend.unzoom()
+            backend.session.unzoom()
         with pytest.raises(StudyError, match="no finished trial"):
-            backend.export(None, None)
+            backend.session.export(None, None)
         with pytest.raises(TunerError, match="not running"):
-            backend.stop(99)
+            backend.session.stop(99)
         with pytest.raises(SpaceError, match="stage must be"):
-            backend.set_stage(7)
+            backend.session.set_stage(7)
     finally:
         backend.close()
         study.close()
@@ -117,7 +117,7 @@ def test_stop_all_starts_nothing_more_from_the_queue(study_dir, tmp_path):
     try:
         backend._tick()
         assert [t.id for t in study.active()] == [1]
-        assert backend.stop_all(timeout=10)
+        assert backend.session.stop_all(timeout=10)
         backend._tick()
         assert study.active() == [] and study.budget_used() == 1
     finally:

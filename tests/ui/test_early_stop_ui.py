@@ -22,10 +22,10 @@ async def test_an_early_stop_is_shown_and_the_u_key_resumes_it_exactly(study_dir
     app = make_app(study, tmp_path, autostart=False)
     backend = app.backend
     async with piloting(app, (160, 48)) as pilot:
-        backend.submit(backend.run_now, good.id).result(timeout=10)
+        backend.submit(backend.session.run_now, good.id).result(timeout=10)
         await wait_until(pilot, lambda: (backend.session.runner.queries.latest(good.id).get("step") or 0) >= 5,
                          20, "the good run past step 5")
-        backend.submit(backend.run_now, bad.id).result(timeout=10)
+        backend.submit(backend.session.run_now, bad.id).result(timeout=10)
         await wait_until(pilot, lambda: study.trial(bad.id).status == "stopped", 30, "the early stop")
         reason = study.trial(bad.id).reason
         assert reason.startswith("early stop: ") and "cut-off" in reason and "asha" in reason
@@ -46,4 +46,4 @@ async def test_an_early_stop_is_shown_and_the_u_key_resumes_it_exactly(study_dir
         assert child.fork_step is not None and child.fork_step >= 5
         await pilot.press("u")   # a second undo of the same stop is refused with a reason
         await wait_until(pilot, lambda: said(app, "already undone"), 10, "the refusal")
-        backend.submit(backend.stop_all, 10).result(timeout=30)
+        backend.submit(backend.session.stop_all, 10).result(timeout=30)

@@ -38,7 +38,7 @@ async def test_the_fork_form_shows_the_step_the_child_is_recorded_at(study_dir, 
         await reporting(pilot, app)
         await pilot.press("f")
         form = await screen_of(pilot, ParamForm, "the fork form")
-        runner = app.backend.runner
+        runner = app.backend.session.runner
         ckpt = await wait_until(pilot, lambda: next(iter(runner.runs[1].checkpoints.values()), None), 10,
                                 "the checkpoint taken as the form opened")
         await wait_until(pilot, lambda: title(form) == f"Fork #1 at step {ckpt['step']}", 5,

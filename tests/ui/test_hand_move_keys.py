@@ -58,7 +58,7 @@ async def test_sparkline_marks_a_pause_a_live_change_and_a_fork(study_dir, tmp_p
 
 
 async def running(pilot, app, trial_id: int = 1) -> None:
-    runner = app.backend.runner
+    runner = app.backend.session.runner
     await wait_until(pilot, lambda: runner.queries.is_live(trial_id) and (runner.queries.latest(trial_id).get("step") or 0) > 3,
                      20, f"#{trial_id} reporting")
 
@@ -68,13 +68,13 @@ async def test_lr_keys_halve_and_double_the_watched_runs_lr_without_a_form(study
     app = make_app(study, tmp_path)
     async with piloting(app) as pilot:
         await running(pilot, app)
-        lr0 = app.backend.runner.queries.latest(1)["params"]["lr"]
+        lr0 = app.backend.session.runner.queries.latest(1)["params"]["lr"]
         await pilot.press("greater_than_sign")
-        await wait_until(pilot, lambda: app.backend.runner.queries.latest(1)["params"]["lr"] == lr0 * 2, 10, "lr ×2")
+        await wait_until(pilot, lambda: app.backend.session.runner.queries.latest(1)["params"]["lr"] == lr0 * 2, 10, "lr ×2")
         assert not isinstance(app.screen, ParamForm)
         assert said(app, "(×2 of its lr now)")
         await pilot.press("less_than_sign", "less_than_sign")
-        await wait_until(pilot, lambda: app.backend.runner.queries.latest(1)["params"]["lr"] == lr0 / 2, 10, "lr ×0.5 twice")
+        await wait_until(pilot, lambda: app.backend.session.runner.queries.latest(1)["params"]["lr"] == lr0 / 2, 10, "lr ×0.5 twice")
         assert study.trial(1).params["lr"] == lr0 / 2
 
 
@@ -88,10 +88,10 @@ async def test_lr_keys_say_so_when_the_space_has_no_live_lr(study_dir, tmp_path)
     app = make_app(study, tmp_path)
     async with piloting(app) as pilot:
         await running(pilot, app)
-        lr0 = app.backend.runner.queries.latest(1)["params"]["lr"]
+        lr0 = app.backend.session.runner.queries.latest(1)["params"]["lr"]
         await pilot.press("greater_than_sign")
         await wait_until(pilot, lambda: said(app, "params.lr is not live"), 10, "the refusal")
-        assert app.backend.runner.queries.latest(1)["params"]["lr"] == lr0
+        assert app.backend.session.runner.queries.latest(1)["params"]["lr"] == lr0
 
 
 async def test_train_longer_extends_the_step_limit(study_dir, tmp_path):
@@ -99,17 +99,17 @@ async def test_train_longer_extends_the_step_limit(study_dir, tmp_path):
     app = make_app(study, tmp_path)
     async with piloting(app) as pilot:
         await running(pilot, app)
-        await wait_until(pilot, lambda: app.backend.runner.runs[1].state.max_steps == 400, 10, "the limit said")
+        await wait_until(pilot, lambda: app.backend.session.runner.runs[1].state.max_steps == 400, 10, "the limit said")
         await pilot.press("L")
         await wait_until(pilot, lambda: said(app, "train longer, steps 400 → 600"), 10, "the message")
-        await wait_until(pilot, lambda: app.backend.runner.runs[1].state.max_steps == 600, 10, "the new limit")
-        await wait_until(pilot, lambda: (app.backend.runner.queries.latest(1).get("step") or 0) > 400, 20,
+        await wait_until(pilot, lambda: app.backend.session.runner.runs[1].state.max_steps == 600, 10, "the new limit")
+        await wait_until(pilot, lambda: (app.backend.session.runner.queries.latest(1).get("step") or 0) > 400, 20,
                          "training past the old limit")
         await wait_until(pilot, lambda: CHANGE_MARK in chart_text(app), 10, "the mark of the change")
 
         # The export keeps the longer limit, and a standalone rerun with --config trains to it.
         out = tmp_path / "longer.toml"
-        app.backend.submit(app.backend.export, 1, str(out)).result(timeout=10)
+        app.backend.submit(app.backend.session.export, 1, str(out)).result(timeout=10)
         doc = tomllib.loads(out.read_text())
         assert doc["tuner"]["max_steps"] == 600 and doc["tuner"]["max_steps_default"] == 400
         run = subprocess.run([sys.executable, str(TOY), "--config", str(out), "--delay", "0"], capture_output=True,
@@ -118,7 +118,7 @@ async def test_train_longer_extends_the_step_limit(study_dir, tmp_path):
         assert run.returncode == 0, run.stderr
         steps = [int(m) for m in re.findall(r"step (\d+)", run.stdout)]
         assert max(steps) == 600, run.stdout[-300:]
-        app.backend.submit(app.backend.stop_all, 10).result(timeout=30)
+        app.backend.submit(app.backend.session.stop_all, 10).result(timeout=30)
 
 
 async def test_status_line_shows_auto_k_and_the_k_key_overrides_it(study_dir, tmp_path):

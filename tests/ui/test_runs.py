@@ -102,7 +102,7 @@ async def test_adjust_applies_a_live_value_and_refuses_a_bad_one(study_dir, tmp_
         await wait_until(pilot, lambda: param_cell(app, "lr", "run") == "0.0123", 10,
                          "the applied lr in the table")
         assert said(app, "lr → 0.0123")
-        assert app.backend.runner.queries.latest(1)["params"]["lr"] == 0.0123
+        assert app.backend.session.runner.queries.latest(1)["params"]["lr"] == 0.0123
 
 
 async def test_fork_starts_a_child_with_its_lineage(study_dir, tmp_path):
@@ -156,7 +156,7 @@ async def test_stop_and_next_previous_run(study_dir, tmp_path):
         await wait_until(pilot, lambda: header(app).startswith("#1 "), 5, "focus back on #1")
         await pilot.press("s")
         await wait_until(pilot, lambda: header(app).startswith("#1 stopped"), 10, "#1 stopped")
-        assert trial_cells(app, 1)[1] == "stop"
+        await wait_until(pilot, lambda: trial_cells(app, 1)[1] == "stop", 10, "#1 stopped in Trials")
         # From a stopped run, next goes to the one still running; then there is nowhere else to go.
         await wait_until(pilot, lambda: app.main.snap.active_ids == [2], 5, "one active run")
         await pilot.press("right_square_bracket")

@@ -81,7 +81,7 @@ async def test_queue_move_drop_edit_and_run_now(app):
         form.field("lr").value = "0.2"
         await pilot.press("enter")
         await wait_until(pilot, lambda: "lr=0.2 " in queue_setting(app, first) + " ", 5, "the edit shown")
-        assert app.backend.study.trial(first).params["lr"] == 0.2
+        assert app.backend.session.study.trial(first).params["lr"] == 0.2
         await pilot.press("d")                     # drop
         await wait_until(pilot, lambda: queue_ids(app) == [second], 5, "the drop")
         await pilot.press("r")                     # run now

@@ -54,7 +54,7 @@ def test_help(snap_compare, snap_app, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_fork_form(snap_compare, snap_app, size):
     app = snap_app()
-    study = app.backend.study
+    study = app.backend.session.study
 
     async def open_form(pilot):
         await pilot.pause()
@@ -72,7 +72,7 @@ def test_fork_form(snap_compare, snap_app, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_adjust_form_with_a_refused_value(snap_compare, snap_app, size):
     app = snap_app()
-    study = app.backend.study
+    study = app.backend.session.study
 
     async def open_form(pilot):
         await pilot.pause()

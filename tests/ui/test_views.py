@@ -179,7 +179,7 @@ async def test_curves_view_follows_a_live_run_and_hands_the_screen_back(study_di
         await pilot.press("escape")
         await wait_until(pilot, lambda: plain(app.main.query_one("#run-header").content) != main_header, 5,
                          "the main screen to redraw")
-        await app.call(app.backend.stop_all, 10)
+        await app.call(app.backend.session.stop_all, 10)
 
 
 @pytest.mark.parametrize("key", ["c", "x"])

@@ -50,11 +50,11 @@ def dialog_text(dialog: Confirm) -> str:
 
 
 def levels(app: TunerApp) -> int:
-    return len(app.backend.study.search_state.levels)
+    return len(app.backend.session.study.search_state.levels)
 
 
 def queued(app: TunerApp) -> list[tuple[int, dict]]:
-    return [(t.id, t.params) for t in app.backend.study.queue()]
+    return [(t.id, t.params) for t in app.backend.session.study.queue()]
 
 
 async def ask(pilot, key: str = "z") -> Confirm:

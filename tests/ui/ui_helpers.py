@@ -15,6 +15,7 @@ from rich.text import Text
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 from study_runs import TOY, ZERO_CODE
 
+from tui_tuner.runtime.session import Session
 from tui_tuner.search.space import parse_space
 from tui_tuner.study.study import Study
 from tui_tuner.ui.app import TunerApp
@@ -56,7 +57,8 @@ def open_study(directory: Path, text: str, *, seed: int = 1) -> Study:
 def make_backend(study: Study, cwd: Path, **kw: Any) -> Backend:
     """A back end with short stop timeouts and no GPU probe."""
     options = {"cwd": cwd, "stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 10.0}
-    return Backend(study, gpu=False, runner_options=options, **kw)
+    session_kw = {k: kw.pop(k) for k in ("runner", "scheduler", "autostart", "overrides") if k in kw}
+    return Backend(Session(study, runner_options=options, **session_kw), gpu=False, **kw)
 
 
 def make_app(study: Study, cwd: Path, *, live: bool = True, **kw: Any) -> TunerApp:
@@ -101,7 +103,7 @@ async def piloting(app: TunerApp, size: tuple[int, int] = (80, 24)) -> AsyncIter
         async with app.run_test(size=size) as pilot:
             yield pilot
     finally:
-        app.backend.study.close()
+        app.backend.session.study.close()
 
 
 # -- what the user reads -------------------------------------------------------------------------

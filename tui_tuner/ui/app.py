@@ -19,6 +19,7 @@ from textual.screen import Screen
 
 from tui_tuner.errors import TunerError
 from tui_tuner.printable import printable
+from tui_tuner.runtime.session import Session
 from tui_tuner.ui.backend import Backend
 from tui_tuner.ui.messages import SnapshotReady
 from tui_tuner.ui.screens.main import MainScreen
@@ -43,6 +44,11 @@ class TunerApp(App[int]):
     def get_default_screen(self) -> Screen:
         """The main screen."""
         return MainScreen()
+
+    @property
+    def session(self) -> Session:
+        """The session the screens command (through `command` and `call`, on the back end's thread)."""
+        return self.backend.session
 
     @property
     def main(self) -> MainScreen:
@@ -132,7 +138,7 @@ class TunerApp(App[int]):
                 self.say(f"stopping {n} run(s)…")
 
             async def stop_then_exit() -> None:
-                await self.call_or_say(self.backend.stop_all)
+                await self.call_or_say(self.session.stop_all)
                 self.exit(0)
             self.run_worker(stop_then_exit(), group="quit", exclusive=True)
         else:
@@ -151,7 +157,7 @@ def run_app(study: Any, *, cwd: str | None = None, gpu: bool = True,
     given by flag (budget, parallel, strategy, early stop, autopilot, budgets): kept in the study.
     """
     options: dict[str, Any] = {"cwd": cwd} if cwd is not None else {}
-    backend = Backend(study, gpu=gpu, runner_options=options, overrides=overrides)
+    backend = Backend(Session(study, runner_options=options, overrides=overrides), gpu=gpu)
     app = TunerApp(backend)
     try:
         code = app.run()

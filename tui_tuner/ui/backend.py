@@ -1,7 +1,9 @@
-"""The app's back end: builds the screen's snapshots from the session, and relays its commands.
+"""The app's back end: the threads that serve a session to the screen, and the screen's snapshots.
 
-The session (runtime/session.py) owns the study, runner and scheduler and does every command; this
-adds what only a screen needs, off the event loop (no textual here):
+It is given the session (runtime/session.py), which owns the study, runner and scheduler and does
+every command; screens call the session's commands through one path, `TunerApp.command` / `call`,
+which run them on this back end's command thread (`submit`). This adds what only a screen needs,
+off the event loop (no textual here):
 - the runner's poll thread delivers session events to `_on_event`, which only records and sets a flag;
 - one command thread runs what the user asks for and the session's ticks, one at a time, so they
   never race each other;
@@ -17,18 +19,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from tui_tuner.runtime.runner import RunEvent, Runner
-from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.runtime.runner import RunEvent
 from tui_tuner.runtime.session import Output, Session
 from tui_tuner.runtime.session_events import Decision, Notice, SessionEvent
-from tui_tuner.search.config import StudyConfig
-from tui_tuner.search.space import Space
-from tui_tuner.study.study import Study, Trial
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Snapshot
 from tui_tuner.ui.snapshot import CHART_POINTS, CURVE_BUDGET, ORDERS, SnapshotBuilder
@@ -40,12 +37,9 @@ __all__ = ["CHART_POINTS", "Backend", "Output"]
 class Backend:
     """Serves snapshots of a session to the UI, and its commands off the event loop."""
 
-    def __init__(self, study: Study, *, runner: Runner | None = None, scheduler: Scheduler | None = None,
-                 autostart: bool = True, frame: float = 0.1, poll: float = 0.05, tick: float = 0.5,
-                 gpu: bool = True, runner_options: dict[str, Any] | None = None,
-                 overrides: dict[str, Any] | None = None) -> None:
-        self.session = Session(study, runner=runner, scheduler=scheduler, autostart=autostart,
-                               runner_options=runner_options, overrides=overrides)
+    def __init__(self, session: Session, *, frame: float = 0.1, poll: float = 0.05, tick: float = 0.5,
+                 gpu: bool = True) -> None:
+        self.session = session
         self.session.subscribe(self._on_event)
         self.frame = frame
         self.poll = poll
@@ -68,31 +62,6 @@ class Backend:
         self.closed = False
 
     # -- what it serves -------------------------------------------------------------------------
-
-    @property
-    def study(self) -> Study:
-        """The session's study (read by the snapshot builder; commands go through the session)."""
-        return self.session.study
-
-    @property
-    def runner(self) -> Runner:
-        """The session's runner (read for live values and series)."""
-        return self.session.runner
-
-    @property
-    def space(self) -> Space:
-        """The study's search space (what the dialogs' fields are checked against)."""
-        return self.session.space
-
-    @property
-    def config(self) -> StudyConfig:
-        """The study's [study] settings."""
-        return self.session.config
-
-    @property
-    def autostart(self) -> bool:
-        """Whether the session starts trials on its own."""
-        return self.session.autostart
 
     @property
     def focus(self) -> int | None:
@@ -169,24 +138,8 @@ class Backend:
                 self._dirty.set()
         return self._commands.submit(run)
 
-    def trial(self, trial_id: int) -> Trial:
-        """One trial as the study records it."""
-        return self.session.trial(trial_id)
-
-    def pause_toggle(self, trial_id: int) -> str:
-        """Pause a running trial or resume a paused one."""
-        return self.session.pause_toggle(trial_id)
-
-    def adjust(self, trial_id: int, changes: Mapping[str, Any]) -> str:
-        """Change live parameters of a running trial."""
-        return self.session.adjust(trial_id, changes)
-
-    def prepare_fork(self, trial_id: int) -> int | None:
-        """Checkpoint a running trial as the fork form opens (its seq), so the fork is of that moment."""
-        return self.session.prepare_fork(trial_id)
-
     def fork_step(self, trial_id: int, prepared: Future | None) -> int | None:
-        """The step of the checkpoint `prepare_fork` asked for, once it is written (None until then).
+        """The step of the checkpoint `session.prepare_fork` asked for, once it is written (None until then).
 
         A fork starts from that state, so that is the step to show: the run may have gone on a few
         steps between the key press and the checkpoint. Non-blocking, for a UI timer.
@@ -194,85 +147,6 @@ class Backend:
         if prepared is None or not prepared.done() or prepared.exception() is not None:
             return None
         return self.session.fork_step(trial_id, prepared.result())
-
-    def fork(self, trial_id: int, changes: Mapping[str, Any], prepared: Future | None = None) -> str:
-        """Fork a trial with some settings changed; the child becomes the focused run once it starts.
-
-        `prepared` is the future of `prepare_fork`: the child then starts from the checkpoint taken
-        when the form opened, even if the parent has ended since. Returns at once (""): the fork is
-        shown pending on the status line, and said when it has started (or why it could not).
-        """
-        seq = prepared.result() if prepared is not None and prepared.done() and prepared.exception() is None \
-            else None
-        self.session.fork(trial_id, changes, seq)
-        return ""
-
-    def stop(self, trial_id: int) -> str:
-        """Stop a running or paused trial."""
-        return self.session.stop(trial_id)
-
-    def undo_early_stop(self, trial_id: int) -> str:
-        """Undo the automatic stop of a trial (early stop or autopilot): it resumes exactly from its
-        checkpoint, and the resumed run is focused."""
-        message = self.session.undo_trial(trial_id)
-        runs = self.session.runner.queries.live_ids()
-        if runs:
-            self._view_of.focus, self._view_of.focus_explicit = max(runs), True
-        return message
-
-    def run_now(self, trial_id: int) -> str:
-        """Start a queued trial now, whatever `parallel` says; it becomes the focused run."""
-        message = self.session.run_now(trial_id)
-        self._view_of.focus, self._view_of.focus_explicit = trial_id, True
-        return message
-
-    def sample(self, n: int) -> str:
-        """Queue n random settings (the budget grows to reach them)."""
-        return self.session.sample(n)
-
-    def zoom(self, force: bool = False) -> str:
-        """Narrow the search around the best finished trials (coarse to fine); `force`: on too few."""
-        return self.session.zoom(force)
-
-    def unzoom(self) -> str:
-        """Undo the last zoom."""
-        return self.session.unzoom()
-
-    def set_stage(self, stage: int) -> str:
-        """Search tiers <= stage."""
-        return self.session.set_stage(stage)
-
-    def toggle_freeze(self, name: str) -> str:
-        """Freeze a parameter at the best trial's value, or search it again."""
-        return self.session.toggle_freeze(name)
-
-    def drop(self, trial_id: int) -> str:
-        """Remove a queued setting."""
-        return self.session.drop(trial_id)
-
-    def move(self, trial_id: int, delta: int) -> None:
-        """Move a queued setting up (negative) or down."""
-        self.session.move(trial_id, delta)
-
-    def edit(self, trial_id: int, changes: Mapping[str, Any]) -> str:
-        """Change settings of a queued trial."""
-        return self.session.edit(trial_id, changes)
-
-    def export(self, trial_id: int | None, path: str | None) -> Path:
-        """Write a trial's setting as TOML; returns the absolute path written."""
-        return self.session.export(trial_id, path)
-
-    def default_export_path(self, trial_id: int | None) -> str:
-        """The path the export prompt offers first."""
-        return self.session.default_export_path(trial_id)
-
-    def output(self, trial_id: int, n: int = 40) -> Output:
-        """A trial's status, reason and the last n lines of its output."""
-        return self.session.output(trial_id, n)
-
-    def stop_all(self, timeout: float | None = None) -> bool:
-        """Stop every run (and start no more) and wait until they have ended; True when all did."""
-        return self.session.stop_all(timeout)
 
     def _tick(self) -> None:
         try:
@@ -292,8 +166,14 @@ class Backend:
             self.decision_count += 1   # the decision log screen reloads when this moves
             self._view_of.study_stale = True
             self._dirty.set()
-            if ev.pending or ev.is_undone:
-                return   # said once it has ended; an undo is said by the command that asked for it
+            if ev.is_undone:
+                # An undo is said by the command that asked for it; the run it resumed is focused.
+                resumed = ((ev.undo_progress or {}).get("out") or {}).get("child")
+                if isinstance(resumed, int):
+                    self._view_of.focus, self._view_of.focus_explicit = resumed, True
+                return
+            if ev.pending:
+                return   # said once it has ended
             if ev.automatic:
                 with self._notice_lock:
                     self._burst.add(ev)

@@ -18,8 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 if TYPE_CHECKING:
-    from tui_tuner.study.decision_log import Logged
-    from tui_tuner.ui.app import TunerApp
+    from tui_tuner.study.decision_log import Decision
+    from tui_tuner.ui.tuner import Tuner
 
 RELOAD = 0.25   # seconds between checks for new decisions
 WIDTH = 90      # a decision's message in the table is cut here (the line below shows it whole)
@@ -50,13 +50,13 @@ class DecisionsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__(id="decisions")
-        self.decisions: list[Logged] = []
+        self.decisions: list[Decision] = []
         self.undoable: frozenset[str] = frozenset()
         self._seen = -1
         self._loading = False
 
     @property
-    def tuner(self) -> TunerApp:
+    def tuner(self) -> Tuner:
         """The app (typed)."""
         return self.app  # type: ignore[return-value]
 
@@ -99,12 +99,12 @@ class DecisionsScreen(Screen):
         finally:
             self._loading = False
 
-    def _read(self) -> tuple[list[Logged], frozenset[str], str]:
+    def _read(self) -> tuple[list[Decision], frozenset[str], str]:
         """On the command thread: the decisions newest first, the kinds that undo, the autopilot's state."""
-        session = self.tuner.backend.session
+        session = self.tuner.session
         return session.decisions(), session.undoable_kinds(), session.autopilot_state()
 
-    def show(self, decisions: list[Logged], undoable: frozenset[str], autopilot: str) -> None:
+    def show(self, decisions: list[Decision], undoable: frozenset[str], autopilot: str) -> None:
         """Draw the decisions (newest first), keeping the cursor on the same decision."""
         self.decisions, self.undoable = decisions, frozenset(undoable)
         n = len(decisions)
@@ -124,7 +124,7 @@ class DecisionsScreen(Screen):
         self.refresh_bindings()
 
     @property
-    def selected(self) -> Logged | None:
+    def selected(self) -> Decision | None:
         """The decision under the cursor."""
         table = self.table
         if not self.decisions or table.row_count == 0:
@@ -165,14 +165,14 @@ class DecisionsScreen(Screen):
         self.run_worker(self._undo(d.id), group="undo")
 
     async def _undo(self, decision_id: int) -> None:
-        message = await self.tuner.call_or_say(self.tuner.backend.session.undo_decision, decision_id)
+        message = await self.tuner.call_or_say(self.tuner.session.undo_decision, decision_id)
         if message:
             self.tuner.say(message, title="Undo")
         self.reload()
 
     async def action_autopilot(self) -> None:
         """Turn the autopilot on or off (as on the main screen)."""
-        message = await self.tuner.call_or_say(self.tuner.backend.session.toggle_autopilot)
+        message = await self.tuner.call_or_say(self.tuner.session.toggle_autopilot)
         if message:
             self.tuner.say(message, title="Autopilot")
         self.reload()

@@ -28,7 +28,7 @@ from tui_tuner.ui.widgets.strip import RunStrip
 from tui_tuner.ui.widgets.tables import ParamsTable, QueueTable, SyncTable, TrialsTable
 
 if TYPE_CHECKING:
-    from tui_tuner.ui.app import TunerApp
+    from tui_tuner.ui.tuner import Tuner
 
 WIDE = 120   # columns from which the wide layout is used
 RUN_MIN = 26  # narrow layout: the run panel's least width; the parameters table gets the rest at most
@@ -82,7 +82,7 @@ class MainScreen(HandMoveKeys, Screen):
         self.marked: set[int] = set()   # trials marked in the curves view (kept while it is closed)
 
     @property
-    def tuner(self) -> TunerApp:
+    def tuner(self) -> Tuner:
         """The app (typed)."""
         return self.app  # type: ignore[return-value]
 
@@ -243,7 +243,7 @@ class MainScreen(HandMoveKeys, Screen):
         """Pause the focused run, or resume it."""
         run = self.focused_run
         if run is not None:
-            self.tuner.command(self.tuner.backend.pause_toggle, run.id)
+            self.tuner.command(self.tuner.session.pause_toggle, run.id)
 
     def action_adjust(self) -> None:
         """Change the focused run's live parameters while it trains."""
@@ -267,7 +267,7 @@ class MainScreen(HandMoveKeys, Screen):
         """Stop the focused run."""
         run = self.focused_run
         if run is not None:
-            self.tuner.command(self.tuner.backend.stop, run.id)
+            self.tuner.command(self.tuner.session.stop, run.id)
 
     def _cycle(self, delta: int) -> None:
         snap = self.snap
@@ -309,7 +309,7 @@ class MainScreen(HandMoveKeys, Screen):
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""
-        self.tuner.command(self.tuner.backend.unzoom)
+        self.tuner.command(self.tuner.session.unzoom)
 
     def action_stage(self) -> None:
         """Change the priority stage: search tiers <= T."""
@@ -317,22 +317,28 @@ class MainScreen(HandMoveKeys, Screen):
 
     @on(ParamsTable.Freeze)
     def _freeze(self, event: ParamsTable.Freeze) -> None:
-        self.tuner.command(self.tuner.backend.toggle_freeze, event.name)
+        self.tuner.command(self.tuner.session.toggle_freeze, event.name)
 
     # -- queue keys -----------------------------------------------------------------------------
 
     @on(QueueTable.Request)
     def _queue(self, event: QueueTable.Request) -> None:
-        backend = self.tuner.backend
+        session = self.tuner.session
         tid = event.trial_id
         if event.action == "drop":
-            self.tuner.command(backend.drop, tid)
+            self.tuner.command(session.drop, tid)
         elif event.action in ("up", "down"):
-            self.tuner.command(backend.move, tid, -1 if event.action == "up" else 1)
+            self.tuner.command(session.move, tid, -1 if event.action == "up" else 1)
         elif event.action == "run":
-            self.tuner.command(backend.run_now, tid)
+            self.run_worker(self._run_now(tid), group="run-now")
         elif event.action == "edit":
             self.run_worker(main_dialogs.edit(self, tid), group="edit")
+
+    async def _run_now(self, trial_id: int) -> None:
+        said = await self.tuner.call_or_say(self.tuner.session.run_now, trial_id)
+        if said:
+            self.follow(trial_id)   # the run started now is the one watched
+            self.tuner.say(said)
 
     # -- trial keys -----------------------------------------------------------------------------
 
@@ -346,13 +352,13 @@ class MainScreen(HandMoveKeys, Screen):
         """Pin the focused run (no early stop or autopilot decision touches it), or unpin it."""
         run = self.focused_run
         if run is not None:
-            self.tuner.command(self.tuner.backend.session.toggle_pin, run.id)
+            self.tuner.command(self.tuner.session.toggle_pin, run.id)
 
     def action_undo_stop(self) -> None:
         """Undo the automatic stop (early stop, autopilot) of the selected trial: it resumes exactly."""
         tid = self.selected_trial()
         if tid is not None:
-            self.tuner.command(self.tuner.backend.undo_early_stop, tid)
+            self.tuner.command(self.tuner.session.undo_trial, tid)
 
     def action_output(self) -> None:
         """Show the selected trial's reason and last output lines."""
@@ -392,7 +398,7 @@ class MainScreen(HandMoveKeys, Screen):
 
     def action_autopilot(self) -> None:
         """Turn the autopilot (PBT) on or off."""
-        self.tuner.command(self.tuner.backend.session.toggle_autopilot)
+        self.tuner.command(self.tuner.session.toggle_autopilot)
 
     def action_help(self) -> None:
         """Show the key table."""

@@ -24,7 +24,6 @@ from tui_tuner.ui.screens.dialogs import (
 if TYPE_CHECKING:
     from tui_tuner.search.param import Param
     from tui_tuner.search.space import Space
-    from tui_tuner.ui.screens.main import MainScreen
 
 
 def _fields(space: Space, params: Mapping[str, Any], *, live_only: bool = False) -> list[tuple[Param, Any]]:
@@ -32,25 +31,25 @@ def _fields(space: Space, params: Mapping[str, Any], *, live_only: bool = False)
     return [(p, params.get(p.name, p.default)) for p in space.by_priority() if p.live or not live_only]
 
 
-async def adjust(screen: MainScreen, run: Any) -> None:
+async def adjust(screen: Any, run: Any) -> None:
     """The form that changes a running trial's live parameters while it trains."""
     tuner = screen.tuner
-    backend = tuner.backend
+    session = tuner.session
     # Prefilled with what the run uses now (its reported lr, which a schedule may have decayed), read
     # fresh: the frame on screen may be a moment older than a change just applied.
-    now = await tuner.call_or_say(backend.session.current_values, run.id)
+    now = await tuner.call_or_say(session.current_values, run.id)
     if now:
         run = replace(run, current=now)
-    fields = _fields(backend.space, run.current or run.params, live_only=True)
+    fields = _fields(session.space, run.current or run.params, live_only=True)
     if not fields:
         tuner.say("no parameter is live (set live = true in the space file)", title="Adjust", severity="warning")
         return
 
     async def apply(changes: dict) -> str:
-        return await tuner.call(backend.adjust, run.id, changes)
+        return await tuner.call(session.adjust, run.id, changes)
 
     screen.app.push_screen(ParamForm(f"Adjust #{run.id} while it trains", fields, apply,
-                                     intro=adjust_intro(backend.space, run), id="adjust"), tuner.said)
+                                     intro=adjust_intro(session.space, run), id="adjust"), tuner.said)
 
 
 def adjust_intro(space: Space, run: Any) -> str:
@@ -66,7 +65,7 @@ def adjust_intro(space: Space, run: Any) -> str:
     return "\n".join(lines)
 
 
-def adjust_why(screen: MainScreen, run: Any) -> None:
+def adjust_why(screen: Any, run: Any) -> None:
     """Say why adjust is greyed for the focused run (or for none), and what to do instead."""
     if run is None:
         message = ("no run is going to adjust: start one (n samples settings, the queue starts them) "
@@ -78,19 +77,22 @@ def adjust_why(screen: MainScreen, run: Any) -> None:
     screen.tuner.say(message, title="Adjust", severity="warning")
 
 
-def fork(screen: MainScreen, run: Any) -> None:
+def fork(screen: Any, run: Any) -> None:
     """The form that forks a running trial from its current state with changed settings."""
     tuner = screen.tuner
     backend = tuner.backend
-    fields = _fields(backend.space, run.params)
+    fields = _fields(tuner.session.space, run.params)
     intro = ("The child starts from a checkpoint of this run, with these settings." if run.can_adjust
              else "Zero-code run: the child restarts from scratch with these flags.")
 
     # Checkpoint now: the form says "at step N", and the run may end while the user types.
-    prepared = backend.submit(backend.prepare_fork, run.id)
+    prepared = backend.submit(tuner.session.prepare_fork, run.id)
 
     async def apply(changes: dict) -> str:
-        return await tuner.call(backend.fork, run.id, changes, prepared)
+        # The checkpoint of the moment the form opened, if it was asked for (a zero-code run has none).
+        seq = prepared.result() if prepared.done() and prepared.exception() is None else None
+        await tuner.call(tuner.session.fork, run.id, changes, seq)
+        return ""   # the fork is said when it has started (or why it could not)
 
     # A zero-code child restarts from scratch: no step to fork at. A checkpointed one forks at the
     # checkpoint's step, which the title shows once it is written (the step recorded for the child).
@@ -108,27 +110,25 @@ def fork(screen: MainScreen, run: Any) -> None:
     screen.app.push_screen(form, tuner.said)
 
 
-def sample(screen: MainScreen) -> None:
+def sample(screen: Any) -> None:
     """The prompt that samples N more settings into the queue."""
     tuner = screen.tuner
-    backend = tuner.backend
 
     async def apply(n: int) -> str:
-        return await tuner.call(backend.sample, n)
+        return await tuner.call(tuner.session.sample, n)
 
     screen.app.push_screen(Prompt("Sample settings", "How many settings to queue:", "4", apply, parse_count,
                                   intro="Random settings from the current search region.", id="sample"),
                            tuner.said)
 
 
-def stage(screen: MainScreen) -> None:
+def stage(screen: Any) -> None:
     """The prompt that changes the priority stage: search tiers <= T."""
     tuner = screen.tuner
-    backend = tuner.backend
     current = str(screen.snap.stage) if screen.snap else "4"
 
     async def apply(stage: int) -> str:
-        return await tuner.call(backend.set_stage, stage)
+        return await tuner.call(tuner.session.set_stage, stage)
 
     screen.app.push_screen(Prompt("Priority stage", "Search tiers <= (1-4):", current, apply, parse_stage,
                                   intro="1: learning rate only; 2: + momentum, hidden units, batch; "
@@ -136,25 +136,23 @@ def stage(screen: MainScreen) -> None:
                            tuner.said)
 
 
-async def edit(screen: MainScreen, trial_id: int) -> None:
+async def edit(screen: Any, trial_id: int) -> None:
     """The form that changes a queued trial's settings."""
     tuner = screen.tuner
-    backend = tuner.backend
-    trial = await tuner.call_or_say(backend.trial, trial_id)
+    trial = await tuner.call_or_say(tuner.session.trial, trial_id)
     if trial is None:
         return
-    fields = _fields(backend.space, trial.params)
+    fields = _fields(tuner.session.space, trial.params)
 
     async def apply(changes: dict) -> str:
-        return await tuner.call(backend.edit, trial_id, changes)
+        return await tuner.call(tuner.session.edit, trial_id, changes)
 
     screen.app.push_screen(ParamForm(f"Edit queued #{trial_id}", fields, apply, id="edit"), tuner.said)
 
 
-async def export(screen: MainScreen, trial_id: int | None) -> None:
+async def export(screen: Any, trial_id: int | None) -> None:
     """The prompt that exports a trial's setting to TOML (None: the best trial), offering the default path."""
     tuner = screen.tuner
-    backend = tuner.backend
     if trial_id is None:
         trial_id = screen.snap.best_id if screen.snap is not None else None
         if trial_id is None:
@@ -164,12 +162,12 @@ async def export(screen: MainScreen, trial_id: int | None) -> None:
         which = f"the best trial, #{trial_id}"
     else:
         which = f"trial #{trial_id}"
-    default = await tuner.call_or_say(backend.default_export_path, trial_id)
+    default = await tuner.call_or_say(tuner.session.default_export_path, trial_id)
     if default is None:
         return
 
     async def apply(path: str) -> str:
-        out = await tuner.call(backend.export, trial_id, path)
+        out = await tuner.call(tuner.session.export, trial_id, path)
         return f"wrote {out}"
 
     screen.app.push_screen(Prompt(f"Export {which}", "Write TOML to:", default, apply, parse_path,
@@ -178,14 +176,14 @@ async def export(screen: MainScreen, trial_id: int | None) -> None:
                            tuner.said)
 
 
-async def output(screen: MainScreen, trial_id: int) -> None:
+async def output(screen: Any, trial_id: int) -> None:
     """The view of a trial's reason and last output lines."""
-    out = await screen.tuner.call_or_say(screen.tuner.backend.output, trial_id)
+    out = await screen.tuner.call_or_say(screen.tuner.session.output, trial_id)
     if out is not None:
         screen.app.push_screen(OutputView(out.trial_id, out.status, out.reason, out.lines))
 
 
-def quit_stop(screen: MainScreen) -> None:
+def quit_stop(screen: Any) -> None:
     """Ask before stopping every run and quitting."""
     n = len(screen.snap.active_ids) if screen.snap else 0
 

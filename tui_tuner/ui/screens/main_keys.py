@@ -49,12 +49,12 @@ class HandMoveKeys:
 
     def action_toggle_k(self) -> None:
         """Fix k where auto-k has it, or return to auto."""
-        self.tuner.command(self.tuner.backend.session.toggle_k)
+        self.tuner.command(self.tuner.session.toggle_k)
 
     def action_k_up(self) -> None:
         """Fix k one higher."""
-        self.tuner.command(self.tuner.backend.session.bump_k, 1)
+        self.tuner.command(self.tuner.session.bump_k, 1)
 
     def action_k_down(self) -> None:
         """Fix k one lower."""
-        self.tuner.command(self.tuner.backend.session.bump_k, -1)
+        self.tuner.command(self.tuner.session.bump_k, -1)

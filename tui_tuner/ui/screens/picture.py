@@ -24,7 +24,7 @@ from tui_tuner.ui.model import Snapshot
 from tui_tuner.ui.widgets.plots import PicturePlot
 
 if TYPE_CHECKING:
-    from tui_tuner.ui.app import TunerApp
+    from tui_tuner.ui.tuner import Tuner
 
 
 def legend_line(picture: Picture) -> Text:
@@ -57,7 +57,7 @@ class PictureScreen(Screen):
         self._binding_state: Any = None
 
     @property
-    def tuner(self) -> TunerApp:
+    def tuner(self) -> Tuner:
         """The app (typed)."""
         return self.app  # type: ignore[return-value]
 

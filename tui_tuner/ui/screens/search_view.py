@@ -41,7 +41,7 @@ class SearchScreen(PictureScreen):
 
     def on_mount(self) -> None:
         """Start on the first pair in priority order."""
-        self.pairs = axis_pairs(self.tuner.backend.space)
+        self.pairs = axis_pairs(self.tuner.session.space)
         if self.pairs:
             self.x, self.y = self.pairs[0]
         super().on_mount()
@@ -56,7 +56,7 @@ class SearchScreen(PictureScreen):
         snap = self.snap
         if snap is None or snap.points is None or not self.x:
             return   # the back end has not gathered this view's data yet
-        space = self.tuner.backend.space
+        space = self.tuner.session.space
         x, y, maximize = self.x, self.y, snap.maximize
         # Running trials are drawn hollow whatever their value: their live objective changing must
         # not rebuild the picture.
@@ -99,7 +99,7 @@ class SearchScreen(PictureScreen):
         self._pair(-1)
 
     def _cycle(self, axis: str) -> None:
-        names = [p.name for p in self.tuner.backend.space.by_priority()]
+        names = [p.name for p in self.tuner.session.space.by_priority()]
         other = self.y if axis == "x" else self.x
         current = self.x if axis == "x" else self.y
         i = names.index(current)
@@ -124,4 +124,4 @@ class SearchScreen(PictureScreen):
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""
-        self.tuner.command(self.tuner.backend.unzoom)
+        self.tuner.command(self.tuner.session.unzoom)

@@ -12,14 +12,14 @@ from tui_tuner.errors import ZoomTooFewError
 from tui_tuner.ui.screens.dialogs import Confirm
 
 if TYPE_CHECKING:
-    from tui_tuner.ui.app import TunerApp
-    from tui_tuner.ui.backend import Backend
+    from tui_tuner.runtime.session import Session
+    from tui_tuner.ui.tuner import Tuner
 
 
-def _zoom_or_shortfall(backend: Backend) -> str | ZoomTooFewError:
+def _zoom_or_shortfall(session: Session) -> str | ZoomTooFewError:
     """Zoom (on the command thread); too few finished trials come back as the refusal, to ask about."""
     try:
-        return backend.zoom()
+        return session.zoom()
     except ZoomTooFewError as e:
         return e
 
@@ -30,15 +30,15 @@ def question(e: ZoomTooFewError) -> str:
             f"(twice the {e.searched} searched parameters).")
 
 
-def zoom(tuner: TunerApp) -> None:
+def zoom(tuner: Tuner) -> None:
     """Zoom around the best finished trials; with too few of them, ask first (y: force, n/esc: cancel)."""
     # On the app, not the screen: leaving the search view must not cancel a zoom on its way.
     tuner.run_worker(_zoom(tuner), group="zoom")
 
 
-async def _zoom(tuner: TunerApp) -> None:
-    backend = tuner.backend
-    result = await tuner.call_or_say(_zoom_or_shortfall, backend)
+async def _zoom(tuner: Tuner) -> None:
+    session = tuner.session
+    result = await tuner.call_or_say(_zoom_or_shortfall, session)
     if isinstance(result, ZoomTooFewError):
         if result.have < 2:
             # Not even a forced zoom can work on fewer than two: nothing to ask.
@@ -47,7 +47,7 @@ async def _zoom(tuner: TunerApp) -> None:
 
         def answered(answer: str | None) -> None:
             if answer == "yes":
-                tuner.command(backend.zoom, True)
+                tuner.command(session.zoom, True)
 
         tuner.push_screen(Confirm("Zoom on few trials", question(result),
                                   hint="y: zoom anyway · n: cancel", id="zoom-confirm"), answered)
