@@ -269,6 +269,20 @@ def reference(b: Bench, task: str, n: int = REFERENCE_SIZE) -> dict[str, Any]:
     return ref
 
 
+def bounds_hit(space: Space, setting: dict[str, Any], tol: float = 0.01) -> int:
+    """At how many bounds of the space a setting sits: an int at its low or high, a float within
+    `tol` of either end of its unit interval (its own scale). The surrogate extrapolates in the corners."""
+    n = 0
+    for p in space:
+        v = setting[p.name]
+        if p.type == "int":
+            n += v in (p.low, p.high)
+        elif p.type == "float":
+            u = p.to_unit(v)
+            n += u <= tol or u >= 1 - tol
+    return n
+
+
 def regret(b: Bench, task: str, setting: dict[str, Any]) -> float:
     """Reference best minus this setting's validation accuracy at epoch 52, in points."""
     return b.reference[task]["best"] - float(b.surrogate.accuracy(task, [setting])[0])

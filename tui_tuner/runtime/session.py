@@ -99,6 +99,8 @@ class Session(AutoKCommands, HandMoves):
         """The scheduler that keeps `parallel` runs going (built on first use)."""
         if self._scheduler is None:
             self._scheduler = Scheduler(self.study, self.runner, self.study.sampler(), **self._scheduler_options)
+        if self._scheduler.notify is None:   # a model worker's crash or a failed fit: one line
+            self._scheduler.notify = lambda line: self.notice("Search", line, "warning")
         return self._scheduler
 
     @property
@@ -271,6 +273,8 @@ class Session(AutoKCommands, HandMoves):
             except TunerError as e:
                 self.notice(e.title, e.message, "error")
         self.runner.stop_thread()
+        if self._scheduler is not None:
+            self._scheduler.close()   # the model worker process, if one was started
 
     # -- runs -----------------------------------------------------------------------------------
 
