@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tasks, variants = args.tasks.split(","), args.variants.split(",")
     surrogate = Surrogate(layout_path(data_dir()))
-    b = lcbench.Bench(surrogate, layout_path(data_dir()), load_space(lcbench.SPACE), Path(), args.trials, 1,
+    b = lcbench.Bench(surrogate, layout_path(data_dir()), load_space(lcbench.SPACE), Path(), args.trials, 1, 1,
                       0.0, {})
     for t in tasks:
         b.reference[t] = lcbench.reference(b, t)

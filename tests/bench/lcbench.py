@@ -82,7 +82,7 @@ TRAINER = HERE / "lcbench_trainer.py"
 # Tuned on; the surrogate's other 24 tasks are kept for checking that results carry over.
 TASKS = ("126026", "126029", "167149", "167152", "167161", "167168", "167181", "167184", "167185", "167190")
 STRATEGIES = ("random", "coarse_to_fine", "tpe", "gp")
-OPTUNA = ("optuna-tpe", "optuna-tpe+hyperband", "optuna-random")
+OPTUNA = ("optuna-gp", "optuna-tpe", "optuna-tpe+hyperband", "optuna-random")
 # Every method, tui-tuner's first (listed even where this version lacks one: "n/a").
 METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + list(OPTUNA)
 REFERENCE_SIZE = 4000
@@ -91,12 +91,15 @@ REFERENCE_SEED = 20240601
 
 @dataclass
 class Outcome:
-    """One method on one task and seed."""
+    """One method on one task and seed: the pick's regret, what it cost, at how many bounds the pick
+    sits, and (early stopping) whether a trial it stopped would have beaten its pick by over a point."""
 
     regret: float
     epochs: int
     wall: float
     trials: int
+    bounds: int = 0
+    lost_best: bool = False
 
 
 @dataclass
@@ -109,6 +112,7 @@ class Bench:
     work: Path
     trials: int
     parallel: int
+    asha_parallel: int
     epoch_time: float
     features: dict[str, Any]
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -157,7 +161,7 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
     strategy, _, early = method.partition("+")
     study = b.work / f"{task}-s{seed}-{method}"
     cmd = [sys.executable, "-m", "tui_tuner", "run", str(space_file(b, task, b.epoch_time if early else 0.0)),
-           "--headless", "--parallel", str(b.parallel), "--strategy", strategy, "--seed", str(seed),
+           "--headless", "--parallel", str(b.asha_parallel if early else b.parallel), "--strategy", strategy, "--seed", str(seed),
            "--study", str(study)]
     if early:
         # The step budget is what binds; --trials only has to stay out of its way (one epoch a trial).
@@ -180,7 +184,12 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
         raise LcbenchError(f"{method} on {task} (seed {seed}): no trial reported {OBJECTIVE}; see {study}")
     pick = max(done, key=lambda r: r["objective"])
     epochs = sum(r["step"] or 0 for r in rows)
-    return Outcome(regret(b, task, pick["params"]), epochs, wall, len(rows))
+    picked = regret(b, task, pick["params"])
+    stopped = [r["params"] for r in rows if r["status"] == "stopped"]
+    # A stopped trial that, run to the end, would have beaten the pick by over a point: early
+    # stopping cost the study its best trial.
+    lost = bool(stopped) and b.reference[task]["best"] - float(max(b.surrogate.accuracy(task, stopped))) < picked - 1.0
+    return Outcome(picked, epochs, wall, len(rows), bounds_hit(b.space, pick["params"]), lost)
 
 
 # -- Optuna, in-process ----------------------------------------------------------------------------
@@ -208,6 +217,7 @@ def run_optuna(b: Bench, method: str, task: str, seed: int) -> Outcome:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     hyperband = method.endswith("+hyperband")
     sampler = (optuna.samplers.RandomSampler(seed=seed) if method == "optuna-random"
+               else optuna.samplers.GPSampler(seed=seed) if method == "optuna-gp"
                else optuna.samplers.TPESampler(seed=seed))
     pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
               if hyperband else optuna.pruners.NopPruner())
@@ -241,7 +251,7 @@ def run_optuna(b: Bench, method: str, task: str, seed: int) -> Outcome:
     else:   # no trial reached the last epoch: the one that got furthest best
         pick = settings[max(study.trials, key=lambda t: (t.last_step or 0, t.intermediate_values.get(
             t.last_step, -np.inf))).number]
-    return Outcome(regret(b, task, pick), spent, wall, len(study.trials))
+    return Outcome(regret(b, task, pick), spent, wall, len(study.trials), bounds_hit(b.space, pick))
 
 
 # -- reference and scoring -------------------------------------------------------------------------
@@ -315,8 +325,11 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
         mean = lambda meth, t: statistics.mean(per_task[(meth, t)])  # noqa: E731
         return f"{sum(mean(m, t) < mean(base, t) for t in tasks)}/{len(tasks)}"
 
-    lines = [f"{'method':<30}{'median':>8}{'mean':>8}{'epochs':>8}{'trials':>8}{'wall s':>8}{'<TPE':>7}   "
-             f"(per study; regret in val-accuracy points, {len(tasks)} tasks x {len(seeds)} seeds; "
+    lines = [f"{'method':<30}{'median':>8}{'mean':>8}{'>1 off':>8}{'bounds':>8}{'lost':>6}{'epochs':>8}"
+             f"{'trials':>8}{'wall s':>8}{'<TPE':>7}   "
+             f"(per study; regret in val-accuracy points, {len(tasks)} tasks x {len(seeds)} seeds; >1 off: "
+             f"runs more than 1 point off; bounds: of the space's 7 bounds, how many the pick sits at (mean); "
+             f"lost: runs where a trial early stopping cut would have beaten the pick by over a point; "
              f"<TPE: tasks where the mean regret is below Optuna TPE's)"]
     for m in methods:
         label = m if m in OPTUNA else f"tui-tuner {m}"
@@ -327,7 +340,10 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
         if not rs:
             continue
         reg = [r.regret for r in rs]
-        lines.append(f"{label:<30}{statistics.median(reg):>8.2f}{statistics.mean(reg):>8.2f}"
+        off = f"{sum(r > 1.0 for r in reg)}/{len(reg)}"
+        lost = f"{sum(r.lost_best for r in rs)}" if "+" in m and m not in OPTUNA else "-"
+        lines.append(f"{label:<30}{statistics.median(reg):>8.2f}{statistics.mean(reg):>8.2f}{off:>8}"
+                     f"{statistics.mean(r.bounds for r in rs):>8.1f}{lost:>6}"
                      f"{statistics.mean(r.epochs for r in rs):>8.0f}{statistics.mean(r.trials for r in rs):>8.1f}"
                      f"{statistics.mean(r.wall for r in rs):>8.1f}{wins(m):>7}")
     ran = [m for m in methods if results.get(m)]
@@ -348,7 +364,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--methods", help="comma-separated (default: all); known: "
                     + ", ".join(METHODS))
     ap.add_argument("--trials", type=int, default=20, help="full trials per study (default 20)")
-    ap.add_argument("--parallel", type=int, default=2, help="tui-tuner runs at once (default 2)")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="tui-tuner runs at once, full-trial methods (default 1: sequential, as Optuna's)")
+    ap.add_argument("--asha-parallel", type=int, default=2,
+                    help="tui-tuner runs at once, early-stopping methods (default 2)")
     ap.add_argument("--epoch-time", type=float, default=0.1,
                     help="seconds per epoch for early-stopping runs, so a stop arrives in time (default 0.1)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: 2 tasks x 1 seed")
@@ -375,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [t for t in args.tasks if t not in surrogate.tasks]
         if unknown:
             raise LcbenchError(f"--tasks: unknown {', '.join(unknown)} (LCBench has {', '.join(surrogate.tasks)})")
-        b = Bench(surrogate, layout, load_space(SPACE), Path(), args.trials, args.parallel, args.epoch_time,
-                  tuner_features())
+        b = Bench(surrogate, layout, load_space(SPACE), Path(), args.trials, args.parallel, args.asha_parallel,
+                  args.epoch_time, tuner_features())
         probe = [{p.name: p.from_unit(u) for p in b.space} for u in (0.1, 0.5, 0.9)]
         worst = check_against_yahpo(surrogate, data, probe, args.tasks[:2])
         for t in args.tasks:
@@ -404,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(table(b, args.methods, results, args.tasks, args.seeds, per_task)))
     print(f"\n{args.trials} trials x {EPOCHS} epochs (early stopping: a budget of {b.step_budget} epochs); "
-          f"tui-tuner --parallel {args.parallel}; total {time.perf_counter() - t0:.0f} s")
+          f"tui-tuner --parallel {args.parallel} (early stopping: {args.asha_parallel}); total {time.perf_counter() - t0:.0f} s")
     if args.keep:
         print(f"studies kept in {work}")
     else:

@@ -317,7 +317,27 @@ class OptunaSearch:
             return []
         return self._draw(self._ask_seed(), n, history=not self.in_startup(n))
 
+    def _startup_draws(self, seed: int, n: int) -> list[dict[str, Any]]:
+        """n startup settings: the sampler's independent draws, parameter by parameter, as `study.ask`
+        makes them in the startup (the same values: tests/unit/test_optuna_search.py checks it),
+        without a trial per setting; `sample -n 2000` costs 2,000 of these."""
+        sampler = self._sampler(seed)
+        if getattr(self, "_empty", None) is None:
+            self._empty = self.optuna.create_study(study_name=STUDY_NAME, direction=self.direction)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
+            for _ in range(n):
+                setting = dict(self.fixed)
+                for name, dist in self.dists.items():
+                    x = sampler.sample_independent(self._empty, None, name, dist)
+                    setting[name] = from_optuna(self.space[name], x)
+                out.append(self.space.check_setting(setting))
+        return out
+
     def _draw(self, seed: int, n: int, *, history: bool = True) -> list[dict[str, Any]]:
+        if not history and not self._tells_batch:
+            return self._startup_draws(seed, n)
         out = []
         fitted = False
         with warnings.catch_warnings():
