@@ -27,7 +27,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-HISTORY_CAP = 300
+HISTORY_CAP = 150
 MIN_PEERS = 3
 
 

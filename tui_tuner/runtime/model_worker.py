@@ -139,6 +139,11 @@ class ModelWorker:
         # The child must find this tui_tuner even when the tuner runs from a source tree.
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        # One thread per pool: Optuna's GPSampler docs name OpenMP and OpenBLAS threads competing for
+        # the same cores as what makes it laggy, curable only before torch is imported; the trainers
+        # share these cores too. The user's own setting wins.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, "1")
         try:
             proc = subprocess.Popen([self.python, "-m", "tui_tuner.runtime.model_worker"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
