@@ -139,3 +139,19 @@ def test_a_worker_crash_mid_study_is_one_line_and_tpe_stands_in(tmp_path, monkey
     finally:
         sched.close()
         study.close()
+
+
+def test_importance_measured_in_the_worker_is_the_one_measured_here():
+    """The app measures importance in a worker (optuna's importance package brings scikit-learn and
+    scipy): the same scores as in this process."""
+    from tui_tuner.core.importance import importance
+
+    space = parse_space(SPACE_TOML, "space.toml")
+    done = [(t.params, t.objective) for t in done_trials(12)]
+    w = ModelWorker()
+    try:
+        there = w.importance(space, done, False, timeout=120)
+    finally:
+        w.close()
+    here = importance(space, done, False)
+    assert there.method == here.method and there.scores == pytest.approx(here.scores)

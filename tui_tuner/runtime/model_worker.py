@@ -155,12 +155,25 @@ class ModelWorker:
 
     def submit(self, key: str, job: dict[str, Any], n: int) -> PendingAsk:
         """Send one ask (OptunaSearch's arguments and a count) to the worker, starting it if needed."""
+        return self._submit(key, ("ask", job, n))
+
+    def importance(self, space: Any, done: list[tuple[dict, float]], maximize: bool,
+                   timeout: float | None = 600) -> Any:
+        """Measured importance (core/importance.py) computed in the worker, waited for: optuna's
+        importance package imports scikit-learn and scipy (~130 MB) wherever it runs."""
+        job = self._submit("importance", ("importance", {"space": space, "trials": done, "maximize": maximize}))
+        if not job.wait(timeout):
+            self.discard()
+            raise WorkerCrashed(f"the model worker gave no importance within {timeout:g} s")
+        return job.result()
+
+    def _submit(self, key: str, message: tuple) -> PendingAsk:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             assert self._proc.stdin is not None
             try:
-                _send(self._proc.stdin, (job, n))
+                _send(self._proc.stdin, message)
             except (OSError, ValueError) as e:
                 text = self.crash_text(e)
                 self.discard()
@@ -213,17 +226,22 @@ def _end(proc: subprocess.Popen) -> None:
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    """Answer asks until stdin closes: each job builds an OptunaSearch and asks it."""
+    """Answer until stdin closes: an ask builds an OptunaSearch and asks it; an importance job
+    measures importance."""
+    from tui_tuner.core.importance import importance
     from tui_tuner.core.optuna_search import OptunaSearch
 
     while True:
         try:
-            job, n = _recv(inp)
+            kind, job, *n = _recv(inp)
         except EOFError:
             return
         try:
-            model = OptunaSearch(**job)
-            answer: tuple = ("ok", model.ask(n), model.kernel)
+            if kind == "importance":
+                answer: tuple = ("ok", importance(**job), None)
+            else:
+                model = OptunaSearch(**job)
+                answer = ("ok", model.ask(n[0]), model.kernel)
         except TunerError as e:
             answer = ("tuner", type(e).__name__, e.message, e.title)
         except Exception as e:  # noqa: BLE001 - the model failed: the tuner says it and lets TPE ask
