@@ -168,13 +168,19 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
         cmd += ["--early-stop", early, "--step-budget", str(b.step_budget), "--trials", str(b.step_budget)]
     else:
         cmd += ["--trials", str(b.trials)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=b.work, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    (study.parent / f"{study.name}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise LcbenchError(f"{method} on {task} (seed {seed}) exited {proc.returncode}: {last}")
+    log = study.parent / f"{study.name}.log"
+    if log.is_file() and study.is_dir():
+        # --work: this study ran to its end in an earlier invocation; score it again.
+        head = log.read_text().split("\n", 1)[0]
+        wall = float(head.split()[2]) if head.startswith("# wall ") else float("nan")
+    else:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=b.work, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+            raise LcbenchError(f"{method} on {task} (seed {seed}) exited {proc.returncode}: {last}")
+        log.write_text(f"# wall {wall:.1f} s\n" + proc.stdout + proc.stderr)
     show = subprocess.run([sys.executable, "-m", "tui_tuner", "show", str(study), "--json"],
                           capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in show.splitlines() if line.strip()]
@@ -345,7 +351,7 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
         lines.append(f"{label:<30}{statistics.median(reg):>8.2f}{statistics.mean(reg):>8.2f}{off:>8}"
                      f"{statistics.mean(r.bounds for r in rs):>8.1f}{lost:>6}"
                      f"{statistics.mean(r.epochs for r in rs):>8.0f}{statistics.mean(r.trials for r in rs):>8.1f}"
-                     f"{statistics.mean(r.wall for r in rs):>8.1f}{wins(m):>7}")
+                     f"{statistics.mean([r.wall for r in rs if r.wall == r.wall] or [float('nan')]):>8.1f}{wins(m):>7}")
     ran = [m for m in methods if results.get(m)]
     lines += ["", "median regret per task (reference: best of "
               f"{REFERENCE_SIZE} random configs at epoch 52, val accuracy %)",
@@ -372,6 +378,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="seconds per epoch for early-stopping runs, so a stop arrives in time (default 0.1)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: 2 tasks x 1 seed")
     ap.add_argument("--keep", action="store_true", help="keep the studies (under the cache dir)")
+    ap.add_argument("--work", help="the studies' folder: a tui-tuner study that ran to its end there is "
+                    "scored again, not rerun (resumes an interrupted bench; implies --keep)")
     args = ap.parse_args(argv)
     args.tasks = args.tasks.split(",") if args.tasks else list(TASKS[:2] if args.quick else TASKS)
     args.seeds = list(range(args.seeds if args.seeds is not None else (1 if args.quick else 3)))
@@ -403,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     except LcbenchError as e:
         print(f"lcbench: {e}", file=sys.stderr)
         return 2
-    b.work = work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
+    if args.work:
+        b.work = work = Path(args.work).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        args.keep = True
+    else:
+        b.work = work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
     print(f"LCBench surrogate at {data} (fast path = yahpo-gym to {worst:.1g}); tui-tuner strategies: "
           f"{', '.join(b.features['strategies'])}; early stopping: {'yes' if b.features['early_stop'] else 'no'}; "
           f"studies in {work}", flush=True)
@@ -416,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(m, []).append(o)
             per_task.setdefault((m, task), []).append(o.regret)
             print(f"[{i}/{len(todo)}] {task} seed {seed} {m}: regret {o.regret:.2f}, {o.epochs} epochs, "
-                  f"{o.trials} trials, {o.wall:.1f} s", file=sys.stderr, flush=True)
+                  f"{o.trials} trials, {o.wall:.1f} s, {o.bounds} bounds{', lost its best' if o.lost_best else ''}",
+                  file=sys.stderr, flush=True)
     except LcbenchError as e:
         print(f"lcbench: {e} (studies kept in {work})", file=sys.stderr)
         return 1
