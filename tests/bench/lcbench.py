@@ -83,8 +83,9 @@ TRAINER = HERE / "lcbench_trainer.py"
 TASKS = ("126026", "126029", "167149", "167152", "167161", "167168", "167181", "167184", "167185", "167190")
 STRATEGIES = ("random", "coarse_to_fine", "tpe", "gp")
 OPTUNA = ("optuna-gp", "optuna-tpe", "optuna-tpe+hyperband", "optuna-random")
+SYNETUNE = ("synetune-hypertune",)
 # Every method, tui-tuner's first (listed even where this version lacks one: "n/a").
-METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + list(OPTUNA)
+METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + list(OPTUNA) + list(SYNETUNE)
 REFERENCE_SIZE = 4000
 REFERENCE_SEED = 20240601
 
@@ -137,7 +138,7 @@ def tuner_features() -> dict[str, Any]:
 
 def supported(b: Bench, method: str) -> bool:
     """False for a tui-tuner method whose strategy or early stopping this version lacks."""
-    if method in OPTUNA:
+    if method in OPTUNA or method in SYNETUNE:
         return True
     strategy, _, early = method.partition("+")
     return strategy in b.features["strategies"] and (not early or b.features["early_stop"])
@@ -307,14 +308,24 @@ def regret(b: Bench, task: str, setting: dict[str, Any]) -> float:
 # -- main ------------------------------------------------------------------------------------------
 
 
+def run_synetune(b: Bench, method: str, task: str, seed: int) -> Outcome:
+    """Syne Tune's Hyper-Tune on the same epochs as the early-stopping methods (lcbench_synetune.py)."""
+    from lcbench_synetune import run_hypertune
+
+    pick, spent, wall, n = run_hypertune(b, method, task, seed)
+    return Outcome(regret(b, task, pick), spent, wall, n, bounds_hit(b.space, pick))
+
+
 def runner(method: str) -> Callable[[Bench, str, str, int], Outcome]:
     """The function that runs a method."""
-    return run_optuna if method in OPTUNA else run_tuner
+    return run_synetune if method in SYNETUNE else run_optuna if method in OPTUNA else run_tuner
 
 
 def short(method: str) -> str:
     """A column label: tt = tui-tuner, opt = Optuna."""
     name = method.replace("coarse_to_fine", "c2f").replace("+hyperband", "+hb")
+    if method in SYNETUNE:
+        return "st hypertune"
     return name.replace("optuna-", "opt ") if method in OPTUNA else f"tt {name}"
 
 
@@ -338,7 +349,7 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
              f"lost: runs where a trial early stopping cut would have beaten the pick by over a point; "
              f"<TPE: tasks where the mean regret is below Optuna TPE's)"]
     for m in methods:
-        label = m if m in OPTUNA else f"tui-tuner {m}"
+        label = m if m in OPTUNA or m in SYNETUNE else f"tui-tuner {m}"
         if not supported(b, m):
             lines.append(f"{label:<30}  n/a (not supported yet)")
             continue

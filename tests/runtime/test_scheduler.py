@@ -262,11 +262,13 @@ class ThreadAsk:
     def __init__(self, key, job, n):
         from tui_tuner.core.optuna_search import OptunaSearch
 
-        self.key, self.kernel, self._error, self._result = key, None, None, []
+        self.key, self.kernel, self.stream, self._error, self._result = key, None, None, None, []
 
         def run():
             try:
-                self._result = OptunaSearch(**job).ask(n)
+                model = OptunaSearch(**job)
+                self._result = model.ask(n)
+                self.kernel, self.stream = model.kernel, model.stream
             except BaseException as e:   # noqa: BLE001 - handed to the tick by result()
                 self._error = e
 

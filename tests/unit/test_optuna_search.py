@@ -399,7 +399,33 @@ def test_a_startup_ask_draws_the_same_without_building_the_history(strategy, n_d
         pytest.importorskip("torch")
         pytest.importorskip("scipy")
     trials = history(n_done) + pending_trials(n_pending) + pending_trials(n_stopped, 200, "stopped")
-    model = OptunaSearch(SPACE, SearchState(), 7, trials, strategy=strategy)
-    assert model.in_startup(n)
-    seed = model._ask_seed()
-    assert model.ask(n) == model._draw(seed, n, history=False) == model._draw(seed, n, history=True)
+    def model():
+        return OptunaSearch(SPACE, SearchState(), 7, trials, strategy=strategy)
+
+    assert model().in_startup(n)
+    seed = model()._ask_seed()
+    assert model().ask(n) == model()._draw(seed, n, history=False) == model()._draw(seed, n, history=True)
+
+
+def test_gp_asked_one_trial_at_a_time_proposes_what_gpsampler_run_directly_does():
+    """Issue 20: the wrapper seeded each ask afresh from the history, and its runs on the LCBench bench
+    differed from GPSampler's, with a worse tail. Handed the stream the last ask left (the scheduler
+    keeps it in the study), sequential asks draw what one GPSampler(seed) asked and told directly
+    draws: the startup and the fits alike."""
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    state = SearchState()
+    dists = distributions(SPACE, state)
+    direct = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=5))
+    trials: list[Trial] = []
+    stream = kernel = None
+    for i in range(13):
+        model = OptunaSearch(SPACE, state, 5, trials, strategy="gp", stream=stream, kernel=kernel)
+        (ours,) = model.ask(1)
+        stream, kernel = model.stream, model.kernel or kernel
+        t = direct.ask(dict(dists))
+        theirs = dict(state.fixed(SPACE))
+        theirs.update({name: from_optuna(SPACE[name], t.params[name]) for name in dists})
+        assert ours == pytest.approx(SPACE.check_setting(theirs), rel=1e-9), f"ask {i + 1}"
+        direct.tell(t, loss(ours))
+        trials.append(Trial(id=i + 1, status="done", params=ours, objective=loss(ours), created=float(i + 1)))

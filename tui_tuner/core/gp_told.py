@@ -15,9 +15,12 @@ History cap (`HISTORY_CAP`): an exact GP costs n³ to fit, so past that many tri
 pending ones, the best half of the cap and the most recent rest; the ask stays under a second at
 1,000 trials.
 
-Warm start (`kernel`): run directly, GPSampler starts each fit from the previous fit's kernel
-parameters. The wrapper rebuilds its sampler per ask (a restarted tuner must propose the same), so
-the scheduler keeps the fitted parameters in the study and hands them to the next ask.
+Warm start (`kernel`) and the random stream (`stream`): run directly, GPSampler starts each fit
+from the previous fit's kernel parameters and draws from one random stream across asks (its
+startup trials, its acquisition's random starts). The wrapper rebuilds its sampler per ask (a
+restarted tuner must propose the same), so the scheduler keeps both in the study and hands them to
+the next ask. It had seeded each ask afresh from the history instead: on the LCBench bench that
+alone made its runs differ from GPSampler's, with a worse tail (tests/bench/gp_wrapper.py).
 """
 
 from __future__ import annotations
@@ -88,3 +91,30 @@ def get_kernel(sampler: Any) -> list[float] | None:
     g = cache[0]
     return [*(float(x) for x in g.inverse_squared_lengthscales.detach().cpu().reshape(-1)),
             float(g.kernel_scale), float(g.noise_var)]
+
+
+# -- the random stream: one per study, continued from ask to ask --------------------------------
+
+
+def get_stream(sampler: Any) -> dict[str, Any]:
+    """The GP sampler's random state (its own and its startup sampler's) as JSON-able data."""
+    return {"gp": _state(sampler._rng.rng), "startup": _state(sampler._independent_sampler._rng.rng)}
+
+
+def set_stream(sampler: Any, stream: Mapping[str, Any]) -> None:
+    """Continue the random stream `get_stream` saved: the next ask draws what a GPSampler kept
+    between asks would draw."""
+    sampler._rng.rng.set_state(_unstate(stream["gp"]))
+    sampler._independent_sampler._rng.rng.set_state(_unstate(stream["startup"]))
+
+
+def _state(rng: Any) -> list[Any]:
+    name, keys, pos, has_gauss, cached = rng.get_state()
+    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+
+
+def _unstate(s: Sequence[Any]) -> tuple:
+    import numpy as np
+
+    name, keys, pos, has_gauss, cached = s
+    return (name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached))

@@ -41,7 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.core.gp_told import HISTORY_CAP, capped, get_kernel, set_kernel, stopped_value
+from tui_tuner.core.gp_told import (
+    HISTORY_CAP,
+    capped,
+    get_kernel,
+    get_stream,
+    set_kernel,
+    set_stream,
+    stopped_value,
+)
 from tui_tuner.core.optuna_space import distributions, from_optuna, to_optuna
 from tui_tuner.core.search_state import SearchState
 from tui_tuner.core.space import Space
@@ -85,7 +93,8 @@ class OptunaSearch:
 
     def __init__(self, space: Space, state: SearchState, seed: int, trials: Iterable[Trial], *,
                  strategy: str = "tpe", curves: Mapping[int, Mapping[int, float]] | None = None,
-                 startup: int | None = None, kernel: list[float] | None = None, pending: str = "lie") -> None:
+                 startup: int | None = None, kernel: list[float] | None = None, pending: str = "lie",
+                 stream: dict[str, Any] | None = None) -> None:
         if strategy not in STRATEGIES:
             raise SpaceError(f"strategy: {strategy!r} is not a model-based strategy "
                              f"(allowed: {', '.join(STRATEGIES)})")
@@ -105,6 +114,7 @@ class OptunaSearch:
         self.strategy = strategy
         self.startup = startup
         self.kernel = list(kernel) if kernel else None
+        self.stream = dict(stream) if stream else None
         self.pending = pending
         self.direction = space.config.direction
         self.dists = distributions(space, state)
@@ -119,6 +129,8 @@ class OptunaSearch:
         # GP's lie: the worst finished objective (None before any).
         self.lie = (min(results) if self.direction == "maximize" else max(results)) if results else None
         self.capped = 0       # rows GP does not see (past HISTORY_CAP)
+        self._last_sampler: Any = None   # the sampler of the last ask (its kernel and stream are kept)
+        self._empty: Any = None          # the empty study startup draws are made against
         if strategy == "gp" and self.lie is not None:
             finals = [(self._curves.get(r["id"], {}), r["value"]) for r in self.rows if r["state"] == complete]
             self.rows = [self._for_gp(r, finals) for r in self.rows]
@@ -166,7 +178,7 @@ class OptunaSearch:
         """This search's arguments, picklable: the model worker rebuilds it from them."""
         return {"space": self.space, "state": self.state, "seed": self.seed, "trials": self.trials,
                 "strategy": self.strategy, "curves": self._curves, "startup": self.startup,
-                "kernel": self.kernel, "pending": self.pending}
+                "kernel": self.kernel, "pending": self.pending, "stream": self.stream}
 
     @property
     def used(self) -> int:
@@ -254,7 +266,22 @@ class OptunaSearch:
 
     def _ask_seed(self) -> int:
         ids = [t.id for t in self.trials]
+        if self.strategy == "gp" and not ids:
+            return self.seed % 2**32    # a study's first ask: its stream starts at the seed
         return self.history_seed(self.seed, len(ids), max(ids, default=0))
+
+    def _gp_sampler(self, seed: int) -> Any:
+        """The sampler for this ask, its random stream continued when one was handed over."""
+        self._last_sampler = sampler = self._sampler(seed)
+        if self.strategy == "gp":
+            set_kernel(sampler, self.kernel)
+            if self.stream:
+                set_stream(sampler, self.stream)
+        return sampler
+
+    def _keep_stream(self) -> None:
+        if self.strategy == "gp":
+            self.stream = get_stream(self._last_sampler)
 
     def build(self, *, history: bool = True) -> Any:
         """The in-memory Optuna study holding the history (CMA-ES: replayed), ready to ask; without
@@ -265,9 +292,7 @@ class OptunaSearch:
 
     def _study(self, seed: int, history: bool = True) -> Any:
         optuna = self.optuna
-        self._last_sampler = sampler = self._sampler(seed)
-        if self.strategy == "gp":
-            set_kernel(sampler, self.kernel)
+        sampler = self._gp_sampler(seed)
         study = optuna.create_study(study_name=STUDY_NAME, direction=self.direction, sampler=sampler)
         if not history:
             return study
@@ -321,8 +346,8 @@ class OptunaSearch:
         """n startup settings: the sampler's independent draws, parameter by parameter, as `study.ask`
         makes them in the startup (the same values: tests/unit/test_optuna_search.py checks it),
         without a trial per setting; `sample -n 2000` costs 2,000 of these."""
-        sampler = self._sampler(seed)
-        if getattr(self, "_empty", None) is None:
+        sampler = self._gp_sampler(seed)
+        if self._empty is None:
             self._empty = self.optuna.create_study(study_name=STUDY_NAME, direction=self.direction)
         out = []
         with warnings.catch_warnings():
@@ -333,6 +358,7 @@ class OptunaSearch:
                     x = sampler.sample_independent(self._empty, None, name, dist)
                     setting[name] = from_optuna(self.space[name], x)
                 out.append(self.space.check_setting(setting))
+        self._keep_stream()
         return out
 
     def _draw(self, seed: int, n: int, *, history: bool = True) -> list[dict[str, Any]]:
@@ -357,6 +383,7 @@ class OptunaSearch:
                 out.append(self.space.check_setting(setting))
         if self.strategy == "gp" and fitted:
             self.kernel = get_kernel(self._last_sampler)
+        self._keep_stream()
         return out
 
 
@@ -365,30 +392,3 @@ def _require(module: str, message: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise SpaceError(message)
-
-
-def first_settings(space: Space, n: int, seed: int, *, strategy: str = "tpe", parallel: int = 1) -> list[dict[str, Any]]:
-    """The first n settings a fresh study run with this seed queues: `parallel` asked at once, then
-    one per trial that ends, each ask seeing the earlier settings as trials.
-
-    The first `parallel` are exact. Later ones are exact while the sampler is still in its random
-    startup (TPE, GP: 10 trials) and trials end one at a time; past that they depend on results.
-    With no results every ask of TPE and GP is a startup draw, which depends on the seed and the
-    history's size alone: drawn from an empty study, so n settings cost n asks, not n² trials.
-    """
-    from tui_tuner.core.store import Trial
-
-    state = SearchState(stage=space.config.stage)
-    model = OptunaSearch(space, state, seed, [], strategy=strategy)
-    out: list[dict[str, Any]] = []
-    trials: list[Trial] = []
-    while len(out) < n:
-        k = min(n - len(out), max(1, parallel) if not out else 1)
-        if model.in_startup(k):
-            batch = model._draw(model.history_seed(model.seed, len(out), len(out)), k, history=False)
-        else:   # CMA-ES (its replay), or a startup of 0: the history matters
-            trials = [Trial(id=i + 1, status="queued", params=s, source=strategy, created=float(i + 1))
-                      for i, s in enumerate(out)]
-            batch = OptunaSearch(space, state, seed, trials, strategy=strategy).ask(k)
-        out += batch
-    return out

@@ -67,6 +67,7 @@ class PendingAsk:
         self._worker = worker
         self._answer: tuple | None = None
         self.kernel: list[float] | None = None   # the fit's kernel parameters, once answered
+        self.stream: dict | None = None          # the model's random state after the ask
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._read, name="tui-tuner-ask-reader", daemon=True)
         self._thread.start()
@@ -94,7 +95,7 @@ class PendingAsk:
         assert self._answer is not None
         kind, *rest = self._answer
         if kind == "ok":
-            self.kernel = rest[1]
+            self.kernel, self.stream = rest[1], rest[2]
             return rest[0]
         if kind == "tuner":
             cls_name, message, title = rest
@@ -238,10 +239,10 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             return
         try:
             if kind == "importance":
-                answer: tuple = ("ok", importance(**job), None)
+                answer: tuple = ("ok", importance(**job), None, None)
             else:
                 model = OptunaSearch(**job)
-                answer = ("ok", model.ask(n[0]), model.kernel)
+                answer = ("ok", model.ask(n[0]), model.kernel, model.stream)
         except TunerError as e:
             answer = ("tuner", type(e).__name__, e.message, e.title)
         except Exception as e:  # noqa: BLE001 - the model failed: the tuner says it and lets TPE ask

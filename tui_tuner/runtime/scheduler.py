@@ -37,6 +37,7 @@ STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
 GRID_META = "grid_state"                         # the search state the grid was enumerated for
 KERNEL_META = "gp_kernel"                        # the last GP fit's kernel parameters: the next fit starts there
+STREAM_META = "gp_stream"                        # GP's random state after its last ask: the next one continues it
 WORKER_CRASHES = 2                               # crashes of the model worker after which TPE asks for good
 
 
@@ -226,9 +227,16 @@ class Scheduler:
 
         strategy = strategy or self.strategy
         curves = self.curves() if self.curves is not None and trials else None
-        kernel = self.study.meta(KERNEL_META) if strategy == "gp" and trials else None
+        gp = strategy == "gp" and bool(trials)
         return OptunaSearch(self.study.space, self.study.search_state, self.study.seed, trials,
-                            strategy=strategy, curves=curves, kernel=kernel)
+                            strategy=strategy, curves=curves, kernel=self.study.meta(KERNEL_META) if gp else None,
+                            stream=self.study.meta(STREAM_META) if gp else None)
+
+    def _enqueue_model(self, settings: list, kernel: Any, stream: Any) -> None:
+        """Queue what the model proposed, with its kernel and random stream (one transaction, so a
+        restarted tuner continues from exactly here)."""
+        meta = {k: v for k, v in ((KERNEL_META, kernel), (STREAM_META, stream)) if v is not None}
+        self.study.enqueue(settings, self.strategy, meta=meta or None)
 
     def _refill_model(self, room: int) -> bool:
         """Ask the model for a setting per free slot, as late as possible so it has seen every
@@ -257,9 +265,7 @@ class Scheduler:
                 return self._stand_in(n, f"the {self.strategy} model failed to fit ({e}); TPE proposed "
                                          f"the next {n} setting{'s' if n > 1 else ''}")
             if job.key == key and settings:
-                if job.kernel is not None:
-                    self.study.set_meta(KERNEL_META, job.kernel)
-                self.study.enqueue(settings, self.strategy)
+                self._enqueue_model(settings, job.kernel, job.stream)
                 return True
         model = self._model_search(self.study.trials("id"))
         if model.fits(n):
@@ -271,7 +277,7 @@ class Scheduler:
                 return self._stand_in(n, self._crashed(str(e)))
             return False
         settings = model.ask(n)
-        self.study.enqueue(settings, self.strategy)
+        self._enqueue_model(settings, model.kernel, model.stream)
         return bool(settings)
 
     @property
