@@ -2,35 +2,42 @@
 
     .venv/bin/pip install -e '.[bench]'
     nice -n 10 .venv/bin/python tests/bench/lcbench.py [--quick] [--tasks 126026,...] [--seeds 3]
-        [--methods random,optuna-tpe,...] [--trials 20] [--parallel 2] [--keep]
+        [--methods gp,optuna-gp,...] [--trials 20] [--parallel 1] [--asha-parallel 2] [--keep] [--work DIR]
 
 Not collected by pytest. The surrogate (YAHPO Gym's LCBench: Zimmer, Lindauer & Hutter, TPAMI 2021;
 Pfisterer et al., arXiv:2109.03670) gives the validation accuracy of an MLP configuration at any
 epoch 1..52 on 34 OpenML tasks; see tests/bench/lcbench_surrogate.py for where it is looked for.
 
 Methods. tui-tuner's strategies (`random`, `coarse_to_fine`, `tpe`, `gp`: those `run --help` offers) go
-through the real `tui-tuner run --headless --parallel 2`, each trial a process of
-tests/bench/lcbench_trainer.py; with `+asha` they add `--early-stop asha --step-budget 20*52` (once
-`run --help` offers those flags; paced by --epoch-time so the tuner can stop a trial in time). The
-Optuna baselines run in-process on the same space and scales (log, log on 1-momentum, int log):
-TPE for 20 full trials, TPE with HyperbandPruner until it has spent the epochs of 20 full trials
-(each study named per task and seed: Hyperband picks brackets by hashing the name), and random.
+through the real `tui-tuner run --headless --parallel 1` (one at a time, as Optuna's runs below),
+each trial a process of tests/bench/lcbench_trainer.py; with `+asha` they add `--early-stop asha
+--step-budget 20*52` at `--asha-parallel 2` (paced by --epoch-time so the tuner can stop a trial in
+time). The Optuna baselines run in-process on the same space and scales (log, log on 1-momentum, int
+log): GPSampler and TPE for 20 full trials, TPE with HyperbandPruner until it has spent the epochs of
+20 full trials (each study named per task and seed: Hyperband picks brackets by hashing the name),
+and random. Syne Tune's Hyper-Tune (lcbench_synetune.py) runs on a simulated pair of workers with
+the early-stopping methods' epochs. `--work DIR` keeps the studies there and, run again, scores the
+tui-tuner studies that ran to their end instead of rerunning them.
 
 Score. A method picks the best finished trial it saw (what `tui-tuner export --best` would export;
 Optuna: best_trial); its regret is the best of 4,000 random configurations (right scales, epoch 52,
 one batch per task, cached) minus the picked configuration's accuracy at epoch 52, in points.
-Median and mean over tasks x seeds, with epochs spent and wall time per study.
+Median and mean over tasks x seeds, runs more than 1 point off, at how many of the space's 7 bounds
+the pick sits (the surrogate extrapolates in the corners: a method must not win by going there),
+for early stopping how many runs stopped a trial that would have beaten the pick by over a point,
+and epochs spent and wall time per study.
 
-Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, --epoch-time 0.05, 2 shared cores, 69 min),
-median / mean regret and the tasks where the mean regret is below Optuna TPE's:
-tui-tuner gp (the default) 0.56 / 1.58, 6/10; gp+asha 0.05 / 0.95 in 1,045 epochs (42 trials), 10/10;
-tpe 1.80 / 2.94, 4/10; coarse_to_fine 2.74 / 3.58, 1/10; Optuna TPE 1.41 / 2.63; TPE + Hyperband
-1.51 / 3.98 (60 trials in 1,040 epochs), 2/10; random 2.62 / 4.52. The regret is bimodal over these
-tasks (five easy near 0.5, five hard near 5), so the median sits in the gap and moves by a point
-between seed sets (our tpe: 2.52 and 1.80 in two runs of the same seeds; with --parallel 2, which
-trial ends first decides what is asked next): compare the per-task table and the <TPE column. A
-tui-tuner study takes 5-15 s (a process per trial; GP fits ~0.4 s an ask), ~50 s paced with early
-stopping; an Optuna one under 2 s.
+Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, full trials one at a time, early stopping two at
+a time paced at --epoch-time 0.05, 2 shared cores at load 4-10), median / mean regret, runs more than
+1 point off, bounds the pick sits at (of 7, mean): tui-tuner gp (the default) 0.19 / 0.90, 16/50,
+3.7; Optuna GPSampler run directly 0.14 / 0.80, 15/50, 3.8 (the same sampler once GP continues one
+random stream: 34 of 50 runs within 0.3 points of each other); gp before that change (a fresh seed
+per ask) 0.55 / 1.69 on 33 of them; gp+asha 0.16 / 1.12, 17/50, 4.0, in 1,043 epochs (45 trials),
+7 of 50 runs lost a stopped trial better than the pick by over a point; Optuna TPE 1.41 / 2.63,
+28/50, 0.7. Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study here. The regret is
+bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's outcome is set by its
+random stream, so compare the paired per-task table. A tui-tuner study takes 35-80 s here (a process
+per trial; GP fits in its worker), ~90 s paced with early stopping; an Optuna GP one ~30 s.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ class PendingAsk:
     def _read(self) -> None:
         try:
             self._answer = _recv(self._worker.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError) as e:
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+            # ValueError: the worker was closed while this read waited (its pipe closed under it).
             self._answer = ("crashed", self._worker.crash_text(e))
         finally:
             self._done.set()
