@@ -19,8 +19,9 @@ Variants, each one step from Optuna's GPSampler run directly (`direct`):
   scales), instead of 1-β log and log ints: the space's transforms;
 - `direct-startup5`: 5 random startup trials instead of 10;
 - `wrapper`: tui-tuner's OptunaSearch as the scheduler calls it (what `--strategy gp` runs);
-- `wrapper-warm`: OptunaSearch handed the previous fit's kernel parameters (`kernel=`), as the
-  scheduler now does;
+- `wrapper-warm`: OptunaSearch handed the previous fit's kernel parameters (`kernel=`);
+- `wrapper-stream`: handed the kernel and the random stream the previous ask left (`stream=`), as the
+  scheduler now does: the same proposals as `direct` up to float noise;
 - `p2-lie`, `p2-pending`: two trials at a time (each ask with one trial pending), the pending one told
   as the worst finished value (the wrapper's lie) or given to GPSampler as RUNNING (its own batch
   acquisition, qLogEI).
@@ -46,7 +47,7 @@ from tui_tuner.core.space import load_space  # noqa: E402
 from tui_tuner.core.store import Trial  # noqa: E402
 
 VARIANTS = ("direct", "direct-nocache", "direct-reseed", "direct-fresh", "direct-linear", "direct-startup5",
-            "wrapper", "wrapper-warm", "p2-lie", "p2-pending")
+            "wrapper", "wrapper-warm", "wrapper-stream", "p2-lie", "p2-pending")
 
 
 def linear_suggest(trial: Any, space: Any) -> dict[str, Any]:
@@ -103,19 +104,22 @@ def run_wrapper(b: lcbench.Bench, variant: str, task: str, seed: int, trials: in
 
     hist: list[Trial] = []
     state = SearchState()
-    kernel = None
+    kernel = stream = None
     pending = variant.startswith("p2")
 
     def ask() -> dict[str, Any]:
-        nonlocal kernel
+        nonlocal kernel, stream
         kw: dict[str, Any] = {}
-        if variant in ("wrapper-warm", "p2-lie", "p2-pending"):
+        if variant in ("wrapper-warm", "wrapper-stream", "p2-lie", "p2-pending"):
             kw["kernel"] = kernel
+        if variant in ("wrapper-stream", "p2-lie", "p2-pending"):
+            kw["stream"] = stream
         if variant == "p2-pending":
             kw["pending"] = "running"
         model = OptunaSearch(b.space, state, seed, hist, strategy="gp", **kw)
         (setting,) = model.ask(1)
         kernel = model.kernel if model.kernel is not None else kernel
+        stream = model.stream
         return setting
 
     def tell(t: Trial) -> None:
