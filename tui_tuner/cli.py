@@ -97,13 +97,18 @@ def _budget_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _trial_id(text: str) -> int:
-    # Accept the run id as shown in tables and run dirs (t0003) as well as the number.
+    # Accept the run id as shown in tables and run dirs (t0003) as well as the number: ASCII digits
+    # (int() would read "٥" as 5) and at most what the study's ids can be (a SQLite integer).
     s = text.strip()
     s = s[1:] if s[:1] in ("t", "T") else s
-    try:
-        return int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a trial id like 3 or t0003, got {text!r}") from None
+    if not (s.isascii() and s.isdigit() and len(s) <= 18 and int(s) > 0):
+        raise argparse.ArgumentTypeError(f"must be a trial id like 3 or t0003, got {_cut(text)!r}")
+    return int(s)
+
+
+def _cut(text: str, n: int = 60) -> str:
+    """A long name or value for a one-line message: its start and end, and how long it was."""
+    return text if len(text) <= n else f"{text[:n // 2]}…{text[-n // 4:]} ({len(text)} characters)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,9 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--best", action="store_true", help="the best done trial (the default)")
     e.add_argument("-o", "--output", metavar="FILE.toml",
                    help="where to write; - for standard output (default: STUDY/export-tNNNN.toml; "
-                        "with --format args, standard output)")
-    e.add_argument("--format", choices=("toml", "args"), default="toml",
-                   help="toml (default), or args: just the flags, shell-quoted on one line, for $(...)")
+                        "with --format args or command, standard output)")
+    e.add_argument("--format", choices=("toml", "args", "command"), default="toml",
+                   help="toml (default); args: just the tuned flags, shell-quoted on one line, for $(...) after "
+                        "your own command; command: the whole command that reruns the trial, to paste into a shell")
+    e.add_argument("--as-started", action="store_true",
+                   help="a run changed while it trained (adjust): the values it began with, not those it ended with")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("recover", help="rebuild a missing or empty study.db from space.toml and runs/")
@@ -176,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the search scatter of parameters X and Y instead of the curves")
     g.add_argument("--log", action="store_true", help="a log y axis for the curves")
     g.add_argument("-o", "--output", metavar="FILE",
-                   help="write to FILE: .png, .svg or .pdf (needs matplotlib: the plot extra), or .txt")
+                   help="write to FILE: .png, .svg or .pdf (needs matplotlib: the plot extra), or .txt; "
+                        "- for the text picture on standard output")
     g.set_defaults(func=cmd_plot)
     return p
 
@@ -310,7 +319,10 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _error_line(message: str) -> None:
-    line = " ".join(str(message).split("\n")).strip()
+    from tui_tuner.core.printable import printable
+
+    # One line, and nothing a file or trainer put in a name (escapes, control characters) reaches the terminal.
+    line = printable(" ".join(str(message).split("\n")).strip())
     print(f"{PROG}: {line}", file=sys.stderr)
 
 
@@ -335,6 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error_line("interrupted")
         return 130
+    except RecursionError:
+        # A file nested thousands deep ([[[[...) that a reader did not refuse by itself.
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        _error_line("a file it read is nested too deeply to be read (rerun with "
+                    f"{DEBUG_ENV}=1 to see which)")
+        return EXIT_USER
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         try:
@@ -343,6 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_BUG
+    except OSError as e:
+        # The system refused a path (a name too long, no permission, a full disk): one line naming it.
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        where = f"{_cut(os.fsdecode(e.filename))}: " if e.filename is not None else ""
+        _error_line(f"{where}{e.strerror or e}")
+        return EXIT_USER
     except Exception as e:  # noqa: BLE001 - a bug still gets one line; the traceback is opt-in
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()

@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from tui_tuner.core.formatting import show_value
+from tui_tuner.core.printable import printable
 
 REASON_WIDTH = 60   # the `show` table's reason column: the first line of a reason, cut here
 
@@ -51,27 +52,33 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 }) + "\n")
         else:
             for line in trial_table(study):
-                out.write(line + "\n")
+                out.write(printable(line) + "\n")
     out.flush()
     return 0
 
 
-def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def cmd_export(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Write the chosen trial (default: the best) as TOML and print the path written.
 
-    `-o -` writes the export itself to standard output; so does `--format args` without -o.
+    `-o -` writes the export itself to standard output; so do `--format args` and `--format command`
+    without -o. What the user should know about it (a run changed live) goes to standard error.
     """
-    from tui_tuner.core.export import STDOUT, choose_trial, export_text, export_trial
+    from tui_tuner.core.export import STDOUT, choose_trial, export_text, export_trial, warnings
     from tui_tuner.core.study import Study
 
     out = out or sys.stdout
+    err = err or sys.stderr
     fmt = getattr(args, "format", "toml")
+    as_started = getattr(args, "as_started", False)
     with Study.open(args.study, lock=False) as study:
-        if args.output == STDOUT or (fmt == "args" and args.output is None):
-            out.write(export_text(study, choose_trial(study, args.trial), fmt))
+        trial = choose_trial(study, args.trial)
+        for line in warnings(study, trial, fmt, as_started=as_started):
+            err.write(f"tui-tuner: warning: {line}\n")
+        if args.output == STDOUT or (fmt in ("args", "command") and args.output is None):
+            out.write(export_text(study, trial, fmt, as_started=as_started))
             out.flush()
             return 0
-        path = export_trial(study, args.trial, args.output, fmt=fmt)
+        path = export_trial(study, trial.id, args.output, fmt=fmt, as_started=as_started)
     out.write(f"{path}\n")
     out.flush()
     return 0
@@ -83,7 +90,7 @@ def cmd_recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     for line in recover(args.study).lines():
-        out.write(line + "\n")
+        out.write(printable(line) + "\n")
     out.flush()
     return 0
 

@@ -1,6 +1,6 @@
 """The launch shim: run one trainer detached from the tuner, log its output, record how it ended.
 
-``python -m tui_tuner.launch RUN_DIR -- COMMAND [ARG...]``
+``python -m tui_tuner.launch RUN_DIR [--attempt TOKEN] -- COMMAND [ARG...]``
 
 The shim is a session and process-group leader (started with start_new_session by `spawn`), and the
 trainer is its child in the same group. So a dropped SSH session, a SIGHUP or the tuner's own crash
@@ -13,23 +13,41 @@ The command is an argv list, executed directly and never through a shell, so a v
 ``"; rm -rf ~"`` reaches the trainer as one harmless argument. stdout and stderr are appended to
 output.log; exit.json is written atomically when the trainer ends (see tui_tuner.protocol). A shim
 killed by SIGKILL leaves no exit.json: the runner then settles the run by pid liveness.
+
+Attempts. A run directory belongs to one attempt. `spawn` writes a fresh random token into
+attempt.json and hands it to the shim. Before it writes anything, the shim takes an flock on that
+file, checks that RUN_DIR/attempt.json is still that very file and holds its token, writes
+launch.json, and only then lets go. A shim that finds another attempt's file (a tuner that died
+right after spawning it, restarted, moved the run dir aside and started the trial afresh while
+this shim was still starting) exits quietly, having written nothing. A tuner moves a run dir aside
+only while it holds the same flock (`attempt_lock`), after it has looked for launch.json: so a shim
+either claimed the dir first (and is adopted) or finds it gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tui_tuner import protocol
 from tui_tuner.errors import RunError
 
-USAGE = "usage: python -m tui_tuner.launch RUN_DIR -- COMMAND [ARG...]"
+USAGE = "usage: python -m tui_tuner.launch RUN_DIR [--attempt TOKEN] -- COMMAND [ARG...]"
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
+ATTEMPT_FLAG = "--attempt"
+RESERVE = ".exit.reserve"   # a block kept free for exit.json, in case the trainer fills the disk
+RESERVE_BYTES = 8192
+LOCK_WAIT = 5.0   # seconds a tuner waits for a shim that is claiming a run dir right now
 
 # Shims started by this process, kept so they can be reaped (a Popen dropped on the floor is reaped
 # only by chance, at the next Popen, and meanwhile sits as a zombie that looks alive to kill(pid, 0)).
@@ -42,16 +60,30 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the shim: start COMMAND with TUI_TUNER_RUN_DIR set, wait for it, write exit.json."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 3 or args[1] != "--" or not args[0]:
+    token = None
+    if len(args) > 3 and args[1] == ATTEMPT_FLAG:
+        token, args = args[2], args[:1] + args[3:]
+    if len(args) < 3 or args[1] != "--" or not args[0] or token == "":
         print(USAGE, file=sys.stderr)
         return 2
     run_dir = Path(args[0]).resolve()
     cmd = args[2:]
     _own_session()
-    run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True, exist_ok=True)
-    protocol.write_json_atomic(run_dir / protocol.LAUNCH, {"pid": os.getpid(), "started": time.time()})
-    _redirect_output(run_dir / protocol.OUTPUT)
+    if token is None:   # started by hand, or by a tuner from before attempts: no check
+        run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True, exist_ok=True)
+        protocol.write_json_atomic(run_dir / protocol.LAUNCH, {"pid": os.getpid(), "started": time.time()})
+        _redirect_output(run_dir / protocol.OUTPUT)
+    else:
+        claim = _claim(run_dir, token)
+        if claim is None:
+            return 0   # another attempt's run dir now: not ours to write into or run in
+        try:
+            protocol.write_json_atomic(run_dir / protocol.LAUNCH, {"pid": os.getpid(), "started": time.time()})
+            _redirect_output(run_dir / protocol.OUTPUT)
+        finally:
+            os.close(claim)   # launch.json is there: a tuner now adopts this run rather than move it
 
+    _reserve(run_dir)
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
 
@@ -92,6 +124,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 128 + sig if sig else rc
 
 
+def _claim(run_dir: Path, token: str) -> int | None:
+    """The locked fd of RUN_DIR/attempt.json when it is this attempt's (the token), else None."""
+    path = run_dir / protocol.ATTEMPT
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)   # a tuner holds it only while it decides about this dir
+        st, now = os.fstat(fd), os.stat(path)
+        doc = json.loads(os.pread(fd, 4096, 0) or b"null")
+        if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino) and isinstance(doc, dict) and doc.get("token") == token:
+            return fd
+    except (OSError, ValueError):
+        pass   # moved, replaced or unreadable: in every case not this attempt's any more
+    os.close(fd)
+    return None
+
+
+def new_attempt(run_dir: Path) -> str:
+    """Make run_dir a new attempt's: a fresh token in attempt.json (written whole), returned for the shim."""
+    token = secrets.token_hex(16)
+    protocol.write_json_atomic(run_dir / protocol.ATTEMPT, {"token": token, "created": time.time()})
+    return token
+
+
+@contextlib.contextmanager
+def attempt_lock(run_dir: Path, wait: float | None = None) -> Iterator[None]:
+    """Hold the run dir's attempt lock, so that no shim claims it meanwhile (see "Attempts" above).
+
+    A dir without attempt.json has no shim that checks it. RunError when a shim holds the lock for
+    longer than `wait` seconds (default LOCK_WAIT; a shim stopped in the middle of its claim).
+    """
+    try:
+        fd = os.open(run_dir / protocol.ATTEMPT, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + (LOCK_WAIT if wait is None else wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RunError(f"{run_dir}: its launch shim is starting right now (it holds "
+                                   f"{protocol.ATTEMPT}); try again in a moment") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _own_session() -> None:
     """Become a session leader unless `spawn` already made us one."""
     if os.getsid(0) == os.getpid():
@@ -114,7 +200,35 @@ def _redirect_output(log: Path) -> None:
     os.close(fd)
 
 
+def _reserve(run_dir: Path) -> None:
+    """Set aside one block for exit.json: a trainer that fills the disk must not leave its run without one."""
+    try:
+        fd = os.open(run_dir / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, protocol.PRIVATE_FILE)
+        try:
+            os.write(fd, b"\0" * RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        print(f"tui-tuner launch: cannot set space aside for {protocol.EXIT}: {e.strerror or e}", file=sys.stderr)
+
+
 def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, error: str | None = None) -> None:
+    try:
+        _write_exit_json(run_dir, rc, sig, pid=pid, error=error)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The disk is full: give back the block set aside at the start and say so in exit.json.
+        with contextlib.suppress(OSError):
+            os.unlink(run_dir / RESERVE)
+        _write_exit_json(run_dir, rc, sig, pid=pid, error=error, disk_full=True)
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(run_dir / RESERVE)
+
+
+def _write_exit_json(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, error: str | None = None,
+                     disk_full: bool = False) -> None:
     obj: dict[str, object] = {
         "returncode": rc,
         "signal": sig,
@@ -124,6 +238,8 @@ def _write_exit(run_dir: Path, rc: int, sig: int | None, *, pid: int | None, err
     }
     if error is not None:
         obj["error"] = error
+    if disk_full:
+        obj["disk_full"] = True
     protocol.write_json_atomic(run_dir / protocol.EXIT, obj)
 
 
@@ -152,7 +268,7 @@ def spawn(run_dir: str | os.PathLike[str], argv: Sequence[str], env: Mapping[str
         raise RunError(f"command must be a non-empty list of non-empty strings, got {argv!r}")
     run = Path(run_dir).resolve()
     run.mkdir(mode=protocol.PRIVATE_DIR, parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "tui_tuner.launch", str(run), "--", *argv]
+    cmd = [sys.executable, "-m", "tui_tuner.launch", str(run), ATTEMPT_FLAG, new_attempt(run), "--", *argv]
     # The shim's own stdout/stderr go to output.log too, so even its import errors are visible there.
     fd = os.open(run / protocol.OUTPUT, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, protocol.PRIVATE_FILE)
     with open(fd, "ab") as log:

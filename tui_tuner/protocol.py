@@ -16,7 +16,9 @@ Run directory (STUDY/runs/RUN_ID/):
   ``{"t", "event": "checkpoint", "seq", "path", "step"}`` (path relative to the run dir;
   on failure ``{"t", "event": "checkpoint", "seq", "error": "one line"}`` and no path),
   ``{"t", "event": "done"}`` (the trainer process is exiting without an uncaught exception; the
-  final status still comes from exit.json's returncode).
+  final status still comes from exit.json's returncode), ``{"t", "event": "max_steps", "steps"}``,
+  ``{"t", "event": "inexact", "reason"}`` (a forked run that will not repeat its parent's curve
+  exactly, e.g. its data loader has no state to resume; the app marks its lineage).
 - ``control.jsonl`` tuner -> trainer, append-only, one object a line with an increasing ``"seq"``:
   ``{"seq", "cmd": "pause" | "resume" | "stop" | "checkpoint"}``, ``{"seq", "cmd": "set", "params": {...}}``.
 - ``output.log``    the trainer's stdout and stderr (appended by the launch shim).
@@ -67,6 +69,9 @@ CKPT = "ckpt"
 # Written by the shim as it starts ({"pid", "started"}): a tuner killed between spawning a run and
 # recording it finds the run here on restart and adopts it instead of starting it twice.
 LAUNCH = "launch.json"
+# Written by the tuner before it spawns the shim ({"token"}), the token also given to the shim: the
+# shim runs only in the run directory of its own attempt (see tui_tuner.launch, "Attempts").
+ATTEMPT = "attempt.json"
 
 # Everything in a study is private to its owner: on a shared GPU box other users must not read the
 # settings, logs and checkpoints. Explicit modes, so the umask cannot widen them.
@@ -92,7 +97,8 @@ EV_RESUMED = "resumed"
 EV_CHECKPOINT = "checkpoint"
 EV_DONE = "done"
 EV_MAX_STEPS = "max_steps"    # {"steps": N}: the step limit the run trains to now (first known, or changed)
-EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE, EV_MAX_STEPS)
+EV_INEXACT = "inexact"        # {"reason": "..."}: this forked run does not continue its parent exactly
+EVENTS_KINDS = (EV_APPLIED, EV_PAUSED, EV_RESUMED, EV_CHECKPOINT, EV_DONE, EV_MAX_STEPS, EV_INEXACT)
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum
@@ -127,6 +133,7 @@ class Event(StrEnum):
     CHECKPOINT = EV_CHECKPOINT
     DONE = EV_DONE
     MAX_STEPS = EV_MAX_STEPS
+    INEXACT = EV_INEXACT
 
 # -- exit codes the shim uses when it cannot start the command (the shell's conventions) --------------
 
@@ -138,6 +145,24 @@ NAN = "NaN"
 POS_INF = "Infinity"
 NEG_INF = "-Infinity"
 _DECODE = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
+
+
+# A step is stored as a SQLite INTEGER and in array("q"): a signed 64-bit int. A report outside
+# 0..STEP_MAX is refused (the trainer API raises; the tuner skips the line as a bad event).
+STEP_MAX = 2**63 - 1
+
+
+def step_of(value: Any) -> int | None:
+    """A reported step as an int in 0..STEP_MAX (a float is cut to its whole part), or None when it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not 0.0 <= value < 2.0**63:   # NaN and inf fail it too
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= STEP_MAX:
+        return None
+    return value
 
 
 def run_id(trial_id: int) -> str:
@@ -287,7 +312,7 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as f:
             obj = json.loads(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # RecursionError: absurd nesting ([[[[...)
         return None
     return obj if isinstance(obj, dict) else None
 

@@ -230,6 +230,12 @@ class Run(ControlCommands):
         """The step of the latest report() call (the step a checkpoint taken now belongs to)."""
         return self._last_step
 
+    def inexact(self, reason: str) -> None:
+        """Say that this forked run does not continue its parent exactly, and why (one line)."""
+        if self._writer is not None:
+            self._event(P.EV_INEXACT, reason=str(reason))
+            self.flush()
+
     def flush(self) -> None:
         """Write queued events now."""
         w = self._writer
@@ -346,6 +352,11 @@ def should_stop() -> bool:
 def last_step() -> int | None:
     """The step of the latest report() call."""
     return (_run or _get()).last_step()
+
+
+def inexact(reason: str) -> None:
+    """Say that this forked run does not continue its parent exactly, and why (the app marks its lineage)."""
+    (_run or _get()).inexact(reason)
 
 
 def flush() -> None:

@@ -3,13 +3,13 @@ where the Trainer decays), and a fork that changed the lr. (The babysitting itse
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
+
+from fit_helpers import events  # noqa: E402
 
 from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
@@ -61,12 +61,6 @@ def train(steps: int, lr: float, resume: str | None = None, output_dir: str | No
     t.remove_callback(transformers.PrinterCallback)
     t.train(resume_from_checkpoint=resume)
     return t
-
-
-def events(run: trainer.Run) -> list[dict]:
-    run.flush()
-    with open(run.run_dir + "/" + P.EVENTS) as f:
-        return [json.loads(line) for line in f]
 
 
 def test_changes_reach_the_optimizer_and_weight_decay_only_the_decayed_group(tmp_path, monkeypatch):

@@ -10,26 +10,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pl = pytest.importorskip("pytorch_lightning")   # the older import name; `lightning` installs it too
 
+from fit_helpers import tiny_module  # noqa: E402
+
 from tui_tuner import protocol as P  # noqa: E402
 from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations import lightning as integration  # noqa: E402
 from tui_tuner.integrations.lightning import TunerCallback, ckpt_path  # noqa: E402
 
-
-class Tiny(pl.LightningModule):
-    def __init__(self, lr: float) -> None:
-        super().__init__()
-        self.lr = lr
-        self.layer = torch.nn.Linear(2, 1)
-
-    def training_step(self, batch, batch_idx):
-        loss = self.layer(batch[0]).pow(2).mean()
-        self.log("loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
-        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=100)}
+Tiny = tiny_module(pl.LightningModule, torch)
 
 
 class Batches:

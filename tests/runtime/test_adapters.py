@@ -277,3 +277,14 @@ def test_the_study_style_argument_does_not_override_a_parameters_own():
     sp = parse_space(space_toml({"cuda": param("choice", values=[True, False], flag_style="equals")},
                                 metrics={"val_loss": r"val ([0-9.]+)"}), "x.toml")
     assert flag_args(sp, {"cuda": False}, style="space") == ["--cuda=False"]
+
+
+def test_a_step_group_in_a_metric_pattern_gives_the_real_step():
+    """Issue 19: batch 64 prints a line per 64 samples; the x axis is samples, not lines."""
+    p = MetricParser({"loss": r"samples (?P<step>\d+): loss ([0-9.]+)", "val": r"val ([0-9.]+)"})
+    events = [p.feed(line) for line in ("samples 64: loss 0.9", "val 0.8", "samples 128: loss 0.7", "noise")]
+    assert events == [{"step": 64, "metrics": {"loss": 0.9}}, {"step": 64, "metrics": {"val": 0.8}},
+                      {"step": 128, "metrics": {"loss": 0.7}}, None]
+    # Without one, the step is still the count of metric lines.
+    q = MetricParser({"loss": r"loss ([0-9.]+)"})
+    assert [q.feed(f"samples {n}: loss 0.5")["step"] for n in (64, 128)] == [1, 2]

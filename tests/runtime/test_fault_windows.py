@@ -399,7 +399,7 @@ def test_a_failed_runs_reason_leads_with_the_exception_line(tmp_path):
     runner.start(study.trial(tid))
     wait_for(runner, lambda: study.trial(tid).finished)
     reason = study.trial(tid).reason
-    assert reason.splitlines()[0] == "exit code 1: ValueError: batch 3 has 0 rows", reason
+    assert reason.splitlines()[0] == "exit code 1: noisy_crash.py:8: ValueError: batch 3 has 0 rows", reason
     assert "wandb: Synced" in reason      # the last lines still follow
     study.close()
 

@@ -136,7 +136,7 @@ def test_signals_pause_and_resume_a_zero_code_run():
 
 def test_event_kinds_are_strings_and_the_protocol_names():
     assert Kind.ENDED == "ended" and f"{Kind.ENDED}" == "ended" and hash(Kind.ENDED) == hash("ended")
-    assert {Kind.APPLIED, Kind.PAUSED, Kind.RESUMED, Kind.CHECKPOINT, Kind.DONE, Kind.MAX_STEPS} == set(
+    assert {Kind.APPLIED, Kind.PAUSED, Kind.RESUMED, Kind.CHECKPOINT, Kind.DONE, Kind.MAX_STEPS, Kind.INEXACT} == set(
         protocol.EVENTS_KINDS)
     assert set(protocol.Event) == set(protocol.EVENTS_KINDS) and set(protocol.Command) == set(protocol.COMMANDS)
 
@@ -179,3 +179,9 @@ def test_a_batch_of_lines_does_what_each_line_does_in_order():
         assert s.metrics["n"] == 3.0 and "flag" not in s.metrics and "name" not in s.metrics
         assert s.params["lr"] == 0.01 and s.done_at == 9.0
     assert batch.apply_lines([], 200.0) == [] and batch.last_activity == 101.0
+
+
+def test_a_fork_that_says_it_is_not_exact_gives_an_inexact_event():
+    s = state()
+    (ev,) = s.apply_line({"t": 1.0, "event": "inexact", "reason": "its loader shuffles"}, 101.0)
+    assert ev.kind == Kind.INEXACT and ev.data == {"reason": "its loader shuffles"}

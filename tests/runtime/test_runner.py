@@ -184,7 +184,7 @@ def test_crash_fails_with_last_lines(env):
     wait_for(runner, ended(study, tid))
     t = study.trial(tid)
     assert t.status == "failed"
-    assert t.reason.startswith("exit code 1: RuntimeError: boom at step 5")
+    assert t.reason.startswith("exit code 1: toy.py:53: RuntimeError: boom at step 5\n"), t.reason
     assert "RuntimeError: boom at step 5" in t.reason
     assert len(t.reason.splitlines()) <= 6
 

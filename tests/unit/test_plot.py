@@ -327,7 +327,7 @@ def test_plot_command_draws_curves_and_search_to_the_terminal(study_path, capsys
     (["--metric", "acc"], "no trial has reported 'acc' (metrics: val_loss, loss)"),
     (["--search", "lr", "beta"], "--search: no parameter 'beta' (parameters: lr, momentum, hidden, layers)"),
     (["--search", "lr", "lr"], "--search: x and y must differ"),
-    (["-o", "out.jpg"], "-o: unknown format '.jpg' (use .txt, .png, .svg, .pdf)"),
+    (["-o", "out.jpg"], "-o: unknown format '.jpg' (use .txt, .png, .svg, .pdf, or - for standard output)"),
 ])
 def test_plot_command_refuses_with_one_line(study_path, capsys, args, message):
     assert cli.main(["plot", str(study_path), *args]) == 2

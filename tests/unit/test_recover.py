@@ -79,7 +79,7 @@ def test_recover_rebuilds_trials_from_their_run_dirs(lost):
         assert (one.params, one.objective, one.step, one.started, one.ended) == (
             {"lr": 0.1, "layers": 3}, 0.5, 3, 101.0, 151.0)
         assert (two.parent, two.fork_step, two.resume, two.source) == (1, 2, "runs/t0001/ckpt/step-2.pt", "fork")
-        assert two.reason.splitlines()[0] == "exit code 1: KeyError: 'lr'"
+        assert two.reason.splitlines()[0] == "exit code 1: x.py:1: KeyError: 'lr'"
         assert (three.reason, three.objective) == ("stopped", 0.6)
         assert s.best()[0].id == 1
         # New ids never reuse a name in runs/, skipped dirs and attempts set aside included.
@@ -162,3 +162,36 @@ def test_a_forks_step_is_read_from_a_checkpoint_event_past_the_first_read(tmp_pa
     recover(d)
     with Study.open(d) as s:
         assert (s.trial(2).parent, s.trial(2).fork_step) == (1, 7)
+
+
+@pytest.mark.parametrize("stray", ["t5", "t\u0665", "t00005", "t0005.attempt-x", "t٠٠٠٥"])
+def test_a_stray_name_never_displaces_a_trial(tmp_path, capsys, stray):
+    # A name that reads as trial 5 to int() (t5, an Arabic-Indic digit, a fifth digit) beside the real
+    # runs/t0005: trial 5 comes back, the stray is reported and left as it is.
+    d = tmp_path / "study"
+    d.mkdir()
+    (d / "space.toml").write_text(TEXT)
+    write_run(d, 5, events=steps([0.4, 0.3]) + [{"t": 120, "event": "done"}], exit_info={"returncode": 0})
+    (d / "runs" / stray).mkdir()
+    assert main(["recover", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("recovered 1 run into") and "1 done" in out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("ignored 1 name")]
+    assert line.endswith(": runs/" + stray) and (d / "runs" / stray).is_dir()
+    with Study.open(d, lock=False) as s:
+        assert s.trial(5).objective == 0.3
+
+
+def test_a_huge_number_in_a_run_dir_is_no_crash(tmp_path, capsys):
+    # A launch.json time and a checkpoint step no float or SQLite integer holds.
+    d = tmp_path / "study"
+    d.mkdir()
+    (d / "space.toml").write_text(TEXT)
+    ckpt = {"t": 10**400, "event": "checkpoint", "seq": 1, "path": "ckpt/step-1.pt", "step": 10**30}
+    write_run(d, 1, events=steps([0.5]) + [ckpt], exit_info={"returncode": 0})
+    protocol.write_json_atomic(d / "runs" / "t0001" / protocol.LAUNCH, {"pid": DEAD, "started": 10**400})
+    write_run(d, 2, resume=str(d / "runs" / "t0001" / "ckpt" / f"step-{10**30}.pt"), events=steps([0.6]),
+              exit_info={"returncode": 0})
+    assert main(["recover", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("recovered 2 runs") and "the step of #1's checkpoint" in out

@@ -1,8 +1,8 @@
 """The argv one trial runs: the study command, then (zero-code) the tuned flags, placeholders expanded.
 
-A leading bare "python" becomes the tuner's own interpreter; flags follow each parameter's
-`flag_style` (or the study's); `{run_dir}` and `{trial}` expand per run. Pure: the runner spawns
-it, the export writes it.
+A leading bare "python" becomes the tuner's own interpreter (unless the space says
+`python = "path"`); flags follow each parameter's `flag_style` (or the study's); `{run_dir}` and
+`{trial}` expand per run. Pure: the runner spawns it, the export writes it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tui_tuner.core.space import Space
 from tui_tuner.errors import RunError
+
+if TYPE_CHECKING:   # core/study_config.py uses this module's names, and core/space.py uses it
+    from tui_tuner.core.space import Space
 
 # A leading bare interpreter name runs in the tuner's own venv, so `python train.py` sees the same
 # packages (torch, tui_tuner) as the tuner does, whatever PATH says over SSH.
@@ -21,6 +23,11 @@ _PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
 # Per-run placeholders in `command` and in flag values, so parallel and forked trials do not
 # share (and overwrite) an --out_dir or a --save path.
 PLACEHOLDERS = ("{run_dir}", "{trial}")
+
+
+def python_names() -> tuple[str, ...]:
+    """The bare interpreter names a leading command word is replaced for."""
+    return _PYTHON_NAMES
 
 
 def python_argv(command: Iterable[str]) -> list[str]:
@@ -84,9 +91,17 @@ def command_argv(space: Space, params: dict[str, Any], *, run_dir: str | os.Path
 
     `{run_dir}` and `{trial}` in the command and in flag values become this run's directory and
     trial id (RunError when the command uses one and it is not given). `python=False` keeps a
-    leading "python" as written (for an export, which runs elsewhere) instead of this interpreter.
+    leading "python" as written (for an export, which runs elsewhere) instead of this interpreter;
+    so does the space's `python = "path"`.
     """
-    argv = python_argv(space.config.command) if python else list(space.config.command)
-    if space.config.zero_code:
-        argv += flag_args(space, params)
-    return [expand(w, run_dir, trial) for w in argv]
+    command, flags = command_parts(space, params, run_dir=run_dir, trial=trial, python=python)
+    return command + flags
+
+
+def command_parts(space: Space, params: dict[str, Any], *, run_dir: str | os.PathLike[str] | None = None,
+                  trial: int | None = None, python: bool = True) -> tuple[list[str], list[str]]:
+    """`command_argv` in its two parts: the command words, and the flags a zero-code study adds."""
+    swap = python and space.config.python == "tuner"
+    command = python_argv(space.config.command) if swap else list(space.config.command)
+    flags = flag_args(space, params) if space.config.zero_code else []
+    return [expand(w, run_dir, trial) for w in command], [expand(w, run_dir, trial) for w in flags]

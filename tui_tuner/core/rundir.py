@@ -3,6 +3,11 @@
 A run directory is never deleted or overwritten: a previous attempt that cannot be settled is moved
 to runs/tNNNN.attempt-K (K = 1, 2, ...) and stays readable there. Before a tuner adopts or settles a
 run as one of its trials, `params_mismatch` checks that the run's params.json is that trial's.
+
+Names are read one way only: trial N's run is exactly `protocol.run_id(N)` (t0005, t12345) and a run
+set aside is that name plus `.attempt-K`, ASCII digits only. Anything else in runs/ (t5, t00005,
+t٥ with an Arabic-Indic digit, notes.txt) is a stray: listed by `strays`, reported by `recover`,
+and never taken for a trial's run, so it can never displace one.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any
 from tui_tuner import protocol
 from tui_tuner.core.verdict import read_json
 
-RUN_NAME = re.compile(r"t(\d+)")      # runs/t0001; not runs/t0001.attempt-1
+# \d would take any Unicode digit (int("٥") == 5): run names are ASCII.
+RUN_NAME = re.compile(r"t([0-9]+)", re.ASCII)                         # runs/t0001
+ATTEMPT_NAME = re.compile(r"(t[0-9]+)\.attempt-([1-9][0-9]*)", re.ASCII)   # runs/t0001.attempt-1
 _APPLIED = b'"applied"'
 
 
@@ -31,23 +38,43 @@ def entries(runs: Path) -> list[Path]:
         return []
 
 
+def trial_of(name: str) -> int | None:
+    """The trial whose run a name in runs/ is (t0005 -> 5), or None (an attempt set aside, a stray)."""
+    m = RUN_NAME.fullmatch(name)
+    if m is None:
+        return None
+    tid = int(m.group(1))
+    return tid if tid > 0 and protocol.run_id(tid) == name else None
+
+
+def attempt_of(name: str) -> int | None:
+    """The trial whose set-aside attempt a name is (t0005.attempt-2 -> 5), or None."""
+    m = ATTEMPT_NAME.fullmatch(name)
+    return trial_of(m.group(1)) if m else None
+
+
 def run_paths(runs: Path) -> dict[int, Path]:
     """The run paths in runs/ by trial id, from their names (a path may be a stray file)."""
     out: dict[int, Path] = {}
     for p in entries(runs):
-        m = RUN_NAME.fullmatch(p.name)
-        if m:
-            out[int(m.group(1))] = p
+        tid = trial_of(p.name)
+        if tid is not None:
+            out[tid] = p
     return dict(sorted(out.items()))
 
 
+def strays(runs: Path) -> list[Path]:
+    """What runs/ holds that is named neither as a run nor as an attempt set aside."""
+    return [p for p in entries(runs) if trial_of(p.name) is None and attempt_of(p.name) is None]
+
+
 def highest_id(runs: Path) -> int:
-    """The highest trial id any name in runs/ uses, attempts set aside included (0 when none)."""
+    """The highest trial id any run or attempt in runs/ uses (0 when none); strays do not count."""
     best = 0
     for p in entries(runs):
-        m = re.match(r"t(\d+)(?:\.attempt-\d+)?$", p.name)
-        if m:
-            best = max(best, int(m.group(1)))
+        tid = trial_of(p.name) or attempt_of(p.name)
+        if tid is not None:
+            best = max(best, tid)
     return best
 
 
@@ -67,11 +94,13 @@ def launched(run_dir: Path) -> tuple[int, float | None] | None:
     """(shim pid, start time) from launch.json, or None when no shim ever started in this run dir."""
     info, _problem = read_json(run_dir / protocol.LAUNCH)
     pid = info.get("pid") if info else None
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:   # a pid_t
         return None
     started = info.get("started")
-    ok = isinstance(started, (int, float)) and not isinstance(started, bool) and math.isfinite(started)
-    return pid, (float(started) if ok else None)
+    if isinstance(started, int) and not isinstance(started, bool) and abs(started) < 2**53:
+        started = float(started)   # math.isfinite(10**400) would raise
+    ok = isinstance(started, float) and math.isfinite(started)
+    return pid, (started if ok else None)
 
 
 def params_mismatch(run_dir: Path, trial: Any, live: set[str]) -> str | None:

@@ -75,6 +75,10 @@ def build_param(name: str, raw: Any, fail: Fail) -> Param:
                 raise fail(where, f"choice values must be strings, numbers or booleans, got {v!r}")
             if isinstance(v, float) and not math.isfinite(v):
                 raise fail(where, f"choice values must be finite, got {quoted_value(v)}")
+            if isinstance(v, str) and not v.isprintable():
+                # A value is printed in tables, lines and flags: an escape sequence in it would act on the terminal.
+                raise fail(where, f"choice values must be printable (no control characters or escape "
+                                  f"sequences), got {quoted_value(v)}")
         if len({json.dumps(v) for v in values}) != len(values):
             raise fail(where, "choice values must be distinct")
         p = Param(name=name, type="choice", scale="linear", values=tuple(values), tier=tier,

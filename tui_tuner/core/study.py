@@ -33,6 +33,8 @@ from tui_tuner.errors import StudyError
 __all__ = ["ACTIVE", "FINISHED", "SOURCES", "STATUSES", "Study", "Trial", "default_dir", "run_id"]
 
 ORDERS = ("best", "start", "id")
+# The study meta key of the forks that do not continue their parent exactly: {"trial id": why}.
+INEXACT_META = "inexact_forks"
 
 
 def default_dir(space: Space, root: str | Path = "studies") -> Path:
@@ -116,6 +118,18 @@ class Study(StudyQueue):
         """Store a JSON-serialisable meta value."""
         self._writable()
         self.store.set_meta({key: value})
+
+    def mark_inexact(self, trial_id: int, reason: str) -> None:
+        """Record that a forked trial does not continue its parent exactly (its trainer said why)."""
+        marks = dict(self.meta(INEXACT_META) or {})
+        if marks.get(str(trial_id)) != reason:
+            marks[str(trial_id)] = reason
+            self.set_meta(INEXACT_META, marks)
+
+    def inexact(self) -> dict[int, str]:
+        """The forked trials that do not continue their parent exactly: {trial id: why}."""
+        marks = self.meta(INEXACT_META) or {}
+        return {int(k): str(v) for k, v in marks.items() if str(k).isdigit()} if isinstance(marks, dict) else {}
 
     def _writable(self) -> None:
         if self._lock is None:

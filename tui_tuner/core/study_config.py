@@ -19,6 +19,7 @@ from tui_tuner.core.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.core.formatting import quoted_name, quoted_value
 from tui_tuner.core.param import Param, is_number
 from tui_tuner.core.pbt import PbtConfig, pbt_config
+from tui_tuner.core.run_setup import PYTHON_MODES, check_cwd, check_env
 from tui_tuner.core.space_params import FLAG_STYLES, Fail
 from tui_tuner.errors import SpaceError
 
@@ -38,8 +39,10 @@ STUDY_KEYS = {
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
     "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
+    "cwd", "env", "python", "step_pattern", "fail_fast",
 }
-# The reserved metrics key naming the pattern that captures a zero-code script's step counter.
+# The reserved metrics key naming the pattern that captures a zero-code script's step counter
+# (also `[study] step_pattern`, or a group named `step` in a metric's own pattern).
 STEP_METRIC = "step"
 
 
@@ -88,6 +91,10 @@ class StudyConfig:
     step_budget: int | None = None     # the total of steps all trials may report
     time_budget: float | None = None   # seconds of wall clock since the study first started a trial
     autopilot: PbtConfig = field(default_factory=lambda: pbt_config("none"))
+    cwd: str | None = None             # where trials run, relative to the space file (None: where the tuner started)
+    env: dict[str, str] = field(default_factory=dict)   # [study.env]: added to each trial's environment
+    python: str = "tuner"              # "tuner": a leading bare python is the tuner's own; "path": PATH's
+    fail_fast: bool = True             # pause the queue on one repeated mistake (core/fail_fast.py)
     # No strategy named and the default's packages missing: why another one searches ("" = none).
     strategy_fallback: str = ""
 
@@ -106,6 +113,9 @@ class StudyConfig:
         return a > b if self.maximize else a < b
 
 
+NAME_MAX = 255   # bytes in one file name (ext4, xfs, btrfs): the study name is its directory's
+
+
 def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail,
                        default_name: str) -> StudyConfig:
     """The [study] table as a StudyConfig; `fail(where, rule)` makes the error raised for bad input."""
@@ -113,6 +123,10 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         if key not in STUDY_KEYS:
             raise fail("study", f"unknown key {key!r} (allowed: {', '.join(sorted(STUDY_KEYS))})")
     name = raw.get("name", default_name)
+    if isinstance(name, str) and len(name.strip().encode("utf-8", "replace")) > NAME_MAX:
+        # It names the study's directory (studies/NAME/): a longer one is no file name.
+        raise fail("study.name", f"must be at most {NAME_MAX} bytes (it names the study's directory), "
+                                 f"got {len(name.strip())} characters starting {name.strip()[:20]!r}")
     if (not isinstance(name, str) or not name.strip() or "/" in name or not name.isprintable()
             or name.strip() in (".", "..")):
         raise fail("study.name", f"must be a non-empty string without '/' or control characters (newline, "
@@ -147,6 +161,12 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
             raise fail(f"study.{key}", f"must be an integer >= {minimum}, got {quoted_value(v)}")
         return v
 
+    def flag(key: str, default: bool) -> bool:
+        v = raw.get(key, default)
+        if not isinstance(v, bool):
+            raise fail(f"study.{key}", f"must be true or false, got {quoted_value(v)}")
+        return v
+
     def number(key: str, default: float, lo: float, hi: float, lo_open: bool = True) -> float:
         v = raw.get(key, default)
         ok = is_number(v) and (v > lo if lo_open else v >= lo) and v <= hi
@@ -166,8 +186,20 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
             rx = compile_pattern(pattern)
         except ValueError as e:
             raise fail(where, f"{e}, got {quoted_value(pattern)}") from None
-        if rx.groups != 1:
-            raise fail(where, f"the pattern needs exactly one capture group, got {rx.groups}")
+        check_groups(rx, where, fail, step_group=mname != STEP_METRIC)
+    step_pattern = raw.get("step_pattern")
+    if step_pattern is not None:
+        if not isinstance(step_pattern, str):
+            raise fail("study.step_pattern", f"must be a regular expression string, got {quoted_value(step_pattern)}")
+        if not metrics:
+            raise fail("study.step_pattern", "reads the step from a zero-code script's output: it needs [study.metrics]")
+        if STEP_METRIC in metrics:
+            raise fail("study.step_pattern", f"and study.metrics.{STEP_METRIC} both give the step: keep one")
+        try:
+            check_groups(compile_pattern(step_pattern), "study.step_pattern", fail, step_group=False)
+        except ValueError as e:
+            raise fail("study.step_pattern", f"{e}, got {quoted_value(step_pattern)}") from None
+        metrics = {**metrics, STEP_METRIC: step_pattern}
     if metrics and objective not in metrics:
         raise fail("study.objective", f"{objective!r} is not among [study.metrics] "
                                       f"({', '.join(metrics)}), so it would never be reported")
@@ -230,7 +262,20 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         step_budget=integer("step_budget", None, 1),
         time_budget=time_budget,
         autopilot=autopilot,
+        cwd=check_cwd(raw.get("cwd"), fail),
+        env=check_env(raw.get("env"), fail),
+        python=choice("python", PYTHON_MODES, "tuner"),
+        fail_fast=flag("fail_fast", True),
     )
+
+
+def check_groups(rx: Any, where: str, fail: Fail, *, step_group: bool) -> None:
+    """A metric pattern captures one value; with `step_group`, it may also name a group `step`
+    that captures the step the value belongs to (the x axis of the curves)."""
+    named_step = step_group and STEP_METRIC in getattr(rx, "groupindex", {})
+    if rx.groups != 1 + named_step:
+        extra = f" (and optionally one named (?P<{STEP_METRIC}>...))" if step_group else ""
+        raise fail(where, f"the pattern needs exactly one capture group{extra}, got {rx.groups}")
 
 
 def default_strategy() -> tuple[str, str]:

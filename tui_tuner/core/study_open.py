@@ -9,6 +9,7 @@ space with other parameters or another objective (DESIGN.md, "Study directory").
 from __future__ import annotations
 
 import secrets
+import shlex
 import time
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def refuse_over_runs(d: Path) -> None:
     n = len(rundir.entries(d / RUNS_DIR))
     if n:
         raise StudyError(f"{d}: {RUNS_DIR}/ holds {n} run{'' if n == 1 else 's'} but {DB_NAME} is missing or "
-                         f"empty; run `tui-tuner recover {d}` to rebuild it")
+                         f"empty; run `tui-tuner recover {shlex.quote(str(d))}` to rebuild it")
 
 
 def _empty_file(path: Path) -> bool:

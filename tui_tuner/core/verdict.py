@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from tui_tuner import protocol
 from tui_tuner.tailing import JsonlTail, last_lines
 
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory")
+DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")   # ENOSPC, EDQUOT as Python says them
+DISK_FULL_BYTES = 1 << 20   # less free than this (for an unprivileged writer) is a full disk
 REASON_LINES = 5          # output lines kept under a failure's headline
 OUTPUT_LINES = 200        # output lines a verdict looks at (OOM markers, the exception line)
 MAX_JSON = 1 << 20        # a run's small JSON files (exit, launch, params) are never this big
@@ -29,6 +32,10 @@ _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b")
 # A line naming an error otherwise: "CUDA error: ...", "error: ...", "...Error..." (not "val error 0.3").
 _ERROR = re.compile(r"Error|\berror:")
 _TRACEBACK = "Traceback (most recent call last):"
+# A traceback's frame line: '  File "/x/model.py", line 42, in forward' (a SyntaxError's has no "in").
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
+# The start of the reason of a run that ended cleanly without its objective (core/fail_fast.py reads it).
+NO_OBJECTIVE = "exited without reporting the objective"
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,9 @@ class Facts:
     objective: float | None = None       # the reduced objective (best or last)
     stop_at: float | None = None         # the time of the first stop command in control.jsonl
     output: tuple[str, ...] = ()         # the last lines of output.log
+    reported: tuple[str, ...] = ()       # the metrics the run reported (named when the objective is missing)
     unusable: str | None = None          # why the run dir cannot be credited at all (not a dir, not this trial's)
+    disk_full: bool = False              # the disk holding the run dir is full (now, or exit.json says it was)
 
 
 def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
@@ -64,15 +73,22 @@ def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
         clean = True
     if clean:
         if f.objective is None:
-            return "failed", (f"exited without reporting the objective {objective_name!r}"
-                              + explain(f.output))
+            said = f"it reported {', '.join(f.reported)}" if f.reported else "it reported no metrics"
+            return "failed", f"{NO_OBJECTIVE} {objective_name!r} ({said})" + explain(f.output)
         return "done", None
     if any(marker in line for line in f.output for marker in OOM_MARKERS):
         return "failed", "out of GPU memory"
+    disk_full = f.disk_full or bool(f.exit and f.exit.get("disk_full")) or any(
+        marker in line for line in f.output for marker in DISK_FULL_MARKERS)
     if f.exit is None:
         what = (f"ended without an exit status ({protocol.EXIT} {f.exit_problem})" if f.exit_problem
+                else "ended without an exit status (the disk is full: its launch shim could not write "
+                     f"{protocol.EXIT})" if disk_full
                 else "ended without an exit status (its launch shim was killed)")
         return "failed", what + explain(f.output)
+    if disk_full:
+        how = f"killed by {signal_label(sig)}" if sig else f"exit code {rc}"
+        return "failed", f"the disk is full ({how})" + explain(f.output)
     if sig:
         return "failed", f"killed by {signal_label(sig)}" + explain(f.output)
     return "failed", f"exit code {rc}" + explain(f.output)
@@ -110,19 +126,51 @@ def signal_label(sig: int) -> str:
 
 
 def headline(lines: list[str] | tuple[str, ...]) -> str:
-    """The line that says what went wrong: the exception line of the last traceback, else the last
-    line naming an error, else the last line."""
+    """The line that says what went wrong, for one-line views (`show`, headless, the app).
+
+    A traceback (the last one, when exceptions were chained) becomes its last frame's file:line and
+    the exception line, e.g. "model.py:42: ValueError: bad shape"; an exception without a message
+    gets that frame's source line, e.g. "model.py:42: AssertionError (assert t <= self.block_size)".
+    Without a traceback: the last line naming an error, else the last line.
+    """
     stripped = [ln.rstrip() for ln in lines]
     start = max((i for i, ln in enumerate(stripped) if ln.strip() == _TRACEBACK), default=None)
+    at = None
     if start is not None:
         # The frames are indented; the first line after them that is not is the exception.
-        for ln in stripped[start + 1:]:
-            if ln and not ln[0].isspace():
-                return ln.strip()
-    for ln in reversed(stripped):
-        if _EXCEPTION.match(ln.strip()) or _ERROR.search(ln):
-            return ln.strip()
-    return stripped[-1].strip() if stripped else ""
+        at = next((i for i in range(start + 1, len(stripped)) if stripped[i] and not stripped[i][0].isspace()), None)
+    if at is None:
+        at = next((i for i in range(len(stripped) - 1, -1, -1)
+                   if _EXCEPTION.match(stripped[i].strip()) or _ERROR.search(stripped[i])), None)
+    if at is None:
+        return stripped[-1].strip() if stripped else ""
+    line = stripped[at].strip()
+    frame = _last_frame(stripped, at, start)
+    if frame is None:
+        return line
+    where, code = frame
+    if _EXCEPTION.match(line) and ":" not in line and code:
+        return f"{where}: {line} ({code})"
+    return f"{where}: {line}"
+
+
+def _last_frame(lines: list[str], at: int, start: int | None) -> tuple[str, str] | None:
+    """("file.py:42", its source line or "") of the frame just above the exception line at `at`.
+
+    Looks back through the indented lines above it (to the traceback's header, when there is one):
+    a SyntaxError in the script itself is printed with its frame but without a header.
+    """
+    lo = start if start is not None else 0
+    for i in range(at - 1, lo - 1, -1):
+        m = _FRAME.match(lines[i])
+        if m:
+            code = lines[i + 1].strip() if i + 1 < at else ""
+            if code and set(code) <= set("^~ "):
+                code = ""
+            return f"{Path(m['file']).name}:{m['line']}", code
+        if start is None and lines[i] and not lines[i][0].isspace():
+            return None   # out of the indented block above the error line
+    return None
 
 
 def explain(lines: list[str] | tuple[str, ...]) -> str:
@@ -188,12 +236,26 @@ def event_time(ev: dict[str, Any]) -> float:
 
 
 def _is_time(t: Any) -> bool:
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return False
+    try:
+        return math.isfinite(t)
+    except OverflowError:   # an int too big for a float (a trainer wrote "t": 1e400 as digits)
+        return False
 
 
 def output_tail(run_dir: Path, n: int = OUTPUT_LINES, max_bytes: int = 256 * 1024) -> tuple[str, ...]:
     """The last n non-empty lines of output.log (none when it cannot be read)."""
     return tuple(last_lines(run_dir / protocol.OUTPUT, n, max_bytes=max_bytes))
+
+
+def disk_full(run_dir: Path) -> bool:
+    """True when the file system holding run_dir has (nearly) no space or inodes left for its owner."""
+    try:
+        st = os.statvfs(run_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BYTES or (st.f_files > 0 and st.f_favail == 0)
 
 
 def not_a_directory(run_dir: Path) -> str | None:

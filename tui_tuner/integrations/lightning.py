@@ -21,6 +21,10 @@ What the callback does, under the tuner (outside it, nothing: the script runs as
   before the next batch, through `trainer_torch.apply_changes`: an active LR scheduler continues from
   the new value.
 - Pause blocks the training loop; stop sets `trainer.should_stop` (the fit ends after the batch).
+- Logs: unless the script chose a folder (`default_root_dir`, or a logger of its own with another
+  save_dir), Lightning's default logger and checkpoints go into the run directory
+  (RUN_DIR/lightning_logs/version_0) instead of ./lightning_logs of wherever the tuner runs: each
+  trial's logs sit with its other files.
 - A checkpoint request is answered with `trainer.save_checkpoint(path)`: Lightning's full state
   (model, optimizers, schedulers, loops, stateful data loaders) plus, from this callback, the RNG
   states and the run's params. A forked run passes `ckpt_path()` to `fit`; the callback restores the
@@ -32,11 +36,16 @@ the small loader in trainers/lightning_mlp.py); with a plain DataLoader it resta
 (and says so in a warning). A DataLoader without its own `generator=` draws its seed from the global
 torch RNG each time an iterator is made (every epoch and every validation run), which a resumed run
 does not repeat for the validation it skips at the fork step: give loaders a generator, or take forks
-away from validation steps, for a child that repeats the parent's curve bit for bit.
+away from validation steps, for a child that repeats the parent's curve bit for bit. When the callback
+can tell a fork will not continue exactly (a train loader without state that shuffles, or resumed
+mid-epoch), it says so in the run's events (`trainer.inexact`), and the app marks the lineage
+(`#3@120~`).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -86,6 +95,7 @@ class _Babysitter:
         self._group0: dict[str, Any] | None = None   # the first optimizer's first param group
         self._resumed: dict[str, Any] | None = None
         self._trainer: Any = None
+        self._born = time.time()                # logger files made after this are the fit's own
 
     # -- state in Lightning's checkpoint ---------------------------------------------------------------
 
@@ -107,6 +117,7 @@ class _Babysitter:
         if self._active and stage == "fit":
             self._trainer = trainer
             api.on_checkpoint(self._save)
+            _logs_into(trainer, api.run_dir(), self._born)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """A forked run: restore the parent's RNG states and apply the params the fork changed."""
@@ -118,6 +129,9 @@ class _Babysitter:
             return
         # Now, not at load time: creating the data iterators in between draws from the global RNG.
         trainer_torch.set_rng_state(resumed.get("rng") or {})
+        why = not_exact(trainer)
+        if why:
+            api.inexact(why)
         parent = resumed.get("params") or {}
         now = api.params()
         self._apply(trainer, {k: v for k, v in now.items() if k in parent and parent[k] != v})
@@ -222,6 +236,99 @@ class _Babysitter:
         # apply_changes is idempotent, so applying it again at the next batch changes nothing.
         self._apply(self._trainer, api.pending_changes())
         self._trainer.save_checkpoint(path)
+
+
+def _logs_into(trainer: Any, run_dir: str | None, since: float) -> None:
+    """Point Lightning's log folder (and so its default checkpoint folder) into the run directory,
+    unless the script chose one: a default_root_dir, or a logger whose folder is not the default.
+
+    Lightning makes the default folder the current directory, so a folder equal to it counts as not
+    chosen. By `setup` (the first hook with the trainer) Lightning has made each logger's version
+    folder, and a TensorBoard writer its first file: those are closed and removed again (only what
+    was made since `since`, when this callback was made), before ModelCheckpoint (whose setup runs
+    after the other callbacks') resolves its folder from the logger's.
+    """
+    default = os.path.abspath(os.getcwd())
+    if not run_dir or os.path.abspath(getattr(trainer, "_default_root_dir", "") or "") != default:
+        return
+    trainer._default_root_dir = run_dir
+    for logger in getattr(trainer, "loggers", None) or []:
+        # TensorBoardLogger and CSVLogger keep their folder in _root_dir (CSVLogger also in _save_dir).
+        root = getattr(logger, "_root_dir", None)
+        if root is None or os.path.abspath(os.fspath(root)) != default or not hasattr(logger, "_experiment"):
+            continue
+        made = getattr(logger, "log_dir", None)
+        experiment = logger._experiment
+        if experiment is not None and callable(getattr(experiment, "close", None)):
+            experiment.close()
+        logger._root_dir = run_dir
+        if hasattr(logger, "_save_dir"):
+            logger._save_dir = run_dir
+        logger._version = None
+        logger._experiment = None
+        if made:
+            _unmake(made, since)
+
+
+def _unmake(folder: str, since: float) -> None:
+    """Remove a logger's version folder made by this fit: its TensorBoard files written since `since`,
+    then the folder and its parent (lightning_logs) if that left them empty."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return   # never made (a logger that writes nothing until it logs)
+    for e in entries:
+        # Only the writer's own first file: a folder of older runs keeps everything.
+        if e.name.startswith("events.out.tfevents") and e.is_file() and e.stat().st_mtime >= since - 1:
+            os.unlink(e.path)
+    for d in (folder, os.path.dirname(folder)):
+        try:
+            os.rmdir(d)
+        except OSError:
+            return   # not empty: it holds other runs' logs, which stay
+
+
+def not_exact(trainer: Any) -> str | None:
+    """Why a resumed fit will not repeat its parent's batches, or None when it can (or cannot tell).
+
+    A train loader with state (`state_dict`/`load_state_dict`) resumes where the parent was. Without
+    one, a shuffling sampler draws another order than the parent would have, and a checkpoint taken
+    mid-epoch restarts the epoch's data.
+    """
+    loaders = _flat(getattr(trainer, "train_dataloader", None))
+    stateless = [d for d in loaders if not (hasattr(d, "state_dict") and hasattr(d, "load_state_dict"))]
+    if not stateless:
+        return None
+    try:
+        from torch.utils.data import RandomSampler, SubsetRandomSampler, WeightedRandomSampler
+    except ImportError:  # pragma: no cover - Lightning needs torch
+        return None
+    shuffling = (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)   # they keep no state
+    for d in stateless:
+        samplers = (getattr(d, "sampler", None), getattr(getattr(d, "batch_sampler", None), "sampler", None))
+        if any(isinstance(s, shuffling) for s in samplers):
+            return ("its train DataLoader shuffles with a sampler that has no state, so the fork trains on "
+                    "another order of batches than its parent would have (a loader with state_dict/"
+                    "load_state_dict, e.g. torchdata's StatefulDataLoader, resumes exactly)")
+    per_epoch = getattr(trainer, "num_training_batches", None)
+    accumulate = max(1, int(getattr(trainer, "accumulate_grad_batches", 1) or 1))
+    if isinstance(per_epoch, (int, float)) and 0 < per_epoch < math.inf:
+        steps = math.ceil(per_epoch / accumulate)
+        if trainer.global_step % steps:
+            return (f"forked mid-epoch (step {trainer.global_step}) from a train loader without state: "
+                    f"Lightning restarts the epoch's data, so the fork sees other batches than its parent would have")
+    return None
+
+
+def _flat(loaders: Any) -> list[Any]:
+    """The loaders of `trainer.train_dataloader`: one, or a list, tuple or dict of them."""
+    if loaders is None:
+        return []
+    if isinstance(loaders, dict):
+        return [d for v in loaders.values() for d in _flat(v)]
+    if isinstance(loaders, (list, tuple)):
+        return [d for v in loaders for d in _flat(v)]
+    return [loaders]
 
 
 def _fn(trainer: Any) -> str:

@@ -270,7 +270,7 @@ def last_seq(path: Path) -> int:
     for line in last_lines(path, None, max_bytes=SEQ_WINDOW):
         try:
             seq = json.loads(line).get("seq")
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             continue
         if isinstance(seq, int):
             best = max(best, seq)

@@ -7,6 +7,7 @@ same layer the app uses.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tui_tuner.core.formatting import setting_line, show_value
+from tui_tuner.core.printable import printable
 from tui_tuner.core.space import load_space
 from tui_tuner.core.store import first_line
 from tui_tuner.core.study import Study
@@ -39,7 +41,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
 
     Re-running on the same study re-adopts live runs, settles ended ones and starts only what is
     missing to reach the budget. SIGINT/SIGTERM stop the runs cleanly and leave the study intact.
-    Returns the exit code (0 done, 130 interrupted).
+    Returns the exit code (0 done, 130 interrupted, 1 when fail fast paused the queue on a repeated
+    mistake: the study did not run its budget; run the same command again once it is fixed).
     """
     from tui_tuner.core.study import default_dir
 
@@ -52,7 +55,8 @@ def run_headless(space_path: str | Path | None, study_dir: str | Path | None = N
     stream = out if out is not None else sys.stdout
 
     def say(line: str) -> None:
-        print(line, file=stream, flush=True)
+        # Reasons, settings and notices carry what trainers printed: shown, never acted on by the terminal.
+        print(printable(line, newlines=True), file=stream, flush=True)
 
     options = {k: v for k, v in {"budget": trials, "parallel": parallel, "strategy": strategy,
                                  "early_stop": early_stop, "step_budget": step_budget,
@@ -107,7 +111,9 @@ def _loop(session: Session, say: Any, interval: float) -> int:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         session.close()
-    return 130 if interrupted else 0
+    if interrupted:
+        return 130
+    return 1 if sched.fail_fast.paused_at is not None else 0
 
 
 def _print(session: Session, ev: SessionEvent, say: Any) -> None:
@@ -146,7 +152,7 @@ def summary(study: Study, say: Any, *, interrupted: bool) -> None:
     if best:
         b = best[0]
         say(f"best: trial {b.id}  {cfg.objective}={show_value(b.objective)}  {setting_line(b.params, SUMMARY_WIDTH)}")
-        say(f"export it: tui-tuner export {study.dir} --best -o best.toml")
+        say(f"export it: tui-tuner export {shlex.quote(str(study.dir))} --best -o best.toml")
     else:
         say("best: none (no trial finished with an objective)")
     if interrupted:

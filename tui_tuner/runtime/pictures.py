@@ -8,6 +8,7 @@ PNG, SVG or PDF for a report or a paper. No textual here.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -30,7 +31,8 @@ from tui_tuner.core.plotting import (
     position,
     ranked,
 )
-from tui_tuner.errors import PlotError, StudyError
+from tui_tuner.core.printable import printable
+from tui_tuner.errors import PlotError
 
 FILE_FORMATS = (".png", ".svg", ".pdf")
 TEXT_FORMATS = (".txt",)
@@ -104,8 +106,9 @@ def text_picture(study: Any, *, metric: str | None = None, search: list[str] | N
         pic = draw_curves(fig, curves, width, height - 2, log=log, color=color)
         body = fig.build()
     if not color:
-        body = plt.uncolorize(body)
-    return "\n".join([f"{study.name}: {pic.title}", body, legend_text(pic)]) + "\n"
+        body = printable(plt.uncolorize(body), newlines=True)
+    # The title names the metric as the trainer wrote it: shown, never acted on by the terminal.
+    return "\n".join([printable(f"{study.name}: {pic.title}"), body, printable(legend_text(pic))]) + "\n"
 
 
 def checked_curves(study: Any, reader: Any, metric: str | None) -> Curves:
@@ -119,35 +122,33 @@ def checked_curves(study: Any, reader: Any, metric: str | None) -> Curves:
 
 def plot_study(study_dir: str, *, metric: str | None = None, search: list[str] | None = None,
                output: str | None = None, log: bool = False, out: TextIO | None = None) -> int:
-    """The `plot` command: draw to the terminal, or write FILE (.txt, .png, .svg, .pdf)."""
+    """The `plot` command: draw to the terminal, or write FILE (.txt, .png, .svg, .pdf); `-o -` is the
+    text picture on standard output. A FILE is written by core/output_file.py: never into the study."""
+    from tui_tuner.core.output_file import STDOUT, check_output, write_output
     from tui_tuner.core.study import Study
 
     out = out or sys.stdout
-    suffix = Path(output).suffix.lower() if output else ""
-    if output and suffix not in FILE_FORMATS + TEXT_FORMATS:
+    suffix = Path(output).suffix.lower() if output and output != STDOUT else ""
+    if output and output != STDOUT and suffix not in FILE_FORMATS + TEXT_FORMATS:
         raise PlotError(f"{output}: -o: unknown format {suffix or '(no suffix)'!r} "
-                        f"(use {', '.join(TEXT_FORMATS + FILE_FORMATS)})")
+                        f"(use {', '.join(TEXT_FORMATS + FILE_FORMATS)}, or - for standard output)")
     with Study.open(study_dir, lock=False) as study:
-        if output and suffix in FILE_FORMATS:
-            save_picture(study, Path(output), metric=metric, search=search, log=log)
-            out.write(f"{Path(output).resolve()}\n")
+        rules = {"study_dir": study.dir, "protected": (study.space_file,)}
+        if output == STDOUT:
+            out.write(text_picture(study, metric=metric, search=search, log=log))
         elif output:
-            text = text_picture(study, metric=metric, search=search, log=log)
-            _write(Path(output), text)
-            out.write(f"{Path(output).resolve()}\n")
+            check_output(output, **rules)   # before drawing: a refused path costs no picture
+            if suffix in FILE_FORMATS:
+                data = save_picture(study, suffix, metric=metric, search=search, log=log)
+            else:
+                data = text_picture(study, metric=metric, search=search, log=log).encode("utf-8")
+            out.write(f"{write_output(output, data, **rules)}\n")
         else:
             cols, rows = shutil.get_terminal_size((100, 30))
             out.write(text_picture(study, metric=metric, search=search, log=log, width=cols,
                                    height=max(rows - 2, 12), color=_color_wanted(out)))
     out.flush()
     return 0
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text)
-    except OSError as e:
-        raise StudyError(f"{path}: cannot write: {e.strerror}") from None
 
 
 # -- PNG / SVG / PDF with matplotlib -------------------------------------------------------------
@@ -163,9 +164,9 @@ def _figure() -> Any:
     return Figure(figsize=(9, 5.5), layout="constrained")
 
 
-def save_picture(study: Any, path: Path, *, metric: str | None = None, search: list[str] | None = None,
-                 log: bool = False) -> None:
-    """Write one picture with matplotlib; the format follows the file's suffix."""
+def save_picture(study: Any, suffix: str, *, metric: str | None = None, search: list[str] | None = None,
+                 log: bool = False) -> bytes:
+    """One picture drawn with matplotlib, as the bytes of a file of that suffix (.png, .svg, .pdf)."""
     fig = _figure()
     ax = fig.add_subplot()
     if search is not None:
@@ -177,10 +178,10 @@ def save_picture(study: Any, path: Path, *, metric: str | None = None, search: l
 
         mpl_curves(ax, checked_curves(study, Runner(study), metric), log)
     ax.set_title(f"{study.name}", loc="left", fontsize=10)
-    try:
-        fig.savefig(path)
-    except OSError as e:
-        raise StudyError(f"{path}: cannot write: {e.strerror}") from None
+    # Into memory, not to the path: savefig would follow a symlink and write over whatever it names.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=suffix.lstrip("."))
+    return buffer.getvalue()
 
 
 def mpl_curves(ax: Any, curves: Curves, log: bool) -> None:

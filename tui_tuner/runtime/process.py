@@ -8,8 +8,8 @@ import signal
 from pathlib import Path
 
 from tui_tuner import launch, protocol
-from tui_tuner.core import rundir
-from tui_tuner.core.argv import command_argv
+from tui_tuner.core import run_setup, rundir
+from tui_tuner.core.argv import command_parts
 from tui_tuner.core.space import Space
 from tui_tuner.core.store import Trial
 from tui_tuner.errors import RunError
@@ -97,22 +97,39 @@ class Leftovers:
             self.deadlines[pgid] = now
 
 
-def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd: Path) -> tuple[int, list[str]]:
-    """Create the run dir, write params.json and start the study command under the launch shim: (pid, argv)."""
+def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd: Path,
+              space_file: str | None = None) -> tuple[int, list[str]]:
+    """Create the run dir, write params.json and start the study command under the launch shim: (pid, argv).
+
+    The command runs in `cwd` (where the tuner was started) unless the space sets `[study] cwd`
+    (relative to `space_file`), with the tuner's environment plus `[study.env]`. command.json
+    records what ran: the command and flags, the program (the interpreter that really ran), the
+    directory and the extra environment, for `export --format command`.
+    """
     try:
         run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True)
     except OSError as e:
         raise RunError(f"trial {trial.id}: cannot create {run_dir}: {e.strerror or e}") from None
     params_doc = {"trial": trial.id, "params": trial.params, "resume": resume}
     protocol.write_json_atomic(run_dir / protocol.PARAMS, params_doc)
-    argv = command_argv(space, trial.params, run_dir=run_dir.resolve(), trial=trial.id)
+    home = run_dir.resolve()
+    cfg = space.config
+    command, flags = command_parts(space, trial.params, run_dir=home, trial=trial.id)
+    argv = command + flags
+    where = run_setup.trial_cwd(cfg.cwd, space_file or space.path, cwd, home, trial.id)
+    if not where.is_dir():
+        raise RunError(f"trial {trial.id}: [study] cwd {where}: no such directory")
+    extra = run_setup.trial_env(cfg.env, home, trial.id)
     env = dict(os.environ)
-    env[protocol.ENV_RUN_DIR] = str(run_dir.resolve())
+    env.update(extra)
+    env[protocol.ENV_RUN_DIR] = str(home)
     # Output goes to a file: without this a Python script block-buffers it and a zero-code
     # run shows no metrics for minutes.
     env.setdefault("PYTHONUNBUFFERED", "1")
+    protocol.write_json_atomic(run_dir / run_setup.COMMAND_FILE,
+                               run_setup.record(command, flags, where, extra, env))
     try:
-        pid = launch.spawn(run_dir, argv, env=env, cwd=cwd)
+        pid = launch.spawn(run_dir, argv, env=env, cwd=where)
     except OSError as e:
         raise RunError(f"trial {trial.id}: cannot start {argv[0]}: {e.strerror or e}") from None
     return pid, argv
@@ -127,6 +144,12 @@ def earlier_attempt(trial: Trial, run_dir: Path, live_names: set[str]) -> tuple[
     """
     if not (run_dir.exists() or run_dir.is_symlink()):
         return None
+    # Under the attempt lock: a shim still starting there cannot claim the dir while we decide.
+    with launch.attempt_lock(run_dir):
+        return _earlier_attempt(trial, run_dir, live_names)
+
+
+def _earlier_attempt(trial: Trial, run_dir: Path, live_names: set[str]) -> tuple[int, float | None] | None:
     shim = rundir.launched(run_dir) if run_dir.is_dir() else None
     if shim is not None:
         problem = rundir.params_mismatch(run_dir, trial, live_names)

@@ -42,7 +42,11 @@ class RunReader:
                 out += state.activity(now)
             for line in lines:
                 ev = self.parser.feed(line)
-                if ev is not None:
+                if ev is None:
+                    continue
+                if "bad" in ev:
+                    out += state.bad_event(ev["bad"])
+                else:
                     out += state.apply_metrics(ev["step"], ev["metrics"])
             return self.output.behind
         objs, garbage = self.events.read_new(final=final)

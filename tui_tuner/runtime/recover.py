@@ -29,8 +29,8 @@ from tui_tuner.errors import StudyError, TunerError
 from tui_tuner.tailing import JsonlTail
 
 # A checkpoint inside this study: .../runs/t0003/ckpt/step-120.pt (the study may have moved since).
-_IN_RUNS = re.compile(r"(?:^|/)" + RUNS_DIR + r"/(t(\d+))/(.+)$")
-_STEP = re.compile(r"step-(\d+)\.\w+$")
+_IN_RUNS = re.compile(r"(?:^|/)" + RUNS_DIR + r"/(t([0-9]+))/(.+)$", re.ASCII)
+_STEP = re.compile(r"step-([0-9]{1,18})\.\w+$", re.ASCII)   # 18 digits: always a step SQLite can hold
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Recovery:
     directory: Path
     statuses: dict[int, str] = field(default_factory=dict)   # trial id -> status after settling
     skipped: list[str] = field(default_factory=list)          # one line per run dir left out
+    strays: list[str] = field(default_factory=list)           # names in runs/ that are no run's (t5, t٥)
     lost: list[str] = field(default_factory=list)             # what no run dir records
     moved: list[Path] = field(default_factory=list)           # the old database files, moved aside
     next_id: int = 1
@@ -56,6 +57,10 @@ class Recovery:
             out.append(f"the old {p.name.split('.lost-')[0]} is kept as {p}")
         if self.skipped:
             out.append(f"skipped {len(self.skipped)}: " + "; ".join(self.skipped))
+        if self.strays:
+            out.append(f"ignored {len(self.strays)} name{'' if len(self.strays) == 1 else 's'} in {RUNS_DIR}/ that "
+                       f"no run has (runs are named like t0005, attempts set aside like t0005.attempt-1; "
+                       f"left as they are): " + ", ".join(self.strays))
         out.extend(f"not recoverable: {what}" for what in self.lost)
         out.append(f"new trials start at id {self.next_id}; live runs are re-adopted when the study opens")
         return out
@@ -71,11 +76,13 @@ def recover(directory: str | Path) -> Recovery:
         raise StudyError(f"{space_path}: missing; recover needs the study's space file to rebuild {DB_NAME}")
     space = load_space(space_path)
     runs = rundir.run_paths(d / RUNS_DIR)
+    strays = [f"{RUNS_DIR}/{p.name}" for p in rundir.strays(d / RUNS_DIR)]
     if not runs:
-        raise StudyError(f"{d}: {RUNS_DIR}/ holds no runs, so there is nothing to recover")
+        also = f" (only {', '.join(strays)}, named as no run is)" if strays else ""
+        raise StudyError(f"{d}: {RUNS_DIR}/ holds no runs{also}, so there is nothing to recover")
     lock = StudyLock(d)
     lock.acquire()
-    result = Recovery(d)
+    result = Recovery(d, strays=strays)
     store: Store | None = None
     try:
         _refuse_a_live_db(d)
@@ -176,6 +183,8 @@ def _lineage(study_dir: Path, resume: Any, result: Recovery, where: str) -> dict
     if not isinstance(resume, str) or not resume:
         return {}
     m = _IN_RUNS.search(resume.replace("\\", "/"))
+    if m is not None and rundir.trial_of(m.group(1)) is None:
+        m = None   # runs/t5/...: no run is named so
     if m is None:
         result.lost.append(f"{where} resumed from {resume}, outside this study: its parent is unknown")
         return {"source": "fork", "resume": resume}
@@ -190,7 +199,7 @@ def _checkpoint_step(parent_dir: Path, inner: str) -> int | None:
     """The step of the parent's checkpoint event for that file, else the step in its name."""
     for ev in JsonlTail(parent_dir / protocol.EVENTS).read_all():
         path, step = ev.get("path"), ev.get("step")
-        if ev.get("event") == protocol.EV_CHECKPOINT and isinstance(path, str) and isinstance(step, int):
+        if ev.get("event") == protocol.EV_CHECKPOINT and isinstance(path, str) and protocol.step_of(step) is not None:
             if path == inner or str(parent_dir / path) == str(parent_dir / inner):
                 return step
     m = _STEP.search(inner)

@@ -19,6 +19,8 @@ from tui_tuner.core import verdict
 from tui_tuner.protocol import StrEnum
 
 SERIES_POINTS = 512        # per metric and run, whatever the run's length
+STEP_MAX = protocol.STEP_MAX   # a step is kept in array("q") and SQLite: 0..2**63-1
+SHOWN_DIGITS = 30          # a bad number in a message: cut to this many characters
 
 
 class Kind(StrEnum):
@@ -32,6 +34,7 @@ class Kind(StrEnum):
     CHECKPOINT = protocol.EV_CHECKPOINT  # seq, path, step
     DONE = protocol.EV_DONE              # the trainer said it finished: step
     MAX_STEPS = protocol.EV_MAX_STEPS    # the step limit it trains to now: steps, step
+    INEXACT = protocol.EV_INEXACT        # a fork that does not continue its parent exactly: reason
     DIVERGED = "diverged"      # reason, step
     STALLED = "stalled"        # stalled True (since) or False
     GARBAGE = "garbage"        # count (in all), new
@@ -49,6 +52,17 @@ class RunEvent:
     kind: Kind
     trial_id: int
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def _shown(v: Any) -> str:
+    """A bad value for a one-line message, cut short (a trainer may write a number of 5,000 digits)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**SHOWN_DIGITS:
+        if v.bit_length() > 14_000:   # str() refuses ints past 4,300 digits
+            return f"an integer of about {round(v.bit_length() * math.log10(2))} digits"
+        digits = str(v)
+        return f"{digits[:SHOWN_DIGITS]}… ({len(digits.lstrip('-'))} digits)"
+    text = repr(v)
+    return text if len(text) <= SHOWN_DIGITS + 20 else text[:SHOWN_DIGITS] + "…"
 
 
 class Series:
@@ -133,6 +147,7 @@ class RunState:
         self.last_activity = now
         self.stalled = False
         self.garbage = 0
+        self.bad_events = 0                   # lines skipped for numbers out of range (see bad_event)
         self.done_at: float | None = None     # when the trainer said it finished (its done event)
         self.diverged: str | None = None
         self.checkpoints: dict[int, dict[str, Any]] = {}
@@ -174,21 +189,42 @@ class RunState:
             if "metrics" not in obj or not isinstance(metrics, dict):
                 out += self.apply_event(obj)
                 continue
-            step = obj.get("step")
-            step = int(step) if isinstance(step, (int, float)) and math.isfinite(step) else (self.step or 0)
-            self.reported_at = obj.get("t")
+            raw = obj.get("step")
+            step = raw if type(raw) is int and 0 <= raw <= STEP_MAX else protocol.step_of(raw)
+            if step is None:
+                if raw is not None:
+                    out += self.bad_event(f"step {_shown(raw)} is outside 0..{STEP_MAX}")
+                    continue
+                step = self.step or 0   # a report without a step belongs to the last one
             decoded: dict[str, float] = {}
             for k, v in metrics.items():
                 if type(v) is float:
                     decoded[k] = v
-                else:
+                    continue
+                try:
                     f = protocol.decode_metric(v)
-                    if f is not None:
-                        decoded[str(k)] = f
-            events = self.apply_metrics(step, decoded)
-            if events:
-                out += events
+                except OverflowError:   # an int no float holds: 10**400
+                    decoded = {}
+                    out += self.bad_event(f"metric {str(k)!r} is {_shown(v)}, too big for a number")
+                    break
+                if f is not None:
+                    decoded[str(k)] = f
+            else:
+                self.reported_at = obj.get("t")
+                events = self.apply_metrics(step, decoded)
+                if events:
+                    out += events
         return out
+
+    def bad_event(self, why: str) -> list[RunEvent]:
+        """A well-formed line whose numbers no run can hold: skipped and counted with the garbage; the
+        first one of the run is said (an "error" event, one line), the rest only counted."""
+        self.garbage += 1
+        self.bad_events += 1
+        if self.bad_events > 1:
+            return []
+        return [self._event(Kind.ERROR, {"message": f"trial {self.trial_id}: bad event skipped: {why} (any later "
+                                                    "ones of this run are skipped without a word)"})]
 
     def apply_garbage(self, count: int, now: float) -> list[RunEvent]:
         """`count` lines that could not be read came in (a trainer printing into events.jsonl)."""
@@ -247,6 +283,8 @@ class RunState:
                 self.applied.append({"step": self.step, "params": {}, "max_steps": steps, "t": ev.get("t")})
             self.max_steps = steps
             return [self._event(Kind.MAX_STEPS, {"steps": steps, "step": self.step})]
+        if kind == protocol.Event.INEXACT:
+            return [self._event(Kind.INEXACT, {"reason": str(ev.get("reason") or "not an exact continuation")})]
         if kind == protocol.Event.DONE:
             if self.done_at is None:
                 self.done_at = verdict.event_time(ev)

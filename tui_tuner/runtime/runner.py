@@ -123,7 +123,7 @@ class Runner(control.Commands, RunQueries):
                 self._adopt_one(self.study.trial(trial.id), run_dir)
                 return
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
-            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd)
+            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file)
             self.study.mark_started(trial.id, pid)
             run = self._new_run(self.study.trial(trial.id), run_dir)
             run.proc = process.Process(pid, run_dir, child=True)
@@ -201,6 +201,9 @@ class Runner(control.Commands, RunQueries):
         if ev.kind is Kind.APPLIED and run.live and ev.data["params"]:
             # Persisted so an export or a later fork of a babysat run carries the value it trains with.
             self._study_write(run, "a live change", self.study.apply_live, ev.data["params"])
+        elif ev.kind is Kind.INEXACT:
+            # Kept in the study, so the app marks the lineage after a restart too.
+            self._study_write(run, "that it is not an exact fork", self.study.mark_inexact, ev.data["reason"])
         elif ev.kind in (Kind.PAUSED, Kind.RESUMED) and run.live and not run.stopper.active:
             self._study_write(run, f"its {ev.kind} status", self.study.set_status, run.state.status)
         self._bus.emit(ev.kind, ev.trial_id, ev.data)
@@ -242,8 +245,9 @@ class Runner(control.Commands, RunQueries):
         return verdict.Facts(exit=exit_info, exit_problem=problem, done_at=run.state.done_at,
                              diverged=run.state.diverged, objective=run.state.objective,
                              stop_at=verdict.first_stop(run.run_dir),
-                             output=verdict.output_tail(run.run_dir),
-                             unusable=unusable or verdict.not_a_directory(run.run_dir))
+                             output=verdict.output_tail(run.run_dir), reported=tuple(sorted(run.state.metrics)),
+                             unusable=unusable or verdict.not_a_directory(run.run_dir),
+                             disk_full=exit_info is None and verdict.disk_full(run.run_dir))
 
     # -- adoption ---------------------------------------------------------------------------------
 

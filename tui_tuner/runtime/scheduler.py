@@ -11,9 +11,11 @@ Budgets (core/budget.py): the trial budget is the number of trials started
 (`study.budget_used()`); `step_budget` the total of steps all trials reported; `time_budget` the
 wall clock since the study first started (recorded in the study, so it spans sessions). The study
 ends at whichever comes first; a step or time budget reached stops the running trials, and
-`message` says which budget ended it. Everything the search needs to continue (sampler state,
-zoom stack, round, the history a model is rebuilt from) lives in the study, so a restarted tuner
-carries on.
+`message` says which budget ended it. Fail fast (core/fail_fast.py) pauses the queue when the first
+trials fail alike, or the first one ends without the objective; `message` says why, and a trial
+queued or started by hand afterwards (or a new session) goes on. Everything the search needs to
+continue (sampler state, zoom stack, round, the history a model is rebuilt from) lives in the
+study, so a restarted tuner carries on.
 The app and headless mode drive it through the session (runtime/session.py).
 """
 
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tui_tuner.core import sampling, search
+from tui_tuner.core import fail_fast, sampling, search
 from tui_tuner.core.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
 from tui_tuner.core.early_stop import Decider
 from tui_tuner.core.early_stop_records import EarlyStopConfig
@@ -100,6 +102,7 @@ class Scheduler:
         self._asking: PendingAsk | None = None    # a costly model ask in flight, in the worker
         self._worker: ModelWorker | None = None
         self._crashes = 0
+        self.fail_fast = fail_fast.Watch(time.time(), enabled=cfg.fail_fast)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class Scheduler:
         Once the step or time budget is spent, stops the running trials instead and starts none.
         """
         started: list[int] = []
-        if self.holding:
+        if self.holding or self._failing_fast():
             return started
         self._mark_start()
         if self._budget_spent():
@@ -132,6 +135,8 @@ class Scheduler:
                 # the error) belongs to whoever took it.
                 if self.study.trial(trial.id).status == "queued":
                     self.study.finish(trial.id, "failed", reason=e.message)
+                if self._failing_fast():
+                    break   # the same start failure again: not through the whole budget in one tick
                 continue
             started.append(trial.id)
         return started
@@ -140,13 +145,26 @@ class Scheduler:
         """True when no run is live and nothing more will start (a budget reached or grid exhausted)."""
         if self.runner.live_ids():
             return False
-        if self.exhausted or self._budget_spent():
+        if self.exhausted or self.fail_fast.paused_at is not None or self._budget_spent():
             return True
         if self.remaining() <= 0:
             if self.message is None:
                 self.message = f"trial budget reached: {self.budget} trials started; the study ends"
             return True
         return False
+
+    # -- fail fast ------------------------------------------------------------------------------
+
+    def _failing_fast(self) -> bool:
+        """True while the queue is paused on a repeated mistake (core/fail_fast.py); `message` says why.
+
+        A trial queued or started after the pause (the app's n, or r on a queued one) goes on.
+        """
+        was = self.fail_fast.paused_at
+        paused = fail_fast.check(self.fail_fast, self.study.store, time.time())
+        if paused or was is not None:
+            self.message = self.fail_fast.message
+        return paused
 
     # -- budgets --------------------------------------------------------------------------------
 

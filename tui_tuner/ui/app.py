@@ -17,6 +17,7 @@ from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from tui_tuner.core.printable import printable
 from tui_tuner.errors import TunerError
 from tui_tuner.ui.backend import Backend
 from tui_tuner.ui.messages import SnapshotReady
@@ -112,7 +113,8 @@ class TunerApp(App[int]):
         """Tell the user something (a toast), and keep it in `said_log`."""
         sev: Any = severity if severity in ("information", "warning", "error") else "information"
         self.said_log.append((sev, title, message))
-        self.notify(message, title=title, severity=sev, markup=False,
+        # A reason or a metric name may hold a trainer's escape sequences: shown, never sent raw.
+        self.notify(printable(message, newlines=True), title=printable(title), severity=sev, markup=False,
                     timeout=12 if sev == "error" else None)
 
     def said(self, result: str | None) -> None:

@@ -28,6 +28,8 @@ class ParamRow:
     live: bool = False
 
 
+INEXACT_MARK = "~"   # after a fork's lineage: it does not continue its parent exactly
+
 @dataclass(frozen=True)
 class TrialRow:
     """One trial line: status, objective, a short curve and lineage."""
@@ -41,14 +43,15 @@ class TrialRow:
     fork_step: int | None
     curve: tuple[float, ...] = ()
     reason: str | None = None
+    inexact: bool = False            # a fork that does not continue its parent exactly (its trainer said)
 
     @property
     def lineage(self) -> str:
-        """'#3@120' for a fork of trial 3 at step 120, '' otherwise."""
+        """'#3@120' for a fork of trial 3 at step 120 ('#3@120~' when not an exact continuation), '' otherwise."""
         if self.parent is None:
             return ""
         at = f"@{self.fork_step}" if self.fork_step is not None else ""
-        return f"#{self.parent}{at}"
+        return f"#{self.parent}{at}{INEXACT_MARK if self.inexact else ''}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ class RunView:
     parent: int | None = None
     fork_step: int | None = None
     reason: str | None = None
-    marks: tuple[tuple[float, str], ...] = ()   # on the curves: (fraction of the width, glyph)
+    marks: tuple[tuple[float, str], ...] = ()
+    inexact: str | None = None      # why this fork does not continue its parent exactly   # on the curves: (fraction of the width, glyph)
 
     @property
     def active(self) -> bool:

@@ -7,6 +7,7 @@ read back once, measured importance recomputed off-thread when the number of don
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -68,7 +69,7 @@ class SnapshotBuilder:
         """
         session = self.session
         study, space, cfg, runner = session.study, session.space, session.config, session.runner
-        trials, counts, state, best, queued = self._read_study()
+        trials, counts, state, best, queued, inexact = self._read_study()
         by_id = {t.id: t for t in trials}
 
         # A picture covers the main screen: its curves (run charts, the strip's cards, the trials
@@ -76,6 +77,8 @@ class SnapshotBuilder:
         covered = self.view is not None
         focus = self._resolve_focus(trials, best)
         focused = self._run_view(by_id[focus], light, trials, charts=not covered) if focus is not None else None
+        if focused is not None and focus in inexact:
+            focused = dataclasses.replace(focused, inexact=inexact[focus])
         if light:
             curve_budget = 0.0
             self._wake()
@@ -96,7 +99,7 @@ class SnapshotBuilder:
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
                                  curve=() if light or covered else self._curve(t.id, t.status, deadline),
-                                 reason=t.reason))
+                                 reason=t.reason, inexact=t.id in inexact))
         searched = set(state.searched(space))
         queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
                                params={k: v for k, v in t.params.items() if k in searched} or dict(t.params))
@@ -245,8 +248,8 @@ class SnapshotBuilder:
         self._curves[trial_id] = curve
         return curve
 
-    def _read_study(self) -> tuple[list, dict[str, int], Any, Any, list]:
-        """Trials, counts, search state, best trial and queue: read again only when something other
+    def _read_study(self) -> tuple[list, dict[str, int], Any, Any, list, dict[int, str]]:
+        """Trials, counts, search state, best trial, queue and inexact forks: read again only when something other
         than metrics happened (a status, a command, a new view) or once a second, so a frame of a
         run reporting thousands of steps a second costs no database reads beyond the live runs'."""
         now = time.monotonic()
@@ -257,7 +260,7 @@ class SnapshotBuilder:
         study = self.session.study
         best = study.best(1)
         data = (study.trials(self.order), study.counts(), study.search_state, best[0] if best else None,
-                study.queue())
+                study.queue(), study.inexact())
         self._study_cache = (now, self.order, data)
         return data
 

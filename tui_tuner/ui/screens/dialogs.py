@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, Static
 
 from tui_tuner.core.formatting import short_value
 from tui_tuner.core.param import Param
+from tui_tuner.core.printable import printable
 from tui_tuner.errors import InputError, SpaceError, TunerError
 from tui_tuner.ui.format import fmt_value
 
@@ -221,13 +222,14 @@ class OutputView(Dialog):
     BINDINGS = [Binding("escape,q,v", "cancel", "Close")]
 
     def __init__(self, trial_id: int, status: str, reason: str | None, lines: list[str]) -> None:
-        intro = f"status {status}" + (f": {reason.splitlines()[0]}" if reason else "")
+        intro = f"status {status}" + (f": {printable(reason.splitlines()[0])}" if reason else "")
         super().__init__(f"Trial #{trial_id} output", None, intro=intro, hint="esc close", id="output")
         self.lines = lines
 
     def body(self) -> ComposeResult:
         """The output lines, scrollable."""
-        text = "\n".join(self.lines) if self.lines else "(no output)"
+        # The trainer's own output: its escape sequences must not reach the terminal (retitle, wipe it).
+        text = printable("\n".join(self.lines), newlines=True) if self.lines else "(no output)"
         with VerticalScroll(classes="output-scroll"):
             yield Static(Text(text), id="output-text")
 

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_tuner.core.plotting import Picture
+from tui_tuner.core.printable import printable
 from tui_tuner.ui.model import Snapshot
 from tui_tuner.ui.widgets.plots import PicturePlot
 
@@ -126,9 +127,9 @@ class PictureScreen(Screen):
         pic = event.picture
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(self.title_prefix(), style="bold")
-        title.append(f" · {pic.title}")
+        title.append(f" · {printable(pic.title)}")
         if pic.note:
-            title.append(f" · {pic.note}", style="dim")
+            title.append(f" · {printable(pic.note)}", style="dim")
         self.query_one("#picture-title", Static).update(title, layout=False)
         self.query_one("#picture-legend", Static).update(legend_line(pic), layout=False)
 

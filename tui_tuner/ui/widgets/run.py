@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui_tuner.core.printable import printable
 from tui_tuner.ui.format import fmt_duration, fmt_value
 from tui_tuner.ui.model import RunView
 from tui_tuner.ui.widgets.chart import Chart
@@ -33,7 +34,7 @@ def run_title(run: RunView | None) -> str:
     if run.parent is None:
         return f"Run #{run.id}"
     at = f"@{run.fork_step}" if run.fork_step is not None else ""
-    return f"Run #{run.id} · fork of #{run.parent}{at}"
+    return f"Run #{run.id} · fork of #{run.parent}{at}{' (inexact)' if run.inexact else ''}"
 
 
 def run_header(run: RunView | None) -> Text:
@@ -59,10 +60,10 @@ def run_metrics(run: RunView | None) -> Text:
     for i, (name, value) in enumerate(run.metrics):
         if i:
             text.append("  ")
-        text.append(f"{name} ", style="dim")
+        text.append(f"{printable(name)} ", style="dim")
         text.append(fmt_value(value))
     if run.reason and not run.active:
-        first = run.reason.splitlines()[0]
+        first = printable(run.reason.splitlines()[0])
         if run.metrics:
             text.append("  ")
         text.append(first, style="red" if run.status in ("failed", "diverged") else "dim")
