@@ -32,8 +32,9 @@ a time paced at --epoch-time 0.05, 2 shared cores at load 4-10), median / mean r
 1 point off, bounds the pick sits at (of 7, mean): tui-tuner gp (the default) 0.19 / 0.90, 16/50,
 3.7; Optuna GPSampler run directly 0.14 / 0.80, 15/50, 3.8 (the same sampler once GP continues one
 random stream: 34 of 50 runs within 0.3 points of each other); gp before that change (a fresh seed
-per ask) 0.55 / 1.69 on 33 of them; gp+asha 0.16 / 1.12, 17/50, 4.0, in 1,043 epochs (45 trials),
-7 of 50 runs lost a stopped trial better than the pick by over a point; Optuna TPE 1.41 / 2.63,
+per ask) 0.55 / 1.69 on 33 of them; gp+asha (with the per-ask seed) 0.16 / 1.12, 17/50, 4.0, in 1,043
+epochs (45 trials), 7 of 50 runs lost a stopped trial better than the pick by over a point (with one
+stream, 10 tasks x 2 seeds: 0.25 / 1.59 against 0.64 / 2.06 on the same runs); Optuna TPE 1.41 / 2.63,
 28/50, 0.7. Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study here. The regret is
 bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's outcome is set by its
 random stream, so compare the paired per-task table. A tui-tuner study takes 35-80 s here (a process
