@@ -146,7 +146,11 @@ def tuner_features() -> dict[str, Any]:
 
 def supported(b: Bench, method: str) -> bool:
     """False for a tui-tuner method whose strategy or early stopping this version lacks."""
-    if method in OPTUNA or method in SYNETUNE:
+    if method in SYNETUNE:
+        import importlib.util
+
+        return importlib.util.find_spec("syne_tune") is not None
+    if method in OPTUNA:
         return True
     strategy, _, early = method.partition("+")
     return strategy in b.features["strategies"] and (not early or b.features["early_stop"])
@@ -359,7 +363,7 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
     for m in methods:
         label = m if m in OPTUNA or m in SYNETUNE else f"tui-tuner {m}"
         if not supported(b, m):
-            lines.append(f"{label:<30}  n/a (not supported yet)")
+            lines.append(f"{label:<30}  n/a ({'syne-tune 0.13 not installed' if m in SYNETUNE else 'not supported yet'})")
             continue
         rs = results.get(m, [])
         if not rs:
