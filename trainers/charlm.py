@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tui_tuner import trainer
-from tui_tuner.integrations import torch as trainer_torch
+from tui_tuner import trainer, trainer_torch  # the public paths a training script imports
 
 DEFAULTS = dict(
     lr=1e-3, momentum=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1,

@@ -26,8 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tui_tuner import trainer
-from tui_tuner.integrations import torch as trainer_torch
+from tui_tuner import trainer, trainer_torch  # the public paths a training script imports
 
 DEFAULTS = dict(
     lr=1e-2, momentum=0.9, hidden=64, batch_size=32, layers=2, lr_decay=0.0,

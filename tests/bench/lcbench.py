@@ -2,35 +2,43 @@
 
     .venv/bin/pip install -e '.[bench]'
     nice -n 10 .venv/bin/python tests/bench/lcbench.py [--quick] [--tasks 126026,...] [--seeds 3]
-        [--methods random,optuna-tpe,...] [--trials 20] [--parallel 2] [--keep]
+        [--methods gp,optuna-gp,...] [--trials 20] [--parallel 1] [--asha-parallel 2] [--keep] [--work DIR]
 
 Not collected by pytest. The surrogate (YAHPO Gym's LCBench: Zimmer, Lindauer & Hutter, TPAMI 2021;
 Pfisterer et al., arXiv:2109.03670) gives the validation accuracy of an MLP configuration at any
 epoch 1..52 on 34 OpenML tasks; see tests/bench/lcbench_surrogate.py for where it is looked for.
 
 Methods. tui-tuner's strategies (`random`, `coarse_to_fine`, `tpe`, `gp`: those `run --help` offers) go
-through the real `tui-tuner run --headless --parallel 2`, each trial a process of
-tests/bench/lcbench_trainer.py; with `+asha` they add `--early-stop asha --step-budget 20*52` (once
-`run --help` offers those flags; paced by --epoch-time so the tuner can stop a trial in time). The
-Optuna baselines run in-process on the same space and scales (log, log on 1-momentum, int log):
-TPE for 20 full trials, TPE with HyperbandPruner until it has spent the epochs of 20 full trials
-(each study named per task and seed: Hyperband picks brackets by hashing the name), and random.
+through the real `tui-tuner run --headless --parallel 1` (one at a time, as Optuna's runs below),
+each trial a process of tests/bench/lcbench_trainer.py; with `+asha` they add `--early-stop asha
+--step-budget 20*52` at `--asha-parallel 2` (paced by --epoch-time so the tuner can stop a trial in
+time). The Optuna baselines run in-process on the same space and scales (log, log on 1-momentum, int
+log): GPSampler and TPE for 20 full trials, TPE with HyperbandPruner until it has spent the epochs of
+20 full trials (each study named per task and seed: Hyperband picks brackets by hashing the name),
+and random. Syne Tune's Hyper-Tune (lcbench_synetune.py) runs on a simulated pair of workers with
+the early-stopping methods' epochs. `--work DIR` keeps the studies there and, run again, scores the
+tui-tuner studies that ran to their end instead of rerunning them.
 
 Score. A method picks the best finished trial it saw (what `tui-tuner export --best` would export;
 Optuna: best_trial); its regret is the best of 4,000 random configurations (right scales, epoch 52,
 one batch per task, cached) minus the picked configuration's accuracy at epoch 52, in points.
-Median and mean over tasks x seeds, with epochs spent and wall time per study.
+Median and mean over tasks x seeds, runs more than 1 point off, at how many of the space's 7 bounds
+the pick sits (the surrogate extrapolates in the corners: a method must not win by going there),
+for early stopping how many runs stopped a trial that would have beaten the pick by over a point,
+and epochs spent and wall time per study.
 
-Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, --epoch-time 0.05, 2 shared cores, 69 min),
-median / mean regret and the tasks where the mean regret is below Optuna TPE's:
-tui-tuner gp (the default) 0.56 / 1.58, 6/10; gp+asha 0.05 / 0.95 in 1,045 epochs (42 trials), 10/10;
-tpe 1.80 / 2.94, 4/10; coarse_to_fine 2.74 / 3.58, 1/10; Optuna TPE 1.41 / 2.63; TPE + Hyperband
-1.51 / 3.98 (60 trials in 1,040 epochs), 2/10; random 2.62 / 4.52. The regret is bimodal over these
-tasks (five easy near 0.5, five hard near 5), so the median sits in the gap and moves by a point
-between seed sets (our tpe: 2.52 and 1.80 in two runs of the same seeds; with --parallel 2, which
-trial ends first decides what is asked next): compare the per-task table and the <TPE column. A
-tui-tuner study takes 5-15 s (a process per trial; GP fits ~0.4 s an ask), ~50 s paced with early
-stopping; an Optuna one under 2 s.
+Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, full trials one at a time, early stopping two at
+a time paced at --epoch-time 0.05, 2 shared cores at load 4-10), median / mean regret, runs more than
+1 point off, bounds the pick sits at (of 7, mean): tui-tuner gp (the default) 0.19 / 0.90, 16/50,
+3.7; Optuna GPSampler run directly 0.14 / 0.80, 15/50, 3.8 (the same sampler once GP continues one
+random stream: 34 of 50 runs within 0.3 points of each other); gp before that change (a fresh seed
+per ask) 0.55 / 1.69 on 33 of them; gp+asha (with the per-ask seed) 0.16 / 1.12, 17/50, 4.0, in 1,043
+epochs (45 trials), 7 of 50 runs lost a stopped trial better than the pick by over a point (with one
+stream, 10 tasks x 2 seeds: 0.25 / 1.59 against 0.64 / 2.06 on the same runs); Optuna TPE 1.41 / 2.63,
+28/50, 0.7. Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study here. The regret is
+bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's outcome is set by its
+random stream, so compare the paired per-task table. A tui-tuner study takes 35-80 s here (a process
+per trial; GP fits in its worker), ~90 s paced with early stopping; an Optuna GP one ~30 s.
 """
 
 from __future__ import annotations
@@ -82,21 +90,25 @@ TRAINER = HERE / "lcbench_trainer.py"
 # Tuned on; the surrogate's other 24 tasks are kept for checking that results carry over.
 TASKS = ("126026", "126029", "167149", "167152", "167161", "167168", "167181", "167184", "167185", "167190")
 STRATEGIES = ("random", "coarse_to_fine", "tpe", "gp")
-OPTUNA = ("optuna-tpe", "optuna-tpe+hyperband", "optuna-random")
+OPTUNA = ("optuna-gp", "optuna-tpe", "optuna-tpe+hyperband", "optuna-random")
+SYNETUNE = ("synetune-hypertune",)
 # Every method, tui-tuner's first (listed even where this version lacks one: "n/a").
-METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + list(OPTUNA)
+METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + list(OPTUNA) + list(SYNETUNE)
 REFERENCE_SIZE = 4000
 REFERENCE_SEED = 20240601
 
 
 @dataclass
 class Outcome:
-    """One method on one task and seed."""
+    """One method on one task and seed: the pick's regret, what it cost, at how many bounds the pick
+    sits, and (early stopping) whether a trial it stopped would have beaten its pick by over a point."""
 
     regret: float
     epochs: int
     wall: float
     trials: int
+    bounds: int = 0
+    lost_best: bool = False
 
 
 @dataclass
@@ -109,6 +121,7 @@ class Bench:
     work: Path
     trials: int
     parallel: int
+    asha_parallel: int
     epoch_time: float
     features: dict[str, Any]
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -133,6 +146,10 @@ def tuner_features() -> dict[str, Any]:
 
 def supported(b: Bench, method: str) -> bool:
     """False for a tui-tuner method whose strategy or early stopping this version lacks."""
+    if method in SYNETUNE:
+        import importlib.util
+
+        return importlib.util.find_spec("syne_tune") is not None
     if method in OPTUNA:
         return True
     strategy, _, early = method.partition("+")
@@ -157,20 +174,26 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
     strategy, _, early = method.partition("+")
     study = b.work / f"{task}-s{seed}-{method}"
     cmd = [sys.executable, "-m", "tui_tuner", "run", str(space_file(b, task, b.epoch_time if early else 0.0)),
-           "--headless", "--parallel", str(b.parallel), "--strategy", strategy, "--seed", str(seed),
+           "--headless", "--parallel", str(b.asha_parallel if early else b.parallel), "--strategy", strategy, "--seed", str(seed),
            "--study", str(study)]
     if early:
         # The step budget is what binds; --trials only has to stay out of its way (one epoch a trial).
         cmd += ["--early-stop", early, "--step-budget", str(b.step_budget), "--trials", str(b.step_budget)]
     else:
         cmd += ["--trials", str(b.trials)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=b.work, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    (study.parent / f"{study.name}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise LcbenchError(f"{method} on {task} (seed {seed}) exited {proc.returncode}: {last}")
+    log = study.parent / f"{study.name}.log"
+    if log.is_file() and study.is_dir():
+        # --work: this study ran to its end in an earlier invocation; score it again.
+        head = log.read_text().split("\n", 1)[0]
+        wall = float(head.split()[2]) if head.startswith("# wall ") else float("nan")
+    else:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=b.work, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+            raise LcbenchError(f"{method} on {task} (seed {seed}) exited {proc.returncode}: {last}")
+        log.write_text(f"# wall {wall:.1f} s\n" + proc.stdout + proc.stderr)
     show = subprocess.run([sys.executable, "-m", "tui_tuner", "show", str(study), "--json"],
                           capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in show.splitlines() if line.strip()]
@@ -180,7 +203,12 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
         raise LcbenchError(f"{method} on {task} (seed {seed}): no trial reported {OBJECTIVE}; see {study}")
     pick = max(done, key=lambda r: r["objective"])
     epochs = sum(r["step"] or 0 for r in rows)
-    return Outcome(regret(b, task, pick["params"]), epochs, wall, len(rows))
+    picked = regret(b, task, pick["params"])
+    stopped = [r["params"] for r in rows if r["status"] == "stopped"]
+    # A stopped trial that, run to the end, would have beaten the pick by over a point: early
+    # stopping cost the study its best trial.
+    lost = bool(stopped) and b.reference[task]["best"] - float(max(b.surrogate.accuracy(task, stopped))) < picked - 1.0
+    return Outcome(picked, epochs, wall, len(rows), bounds_hit(b.space, pick["params"]), lost)
 
 
 # -- Optuna, in-process ----------------------------------------------------------------------------
@@ -208,6 +236,7 @@ def run_optuna(b: Bench, method: str, task: str, seed: int) -> Outcome:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     hyperband = method.endswith("+hyperband")
     sampler = (optuna.samplers.RandomSampler(seed=seed) if method == "optuna-random"
+               else optuna.samplers.GPSampler(seed=seed) if method == "optuna-gp"
                else optuna.samplers.TPESampler(seed=seed))
     pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
               if hyperband else optuna.pruners.NopPruner())
@@ -241,7 +270,7 @@ def run_optuna(b: Bench, method: str, task: str, seed: int) -> Outcome:
     else:   # no trial reached the last epoch: the one that got furthest best
         pick = settings[max(study.trials, key=lambda t: (t.last_step or 0, t.intermediate_values.get(
             t.last_step, -np.inf))).number]
-    return Outcome(regret(b, task, pick), spent, wall, len(study.trials))
+    return Outcome(regret(b, task, pick), spent, wall, len(study.trials), bounds_hit(b.space, pick))
 
 
 # -- reference and scoring -------------------------------------------------------------------------
@@ -269,6 +298,20 @@ def reference(b: Bench, task: str, n: int = REFERENCE_SIZE) -> dict[str, Any]:
     return ref
 
 
+def bounds_hit(space: Space, setting: dict[str, Any], tol: float = 0.01) -> int:
+    """At how many bounds of the space a setting sits: an int at its low or high, a float within
+    `tol` of either end of its unit interval (its own scale). The surrogate extrapolates in the corners."""
+    n = 0
+    for p in space:
+        v = setting[p.name]
+        if p.type == "int":
+            n += v in (p.low, p.high)
+        elif p.type == "float":
+            u = p.to_unit(v)
+            n += u <= tol or u >= 1 - tol
+    return n
+
+
 def regret(b: Bench, task: str, setting: dict[str, Any]) -> float:
     """Reference best minus this setting's validation accuracy at epoch 52, in points."""
     return b.reference[task]["best"] - float(b.surrogate.accuracy(task, [setting])[0])
@@ -277,14 +320,24 @@ def regret(b: Bench, task: str, setting: dict[str, Any]) -> float:
 # -- main ------------------------------------------------------------------------------------------
 
 
+def run_synetune(b: Bench, method: str, task: str, seed: int) -> Outcome:
+    """Syne Tune's Hyper-Tune on the same epochs as the early-stopping methods (lcbench_synetune.py)."""
+    from lcbench_synetune import run_hypertune
+
+    pick, spent, wall, n = run_hypertune(b, method, task, seed)
+    return Outcome(regret(b, task, pick), spent, wall, n, bounds_hit(b.space, pick))
+
+
 def runner(method: str) -> Callable[[Bench, str, str, int], Outcome]:
     """The function that runs a method."""
-    return run_optuna if method in OPTUNA else run_tuner
+    return run_synetune if method in SYNETUNE else run_optuna if method in OPTUNA else run_tuner
 
 
 def short(method: str) -> str:
     """A column label: tt = tui-tuner, opt = Optuna."""
     name = method.replace("coarse_to_fine", "c2f").replace("+hyperband", "+hb")
+    if method in SYNETUNE:
+        return "st hypertune"
     return name.replace("optuna-", "opt ") if method in OPTUNA else f"tt {name}"
 
 
@@ -301,21 +354,27 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
         mean = lambda meth, t: statistics.mean(per_task[(meth, t)])  # noqa: E731
         return f"{sum(mean(m, t) < mean(base, t) for t in tasks)}/{len(tasks)}"
 
-    lines = [f"{'method':<30}{'median':>8}{'mean':>8}{'epochs':>8}{'trials':>8}{'wall s':>8}{'<TPE':>7}   "
-             f"(per study; regret in val-accuracy points, {len(tasks)} tasks x {len(seeds)} seeds; "
+    lines = [f"{'method':<30}{'median':>8}{'mean':>8}{'>1 off':>8}{'bounds':>8}{'lost':>6}{'epochs':>8}"
+             f"{'trials':>8}{'wall s':>8}{'<TPE':>7}   "
+             f"(per study; regret in val-accuracy points, {len(tasks)} tasks x {len(seeds)} seeds; >1 off: "
+             f"runs more than 1 point off; bounds: of the space's 7 bounds, how many the pick sits at (mean); "
+             f"lost: runs where a trial early stopping cut would have beaten the pick by over a point; "
              f"<TPE: tasks where the mean regret is below Optuna TPE's)"]
     for m in methods:
-        label = m if m in OPTUNA else f"tui-tuner {m}"
+        label = m if m in OPTUNA or m in SYNETUNE else f"tui-tuner {m}"
         if not supported(b, m):
-            lines.append(f"{label:<30}  n/a (not supported yet)")
+            lines.append(f"{label:<30}  n/a ({'syne-tune 0.13 not installed' if m in SYNETUNE else 'not supported yet'})")
             continue
         rs = results.get(m, [])
         if not rs:
             continue
         reg = [r.regret for r in rs]
-        lines.append(f"{label:<30}{statistics.median(reg):>8.2f}{statistics.mean(reg):>8.2f}"
+        off = f"{sum(r > 1.0 for r in reg)}/{len(reg)}"
+        lost = f"{sum(r.lost_best for r in rs)}" if "+" in m and m not in OPTUNA else "-"
+        lines.append(f"{label:<30}{statistics.median(reg):>8.2f}{statistics.mean(reg):>8.2f}{off:>8}"
+                     f"{statistics.mean(r.bounds for r in rs):>8.1f}{lost:>6}"
                      f"{statistics.mean(r.epochs for r in rs):>8.0f}{statistics.mean(r.trials for r in rs):>8.1f}"
-                     f"{statistics.mean(r.wall for r in rs):>8.1f}{wins(m):>7}")
+                     f"{statistics.mean([r.wall for r in rs if r.wall == r.wall] or [float('nan')]):>8.1f}{wins(m):>7}")
     ran = [m for m in methods if results.get(m)]
     lines += ["", "median regret per task (reference: best of "
               f"{REFERENCE_SIZE} random configs at epoch 52, val accuracy %)",
@@ -334,11 +393,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--methods", help="comma-separated (default: all); known: "
                     + ", ".join(METHODS))
     ap.add_argument("--trials", type=int, default=20, help="full trials per study (default 20)")
-    ap.add_argument("--parallel", type=int, default=2, help="tui-tuner runs at once (default 2)")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="tui-tuner runs at once, full-trial methods (default 1: sequential, as Optuna's)")
+    ap.add_argument("--asha-parallel", type=int, default=2,
+                    help="tui-tuner runs at once, early-stopping methods (default 2)")
     ap.add_argument("--epoch-time", type=float, default=0.1,
                     help="seconds per epoch for early-stopping runs, so a stop arrives in time (default 0.1)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: 2 tasks x 1 seed")
     ap.add_argument("--keep", action="store_true", help="keep the studies (under the cache dir)")
+    ap.add_argument("--work", help="the studies' folder: a tui-tuner study that ran to its end there is "
+                    "scored again, not rerun (resumes an interrupted bench; implies --keep)")
     args = ap.parse_args(argv)
     args.tasks = args.tasks.split(",") if args.tasks else list(TASKS[:2] if args.quick else TASKS)
     args.seeds = list(range(args.seeds if args.seeds is not None else (1 if args.quick else 3)))
@@ -361,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [t for t in args.tasks if t not in surrogate.tasks]
         if unknown:
             raise LcbenchError(f"--tasks: unknown {', '.join(unknown)} (LCBench has {', '.join(surrogate.tasks)})")
-        b = Bench(surrogate, layout, load_space(SPACE), Path(), args.trials, args.parallel, args.epoch_time,
-                  tuner_features())
+        b = Bench(surrogate, layout, load_space(SPACE), Path(), args.trials, args.parallel, args.asha_parallel,
+                  args.epoch_time, tuner_features())
         probe = [{p.name: p.from_unit(u) for p in b.space} for u in (0.1, 0.5, 0.9)]
         worst = check_against_yahpo(surrogate, data, probe, args.tasks[:2])
         for t in args.tasks:
@@ -370,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     except LcbenchError as e:
         print(f"lcbench: {e}", file=sys.stderr)
         return 2
-    b.work = work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
+    if args.work:
+        b.work = work = Path(args.work).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        args.keep = True
+    else:
+        b.work = work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
     print(f"LCBench surrogate at {data} (fast path = yahpo-gym to {worst:.1g}); tui-tuner strategies: "
           f"{', '.join(b.features['strategies'])}; early stopping: {'yes' if b.features['early_stop'] else 'no'}; "
           f"studies in {work}", flush=True)
@@ -383,14 +452,15 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(m, []).append(o)
             per_task.setdefault((m, task), []).append(o.regret)
             print(f"[{i}/{len(todo)}] {task} seed {seed} {m}: regret {o.regret:.2f}, {o.epochs} epochs, "
-                  f"{o.trials} trials, {o.wall:.1f} s", file=sys.stderr, flush=True)
+                  f"{o.trials} trials, {o.wall:.1f} s, {o.bounds} bounds{', lost its best' if o.lost_best else ''}",
+                  file=sys.stderr, flush=True)
     except LcbenchError as e:
         print(f"lcbench: {e} (studies kept in {work})", file=sys.stderr)
         return 1
     print()
     print("\n".join(table(b, args.methods, results, args.tasks, args.seeds, per_task)))
     print(f"\n{args.trials} trials x {EPOCHS} epochs (early stopping: a budget of {b.step_budget} epochs); "
-          f"tui-tuner --parallel {args.parallel}; total {time.perf_counter() - t0:.0f} s")
+          f"tui-tuner --parallel {args.parallel} (early stopping: {args.asha_parallel}); total {time.perf_counter() - t0:.0f} s")
     if args.keep:
         print(f"studies kept in {work}")
     else:

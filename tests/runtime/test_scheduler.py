@@ -254,9 +254,52 @@ def test_tpe_after_a_zoom_proposes_inside_it_and_the_trials_from_before_still_co
     study.close()
 
 
+class ThreadAsk:
+    """Stands in for the model worker in the tests of the scheduler's two phases: it runs the ask
+    (OptunaSearch rebuilt from the job, as the worker does) on a thread of the test process, so a
+    monkeypatched `ask` can hold it or break it. The worker process itself: test_model_worker.py."""
+
+    def __init__(self, key, job, n):
+        from tui_tuner.search.optuna_search import OptunaSearch
+
+        self.key, self.kernel, self.stream, self._error, self._result = key, None, None, None, []
+
+        def run():
+            try:
+                model = OptunaSearch(**job)
+                self._result = model.ask(n)
+                self.kernel, self.stream = model.kernel, model.stream
+            except BaseException as e:   # noqa: BLE001 - handed to the tick by result()
+                self._error = e
+
+        self._thread = threading.Thread(target=run, name="tui-tuner-ask")
+        self._thread.start()
+
+    def done(self):
+        return not self._thread.is_alive()
+
+    def wait(self, timeout=None):
+        self._thread.join(timeout)
+        return self.done()
+
+    def result(self):
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def worker_in_threads(monkeypatch, fits=lambda self, n=1: True):
+    """Every ask the scheduler would send to the worker runs in a ThreadAsk instead; `fits` says which."""
+    from tui_tuner.runtime import model_worker
+    from tui_tuner.search import optuna_search
+
+    monkeypatch.setattr(optuna_search.OptunaSearch, "fits", fits)
+    monkeypatch.setattr(model_worker.ModelWorker, "submit", lambda self, key, job, n: ThreadAsk(key, job, n))
+
+
 def held_costly_asks(monkeypatch) -> tuple[threading.Event, list]:
-    """Make every OptunaSearch costly and its ask wait for the returned event; the list records the
-    names of the threads the asks ran on."""
+    """Make every OptunaSearch fit (so the scheduler hands it off) and its ask wait for the returned
+    event; the list records the names of the threads the asks ran on."""
     from tui_tuner.search import optuna_search
 
     release, threads = threading.Event(), []
@@ -267,7 +310,7 @@ def held_costly_asks(monkeypatch) -> tuple[threading.Event, list]:
         assert release.wait(20), "the test never released the ask"
         return ask(self, n)
 
-    monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: True))
+    worker_in_threads(monkeypatch)
     monkeypatch.setattr(optuna_search.OptunaSearch, "ask", held)
     return release, threads
 
@@ -311,7 +354,7 @@ def test_an_error_of_ours_in_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch
     def broken(self, n):
         raise SpaceError("params.lr: Optuna proposed 'x', not among the values")
 
-    monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: True))
+    worker_in_threads(monkeypatch)
     monkeypatch.setattr(optuna_search.OptunaSearch, "ask", broken)
     study, runner, sched = scheduled(tmp_path, budget=1, parallel=1, strategy="gp")
     assert sched.tick() == []
@@ -321,50 +364,56 @@ def test_an_error_of_ours_in_a_costly_ask_reaches_the_tick(tmp_path, monkeypatch
     study.close()
 
 
-def test_a_costly_model_that_fails_to_fit_leaves_its_slots_to_tpe(tmp_path, monkeypatch):
+def test_a_costly_model_that_fails_to_fit_leaves_its_slots_to_tpe_and_says_so(tmp_path, monkeypatch):
+    from tui_tuner.runtime.model_worker import ModelFailed
     from tui_tuner.search import optuna_search
 
     ask = optuna_search.OptunaSearch.ask
 
     def gp_breaks(self, n):
         if self.strategy == "gp":
-            raise RuntimeError("cholesky: the matrix is not positive definite")
+            raise ModelFailed("RuntimeError: cholesky: the matrix is not positive definite")
         return ask(self, n)
 
-    monkeypatch.setattr(optuna_search.OptunaSearch, "costly", property(lambda self: self.strategy == "gp"))
+    worker_in_threads(monkeypatch, fits=lambda self, n=1: self.strategy == "gp")
     monkeypatch.setattr(optuna_search.OptunaSearch, "ask", gp_breaks)
     study, runner, sched = scheduled(tmp_path, budget=2, parallel=2, strategy="gp", steps=2, delay=0.0)
+    said = []
+    sched.notify = said.append
     assert sched.tick() == []
     assert sched._asking.wait(10)
     assert len(sched.tick()) == 2
     drive(study, runner, sched)
     assert [t.source for t in study.trials("id")] == ["tpe", "tpe"]
+    assert said == ["the gp model failed to fit (RuntimeError: cholesky: the matrix is not positive definite); "
+                    "TPE proposed the next 2 settings"]
     study.close()
 
 
-def test_a_process_that_exits_while_a_gp_ask_is_in_flight_waits_for_it_and_exits_cleanly(tmp_path):
-    """Headless mode ends its study (a budget reached) while a GP ask may still run: the interpreter
-    must wait for it. Frozen mid-fit at exit, torch or greenlet aborted the process (exit -6)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_a_gp_ask_that_fits_never_runs_on_the_ticks_thread(tmp_path, monkeypatch):
+    """Issue 17: before ten trials had finished, a GP ask told stopped or pending trials fitted on the
+    tick's thread. Now every ask that fits goes to the worker (here a thread), and any GP fit on the
+    tick's thread fails the test."""
+    import optuna
 
     pytest.importorskip("torch")
     pytest.importorskip("scipy")
-    script = tmp_path / "exit_mid_ask.py"
-    script.write_text(
-        "import atexit, sys\n"
-        f"sys.path[:0] = [{str(Path(__file__).parent.parent / 'unit')!r}, {str(Path(__file__).parent.parent)!r}]\n"
-        "from test_optuna_search import SPACE, history, OptunaSearch, SearchState\n"
-        "from tui_tuner.runtime.scheduler import BackgroundAsk\n"
-        "model = OptunaSearch(SPACE, SearchState(), 0, history(12), strategy='gp')\n"
-        "assert model.costly\n"
-        "job = BackgroundAsk('k', model, 1)\n"
-        "atexit.register(lambda: print('ask done at exit:', job.done(), len(job.result())))\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "terminate called" not in proc.stderr
-    assert "ask done at exit: True 1" in proc.stdout
+    from tui_tuner.runtime import model_worker
+
+    tick_thread = threading.current_thread()
+    fit = optuna.samplers.GPSampler._sample_relative_impl
+
+    def guarded(self, *a, **k):
+        assert threading.current_thread() is not tick_thread, "a GP fit ran on the tick's thread"
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(optuna.samplers.GPSampler, "_sample_relative_impl", guarded)
+    monkeypatch.setattr(model_worker.ModelWorker, "submit", lambda self, key, job, n: ThreadAsk(key, job, n))
+    study, runner, sched = scheduled(tmp_path, budget=14, parallel=3, strategy="gp", steps=2, delay=0.0)
+    drive(study, runner, sched, timeout=120)
+    assert study.counts().get("done") == 14
+    assert sum(t.source == "gp" for t in study.trials("id")) == 14
+    study.close()
 
 
 def test_a_model_strategy_without_optuna_is_one_line_naming_it(tmp_path, monkeypatch):

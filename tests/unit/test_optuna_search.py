@@ -9,7 +9,8 @@ import pytest
 from space_toml import HEAD, hidden, layers, lr, momentum, param, space_toml
 
 from tui_tuner.errors import SpaceError
-from tui_tuner.search.optuna_search import OptunaSearch, distribution, distributions, from_optuna, to_optuna
+from tui_tuner.search.optuna_search import OptunaSearch
+from tui_tuner.search.optuna_space import distribution, distributions, from_optuna, to_optuna
 from tui_tuner.search.region import freeze, set_stage, zoom
 from tui_tuner.search.sampling import Sampler
 from tui_tuner.search.space import parse_space
@@ -356,14 +357,75 @@ def test_gp_proposes_inside_the_box():
 
 
 
-def test_only_a_gp_past_its_startup_is_costly():
-    """Costly = the ask fits a GP: the scheduler then asks off its thread. Its random startup is not."""
+def pending_trials(n: int, start: int = 100, status: str = "running") -> list[Trial]:
+    return [Trial(id=start + i, status=status, params=s, step=3, objective=None if status == "running" else 0.5)
+            for i, s in enumerate(Sampler(SPACE, 1).random(SearchState(), n))]
+
+
+@pytest.mark.parametrize("done_n, pending_n, stopped_n, n, fits", [
+    (9, 0, 0, 1, False),
+    (10, 0, 0, 1, True),
+    (9, 1, 0, 1, True),     # GP is told the pending one as COMPLETE (the lie): it fits
+    (8, 0, 1, 1, False),
+    (8, 0, 1, 2, True),     # the batch's first setting is told as the lie before the second is asked
+    (8, 0, 0, 2, False),
+    (0, 12, 0, 3, False),   # nothing finished: no lie, GP sees no COMPLETE trial
+])
+def test_fits_says_exactly_whether_the_ask_fits_a_gp(done_n, pending_n, stopped_n, n, fits):
+    """One definition of "enough trials to fit", shared with whoever runs the ask: GPSampler counts
+    every trial it is told as COMPLETE, pending and stopped ones included (issue 17: an ask with
+    stopped or pending trials before ten had finished fitted on the tick's thread)."""
     pytest.importorskip("torch")
     pytest.importorskip("scipy")
-    nine, ten = history(9), history(10)
-    assert not OptunaSearch(SPACE, SearchState(), 0, nine, strategy="gp").costly
-    assert OptunaSearch(SPACE, SearchState(), 0, ten, strategy="gp").costly
+    trials = history(done_n) + pending_trials(pending_n) + pending_trials(stopped_n, 200, "stopped")
+    model = OptunaSearch(SPACE, SearchState(), 0, trials, strategy="gp")
+    assert model.fits(n) is fits and model.in_startup(n) is not fits
+    model.ask(n)
+    assert (model.kernel is not None) is fits, "the ask fitted a GP exactly when fits() said so"
+
+
+def test_only_gp_is_costly_and_the_startup_can_be_set():
+    nine = history(9)
     assert OptunaSearch(SPACE, SearchState(), 0, nine, strategy="gp", startup=3).costly
-    pending = [Trial(id=20 + i, status="running", params=s) for i, s in enumerate(Sampler(SPACE, 1).random(SearchState(), 5))]
-    assert not OptunaSearch(SPACE, SearchState(), 0, nine + pending, strategy="gp").costly   # pending do not count
-    assert not OptunaSearch(SPACE, SearchState(), 0, ten, strategy="tpe").costly
+    assert not OptunaSearch(SPACE, SearchState(), 0, history(10), strategy="tpe").costly
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "gp"])
+@pytest.mark.parametrize("n_done, n_pending, n_stopped, n", [(0, 0, 0, 3), (0, 30, 0, 2), (5, 3, 1, 1), (8, 0, 0, 1)])
+def test_a_startup_ask_draws_the_same_without_building_the_history(strategy, n_done, n_pending, n_stopped, n):
+    """In the random startup the history changes nothing but the seed, so `ask` skips building it
+    (what keeps `sample -n 2000` linear): the settings are the ones the full build gives."""
+    if strategy == "gp":
+        pytest.importorskip("torch")
+        pytest.importorskip("scipy")
+    trials = history(n_done) + pending_trials(n_pending) + pending_trials(n_stopped, 200, "stopped")
+    def model():
+        return OptunaSearch(SPACE, SearchState(), 7, trials, strategy=strategy)
+
+    assert model().in_startup(n)
+    seed = model()._ask_seed()
+    assert model().ask(n) == model()._draw(seed, n, history=False) == model()._draw(seed, n, history=True)
+
+
+def test_gp_asked_one_trial_at_a_time_proposes_what_gpsampler_run_directly_does():
+    """Issue 20: the wrapper seeded each ask afresh from the history, and its runs on the LCBench bench
+    differed from GPSampler's, with a worse tail. Handed the stream the last ask left (the scheduler
+    keeps it in the study), sequential asks draw what one GPSampler(seed) asked and told directly
+    draws: the startup and the fits alike."""
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    state = SearchState()
+    dists = distributions(SPACE, state)
+    direct = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=5))
+    trials: list[Trial] = []
+    stream = kernel = None
+    for i in range(13):
+        model = OptunaSearch(SPACE, state, 5, trials, strategy="gp", stream=stream, kernel=kernel)
+        (ours,) = model.ask(1)
+        stream, kernel = model.stream, model.kernel or kernel
+        t = direct.ask(dict(dists))
+        theirs = dict(state.fixed(SPACE))
+        theirs.update({name: from_optuna(SPACE[name], t.params[name]) for name in dists})
+        assert ours == pytest.approx(SPACE.check_setting(theirs), rel=1e-9), f"ask {i + 1}"
+        direct.tell(t, loss(ours))
+        trials.append(Trial(id=i + 1, status="done", params=ours, objective=loss(ours), created=float(i + 1)))

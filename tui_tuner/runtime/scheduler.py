@@ -21,12 +21,12 @@ The app and headless mode drive it through the session (runtime/session.py).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.runtime.model_worker import ModelFailed, ModelWorker, PendingAsk, WorkerCrashed
 from tui_tuner.runtime.runner import Runner
 from tui_tuner.search import sampling
 from tui_tuner.search.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
@@ -38,43 +38,9 @@ from tui_tuner.study import moves as search
 STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
 C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
 GRID_META = "grid_state"                         # the search state the grid was enumerated for
-
-
-class BackgroundAsk:
-    """A model's `ask(n)` running on a thread of its own; `key` is the search state it was asked in.
-
-    Not a daemon thread: the interpreter waits for an ask in flight (seconds) before it exits. A
-    daemon one is frozen mid-fit at exit, and torch (or greenlet, which GP's optimiser switches
-    between) then aborts the process ("terminate called without an active exception", exit -6)
-    after headless mode had already finished its study.
-    """
-
-    def __init__(self, key: str, model: Any, n: int) -> None:
-        self.key = key
-        self._result: list[dict[str, Any]] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(model, n), name="tui-tuner-ask", daemon=False)
-        self._thread.start()
-
-    def _run(self, model: Any, n: int) -> None:
-        try:
-            self._result = model.ask(n)
-        except BaseException as e:   # handed to the tick's thread by result()
-            self._error = e
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the ask has finished; True when it has."""
-        self._thread.join(timeout)
-        return self.done()
-
-    def result(self) -> list[dict[str, Any]]:
-        """The proposed settings (once done); the ask's error raised again."""
-        if self._error is not None:
-            raise self._error
-        return self._result
+KERNEL_META = "gp_kernel"                        # the last GP fit's kernel parameters: the next fit starts there
+STREAM_META = "gp_stream"                        # GP's random state after its last ask: the next one continues it
+WORKER_CRASHES = 2                               # crashes of the model worker after which TPE asks for good
 
 
 class Scheduler:
@@ -85,7 +51,9 @@ class Scheduler:
     study/settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
     has nothing left to do. `holding` (set by the app) stops new starts without touching the running
     ones. `curves` (the automation loop sets it to early stopping's) returns the values the pruner
-    judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from.
+    judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from. `notify`
+    (set by the session) is told, in one line, when the model worker crashed or a fit failed and TPE
+    stood in.
     """
 
     def __init__(self, study, runner: Runner, sampler: sampling.Sampler | None = None, *,
@@ -128,7 +96,10 @@ class Scheduler:
         self.ended_by: str | None = None  # "steps" or "time" once that budget ended the study
         self._t0: float | None = None      # when the study first started (STARTED_META)
         self._budget_stops: set[int] = set()
-        self._asking: BackgroundAsk | None = None   # a costly model ask in flight
+        self.notify: Callable[[str], None] | None = None
+        self._asking: PendingAsk | None = None    # a costly model ask in flight, in the worker
+        self._worker: ModelWorker | None = None
+        self._crashes = 0
         self.fail_fast = fail_fast.Watch(time.time(), enabled=cfg.fail_fast)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -265,18 +236,29 @@ class Scheduler:
     def _model_search(self, trials: list, strategy: str | None = None) -> Any:
         from tui_tuner.search.optuna_search import OptunaSearch
 
+        strategy = strategy or self.strategy
         curves = self.curves() if self.curves is not None and trials else None
+        gp = strategy == "gp" and bool(trials)
         return OptunaSearch(self.study.space, self.study.search_state, self.study.seed, trials,
-                            strategy=strategy or self.strategy, curves=curves)
+                            strategy=strategy, curves=curves, kernel=self.study.meta(KERNEL_META) if gp else None,
+                            stream=self.study.meta(STREAM_META) if gp else None)
+
+    def _enqueue_model(self, settings: list, kernel: Any, stream: Any) -> None:
+        """Queue what the model proposed, with its kernel and random stream (one transaction, so a
+        restarted tuner continues from exactly here)."""
+        meta = {k: v for k, v in ((KERNEL_META, kernel), (STREAM_META, stream)) if v is not None}
+        self.study.enqueue(settings, self.strategy, meta=meta or None)
 
     def _refill_model(self, room: int) -> bool:
         """Ask the model for a setting per free slot, as late as possible so it has seen every
         result so far; the queued and running trials are in its history as pending.
 
-        A costly ask (GP fitting its model: seconds) runs on a thread of its own, so the tick's
-        thread (the app's commands, early-stop decisions) is never held up: this tick queues
-        nothing, a later one queues what it proposed, unless the search region moved meanwhile
-        (then it asks again). What it proposes is still a function of the history it was given."""
+        An ask that fits a model (`OptunaSearch.fits`: GP past its startup, seconds and torch) goes to
+        the model worker, a process of its own (runtime/model_worker.py), so the tick's thread (the
+        app's commands, early-stop decisions) never runs a fit: this tick queues nothing, a later one
+        queues what it proposed, unless the search region moved meanwhile (then it asks again). What
+        it proposes is still a function of the history it was given (and the kernel it started from,
+        kept in the study)."""
         free = self.parallel - len(self.runner.queries.live_ids())
         n = min(room, max(1, free))
         key = self.study.search_state.to_json()
@@ -288,18 +270,49 @@ class Scheduler:
                 settings = job.result()[:room]
             except TunerError:
                 raise   # a one-line error of ours (a bad space, a missing package): the session says it
-            except Exception:   # noqa: BLE001 - the model failed to fit (numerics): TPE fills these slots
-                return self._fallback_ask(n)
+            except WorkerCrashed as e:
+                return self._stand_in(n, self._crashed(str(e)))
+            except ModelFailed as e:
+                return self._stand_in(n, f"the {self.strategy} model failed to fit ({e}); TPE proposed "
+                                         f"the next {n} setting{'s' if n > 1 else ''}")
             if job.key == key and settings:
-                self.study.enqueue(settings, self.strategy)
+                self._enqueue_model(settings, job.kernel, job.stream)
                 return True
         model = self._model_search(self.study.trials("id"))
-        if model.costly:
-            self._asking = BackgroundAsk(key, model, n)
+        if model.fits(n):
+            if self._crashes >= WORKER_CRASHES:
+                return self._fallback_ask(n)
+            try:
+                self._asking = self.worker.submit(key, model.job(), n)
+            except WorkerCrashed as e:
+                return self._stand_in(n, self._crashed(str(e)))
             return False
         settings = model.ask(n)
-        self.study.enqueue(settings, self.strategy)
+        self._enqueue_model(settings, model.kernel, model.stream)
         return bool(settings)
+
+    @property
+    def worker(self) -> ModelWorker:
+        """The model worker process (started on its first ask)."""
+        if self._worker is None:
+            self._worker = ModelWorker()
+        return self._worker
+
+    def close(self) -> None:
+        """End the model worker, if one was started (an ask in flight is dropped)."""
+        if self._worker is not None:
+            self._worker.close()
+
+    def _crashed(self, what: str) -> str:
+        self._crashes += 1
+        after = ("; TPE proposes the rest of this session's settings" if self._crashes >= WORKER_CRASHES
+                 else "; TPE proposed these settings, the next ask starts a new worker")
+        return what + after
+
+    def _stand_in(self, n: int, line: str) -> bool:
+        if self.notify is not None:
+            self.notify(line)
+        return self._fallback_ask(n)
 
     def _fallback_ask(self, n: int) -> bool:
         """Settings asked from TPE (same history, same box) when the costly model failed; their source

@@ -66,6 +66,8 @@ class Session:
             runner.on_event = self._on_run_event
         self.runner = runner
         self.scheduler = scheduler if scheduler is not None else Scheduler(study, runner, study.sampler())
+        if self.scheduler.notify is None:   # a model worker's crash or a failed fit: one line
+            self.scheduler.notify = lambda line: self.notice("Search", line, "warning")
         self.automation = Automation(study, runner, self.scheduler, publish=self._publish, notice=self.notice)
         self.autostart = autostart
         self._said_sched: str | None = None
@@ -291,6 +293,7 @@ class Session:
                 self.notice(e.title, e.message, "error")
         self.runner.stop_thread()
         self.automation.tick(act=False)
+        self.scheduler.close()   # the model worker process, if one was started
 
     # -- runs -----------------------------------------------------------------------------------
 

@@ -34,7 +34,6 @@ box with the trials inside it.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping
@@ -43,7 +42,16 @@ from typing import Any
 import numpy as np
 
 from tui_tuner.errors import SpaceError
-from tui_tuner.search.param import Param
+from tui_tuner.search.gp_told import (
+    HISTORY_CAP,
+    capped,
+    get_kernel,
+    get_stream,
+    set_kernel,
+    set_stream,
+    stopped_value,
+)
+from tui_tuner.search.optuna_space import distributions, from_optuna, to_optuna
 from tui_tuner.search.space import Space
 from tui_tuner.search.state import SearchState
 from tui_tuner.search.trials import PENDING, Trial
@@ -51,9 +59,6 @@ from tui_tuner.search.trials import PENDING, Trial
 STRATEGIES = ("tpe", "gp", "cmaes")
 STUDY_NAME = "tui-tuner"
 GP_STARTUP = 10   # GPSampler's random startup trials (its default): it fits no model before these
-# A stored value that lies this close outside a box edge (a share of the box width) is on the edge:
-# β = 1 - (1 - β) and exp(log(x)) drift in the last bits, and such a trial must not be left out.
-EDGE_TOL = 1e-9
 
 
 def load_optuna(what: str = "a model-based strategy") -> Any:
@@ -72,98 +77,30 @@ def load_optuna(what: str = "a model-based strategy") -> Any:
     return optuna
 
 
-# -- distributions ------------------------------------------------------------------------------
-
-
-def _json_labels(p: Param) -> bool:
-    """True when a choice's values go to Optuna as JSON text: two of them compare equal (1 and true,
-    1 and 1.0), and Optuna finds a choice by ==, so it would mix them up."""
-    vals = p.values
-    return any(a == b for i, a in enumerate(vals) for b in vals[i + 1:])
-
-
-def _label(p: Param, value: Any) -> Any:
-    return json.dumps(value) if _json_labels(p) else value
-
-
-def distribution(p: Param, state: SearchState, space: Space) -> Any:
-    """The Optuna distribution of a searched parameter over its current box (or allowed choices)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if p.type == "choice":
-        return CategoricalDistribution([_label(p, v) for v in state.allowed(space, p.name)])
-    lo, hi = state.box(space, p.name)
-    if p.type == "int" or p.step:
-        # The lattice points whose cells reach into the box: what Sampler.random can draw there.
-        tiny = 1e-9 * (hi - lo)
-        a, b = p.from_unit(lo + tiny), p.from_unit(hi - tiny)
-        if p.type == "int":
-            return IntDistribution(int(a), int(b), log=p.scale == "log", step=int(p.step or 1))
-        with warnings.catch_warnings():
-            # Optuna trims `high` onto the lattice itself and warns when str() rounding disagrees.
-            warnings.simplefilter("ignore")
-            return FloatDistribution(float(a), float(b), step=float(p.step))
-    a, b = p.value_at(lo), p.value_at(hi)
-    if p.scale == "one_minus_log":
-        return FloatDistribution(1.0 - b, 1.0 - a, log=True)
-    return FloatDistribution(a, b, log=p.scale == "log")
-
-
-def distributions(space: Space, state: SearchState) -> dict[str, Any]:
-    """Optuna distributions of the parameters searched now (tier <= stage, not frozen), in priority order."""
-    return {name: distribution(space[name], state, space) for name in state.searched(space)}
-
-
-def to_optuna(p: Param, value: Any, dist: Any) -> Any:
-    """A checked value of p as Optuna holds it in `dist`, or None when the distribution cannot hold it."""
-    if p.type == "choice":
-        label = _label(p, value)
-        for c in dist.choices:
-            if type(c) is type(label) and c == label:
-                return c
-        return None
-    if p.type == "int":
-        v = int(value)
-        return v if dist._contains(float(v)) else None
-    x = 1.0 - float(value) if p.scale == "one_minus_log" else float(value)
-    tol = EDGE_TOL * (dist.high - dist.low) + 1e-15 * max(abs(dist.low), abs(dist.high))
-    if not dist.low - tol <= x <= dist.high + tol:
-        return None
-    x = min(max(x, dist.low), dist.high)
-    return x if dist._contains(x) else None
-
-
-def from_optuna(p: Param, x: Any) -> Any:
-    """The parameter's value for what Optuna proposed: 1-β mapped back, JSON labels decoded, snapped."""
-    if p.type == "choice":
-        for v in p.values:
-            lab = _label(p, v)
-            if type(lab) is type(x) and lab == x:
-                return v
-        raise SpaceError(f"params.{p.name}: Optuna proposed {x!r}, not among the values")
-    if p.scale == "one_minus_log":
-        return p.snap(1.0 - float(x))
-    return p.snap(float(x))
-
-
 # -- the search ---------------------------------------------------------------------------------
 
 
 class OptunaSearch:
     """Settings proposed by an Optuna sampler from the study's trials, inside the current search state.
 
-    `curves` (optional) maps a trial id to its intermediate values {step: value}, for stopped trials;
-    `startup` overrides the sampler's random startup trials (TPE and GP: 10, CMA-ES: 1).
+    `curves` (optional) maps a trial id to its intermediate values {step: value} (what early stopping
+    judged, for every trial it saw); `startup` overrides the sampler's random startup trials (TPE and
+    GP: 10, CMA-ES: 1). GP only: `kernel` is the previous fit's kernel parameters to start from
+    (`self.kernel` holds this fit's after an ask), and `pending` how a pending trial is told:
+    "lie" (the worst finished value) or "running" (GPSampler's own batch acquisition, ~15x costlier).
     """
 
     def __init__(self, space: Space, state: SearchState, seed: int, trials: Iterable[Trial], *,
                  strategy: str = "tpe", curves: Mapping[int, Mapping[int, float]] | None = None,
-                 startup: int | None = None) -> None:
+                 startup: int | None = None, kernel: list[float] | None = None, pending: str = "lie",
+                 stream: dict[str, Any] | None = None) -> None:
         if strategy not in STRATEGIES:
             raise SpaceError(f"strategy: {strategy!r} is not a model-based strategy "
                              f"(allowed: {', '.join(STRATEGIES)})")
         if startup is not None and (isinstance(startup, bool) or not isinstance(startup, int) or startup < 0):
             raise SpaceError(f"startup trials must be an integer >= 0, got {startup!r}")
+        if pending not in ("lie", "running"):
+            raise SpaceError(f"pending: {pending!r} is not lie or running")
         self.optuna = load_optuna(f"strategy {strategy!r}")
         if strategy == "cmaes":
             _require("cmaes", "strategy 'cmaes' needs the cmaes package: pip install cmaes")
@@ -175,27 +112,72 @@ class OptunaSearch:
         self.seed = int(seed)
         self.strategy = strategy
         self.startup = startup
+        self.kernel = list(kernel) if kernel else None
+        self.stream = dict(stream) if stream else None
+        self.pending = pending
         self.direction = space.config.direction
         self.dists = distributions(space, state)
         self.fixed = state.fixed(space)
         self.trials = sorted(trials, key=lambda t: t.id)
+        self._curves = {int(k): dict(v) for k, v in (curves or {}).items()}
         self.outside = 0      # trials left out: values outside the zoom box
-        self.rows = [r for r in (self._row(t, curves or {}) for t in self.trials) if r is not None]
+        self.rows = [r for r in (self._row(t, self._curves) for t in self.trials) if r is not None]
         complete = self.optuna.trial.TrialState.COMPLETE
         results = [r["value"] for r in self.rows if r["state"] == complete]
         self.finished = len(results)   # trials with their own result
         # GP's lie: the worst finished objective (None before any).
         self.lie = (min(results) if self.direction == "maximize" else max(results)) if results else None
+        self.capped = 0       # rows GP does not see (past HISTORY_CAP)
+        self._last_sampler: Any = None   # the sampler of the last ask (its kernel and stream are kept)
+        self._empty: Any = None          # the empty study startup draws are made against
         if strategy == "gp" and self.lie is not None:
-            self.rows = [self._for_gp(r) for r in self.rows]
+            finals = [(self._curves.get(r["id"], {}), r["value"]) for r in self.rows if r["state"] == complete]
+            self.rows = [self._for_gp(r, finals) for r in self.rows]
+            kept = capped(self.rows, HISTORY_CAP, self.direction == "maximize", self.optuna.trial.TrialState.RUNNING)
+            self.capped, self.rows = len(self.rows) - len(kept), kept
+
+    @property
+    def _startup(self) -> int:
+        return (GP_STARTUP if self.strategy != "cmaes" else 1) if self.startup is None else self.startup
+
+    def fits(self, n: int = 1) -> bool:
+        """True when asking n settings fits a GP (seconds, torch) at some ask of the batch, rather than
+        drawing at random or building a TPE (milliseconds). The one definition of "enough trials to
+        fit": GPSampler fits once it holds `startup` COMPLETE trials, and it is told every trial as
+        COMPLETE once one has finished (and each setting of the batch once asked)."""
+        if self.strategy != "gp" or not self.dists or n < 1:
+            return False
+        return self._told_complete() + (n - 1 if self._tells_batch else 0) >= self._startup
 
     @property
     def costly(self) -> bool:
-        """True when asking fits a GP (seconds: torch, scipy; the first also imports torch) rather than
-        drawing at random or building a TPE (milliseconds): whoever asks may want it off its thread."""
-        if self.strategy != "gp" or not self.dists:
+        """True when asking one setting fits a GP: `fits(1)`."""
+        return self.fits(1)
+
+    @property
+    def _tells_batch(self) -> bool:
+        # GP is told each setting of a batch as the lie once a trial has finished (see `ask`).
+        return self.strategy == "gp" and self.lie is not None and self.pending == "lie"
+
+    def _told_complete(self) -> int:
+        """Rows the sampler counts towards its startup (GP: COMPLETE; TPE: COMPLETE and PRUNED)."""
+        TrialState = self.optuna.trial.TrialState
+        counted = (TrialState.COMPLETE,) if self.strategy == "gp" else (TrialState.COMPLETE, TrialState.PRUNED)
+        return sum(r["state"] in counted for r in self.rows)
+
+    def in_startup(self, n: int = 1) -> bool:
+        """True when all n settings would come from the sampler's random startup: then they depend on
+        the seed and the history's size alone, and the history need not be built (`ask` draws them
+        from an empty study, which is what makes `sample -n 2000` linear)."""
+        if self.strategy == "cmaes" or not self.dists:
             return False
-        return self.finished >= (GP_STARTUP if self.startup is None else self.startup)
+        return self._told_complete() + (n - 1 if self._tells_batch else 0) < self._startup
+
+    def job(self) -> dict[str, Any]:
+        """This search's arguments, picklable: the model worker rebuilds it from them."""
+        return {"space": self.space, "state": self.state, "seed": self.seed, "trials": self.trials,
+                "strategy": self.strategy, "curves": self._curves, "startup": self.startup,
+                "kernel": self.kernel, "pending": self.pending, "stream": self.stream}
 
     @property
     def used(self) -> int:
@@ -237,23 +219,23 @@ class OptunaSearch:
         return {"id": t.id, "params": params, "state": state, "value": value, "inter": inter,
                 "created": float(t.created or 0.0), "ended": float(t.ended or t.created or 0.0)}
 
-    def _for_gp(self, row: dict) -> dict:
-        """A row as GP is told it: GP learns from COMPLETE trials alone, so the others get a value.
-
-        - pending: the worst finished value (constant liar, as TPE's constant_liar ranks them worst).
-          Optuna's GP could take them as pending points instead, but its batch acquisition then costs
-          ~15x more per ask (16 s instead of 1 s on LCBench's space, 15 trials);
-        - stopped: its last value, where the rule judged it worse than its peers (a trial stopped
-          early has not improved yet, so this leans pessimistic: the region is marked as worse);
-        - diverged: the worst finished value.
-        """
+    def _for_gp(self, row: dict, finals: list[tuple[Mapping[int, float], float]]) -> dict:
+        """A row as GP is told it (search/gp_told.py): pending -> the worst finished value (or left
+        RUNNING with pending="running"); stopped -> where its curve was heading; diverged -> the worst.
+        Optuna's GP could take pending ones as pending points, but its batch acquisition then costs
+        ~15x more per ask (16 s instead of 1 s on LCBench's space, 15 trials)."""
         TrialState = self.optuna.trial.TrialState
         if row["state"] == TrialState.RUNNING:
+            if self.pending == "running":
+                return row
             return {**row, "state": TrialState.COMPLETE, "value": self.lie}
         if row["state"] == TrialState.PRUNED:
-            steps = [v for _, v in sorted(row["inter"].items())]
-            last = self.lie if not steps or any(math.isnan(v) for v in steps) else steps[-1]
-            return {**row, "state": TrialState.COMPLETE, "value": last, "inter": {}}
+            curve = {s: v for s, v in row["inter"].items()}
+            if not curve or any(math.isnan(v) for v in curve.values()):
+                value = self.lie
+            else:
+                value = stopped_value(curve, finals)
+            return {**row, "state": TrialState.COMPLETE, "value": value, "inter": {}}
         return row
 
     def _frozen(self, row: dict) -> Any:
@@ -273,20 +255,46 @@ class OptunaSearch:
                                      n_startup_trials=1 if self.startup is None else self.startup,
                                      independent_sampler=samplers.RandomSampler(seed=seed))
 
-    def _ask_seed(self) -> int:
-        """The sampler's seed for this history: the study's seed mixed with how much has happened,
-        so that asks after the history grew draw afresh and a restart draws the same."""
-        ids = [t.id for t in self.trials]
-        words = [self.seed & 0xFFFFFFFF, self.seed >> 32 & 0xFFFFFFFF, len(ids), max(ids, default=0)]
+    @staticmethod
+    def history_seed(seed: int, count: int, last_id: int) -> int:
+        """The sampler's seed for a history of `count` trials, the last numbered `last_id`: the study's
+        seed mixed with how much has happened, so asks after the history grew draw afresh and a
+        restart draws the same."""
+        words = [seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, count, last_id]
         return int(np.random.SeedSequence(words).generate_state(1)[0])
 
-    def build(self) -> Any:
-        """The in-memory Optuna study holding the history (CMA-ES: replayed), ready to ask."""
-        optuna = self.optuna
+    def _ask_seed(self) -> int:
+        ids = [t.id for t in self.trials]
+        if self.strategy == "gp" and not ids:
+            return self.seed % 2**32    # a study's first ask: its stream starts at the seed
+        return self.history_seed(self.seed, len(ids), max(ids, default=0))
+
+    def _gp_sampler(self, seed: int) -> Any:
+        """The sampler for this ask, its random stream continued when one was handed over."""
+        self._last_sampler = sampler = self._sampler(seed)
+        if self.strategy == "gp":
+            set_kernel(sampler, self.kernel)
+            if self.stream:
+                set_stream(sampler, self.stream)
+        return sampler
+
+    def _keep_stream(self) -> None:
+        if self.strategy == "gp":
+            self.stream = get_stream(self._last_sampler)
+
+    def build(self, *, history: bool = True) -> Any:
+        """The in-memory Optuna study holding the history (CMA-ES: replayed), ready to ask; without
+        `history`, an empty one (for asks the random startup answers: see `in_startup`)."""
         # CMA-ES replays the history, which advances its generator: the study's seed is enough.
         seed = self.seed % 2**32 if self.strategy == "cmaes" else self._ask_seed()
-        study = optuna.create_study(study_name=STUDY_NAME, direction=self.direction,
-                                    sampler=self._sampler(seed))
+        return self._study(seed, history)
+
+    def _study(self, seed: int, history: bool = True) -> Any:
+        optuna = self.optuna
+        sampler = self._gp_sampler(seed)
+        study = optuna.create_study(study_name=STUDY_NAME, direction=self.direction, sampler=sampler)
+        if not history:
+            return study
         if self.strategy == "cmaes":
             self._replay(study)
         else:
@@ -329,21 +337,52 @@ class OptunaSearch:
             raise SpaceError(f"ask needs a count >= 0, got {n!r}")
         if not self.dists:
             return [self.space.check_setting(dict(self.fixed)) for _ in range(n)]
+        if not n:
+            return []
+        return self._draw(self._ask_seed(), n, history=not self.in_startup(n))
+
+    def _startup_draws(self, seed: int, n: int) -> list[dict[str, Any]]:
+        """n startup settings: the sampler's independent draws, parameter by parameter, as `study.ask`
+        makes them in the startup (the same values: tests/unit/test_optuna_search.py checks it),
+        without a trial per setting; `sample -n 2000` costs 2,000 of these."""
+        sampler = self._gp_sampler(seed)
+        if self._empty is None:
+            self._empty = self.optuna.create_study(study_name=STUDY_NAME, direction=self.direction)
         out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
+            for _ in range(n):
+                setting = dict(self.fixed)
+                for name, dist in self.dists.items():
+                    x = sampler.sample_independent(self._empty, None, name, dist)
+                    setting[name] = from_optuna(self.space[name], x)
+                out.append(self.space.check_setting(setting))
+        self._keep_stream()
+        return out
+
+    def _draw(self, seed: int, n: int, *, history: bool = True) -> list[dict[str, Any]]:
+        if not history and not self._tells_batch:
+            return self._startup_draws(seed, n)
+        out = []
+        fitted = False
         with warnings.catch_warnings():
             # Experimental-feature notices (GP, CMA-ES options) would tear the app's screen.
             warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
-            study = self.build() if n else None
+            study = self._study(seed, history)
             for _ in range(n):
                 # Left RUNNING: the next ask in this batch sees it as pending (constant liar); GP is
                 # told the lie at once (see _for_gp).
                 trial = study.ask(dict(self.dists))
-                if self.strategy == "gp" and self.lie is not None:
+                if self._tells_batch:
                     study.tell(trial, self.lie)
+                fitted = fitted or bool(trial.relative_params)
                 setting = dict(self.fixed)
                 for name in self.dists:
                     setting[name] = from_optuna(self.space[name], trial.params[name])
                 out.append(self.space.check_setting(setting))
+        if self.strategy == "gp" and fitted:
+            self.kernel = get_kernel(self._last_sampler)
+        self._keep_stream()
         return out
 
 
@@ -352,22 +391,3 @@ def _require(module: str, message: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise SpaceError(message)
-
-
-def first_settings(space: Space, n: int, seed: int, *, strategy: str = "tpe", parallel: int = 1) -> list[dict[str, Any]]:
-    """The first n settings a fresh study run with this seed queues: `parallel` asked at once, then
-    one per trial that ends, each ask seeing the earlier settings as trials.
-
-    The first `parallel` are exact. Later ones are exact while the sampler is still in its random
-    startup (TPE, GP: 10 trials) and trials end one at a time; past that they depend on results.
-    """
-    from tui_tuner.search.trials import Trial
-
-    state = SearchState(stage=space.config.stage)
-    trials: list[Trial] = []
-    while len(trials) < n:
-        k = min(n - len(trials), max(1, parallel) if not trials else 1)
-        for setting in OptunaSearch(space, state, seed, trials, strategy=strategy).ask(k):
-            i = len(trials) + 1
-            trials.append(Trial(id=i, status="queued", params=setting, source=strategy, created=float(i)))
-    return [t.params for t in trials]

@@ -197,10 +197,8 @@ def first_settings(space: Space, n: int, seed: int | None, *, strategy: str | No
     budget = cfg.budget if budget is None else budget
     parallel = max(1, cfg.parallel if parallel is None else parallel)
     if strategy in MODEL_STRATEGIES:
-        from tui_tuner.search import optuna_search
-
-        return optuna_search.first_settings(space, n, int(np.random.SeedSequence(seed).entropy % 2**63), strategy=strategy,
-                                            parallel=parallel)
+        return _model_first_settings(space, n, int(np.random.SeedSequence(seed).entropy % 2**63), strategy=strategy,
+                                     parallel=parallel)
     sampler = Sampler(space, seed)
     state = SearchState(stage=cfg.stage)
     if strategy == "grid":
@@ -215,3 +213,35 @@ def first_settings(space: Space, n: int, seed: int | None, *, strategy: str | No
         room = budget - len(out)
         out += sampler.random(state, min(room, r) if room > 0 else r, stratified=strategy != "random")
     return out[:n]
+
+
+def _model_first_settings(space: Space, n: int, seed: int, *, strategy: str = "tpe", parallel: int = 1) -> list[dict[str, Any]]:
+    """The first n settings a fresh study run with this seed queues: `parallel` asked at once, then
+    one per trial that ends, each ask seeing the earlier settings as trials.
+
+    The first `parallel` are exact. Later ones are exact while the sampler is still in its random
+    startup (TPE, GP: 10 trials) and trials end one at a time; past that they depend on results.
+    With no results every ask of TPE and GP is a startup draw, which depends on the seed and the
+    history's size alone (GP: on the random stream the asks before it left): drawn from an empty
+    study, so n settings cost n asks, not n² trials.
+    """
+    from tui_tuner.search.optuna_search import OptunaSearch
+    from tui_tuner.search.trials import Trial
+
+    state = SearchState(stage=space.config.stage)
+    model = OptunaSearch(space, state, seed, [], strategy=strategy)
+    out: list[dict[str, Any]] = []
+    trials: list[Trial] = []
+    while len(out) < n:
+        k = min(n - len(out), max(1, parallel) if not out else 1)
+        if strategy == "gp" and model.in_startup(k):
+            # GP continues one random stream from ask to ask (the scheduler keeps it in the study).
+            batch = model._draw(model.seed % 2**32, k, history=False)
+        elif model.in_startup(k):
+            batch = model._draw(model.history_seed(model.seed, len(out), len(out)), k, history=False)
+        else:   # CMA-ES (its replay), or a startup of 0: the history matters
+            trials = [Trial(id=i + 1, status="queued", params=s, source=strategy, created=float(i + 1))
+                      for i, s in enumerate(out)]
+            batch = OptunaSearch(space, state, seed, trials, strategy=strategy).ask(k)
+        out += batch
+    return out

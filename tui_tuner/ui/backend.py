@@ -125,6 +125,7 @@ class Backend:
             self._view.join(timeout=5)
         if self._gpu is not None:
             self._gpu.close()
+        self._view_of.close()
 
     # -- commands (each runs on the command thread through submit) --------------------------------
 

@@ -53,6 +53,7 @@ class SnapshotBuilder:
         self._curves: dict[int, tuple[float, ...]] = {}
         self._importance: tuple[int, dict[str, float], str] = (-1, {}, "")
         self._importance_busy = False
+        self._importance_worker = None   # the process measuring importance, started on first use
         self._study_cache: tuple[float, str, Any] | None = None
         # The picture on screen ("curves", "search" or None) and the curves' metric (None: the
         # objective): their data is gathered only while one is open.
@@ -296,11 +297,20 @@ class SnapshotBuilder:
                              name="tui-tuner-importance", daemon=True).start()
         return scores, method
 
-    def _compute_importance(self, key: int, done: list[tuple[dict, float]]) -> None:
+    def _compute_importance(self, key: int, done: list[tuple[dict, float]], *, here: bool = False) -> None:
         try:
-            from tui_tuner.search.importance import importance
+            if here:
+                from tui_tuner.search.importance import importance
 
-            imp = importance(self.session.space, done, self.session.config.maximize)
+                imp = importance(self.session.space, done, self.session.config.maximize)
+            else:
+                # In a worker process: optuna's importance package brings scikit-learn and scipy
+                # (~130 MB), which would take the app past 150 MB (issue 20).
+                if self._importance_worker is None:
+                    from tui_tuner.runtime.model_worker import ModelWorker
+
+                    self._importance_worker = ModelWorker()
+                imp = self._importance_worker.importance(self.session.space, done, self.session.config.maximize)
             self._importance = (key, dict(imp.scores), str(imp.method))
         except Exception as e:  # noqa: BLE001 - the column stays empty, and the user is told why
             self._importance = (key, {}, "")
@@ -310,12 +320,17 @@ class SnapshotBuilder:
             self._importance_busy = False
             self._wake()
 
+    def close(self) -> None:
+        """End the importance worker, if one was started."""
+        if self._importance_worker is not None:
+            self._importance_worker.close()
+
     def compute_importance_now(self) -> None:
         """Compute measured importance on the calling thread (deterministic first frames in tests)."""
         n_done = self.session.study.counts().get("done", 0)
         done = [(t.params, t.objective) for t in self.session.study.finished()
                 if t.status == "done" and t.objective is not None]
-        self._compute_importance(n_done, done)
+        self._compute_importance(n_done, done, here=True)
 
     def _k_line(self) -> str | None:
         status = self.session.k_status()
