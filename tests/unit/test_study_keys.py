@@ -48,7 +48,9 @@ def test_without_optuna_the_default_falls_back_to_coarse_to_fine_and_says_so(mon
     _without(monkeypatch, "optuna", "torch")
     cfg = study()
     assert cfg.strategy == "coarse_to_fine"
-    assert cfg.strategy_fallback.startswith("optuna is not installed") and "pip install optuna" in cfg.strategy_fallback
+    # The registry names what the default (gp) lacks, and how to get it: the torch extra brings optuna too.
+    assert cfg.strategy_fallback.startswith("optuna and torch are not installed: searching with coarse_to_fine")
+    assert "(pip install 'tui-tuner[torch]')" in cfg.strategy_fallback
     named = study(strategy="random")    # a strategy the space names is never replaced
     assert named.strategy == "random" and not named.strategy_fallback
 

@@ -19,7 +19,8 @@ from typing import Any, NoReturn, TextIO
 from tui_tuner import __version__
 from tui_tuner.cli.study import cmd_export, cmd_plot, cmd_recover, cmd_show
 from tui_tuner.errors import TunerError
-from tui_tuner.search.config import EARLY_STOP_RULES, MODEL_STRATEGIES, STRATEGIES
+from tui_tuner.search import strategies
+from tui_tuner.search.config import EARLY_STOP_RULES
 from tui_tuner.search.pbt_config import AUTOPILOTS
 from tui_tuner.search.space import Space, load_space
 
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("space", nargs="?", help="the search space file (optional when --study holds one)")
     t.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
     t.add_argument("--seed", type=_count, help="seed of a new study (default: the space's, else random)")
-    t.add_argument("--strategy", choices=STRATEGIES, help="how settings are chosen (default: the space's)")
+    t.add_argument("--strategy", choices=strategies.names(), help="how settings are chosen (default: the space's)")
     _budget_options(t)
     t.set_defaults(func=cmd_tune)
 
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trials", type=_positive, metavar="N", help="the study's total budget of trials")
     r.add_argument("--parallel", type=_parallel, metavar="K",
                    help="runs at once, or auto (raised while the runs' total steps/s rises)")
-    r.add_argument("--strategy", choices=STRATEGIES, help="how settings are chosen")
+    r.add_argument("--strategy", choices=strategies.names(), help="how settings are chosen")
     r.add_argument("--seed", type=_count, help="seed of a new study")
     r.add_argument("--study", metavar="DIR", help="study directory (default: ./studies/<study name>/)")
     _budget_options(r)
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=_count, default=10, metavar="N", help="how many settings (default 10)")
     s.add_argument("--seed", type=_count, help="seed (same seed, same output; default: the space's, else random)")
     # These shape the scheduler's batches, so they must match the run's for the same settings.
-    s.add_argument("--strategy", choices=STRATEGIES, help="as for run (default: the space's)")
+    s.add_argument("--strategy", choices=strategies.names(), help="as for run (default: the space's)")
     s.add_argument("--trials", type=_positive, metavar="N", help="the budget, as for run (default: the space's)")
     s.add_argument("--parallel", type=_parallel, metavar="K",
                    help="runs at once, as for run (default: the space's; auto starts at 1)")
@@ -252,7 +253,7 @@ def _check_overrides(study: Any, overrides: dict[str, Any]) -> None:
     from tui_tuner.study.settings import configured, kept
 
     config = configured(study.space.config, {**kept(study), **{k: v for k, v in overrides.items() if v is not None}})
-    if config.strategy in MODEL_STRATEGIES:
+    if strategies.get(config.strategy).model:
         from tui_tuner.search.optuna_search import OptunaSearch
         from tui_tuner.search.state import SearchState
 
@@ -299,8 +300,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the first N settings `run` with the same seed, strategy, trials and parallel queues."""
-    from tui_tuner.search.sampling import first_round_size, first_settings
-
     out = out or sys.stdout
     space = load_space(args.space)
     seed = args.seed if args.seed is not None else space.config.seed
@@ -309,13 +308,11 @@ def cmd_sample(args: argparse.Namespace, out: TextIO | None = None) -> int:
     budget = args.trials or cfg.budget
     parallel = args.parallel or cfg.parallel
     parallel = 1 if parallel == "auto" else parallel   # auto-k starts at one run
-    settings = first_settings(space, args.n, seed, strategy=strategy, budget=budget, parallel=parallel)
-    if strategy == "coarse_to_fine" and args.n > (first := first_round_size(budget, parallel, cfg.round_size)):
-        print(f"{PROG}: note: settings after the first {first} (the first coarse-to-fine round) are drawn "
-              f"without the zooms a run makes from its results", file=sys.stderr)
-    elif strategy in MODEL_STRATEGIES and args.n > parallel:
-        print(f"{PROG}: note: settings after the first {parallel} assume trials end one at a time, and once "
-              f"the model leaves its random startup (10 trials) they depend on the results", file=sys.stderr)
+    chosen = strategies.get(strategy)
+    settings = chosen.preview(space, args.n, seed, budget=budget, parallel=max(1, parallel))
+    note = chosen.preview_note(args.n, budget, parallel, cfg.round_size)
+    if note:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     for setting in settings:
         out.write(json.dumps(setting) + "\n")
     out.flush()

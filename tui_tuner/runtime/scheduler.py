@@ -25,19 +25,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.errors import SpaceError, StudyError, TunerError
 from tui_tuner.runtime.model_worker import ModelFailed, ModelWorker, PendingAsk, WorkerCrashed
 from tui_tuner.runtime.runner import Runner
-from tui_tuner.search import sampling
+from tui_tuner.search import sampling, strategies
 from tui_tuner.search.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
-from tui_tuner.search.config import MODEL_STRATEGIES, STRATEGIES
 from tui_tuner.study import fail_fast
 from tui_tuner.study import moves as search
 
-# Trials the strategy queued (not manual, fork, default); a model-based one's source is its name.
-STRATEGY_SOURCES = ("random", "grid", "zoom", *MODEL_STRATEGIES)
-C2F_META = "c2f_round"                           # {"round": k, "after_id": id}: trials > id are round k's
-GRID_META = "grid_state"                         # the search state the grid was enumerated for
 KERNEL_META = "gp_kernel"                        # the last GP fit's kernel parameters: the next fit starts there
 STREAM_META = "gp_stream"                        # GP's random state after its last ask: the next one continues it
 WORKER_CRASHES = 2                               # crashes of the model worker after which TPE asks for good
@@ -72,8 +67,10 @@ class Scheduler:
             raise StudyError(f"parallel must be a whole number >= 1 or \"auto\", got {parallel!r}")
         self.parallel = 1 if self.auto_k else max(1, int(parallel if parallel is not None else cfg.parallel))
         self.strategy = strategy or cfg.strategy
-        if self.strategy not in STRATEGIES:
-            raise StudyError(f"unknown strategy {self.strategy!r} (allowed: {', '.join(STRATEGIES)})")
+        try:
+            model = strategies.get(self.strategy).model
+        except SpaceError as e:
+            raise StudyError(e.message.removeprefix("strategy: ")) from None
         self.step_budget = cfg.step_budget if step_budget is None else step_budget
         if self.step_budget is not None and (isinstance(self.step_budget, bool)
                                              or not isinstance(self.step_budget, int) or self.step_budget < 1):
@@ -83,7 +80,7 @@ class Scheduler:
         except ValueError as e:
             raise StudyError(f"time budget {e}") from None
         self.curves: Callable[[], Mapping[int, Mapping[int, float]]] | None = None
-        if self.strategy in MODEL_STRATEGIES:
+        if model:
             # Fails now, in one line naming the missing package, rather than at the first refill.
             self._model_search([])
         # An automatic round smaller than `parallel` would leave slots idle while it waits to zoom.
@@ -221,17 +218,16 @@ class Scheduler:
     # -- refilling ------------------------------------------------------------------------------
 
     def refill(self) -> bool:
-        """Queue more settings by the strategy; False when there is nothing to queue now."""
+        """Queue more settings by the strategy (search/strategies/); False when there is nothing to queue now."""
         room = self.remaining() - len(self.study.queue())
         if room <= 0:
             return False
-        if self.strategy == "grid":
-            return self._refill_grid()
-        if self.strategy == "random":
-            return self._queue_random(min(room, self.parallel), "random")
-        if self.strategy in MODEL_STRATEGIES:
-            return self._refill_model(room)
-        return self._refill_coarse_to_fine(room)
+        return strategies.get(self.strategy).refill(self, room)
+
+    def zoomed(self) -> Any:
+        """The study's region zoomed around its best trials, with this study's zoom settings (a
+        coarse-to-fine round); TunerError on too few finished trials."""
+        return search.zoomed(self.study, top=self.zoom_top, margin=self.zoom_margin)
 
     def _model_search(self, trials: list, strategy: str | None = None) -> Any:
         from tui_tuner.search.optuna_search import OptunaSearch
@@ -249,7 +245,7 @@ class Scheduler:
         meta = {k: v for k, v in ((KERNEL_META, kernel), (STREAM_META, stream)) if v is not None}
         self.study.enqueue(settings, self.strategy, meta=meta or None)
 
-    def _refill_model(self, room: int) -> bool:
+    def ask_model(self, room: int) -> bool:
         """Ask the model for a setting per free slot, as late as possible so it has seen every
         result so far; the queued and running trials are in its history as pending.
 
@@ -321,8 +317,8 @@ class Scheduler:
         self.study.enqueue(settings, "tpe")
         return bool(settings)
 
-    def _queue_random(self, n: int, source: str, extra_meta: dict[str, Any] | None = None, *,
-                      stratified: bool = False) -> bool:
+    def queue_random(self, n: int, source: str, extra_meta: dict[str, Any] | None = None, *,
+                     stratified: bool = False) -> bool:
         """Sample n settings in the current search state; queue them with the sampler state, at once."""
         if n <= 0:
             return False
@@ -336,56 +332,9 @@ class Scheduler:
             raise
         return True
 
-    def _refill_grid(self) -> bool:
-        state = self.study.search_state
-        key = state.to_json()
-        if self.study.meta(GRID_META) == key:
-            if not self.exhausted:
-                self.exhausted = True
-                n = sum(1 for t in self.study.trials("id") if t.source == "grid")
-                self.message = (f"grid exhausted: all {n} settings were tried"
-                                f"{f' (budget {self.budget})' if n < self.budget else ''}; the study ends")
-            return False
-        # SpaceError (a float without a step, a grid over the limit) reaches the caller: no sensible
-        # fallback exists, the user has to change the space or the strategy.
-        settings = self.sampler.grid(state)
-        self.study.enqueue(settings, "grid", meta={GRID_META: key})
-        return bool(settings)
-
-    def _refill_coarse_to_fine(self, room: int) -> bool:
-        # Stratified rounds and a first round twice the size won in tests/bench/search_quality.py:
-        # the first zoom needs to have seen enough of the space.
-        n = min(room, self.round_size)
-        info = self.study.meta(C2F_META)
-        trials = self.study.trials("id")
-        last_id = trials[-1].id if trials else 0
-        if not info:
-            return self._queue_random(min(room, 2 * self.round_size), "random",
-                                      {C2F_META: {"round": 1, "after_id": last_id}}, stratified=True)
-        members = [t for t in trials if t.id > info["after_id"] and t.source in STRATEGY_SOURCES]
-        source = "random" if info["round"] <= 1 else "zoom"
-        if not members:
-            # The round was zoomed but a tuner died before sampling it: sample it now.
-            first = info["round"] <= 1
-            return self._queue_random(min(room, 2 * self.round_size) if first else n, source,
-                                      stratified=True)
-        if any(not t.finished for t in members):
-            return False   # a round zooms only once all of it has finished
-        state = self.study.search_state
-        source = "zoom"
-        try:
-            state = search.zoomed(self.study, top=self.zoom_top, margin=self.zoom_margin)
-        except TunerError:
-            # Fewer finished trials than region.zoom_minimum (failures, stops): a zoom on them
-            # could shut out the best region, so the next round is sampled where we are.
-            source = "random"
-        # Zoom and the new round commit together, so a crash never zooms twice.
-        self.study.store.set_meta({"search_state": state.to_dict(),
-                                   C2F_META: {"round": info["round"] + 1, "after_id": last_id}})
-        return self._queue_random(n, source, stratified=True)
-
     @property
     def round(self) -> int:
         """The coarse-to-fine round in progress (0 before the first)."""
-        info = self.study.meta(C2F_META)
-        return int(info["round"]) if info else 0
+        from tui_tuner.search.strategies.coarse_to_fine import round_of
+
+        return round_of(self.study)

@@ -6,7 +6,6 @@ stopping, zero-code metric patterns). Every refusal is one line naming the file,
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import re2
 
 from tui_tuner.errors import SpaceError
 from tui_tuner.formatting import quoted_name, quoted_value
+from tui_tuner.search import strategies
 from tui_tuner.search.budget import parse_duration
 from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
@@ -23,13 +23,7 @@ from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
 from tui_tuner.search.space_params import FLAG_STYLES, Fail
 
-# Model-based strategies go through Optuna (search/optuna_search.py), imported only when used.
-MODEL_STRATEGIES = ("tpe", "gp", "cmaes")
-FALLBACK_STRATEGY = "coarse_to_fine"   # the default where optuna is missing
-# The default: Optuna's GP sampler (needs torch and scipy), else its TPE (optuna alone), else coarse_to_fine.
-# On LCBench at 20 trials GP's regret is about half TPE's (tests/bench/lcbench.py).
-DEFAULT_STRATEGY = "gp"
-STRATEGIES = ("random", "grid", "coarse_to_fine", *MODEL_STRATEGIES)
+# The strategies (their names, needs and the default) are search/strategies/'s: nothing here lists them.
 EARLY_STOP_RULES = RULES
 # A zoom keeps the best quarter of the trials and stays 15% wider than their box (tests/bench/search_quality.py).
 ZOOM_TOP = 0.25
@@ -77,7 +71,7 @@ class StudyConfig:
     parallel: int = 1                  # runs at once (1 to start with when auto_k)
     auto_k: bool = False               # parallel = "auto": auto-k chooses it from measured throughput
     budget: int = 20
-    strategy: str = DEFAULT_STRATEGY
+    strategy: str = field(default_factory=lambda: strategies.default()[0])
     seed: int | None = None
     reduce: str = "best"
     flag_style: str = "space"
@@ -247,7 +241,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         parallel=1 if auto_k else parallel,
         auto_k=auto_k,
         budget=integer("budget", 20, 1),
-        strategy=choice("strategy", STRATEGIES, default[0]),
+        strategy=choice("strategy", strategies.names(), default[0]),
         strategy_fallback="" if "strategy" in raw else default[1],
         seed=integer("seed", None, 0),
         reduce=choice("reduce", ("best", "last"), "best"),
@@ -279,20 +273,10 @@ def check_groups(rx: Any, where: str, fail: Fail, *, step_group: bool) -> None:
 
 
 def default_strategy() -> tuple[str, str]:
-    """The strategy of a space that names none, and why it is not the default gp ("" when it is).
-
-    gp needs torch and scipy (the `torch` extra) besides optuna, a dependency: without them tpe
-    searches, and without optuna coarse_to_fine (`strategy_fallback` says why; the session tells
-    the user once)."""
-    if importlib.util.find_spec("optuna") is None:
-        return FALLBACK_STRATEGY, (f"optuna is not installed: searching with {FALLBACK_STRATEGY} instead of "
-                                   f"the default {DEFAULT_STRATEGY} (pip install optuna)")
-    missing = [m for m in ("torch", "scipy") if importlib.util.find_spec(m) is None]
-    if missing:
-        return "tpe", (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: "
-                       f"searching with tpe instead of the default {DEFAULT_STRATEGY} "
-                       f"(pip install 'tui-tuner[torch]')")
-    return DEFAULT_STRATEGY, ""
+    """The strategy of a space that names none, and why it is not the first choice ("" when it is):
+    the registry's most preferred strategy whose packages are installed (gp, else tpe, else
+    coarse_to_fine; `strategy_fallback` says why, and the session tells the user once)."""
+    return strategies.default()
 
 
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,

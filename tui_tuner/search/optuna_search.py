@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from tui_tuner.errors import SpaceError
+from tui_tuner.search import strategies
 from tui_tuner.search.gp_told import (
     HISTORY_CAP,
     capped,
@@ -56,7 +57,6 @@ from tui_tuner.search.space import Space
 from tui_tuner.search.state import SearchState
 from tui_tuner.search.trials import PENDING, Trial
 
-STRATEGIES = ("tpe", "gp", "cmaes")
 STUDY_NAME = "tui-tuner"
 GP_STARTUP = 10   # GPSampler's random startup trials (its default): it fits no model before these
 
@@ -94,9 +94,9 @@ class OptunaSearch:
                  strategy: str = "tpe", curves: Mapping[int, Mapping[int, float]] | None = None,
                  startup: int | None = None, kernel: list[float] | None = None, pending: str = "lie",
                  stream: dict[str, Any] | None = None) -> None:
-        if strategy not in STRATEGIES:
+        if strategy not in strategies.model_names():
             raise SpaceError(f"strategy: {strategy!r} is not a model-based strategy "
-                             f"(allowed: {', '.join(STRATEGIES)})")
+                             f"(allowed: {', '.join(strategies.model_names())})")
         if startup is not None and (isinstance(startup, bool) or not isinstance(startup, int) or startup < 0):
             raise SpaceError(f"startup trials must be an integer >= 0, got {startup!r}")
         if pending not in ("lie", "running"):

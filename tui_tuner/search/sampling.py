@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from tui_tuner.errors import SpaceError
-from tui_tuner.search.config import MODEL_STRATEGIES
 from tui_tuner.search.param import Param
 from tui_tuner.search.space import Space
 from tui_tuner.search.state import SearchState, current_box, current_values
@@ -180,68 +179,3 @@ def first_round_size(budget: int, parallel: int = 1, round_size: int = 0) -> int
     at most the budget; an automatic round is never smaller than `parallel` (no idle slots)."""
     r = round_size or max(auto_round_size(budget), parallel)
     return min(budget, 2 * r)
-
-
-def first_settings(space: Space, n: int, seed: int | None, *, strategy: str | None = None,
-                   budget: int | None = None, parallel: int | None = None) -> list[dict]:
-    """The first n settings a fresh study of `space` run with this seed queues, in queue order.
-
-    Draws in the scheduler's batches, since a batch of 8 is not two batches of 4 (each parameter
-    takes its draws as one vector, and a stratified draw depends on its size): random queues
-    min(room, parallel) at a time, coarse_to_fine one stratified first round
-    (`first_round_size`), grid the whole grid. Later coarse-to-fine rounds depend on the results
-    (each zooms first): past the first round these are the rounds it would draw without a zoom.
-    """
-    cfg = space.config
-    strategy = strategy or cfg.strategy
-    budget = cfg.budget if budget is None else budget
-    parallel = max(1, cfg.parallel if parallel is None else parallel)
-    if strategy in MODEL_STRATEGIES:
-        return _model_first_settings(space, n, int(np.random.SeedSequence(seed).entropy % 2**63), strategy=strategy,
-                                     parallel=parallel)
-    sampler = Sampler(space, seed)
-    state = SearchState(stage=cfg.stage)
-    if strategy == "grid":
-        return sampler.grid(state)[:n]
-    out: list[dict] = []
-    if strategy == "coarse_to_fine":
-        out += sampler.random(state, first_round_size(budget, parallel, cfg.round_size), stratified=True)
-        r = cfg.round_size or max(auto_round_size(budget), parallel)
-    else:
-        r = parallel
-    while len(out) < n:
-        room = budget - len(out)
-        out += sampler.random(state, min(room, r) if room > 0 else r, stratified=strategy != "random")
-    return out[:n]
-
-
-def _model_first_settings(space: Space, n: int, seed: int, *, strategy: str = "tpe", parallel: int = 1) -> list[dict[str, Any]]:
-    """The first n settings a fresh study run with this seed queues: `parallel` asked at once, then
-    one per trial that ends, each ask seeing the earlier settings as trials.
-
-    The first `parallel` are exact. Later ones are exact while the sampler is still in its random
-    startup (TPE, GP: 10 trials) and trials end one at a time; past that they depend on results.
-    With no results every ask of TPE and GP is a startup draw, which depends on the seed and the
-    history's size alone (GP: on the random stream the asks before it left): drawn from an empty
-    study, so n settings cost n asks, not n² trials.
-    """
-    from tui_tuner.search.optuna_search import OptunaSearch
-    from tui_tuner.search.trials import Trial
-
-    state = SearchState(stage=space.config.stage)
-    model = OptunaSearch(space, state, seed, [], strategy=strategy)
-    out: list[dict[str, Any]] = []
-    trials: list[Trial] = []
-    while len(out) < n:
-        k = min(n - len(out), max(1, parallel) if not out else 1)
-        if strategy == "gp" and model.in_startup(k):
-            # GP continues one random stream from ask to ask (the scheduler keeps it in the study).
-            batch = model._draw(model.seed % 2**32, k, history=False)
-        elif model.in_startup(k):
-            batch = model._draw(model.history_seed(model.seed, len(out), len(out)), k, history=False)
-        else:   # CMA-ES (its replay), or a startup of 0: the history matters
-            trials = [Trial(id=i + 1, status="queued", params=s, source=strategy, created=float(i + 1))
-                      for i, s in enumerate(out)]
-            batch = OptunaSearch(space, state, seed, trials, strategy=strategy).ask(k)
-        out += batch
-    return out

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tui_tuner.errors import StudyError
 from tui_tuner.search.space import Space
 from tui_tuner.study import rundir
-from tui_tuner.study.store import SOURCES, Store, Trial
+from tui_tuner.study.store import Store, Trial, sources
 
 
 class StudyQueue:
@@ -59,8 +59,8 @@ class StudyQueue:
         in the given order. `meta` values are written in the same transaction.
         """
         self._writable()
-        if source not in SOURCES:
-            raise StudyError(f"unknown trial source {source!r} (allowed: {', '.join(SOURCES)})")
+        if source not in sources():
+            raise StudyError(f"unknown trial source {source!r} (allowed: {', '.join(sources())})")
         checked = [self.space.check_setting(dict(s)) for s in settings]
         level = self._zoom_level()
         now = time.time()

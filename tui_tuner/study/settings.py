@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from tui_tuner.errors import SpaceError, StudyError
-from tui_tuner.search.config import STRATEGIES, StudyConfig, early_stop_config
+from tui_tuner.search import strategies
+from tui_tuner.search.config import StudyConfig, early_stop_config
 from tui_tuner.search.early_stop_records import EarlyStopConfig
 from tui_tuner.search.pbt_config import pbt_config
 
@@ -49,8 +50,8 @@ def configured(config: StudyConfig, settings: Mapping[str, Any]) -> StudyConfig:
         else:
             changes.update(auto_k=False, parallel=_whole(s["parallel"], "parallel", 1))
     if "strategy" in s:
-        if s["strategy"] not in STRATEGIES:
-            raise StudyError(f"unknown strategy {s['strategy']!r} (allowed: {', '.join(STRATEGIES)})")
+        if s["strategy"] not in strategies.names():
+            raise StudyError(f"unknown strategy {s['strategy']!r} (allowed: {', '.join(strategies.names())})")
         changes.update(strategy=s["strategy"], strategy_fallback="")
     if {"early_stop", "early_stop_min_step", "early_stop_max_step"} & s.keys():
         es = config.early_stop

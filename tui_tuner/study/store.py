@@ -21,12 +21,18 @@ from tui_tuner.errors import StudyError
 from tui_tuner.search.trials import ACTIVE, FINISHED, STATUSES, Trial
 from tui_tuner.trainer.protocol import PRIVATE_DIR, PRIVATE_FILE, run_id, write_atomic
 
-__all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "SOURCES", "STATUSES", "Store",
-           "Trial", "clean_objective", "first_line", "run_id", "write_atomic"]
+__all__ = ["ACTIVE", "FINISHED", "PRIVATE_DIR", "PRIVATE_FILE", "STATUSES", "Store",
+           "Trial", "clean_objective", "first_line", "run_id", "sources", "write_atomic"]
 
-# Where a trial came from: a strategy's draw (random, grid, zoom; tpe, gp, cmaes: the model-based
-# strategy that proposed it), or the user (manual, fork, default).
-SOURCES = ("random", "grid", "zoom", "tpe", "gp", "cmaes", "manual", "fork", "default")
+# Where a trial came from besides a strategy's draw (search/strategies/ names those): the user.
+USER_SOURCES = ("manual", "fork", "default")
+
+
+def sources() -> tuple[str, ...]:
+    """Every source a trial may have: a strategy's draw, or the user's (manual, fork, default)."""
+    from tui_tuner.search import strategies
+
+    return (*strategies.sources(), *USER_SOURCES)
 
 DB_NAME = "study.db"
 SPACE_NAME = "space.toml"

@@ -22,7 +22,6 @@ from tui_tuner.study.opening import open_parts
 from tui_tuner.study.queue import StudyQueue
 from tui_tuner.study.store import (
     RUNS_DIR,
-    SOURCES,
     SPACE_NAME,
     Store,
     Trial,
@@ -30,7 +29,7 @@ from tui_tuner.study.store import (
     run_id,
 )
 
-__all__ = ["ACTIVE", "FINISHED", "SOURCES", "STATUSES", "Study", "Trial", "default_dir", "run_id"]
+__all__ = ["ACTIVE", "FINISHED", "STATUSES", "Study", "Trial", "default_dir", "run_id"]
 
 ORDERS = ("best", "start", "id")
 # The study meta key of the forks that do not continue their parent exactly: {"trial id": why}.
