@@ -19,9 +19,24 @@ class TunerError(Exception):
 
 
 class SpaceError(TunerError):
-    """A search space file (or a setting checked against it) breaks a rule."""
+    """A search space file (or a setting checked against it) breaks a rule.
+
+    Made with `at(where, rule)`, it keeps the key (`where`, e.g. "study.early_stop_min_step") and the
+    rule apart, so whoever adds the file's name does so without parsing the message back.
+    """
 
     title = "Search space"
+
+    def __init__(self, message: str, *, title: str | None = None, where: str | None = None,
+                 rule: str | None = None) -> None:
+        super().__init__(message, title=title)
+        self.where = where
+        self.rule = rule
+
+    @classmethod
+    def at(cls, where: str, rule: str) -> SpaceError:
+        """The error 'WHERE: RULE', its key and rule kept apart."""
+        return cls(f"{where}: {rule}", where=where, rule=rule)
 
 
 class StudyError(TunerError):

@@ -219,7 +219,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     try:
         early_stop = early_stop_config(*rule_args)
     except SpaceError as e:
-        raise fail(*e.message.split(": ", 1)) from None
+        raise fail(e.where or "study", e.rule or e.message) from None
 
     parallel = raw.get("parallel", 1)
     auto_k = parallel == "auto"
@@ -231,7 +231,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         autopilot = pbt_config(raw.get("autopilot", "none"), raw.get("autopilot_interval"),
                                raw.get("autopilot_fraction"), raw.get("autopilot_resample"))
     except SpaceError as e:
-        raise fail(*e.message.split(": ", 1)) from None
+        raise fail(e.where or "study", e.rule or e.message) from None
 
     return StudyConfig(
         name=name.strip(),
@@ -287,8 +287,8 @@ def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
     Neither step given: the most steps a trial runs is taken at run time, from the trainer's
     `max_steps` where it says one, else from the first trial that finishes (as Optuna's "auto")."""
     if rule not in EARLY_STOP_RULES:
-        raise SpaceError(f"study.early_stop: must be one of {', '.join(EARLY_STOP_RULES)}, got {quoted_value(rule)}")
+        raise SpaceError.at("study.early_stop", f"must be one of {', '.join(EARLY_STOP_RULES)}, got {quoted_value(rule)}")
     if rule == "hyperband" and min_step is not None and max_step is not None and min_step > max_step:
-        raise SpaceError(f"study.early_stop_min_step: must be <= early_stop_max_step ({max_step}) for "
+        raise SpaceError.at("study.early_stop_min_step", f"must be <= early_stop_max_step ({max_step}) for "
                          f"hyperband, got {min_step}")
     return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop")

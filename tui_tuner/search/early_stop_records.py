@@ -42,16 +42,16 @@ class EarlyStopConfig:
     def __post_init__(self) -> None:
         w = self.where
         if self.rule not in RULES:
-            raise SpaceError(f"{w}: unknown rule {self.rule!r} (allowed: {', '.join(RULES)})")
+            raise SpaceError.at(w, f"unknown rule {self.rule!r} (allowed: {', '.join(RULES)})")
         if self.min_step is not None and (not _is_int(self.min_step) or self.min_step < 1):
-            raise SpaceError(f"{w}: min_step must be an integer >= 1, got {self.min_step!r}")
+            raise SpaceError.at(w, f"min_step must be an integer >= 1, got {self.min_step!r}")
         if not _is_int(self.reduction_factor) or self.reduction_factor < 2:
-            raise SpaceError(f"{w}: reduction_factor must be an integer >= 2, got {self.reduction_factor!r}")
+            raise SpaceError.at(w, f"reduction_factor must be an integer >= 2, got {self.reduction_factor!r}")
         if self.max_step is not None and (not _is_int(self.max_step) or self.max_step < 1):
-            raise SpaceError(f"{w}: max_step (the most steps a trial runs) must be an integer >= 1, got {self.max_step!r}")
+            raise SpaceError.at(w, f"max_step (the most steps a trial runs) must be an integer >= 1, got {self.max_step!r}")
         if self.rule == "hyperband" and self.max_step is not None and self.min_step is not None \
                 and self.max_step < self.min_step:
-            raise SpaceError(f"{w}: hyperband needs min_step <= the most steps a trial runs, got min_step="
+            raise SpaceError.at(w, f"hyperband needs min_step <= the most steps a trial runs, got min_step="
                              f"{self.min_step}, most steps {self.max_step}")
 
     @property

@@ -30,17 +30,17 @@ class PbtConfig:
     def __post_init__(self) -> None:
         w = self.where
         if self.rule not in AUTOPILOTS:
-            raise SpaceError(f"{w}.autopilot: must be one of {', '.join(AUTOPILOTS)}, got {self.rule!r}")
+            raise SpaceError.at(f"{w}.autopilot", f"must be one of {', '.join(AUTOPILOTS)}, got {self.rule!r}")
         if isinstance(self.interval, bool) or not isinstance(self.interval, int) or self.interval < 1:
-            raise SpaceError(f"{w}.autopilot_interval: must be an integer >= 1 (steps between two "
+            raise SpaceError.at(f"{w}.autopilot_interval", f"must be an integer >= 1 (steps between two "
                              f"judgements of a run), got {self.interval!r}")
         f = self.fraction
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 0.5:
-            raise SpaceError(f"{w}.autopilot_fraction: must be a number in (0, 0.5] (the share of live "
+            raise SpaceError.at(f"{w}.autopilot_fraction", f"must be a number in (0, 0.5] (the share of live "
                              f"runs that is bottom, and top), got {f!r}")
         r = self.resample
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 1:
-            raise SpaceError(f"{w}.autopilot_resample: must be a probability in [0, 1], got {r!r}")
+            raise SpaceError.at(f"{w}.autopilot_resample", f"must be a probability in [0, 1], got {r!r}")
 
     @property
     def active(self) -> bool:

@@ -102,7 +102,7 @@ def parse_space(text: str, source: str = "<string>", *, default_name: str | None
 
 def _build(data: dict[str, Any], source: str, default_name: str, text: str) -> Space:
     def fail(where: str, rule: str) -> SpaceError:
-        return SpaceError(f"{source}: {where}: {rule}")
+        return SpaceError(f"{source}: {where}: {rule}", where=where, rule=rule)
 
     for key in data:
         if key not in ("study", "params"):
