@@ -1,4 +1,4 @@
-"""The `tui-tuner` command line (contract: DESIGN.md, "Command line").
+"""The `tui-tuner` command line: the commands README.md lists under "Commands".
 
 Every user error is one line on stderr (`tui-tuner: <message>`) and exit code 2; a traceback is a
 bug, shown only with TUI_TUNER_DEBUG=1. `run`, `tune` and `demo` are hook points filled in by the

@@ -3,7 +3,7 @@
 A new study gets space.toml, runs/ and the schema (space.toml first: a crash before the schema
 commits leaves an empty db, which reopens as new). Reopening checks the stored space against
 space.toml and the space passed, and refuses a second owner, a study.db lost over existing runs, a
-space with other parameters or another objective (DESIGN.md, "Study directory").
+space with other parameters or another objective (README.md, "Commands" and "When things go wrong").
 """
 
 from __future__ import annotations

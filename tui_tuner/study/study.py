@@ -1,7 +1,7 @@
 """A study: one directory holding the space, the ordered queue and every trial, owned by one tuner at a time.
 
 The directory layout and the refusals (a second owner, a space with other parameters) are a contract
-(DESIGN.md, "Study directory"). Each method that changes something is one SQLite transaction, so the
+that scripts and the other commands rely on (README.md, "Commands" and "When things go wrong"). Each method that changes something is one SQLite transaction, so the
 study survives the tuner being killed between any two statements.
 """
 
