@@ -262,8 +262,10 @@ def test_a_run_that_ended_between_spawn_and_record_is_settled_not_run_again(tmp_
     run_dir.mkdir(parents=True)
     protocol.write_json_atomic(run_dir / protocol.PARAMS, {"trial": trial.id, "params": trial.params, "resume": None})
     # The tuner spawned it and died before recording it; the run ended before the next tuner came.
-    launch.spawn(run_dir, [sys.executable, str(TOY)])
-    wait_until(lambda: (run_dir / protocol.EXIT).exists(), timeout=10, what="the orphan to end")
+    shim = launch.spawn(run_dir, [sys.executable, str(TOY)])
+    # Its shim gone too: it removes the space it set aside for exit.json after writing it.
+    wait_until(lambda: (run_dir / protocol.EXIT).exists() and not launch.pid_alive(shim), timeout=10,
+               what="the orphan to end")
     before = files_of(run_dir)
     runner.start(trial)
     t = study.trial(trial.id)

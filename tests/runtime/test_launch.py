@@ -239,7 +239,8 @@ def test_pid_alive_treats_any_zombie_as_dead():
 def test_pid_alive_checks_the_run_dir(tmp_path):
     run, pid = spawn_waiter(tmp_path, "go")
     try:
-        assert launch.pid_alive(pid, run) and not launch.pid_alive(pid, tmp_path / "other")
+        wait_for(lambda: launch.pid_alive(pid, run))
+        assert not launch.pid_alive(pid, tmp_path / "other")
     finally:
         (tmp_path / "go").touch()
         wait_exit(run, pid)
