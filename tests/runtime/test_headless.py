@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from runtime_helpers import toy_space
@@ -87,11 +88,23 @@ def test_sigkill_mid_study_then_restart_loses_nothing(tmp_path):
         before = {t.id: t for t in s.trials("id")}
     assert [before[i].status for i in (3, 4)] == ["running", "running"]
     for i in (3, 4):
-        os.killpg(before[i].pid, 0)   # the runs survived the tuner
+        # The runs survived the tuner. They are held (SIGSTOP) until the next tuner has re-adopted
+        # them: on a loaded box its start-up could otherwise outlast them, and it would only settle them.
+        os.killpg(before[i].pid, signal.SIGSTOP)
     # Restart: the live runs are re-adopted, the ended ones settled or kept, the budget completed.
     tuner = headless(Path(space.path), study_dir, *args)
-    out, _ = tuner.communicate(timeout=60)
-    assert tuner.returncode == 0, out
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(tuner.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: sum("re-adopted" in line for line in list(lines)) >= 2, timeout=60, interval=0.05,
+                 what="the restarted tuner to re-adopt both runs")
+    finally:
+        for i in (3, 4):
+            os.killpg(before[i].pid, signal.SIGCONT)
+    assert tuner.wait(timeout=60) == 0, "".join(lines)
+    reader.join(10)
+    out = "".join(lines)
     assert out.count("re-adopted") == 2, out
     with Study.open(study_dir, lock=False) as s:
         trials = s.trials("id")

@@ -5,7 +5,9 @@ run uses now. Each drives the real app (Pilot) over real toy runs."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 from space_toml import lr, param, space_toml
 from study_runs import TOY, kill_runs
@@ -212,8 +214,15 @@ async def test_a_fork_returns_at_once_shows_pending_and_starts_once_the_checkpoi
         async with piloting(app, (120, 30)) as pilot:
             runner = app.backend.session.runner
             await wait_until(pilot, lambda: (runner.queries.latest(1).get("step") or 0) >= 1, 30, "a first report")
-            app.backend.submit(app.backend.session.fork, 1, {"lr": 0.1}, None).result(timeout=1)   # returns at once
-            await wait_until(pilot, lambda: "fork of #1…" in status(app), 5, "the pending fork shown")
+            # The run held (SIGSTOP) until the pending fork is seen: it cannot write the checkpoint meanwhile,
+            # so a loaded box cannot end the wait before the status line is drawn.
+            os.killpg(study.trial(1).pid, signal.SIGSTOP)
+            try:
+                app.backend.submit(app.backend.session.fork, 1, {"lr": 0.1}, None).result(timeout=5)   # returns
+                await wait_until(pilot, lambda: "fork of #1…" in status(app), 10, "the pending fork shown")
+                assert not said(app, "forked #1 into #2 at step")
+            finally:
+                os.killpg(study.trial(1).pid, signal.SIGCONT)
             await wait_until(pilot, lambda: said(app, "forked #1 into #2 at step"), 20, "one toast when it starts")
             await wait_until(pilot, lambda: "fork of #1…" not in status(app), 5, "no longer pending")
             assert study.trial(2).parent == 1 and study.trial(2).params["lr"] == 0.1
