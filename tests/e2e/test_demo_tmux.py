@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from study_runs import kill_runs
-from tmux_session import Tmux
+from tmux_session import Tmux, terminal
 
 from tui_tuner.study.study import Study
 
@@ -41,13 +40,8 @@ def header(tmux: Tmux) -> tuple[int, str, int] | None:
 def demo(tmp_path):
     """(tmux, study dir) for the demo; afterwards the terminal is gone and every run it left is killed."""
     study_dir = tmp_path / "demo-study"
-    tmux = Tmux(tmp_path / "tmux.sock")
-    try:
+    with terminal(tmp_path, study_dir) as tmux:
         yield tmux, study_dir
-    finally:
-        tmux.kill()
-        tmux.kill_server()
-        kill_runs(study_dir)
 
 
 def test_demo_pause_resume_export_and_survive_a_dropped_terminal(tmp_path, demo):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from space_toml import lr, param, space_toml
-from study_runs import TOY, kill_runs
-from tmux_session import Tmux
+from study_runs import TOY
+from tmux_session import Tmux, terminal
 
 from tui_tuner.search.space import parse_space
 from tui_tuner.study.study import Study
@@ -50,13 +50,8 @@ def write_study(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def tmux(tmp_path):
     """A tmux session; afterwards the terminal is gone and every run its study left is killed."""
-    t = Tmux(tmp_path / "tmux.sock", name="es")
-    try:
+    with terminal(tmp_path, tmp_path / "es-study", "es") as t:
         yield t
-    finally:
-        t.kill()
-        t.kill_server()
-        kill_runs(tmp_path / "es-study")
 
 
 def select_trial(tmux: Tmux, trial_id: int) -> None:

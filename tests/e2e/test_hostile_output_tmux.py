@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from space_toml import lr, space_toml
-from study_runs import kill_runs
-from tmux_session import Tmux
+from tmux_session import Tmux, terminal
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -46,13 +45,8 @@ def pane_title(tmux: Tmux) -> str:
 
 @pytest.fixture
 def tmux(tmp_path):
-    t = Tmux(tmp_path / "tmux.sock", name="hostile")
-    try:
+    with terminal(tmp_path, tmp_path / "study", "hostile") as t:
         yield t
-    finally:
-        t.kill()
-        t.kill_server()
-        kill_runs(tmp_path / "study")
 
 
 def test_the_app_shows_a_hostile_failure_without_acting_on_it(tmp_path, tmux):

@@ -3,10 +3,14 @@ type keys, read the screen, wait for what it shows."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from study_runs import kill_runs
 
 
 class Tmux:
@@ -75,3 +79,15 @@ class Tmux:
                 return
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {pattern!r} to go; the screen was:\n{text}")
+
+
+@contextlib.contextmanager
+def terminal(tmp_path: Path, study_dir: Path, name: str = "e2e") -> Iterator[Tmux]:
+    """A tmux session for a test; afterwards the terminal is gone and every run its study left is killed."""
+    tmux = Tmux(tmp_path / "tmux.sock", name=name)
+    try:
+        yield tmux
+    finally:
+        tmux.kill()
+        tmux.kill_server()
+        kill_runs(study_dir)

@@ -91,9 +91,10 @@ S = TypeVar("S")
 
 
 async def screen_of(pilot: Any, kind: type[S], what: str, timeout: float = 5) -> S:
-    """Wait until the app shows a screen of this kind, and return it."""
+    """Wait until the app shows a screen of this kind, mounted (its widgets composed), and return it."""
     app = pilot.app
-    return await wait_until(pilot, lambda: isinstance(app.screen, kind) and app.screen, timeout, what)
+    return await wait_until(pilot, lambda: isinstance(app.screen, kind) and app.screen.is_mounted and app.screen,
+                            timeout, what)
 
 
 @contextlib.asynccontextmanager
