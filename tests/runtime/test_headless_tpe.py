@@ -60,12 +60,14 @@ def test_a_killed_model_study_rerun_proposes_what_an_uninterrupted_one_does(tmp_
 def test_step_budget_on_the_command_line_ends_a_tpe_study_and_the_summary_shows_the_usage(tmp_path, capsys):
     from tui_tuner.cli import main
 
-    space = toy_space(tmp_path, stage=1, strategy="random", steps=30, delay=0.005)
+    # The third trial passes the budget 10 steps in, with 60 steps (0.6 s) still to go: room for a loaded box
+    # to carry out the stop before it would end on its own.
+    space = toy_space(tmp_path, stage=1, strategy="random", steps=70, delay=0.01)
     assert main(["run", space.path, "--headless", "--study", str(tmp_path / "s"), "--trials", "10",
-                 "--strategy", "tpe", "--step-budget", "75", "--time-budget", "1h", "--early-stop", "none"]) == 0
+                 "--strategy", "tpe", "--step-budget", "150", "--time-budget", "1h", "--early-stop", "none"]) == 0
     text = capsys.readouterr().out
     assert "study " in text and ": tpe, budget 10" in text
     assert "step budget reached: " in text
-    assert "budget used: trials 3/10 · steps " in text and "/75 · time " in text and "/1h" in text
+    assert "budget used: trials 3/10 · steps " in text and "/150 · time " in text and "/1h" in text
     with Study.open(tmp_path / "s", lock=False) as study:
         assert [t.status for t in study.trials("id")] == ["done", "done", "stopped"]

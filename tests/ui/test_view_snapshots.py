@@ -9,6 +9,8 @@ study as its picture of the main screen. Update the SVGs with
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from test_snapshots import mlp_study
 
@@ -22,12 +24,16 @@ def opening(*keys: str):
     async def run(pilot):
         await pilot.pause()
         await pilot.press(*keys)
-        for _ in range(400):
+        # Until drawn, however loaded the box: a snapshot taken before would differ (it is not a wait
+        # that may run out and take the picture anyway).
+        end = time.monotonic() + 60
+        while True:
             await pilot.pause(0.02)
             screen = pilot.app.screen
             if (isinstance(screen, PictureScreen) and screen.plot.builds and screen.plot.idle
                     and str(screen.query_one("#picture-title").content)):
                 break
+            assert time.monotonic() < end, "the view's plot was not drawn within 60 s"
         await pilot.pause()
     return run
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from rich.text import Text
 from space_toml import hidden, layers, lr, momentum, param, space_toml
 from study_runs import TOY, ZERO_CODE
+from waiting import CEILING
 
 from tui_tuner.runtime.session import Session
 from tui_tuner.search.space import parse_space
@@ -75,7 +76,8 @@ def plain(x: Any) -> str:
 
 
 async def wait_until(pilot: Any, cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Let the app run until cond() is truthy; fail with `what` after timeout seconds."""
+    """Let the app run until cond() is truthy; fail with `what` after timeout (x waiting.CEILING) seconds."""
+    timeout *= CEILING
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         result = cond()
