@@ -6,6 +6,11 @@ window once k runs are going and have reported (their start-up is not measured),
 run: the scheduler starts none until fewer than k go. A run that failed out of GPU memory in auto
 mode is re-queued (the same setting runs again, not counted against the budget) and k backs off.
 
+With `[study] devices`, k is per device and one k holds for every device: a window opens once k
+runs go on each (k times the devices in all), its runs are counted per device, its throughput is all
+devices' together (a raise pays when the devices together gain), and memory is the fullest device's,
+so a raise must fit on every one of them.
+
 `on_change` gets each change with its numbers (the session records it as a decision). The state is
 kept in the study (meta "auto_k"), so a restarted tuner continues at the same k. Events and ticks both
 come on the command thread (the automation loop); the lock keeps `status()` safe from the view thread.
@@ -140,18 +145,20 @@ class AutoK:
         with self._lock:
             now = self.clock()
             going = self._going()
-            self.meter.going(len(going), now)
+            n = self._devices()
+            # k is per device: the window counts runs per device (the average over the devices).
+            self.meter.going(len(going) / n, now)
             k = self.state.k
             if self._window_k != k:
                 self.meter.stop()
                 self._window_k = None
             if not self.meter.open:
-                # A window opens once k runs go and each of (at least k of) them has reported.
-                if len(going) >= k and sum(self.meter.baseline(t) for t in going) >= k:
+                # A window opens once k runs go (on each device) and each of them has reported.
+                if len(going) >= k * n and sum(self.meter.baseline(t) for t in going) >= k * n:
                     self.meter.start(now)
                     self._window_k = k
                 return None
-            if self.meter.elapsed(now) < self.window or self.meter.reports < REPORTS_PER_RUN * k:
+            if self.meter.elapsed(now) < self.window or self.meter.reports < REPORTS_PER_RUN * k * n:
                 return None
             m = self.meter.measure(k, now, self._memory())
             self.meter.start(now)
@@ -164,7 +171,20 @@ class AutoK:
         ids = self.runner.queries.live_ids()
         return [i for i in ids if self.runner.queries.latest(i).get("status") == "running"]
 
+    def _devices(self) -> int:
+        devices = self.runner.devices
+        return len(devices) if devices is not None else 1
+
     def _memory(self) -> autok.Memory | None:
+        """The memory k is judged by: the GPUs' (summed), or with devices the fullest device's, so
+        a raise of k must fit on every device."""
+        devices = self.runner.devices
+        if devices is not None:
+            try:
+                each = devices.memory(self.runner.runs)
+            except Exception:  # noqa: BLE001 - no memory figures this window; throughput still decides
+                return None
+            return min(each.values(), key=lambda m: m.free) if len(each) == len(devices) else None
         groups = [p for p in (getattr(self.runner.runs.get(i), "pid", None) for i in self.runner.queries.live_ids()) if p]
         try:
             return self.probe.read(groups)

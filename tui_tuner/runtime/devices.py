@@ -161,6 +161,6 @@ def for_config(devices: tuple[str, ...] | str | None, k: int, probe: GpuMemory |
 
 def device_of(run_dir: Path) -> str | None:
     """The device a run was given, from its params.json (None: none, or no readable file)."""
-    doc, _problem = protocol.read_json(run_dir / protocol.PARAMS)
+    doc = protocol.read_json(run_dir / protocol.PARAMS)
     d = doc.get(DEVICE_KEY) if isinstance(doc, dict) else None
     return d if isinstance(d, str) and d else None

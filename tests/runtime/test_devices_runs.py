@@ -1,0 +1,163 @@
+"""`[study] devices` with real runs on fake devices: a trainer that writes down the CUDA_VISIBLE_DEVICES
+it was given (tests/scripts/device_toy.py), so no GPU is needed.
+
+Every run sees exactly one device, no device holds more than k runs from the queue, forks follow the
+placement rule, and a restarted tuner keeps each run on its device (and counts it there).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+
+from runtime_helpers import make_runner, wait_for
+from space_toml import param, space_toml
+from study_runs import SCRIPTS, kill_runs
+
+from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.search.space import parse_space
+from tui_tuner.study.study import Study
+from tui_tuner.trainer import protocol
+
+DEVICE_TOY = SCRIPTS / "device_toy.py"
+
+
+def device_space(tmp_path: Path, *, devices, parallel=1, steps=100000, delay=0.02, **study):
+    params = {"lr": param("float", scale="log", low=1e-3, high=0.5, default=0.1, live=True),
+              "steps": param("int", low=1, high=100000, default=steps, tier=4),
+              "delay": param("float", low=0.0, high=5.0, default=delay, tier=4)}
+    text = space_toml(params, name="devices", command=["python", str(DEVICE_TOY)], objective="loss",
+                      devices=devices, parallel=parallel, stage=1, **study)
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return parse_space(text, str(path))
+
+
+def given(study: Study, tid: int) -> str | None:
+    """The device the tuner recorded for a run (params.json)."""
+    return (protocol.read_json(study.run_dir(tid) / protocol.PARAMS) or {}).get("device")
+
+
+def seen(study: Study, tid: int) -> str | None:
+    """What the trainer itself saw in CUDA_VISIBLE_DEVICES (None: not yet written, or unset)."""
+    path = study.run_dir(tid) / "seen_devices.txt"
+    return path.read_text() if path.exists() else None
+
+
+def per_device(study: Study, runner) -> collections.Counter:
+    """Live runs per device, from the run directories (not from the runner's own count)."""
+    return collections.Counter(given(study, tid) for tid in runner.queries.live_ids())
+
+
+def test_every_run_sees_one_device_and_no_device_holds_more_than_k(tmp_path):
+    study = Study.open(tmp_path / "study", device_space(tmp_path, devices=[0, 1], steps=15, delay=0.01), seed=3)
+    runner = make_runner(study)
+    sched = Scheduler(study, runner, budget=10, parallel=2, strategy="random")
+    try:
+        assert sched.slots == 4
+        most: collections.Counter = collections.Counter()
+        end = time.time() + 60
+        while not sched.done():
+            assert time.time() < end, f"not done: {study.counts()}"
+            runner.poll()
+            sched.tick()
+            now = per_device(study, runner)
+            assert set(now) <= {"0", "1"}, now
+            assert all(n <= 2 for n in now.values()), f"more than k = 2 runs on a device: {now}"
+            for d, n in now.items():
+                most[d] = max(most[d], n)
+            time.sleep(0.01)
+        trials = study.trials("id")
+        assert [t.status for t in trials] == ["done"] * 10
+        assert most == {"0": 2, "1": 2}, "both devices were used, each up to k"
+        for t in trials:
+            assert seen(study, t.id) == given(study, t.id) in ("0", "1"), f"#{t.id} saw {seen(study, t.id)!r}"
+            assert runner.queries.latest(t.id)["metrics"]["gpus"] == 1, "exactly one device visible"
+            record = protocol.read_json(study.run_dir(t.id) / "command.json")
+            assert record["env"] == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": given(study, t.id)}
+    finally:
+        runner.commands.stop_all(timeout=5)
+        study.close()
+
+
+def test_without_devices_runs_get_no_cuda_visible_devices(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    space = device_space(tmp_path, devices=None, steps=3, delay=0.0)
+    study = Study.open(tmp_path / "study", space, seed=3)
+    runner = make_runner(study)
+    try:
+        assert runner.devices is None
+        tid = study.enqueue_manual({}).id
+        runner.start(study.trial(tid))
+        wait_for(runner, lambda: study.trial(tid).status == "done", what="the run to end")
+        assert seen(study, tid) is None and given(study, tid) is None
+        assert runner.queries.latest(tid)["metrics"]["gpus"] == 0
+    finally:
+        study.close()
+
+
+def test_forks_go_to_their_parents_device_while_it_has_room_then_elsewhere(tmp_path):
+    study = Study.open(tmp_path / "study", device_space(tmp_path, devices=[0, 1, 2], parallel=2), seed=3)
+    runner = make_runner(study)
+    try:
+        a, b = (study.enqueue_manual({}).id for _ in range(2))
+        runner.start(study.trial(a))
+        runner.start(study.trial(b))
+        assert (given(study, a), given(study, b)) == ("0", "1"), "fresh trials spread out"
+        wait_for(runner, lambda: (runner.queries.latest(a)["step"] or 0) >= 3, what="steps of #a")
+        first = runner.commands.fork(a, {"lr": 0.05}).id
+        assert given(study, first) == "0", "the parent's device had room (1 of k = 2)"
+        second = runner.commands.fork(a, {"lr": 0.02}).id
+        # Device 0 is full now: the most free memory, which is unknown here, so the fewest runs.
+        assert given(study, second) == "2"
+        third = runner.commands.fork(first, {"lr": 0.01}).id
+        assert given(study, third) == "1", "device 0 full; 1 and 2 hold one run each: the list's order"
+        fourth = runner.commands.fork(b, {"lr": 0.01}).id
+        assert given(study, fourth) == "2", "device 1 full now: the one device with room"
+        assert per_device(study, runner) == {"0": 2, "1": 2, "2": 2}
+        for child in (first, second, third, fourth):
+            wait_for(runner, lambda c=child: seen(study, c) is not None, what=f"#{child} to start")
+            assert seen(study, child) == given(study, child)
+            wait_for(runner, lambda c=child: "parent_gpu" in runner.queries.latest(c)["metrics"],
+                     what=f"a report of #{child}")
+        assert runner.queries.latest(second)["metrics"]["parent_gpu"] == 0, "resumed from a run on device 0"
+        assert runner.queries.latest(second)["metrics"]["gpu"] == 2
+        # Every device full: a fork the user asks for still starts (as a fork starts beyond
+        # `parallel` without devices), on the best of the full ones: the fewest runs, the list's order.
+        over = runner.commands.fork(b, {}).id
+        assert given(study, over) == "0" and per_device(study, runner) == {"0": 3, "1": 2, "2": 2}
+    finally:
+        runner.commands.stop_all(timeout=5)
+        study.close()
+
+
+def test_a_restarted_tuner_keeps_each_run_on_its_device(tmp_path):
+    space = device_space(tmp_path, devices=[0, 1], parallel=1)
+    study = Study.open(tmp_path / "study", space, seed=3)
+    first = make_runner(study)
+    sched = Scheduler(study, first, budget=5, parallel=1, strategy="random")
+    try:
+        started = sched.tick()
+        assert len(started) == 2 and sorted(given(study, t) for t in started) == ["0", "1"]
+        on = {given(study, t): t for t in started}
+        wait_for(first, lambda: all(seen(study, t) for t in started), what="both runs to start")
+        study.close()   # the tuner goes away; its runs go on
+
+        study = Study.open(tmp_path / "study")
+        second = make_runner(study)
+        assert sorted(second.adopt()) == sorted(started)
+        assert {t: second.runs[t].device for t in started} == {t: given(study, t) for t in started}
+        assert second.devices.counts(second.runs) == {"0": 1, "1": 1}
+        sched = Scheduler(study, second, budget=5, parallel=1, strategy="random")
+        assert sched.free_slots() == 0 and sched.tick() == [], "both devices already hold their k"
+        # The run on device 1 ends: the next trial goes there, and only there.
+        second.commands.stop(on["1"])
+        wait_for(second, lambda: not second.queries.is_live(on["1"]), what="the run on device 1 to end")
+        (new,) = sched.tick()
+        assert given(study, new) == "1"
+        wait_for(second, lambda: seen(study, new) is not None, what="the new run to start")
+        assert seen(study, new) == "1" and per_device(study, second) == {"0": 1, "1": 1}
+    finally:
+        study.close()
+        kill_runs(tmp_path / "study")
