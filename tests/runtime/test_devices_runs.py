@@ -14,9 +14,12 @@ from pathlib import Path
 from runtime_helpers import make_runner, wait_for
 from space_toml import param, space_toml
 from study_runs import SCRIPTS, kill_runs
+from waiting import wait_for as wait_until
 
 from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.runtime.session import Session
 from tui_tuner.search.space import parse_space
+from tui_tuner.study.decision_log import Decision
 from tui_tuner.study.study import Study
 from tui_tuner.trainer import protocol
 
@@ -161,3 +164,38 @@ def test_a_restarted_tuner_keeps_each_run_on_its_device(tmp_path):
     finally:
         study.close()
         kill_runs(tmp_path / "study")
+
+
+def test_auto_k_is_per_device_and_never_puts_more_than_k_on_one(tmp_path):
+    space = device_space(tmp_path, devices=[0, 1], parallel="auto", strategy="random", budget=12)
+    study = Study.open(tmp_path / "study", space, seed=3)
+    session = Session(study, runner_options={"cwd": Path.cwd(), "stop_timeout": 1.0, "term_timeout": 1.0})
+    session.automation.autok.window = 0.3
+    decisions: list = []
+    session.subscribe(lambda e: decisions.append(e) if isinstance(e, Decision) and e.kind == "auto_k" else None)
+    try:
+        session.adopt()
+        assert session.scheduler.parallel == 1 and session.scheduler.slots == 2
+
+        def step() -> bool:
+            before = set(session.runner.queries.live_ids())
+            session.poll()
+            session.tick()
+            now = per_device(study, session.runner)
+            for tid in set(session.runner.queries.live_ids()) - before:
+                assert now[given(study, tid)] <= session.scheduler.parallel, \
+                    f"#{tid} started on device {given(study, tid)} beyond k {session.scheduler.parallel}: {now}"
+            return session.scheduler.parallel >= 2 and per_device(study, session.runner) == {"0": 2, "1": 2}
+
+        wait_until(step, 40, 0.02, "k to rise to 2 per device, 4 runs in all")
+        raised = decisions[0]
+        assert raised.data["from"] == 1 and raised.data["to"] == 2
+        assert 0.5 <= raised.data["runs"] <= 1.5, "measured at 1 run per device (2 in all)"
+        assert "k 2 auto" in session.k_status().text()
+        loads = session.device_loads()
+        assert [(d.device, d.runs, d.k) for d in loads] == [("0", 2, 2), ("1", 2, 2)]
+        assert [d.text() for d in loads] == ["0:2/2", "1:2/2"]   # no NVML here: no memory
+    finally:
+        session.close(stop_runs=True, timeout=5)
+        kill_runs(study.dir)
+        study.close()
