@@ -45,6 +45,7 @@ class TrialRow:
     reason: str | None = None
     pinned: bool = False
     inexact: bool = False            # a fork that does not continue its parent exactly (its trainer said)
+    device: str | None = None        # the GPU it runs (ran) on, with [study] devices
 
     @property
     def lineage(self) -> str:
@@ -128,6 +129,7 @@ class Snapshot:
     order: str = "best"
     gpu: str | None = None
     k: str | None = None            # auto-k: "k 3 auto · 2,470 steps/s · GPU 5.3/80 GB" (None: the space's fixed k)
+    devices: str | None = None      # [study] devices: "GPU 0:2/2 5.3/80G 1:1/2" (runs/k, memory); None: none
     early_stop: str = "off"         # "asha 11·33·99", "off"
     autopilot: str = "off"          # "pbt every 100 steps", "off"
     pending: tuple[str, ...] = ()   # decisions under way the user should see: "fork of #3"
