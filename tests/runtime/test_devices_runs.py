@@ -93,7 +93,7 @@ def test_without_devices_runs_get_no_cuda_visible_devices(tmp_path, monkeypatch)
         assert runner.devices is None
         tid = study.enqueue_manual({}).id
         runner.start(study.trial(tid))
-        wait_for(runner, lambda: study.trial(tid).status == "done", what="the run to end")
+        wait_for(runner, lambda: study.trial(tid).status == "done", 30, what="the run to end")
         assert seen(study, tid) is None and given(study, tid) is None
         assert runner.queries.latest(tid)["metrics"]["gpus"] == 0
     finally:
@@ -108,7 +108,7 @@ def test_forks_go_to_their_parents_device_while_it_has_room_then_elsewhere(tmp_p
         runner.start(study.trial(a))
         runner.start(study.trial(b))
         assert (given(study, a), given(study, b)) == ("0", "1"), "fresh trials spread out"
-        wait_for(runner, lambda: (runner.queries.latest(a)["step"] or 0) >= 3, what="steps of #a")
+        wait_for(runner, lambda: (runner.queries.latest(a)["step"] or 0) >= 3, 30, what="steps of #a")
         first = runner.commands.fork(a, {"lr": 0.05}).id
         assert given(study, first) == "0", "the parent's device had room (1 of k = 2)"
         second = runner.commands.fork(a, {"lr": 0.02}).id
@@ -120,9 +120,9 @@ def test_forks_go_to_their_parents_device_while_it_has_room_then_elsewhere(tmp_p
         assert given(study, fourth) == "2", "device 1 full now: the one device with room"
         assert per_device(study, runner) == {"0": 2, "1": 2, "2": 2}
         for child in (first, second, third, fourth):
-            wait_for(runner, lambda c=child: seen(study, c) is not None, what=f"#{child} to start")
+            wait_for(runner, lambda c=child: seen(study, c) is not None, 30, what=f"#{child} to start")
             assert seen(study, child) == given(study, child)
-            wait_for(runner, lambda c=child: "parent_gpu" in runner.queries.latest(c)["metrics"],
+            wait_for(runner, lambda c=child: "parent_gpu" in runner.queries.latest(c)["metrics"], 30,
                      what=f"a report of #{child}")
         assert runner.queries.latest(second)["metrics"]["parent_gpu"] == 0, "resumed from a run on device 0"
         assert runner.queries.latest(second)["metrics"]["gpu"] == 2
@@ -144,7 +144,7 @@ def test_a_restarted_tuner_keeps_each_run_on_its_device(tmp_path):
         started = sched.tick()
         assert len(started) == 2 and sorted(given(study, t) for t in started) == ["0", "1"]
         on = {given(study, t): t for t in started}
-        wait_for(first, lambda: all(seen(study, t) for t in started), what="both runs to start")
+        wait_for(first, lambda: all(seen(study, t) for t in started), 30, what="both runs to start")
         study.close()   # the tuner goes away; its runs go on
 
         study = Study.open(tmp_path / "study")
@@ -156,10 +156,10 @@ def test_a_restarted_tuner_keeps_each_run_on_its_device(tmp_path):
         assert sched.free_slots() == 0 and sched.tick() == [], "both devices already hold their k"
         # The run on device 1 ends: the next trial goes there, and only there.
         second.commands.stop(on["1"])
-        wait_for(second, lambda: not second.queries.is_live(on["1"]), what="the run on device 1 to end")
+        wait_for(second, lambda: not second.queries.is_live(on["1"]), 30, what="the run on device 1 to end")
         (new,) = sched.tick()
         assert given(study, new) == "1"
-        wait_for(second, lambda: seen(study, new) is not None, what="the new run to start")
+        wait_for(second, lambda: seen(study, new) is not None, 30, what="the new run to start")
         assert seen(study, new) == "1" and per_device(study, second) == {"0": 1, "1": 1}
     finally:
         study.close()
@@ -195,6 +195,56 @@ def test_auto_k_is_per_device_and_never_puts_more_than_k_on_one(tmp_path):
         loads = session.device_loads()
         assert [(d.device, d.runs, d.k) for d in loads] == [("0", 2, 2), ("1", 2, 2)]
         assert [d.text() for d in loads] == ["0:2/2", "1:2/2"]   # no NVML here: no memory
+    finally:
+        session.close(stop_runs=True, timeout=5)
+        kill_runs(study.dir)
+        study.close()
+
+
+def test_each_device_gets_its_own_k_from_its_own_throughput(tmp_path):
+    # GPU 1 is "saturated": a second run there makes fewer steps/s in all; GPU 0's runs each go at
+    # their own pace, so more runs there pay.
+    space = device_space(tmp_path, devices=[0, 1], parallel="auto", strategy="random", budget=20,
+                         env={"DEVICE_TOY_SATURATED": "1"})
+    study = Study.open(tmp_path / "study", space, seed=3)
+    session = Session(study, runner_options={"cwd": Path.cwd(), "stop_timeout": 1.0, "term_timeout": 1.0})
+    ak = session.automation.autok
+    ak.window = 0.5
+    decisions: list = []
+    session.subscribe(lambda e: decisions.append(e) if isinstance(e, Decision) and e.kind == "auto_k" else None)
+    devices = session.runner.devices
+    try:
+        session.adopt()
+
+        def step() -> bool:
+            before = set(session.runner.queries.live_ids())
+            session.poll()
+            session.tick()
+            now = per_device(study, session.runner)
+            for tid in set(session.runner.queries.live_ids()) - before:
+                d = given(study, tid)
+                assert now[d] <= devices.k_of(d), f"#{tid} started on GPU {d} beyond its k {devices.k_of(d)}: {now}"
+            lane0, lane1 = ak.lanes
+            return lane0.state.k >= 4 and lane1.state.settled
+
+        wait_until(step, 60, 0.02, "GPU 0 to rise to k 4 and GPU 1 to settle")
+        said = [x.message for x in decisions]
+        assert devices.each_k() == {"0": 4, "1": 1}, said
+        by_gpu = {d: [x.data for x in decisions if x.data.get("device") == d] for d in ("0", "1")}
+        assert [(x["from"], x["to"], x["why"]) for x in by_gpu["0"]][:2] == [(1, 2, "raise"), (2, 4, "raise")], said
+        assert [(x["from"], x["to"], x["why"]) for x in by_gpu["1"]] == [(1, 2, "raise"), (2, 1, "back")], said
+        back = next(x for x in decisions if x.data.get("device") == "1" and x.data["why"] == "back")
+        assert back.message.startswith("GPU 1: k 2 → 1: ")
+        assert session.k_status().text().startswith("k 4·1 auto")
+        assert study.meta("auto_k@0")["k"] == 4 and study.meta("auto_k@1")["k"] == 1
+        # The k keys act on every device at once, as one decision; its undo puts each device's k back.
+        said = session.toggle_k()
+        assert said == "k 4·1 on every GPU: fixed by hand (auto-k paused)"
+        assert said == decisions[-1].message
+        said = session.bump_k(1)
+        assert said == "k 4·1 → 5 on every GPU: fixed by hand (auto-k paused)" and devices.each_k() == {"0": 5, "1": 5}
+        session.undo_decision(decisions[-1].id)
+        assert devices.each_k() == {"0": 4, "1": 1}
     finally:
         session.close(stop_runs=True, timeout=5)
         kill_runs(study.dir)

@@ -84,7 +84,8 @@ class Devices:
     def __init__(self, devices: Iterable[str], k: int = 1, probe: GpuMemory | None = None,
                  warning: str = "") -> None:
         self.devices = tuple(devices)
-        self.k = max(1, int(k))
+        self.k = max(1, int(k))         # runs per device ...
+        self.ks: dict[str, int] = {}     # ... unless auto-k chose a device's own (runtime/autok_devices.py)
         self.probe = probe if probe is not None else GpuMemory()
         self.warning = warning          # said once by the session (a named list on a box without GPUs)
         self._lock = threading.Lock()
@@ -105,14 +106,22 @@ class Devices:
                 out[d] = out.get(d, 0) + 1
         return out
 
+    def k_of(self, device: str) -> int:
+        """A device's k: its own where auto-k chose one, else the study's."""
+        return self.ks.get(device, self.k)
+
+    def each_k(self) -> dict[str, int]:
+        """Every device's k."""
+        return {d: self.k_of(d) for d in self.devices}
+
     def free_slots(self, runs: Mapping[int, Any]) -> int:
-        """Runs that may still start before every device holds k."""
-        return rule.free_slots(self.devices, self.counts(runs), self.k)
+        """Runs that may still start before every device holds its k."""
+        return rule.free_slots(self.devices, self.counts(runs), self.each_k())
 
     def choose(self, runs: Mapping[int, Any], parent: str | None = None, *, over: bool = True) -> str | None:
         """The device the next run goes to (search/devices.py's rule); None when all are full and not `over`."""
         free = {d: m.free for d, m in self.memory(runs).items()}
-        return rule.place(self.devices, self.counts(runs), self.k, parent=parent, free=free, over=over)
+        return rule.place(self.devices, self.counts(runs), self.each_k(), parent=parent, free=free, over=over)
 
     # -- memory -------------------------------------------------------------------------------------
 
@@ -140,7 +149,7 @@ class Devices:
     def loads(self, runs: Mapping[int, Any]) -> list[DeviceLoad]:
         """Every device's runs, k and memory, for the status line."""
         counts, memory = self.counts(runs), self.memory(runs)
-        return [DeviceLoad(d, counts.get(d, 0), self.k, memory.get(d)) for d in self.devices]
+        return [DeviceLoad(d, counts.get(d, 0), self.k_of(d), memory.get(d)) for d in self.devices]
 
 
 def for_config(devices: tuple[str, ...] | str | None, k: int, probe: GpuMemory | None = None,

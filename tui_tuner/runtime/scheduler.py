@@ -104,7 +104,8 @@ class Scheduler:
 
     @property
     def parallel(self) -> int:
-        """k: runs at once, or with `[study] devices` runs per device (auto-k sets it)."""
+        """k: runs at once, or with `[study] devices` runs per device (auto-k sets it; per device, the
+        largest device's k, each device's own being in `runner.devices`)."""
         return self._parallel
 
     @parallel.setter
@@ -115,9 +116,9 @@ class Scheduler:
 
     @property
     def slots(self) -> int:
-        """Runs at once in all: k, times the number of devices when the study has devices."""
+        """Runs at once in all: k, or with devices every device's k added up."""
         devices = self.runner.devices
-        return self.parallel * (len(devices) if devices is not None else 1)
+        return sum(devices.each_k().values()) if devices is not None else self.parallel
 
     def free_slots(self) -> int:
         """Runs that may start now: below k in all, or with devices below k on some device (so a

@@ -7,7 +7,7 @@ one of them as its `CUDA_VISIBLE_DEVICES`, and `parallel` (k) counts runs per de
 The placement rule (`place`): a fresh trial goes to the device with the fewest runs (ties: the most
 free memory, then the list's order); a fork, a PBT clone or a resume (a trial with a parent) goes to
 its parent's device when that one has room, else to the device with the most free memory (fewest
-runs where memory is unknown). Room is fewer than k runs. With no device having room, `place` says
+runs where memory is unknown). Room is fewer than k runs (k may be each device's own: auto-k). With no device having room, `place` says
 None to a scheduler (it waits), and gives the best of the full ones to a start the user or a decision
 asked for (as a fork today starts beyond `parallel`).
 """
@@ -51,7 +51,15 @@ def check_devices(value: Any, env: Mapping[str, str], fail: Fail) -> tuple[str, 
     return tuple(str(v) for v in seen)
 
 
-def place(devices: Sequence[str], counts: Mapping[str, int], k: int, *, parent: str | None = None,
+K = int | Mapping[str, int]   # runs per device: one k for all, or each device's own
+
+
+def k_of(k: K, device: str) -> int:
+    """A device's k."""
+    return k if isinstance(k, int) else k[device]
+
+
+def place(devices: Sequence[str], counts: Mapping[str, int], k: K, *, parent: str | None = None,
           free: Mapping[str, float] | None = None, over: bool = False) -> str | None:
     """The device a run starts on (see the module's rule); None when none has room and not `over`.
 
@@ -63,7 +71,7 @@ def place(devices: Sequence[str], counts: Mapping[str, int], k: int, *, parent: 
         return None
     free = free or {}
     order = {d: i for i, d in enumerate(devices)}
-    room = [d for d in devices if counts.get(d, 0) < k]
+    room = [d for d in devices if counts.get(d, 0) < k_of(k, d)]
     pool = room or (list(devices) if over else [])
     if not pool:
         return None
@@ -80,6 +88,6 @@ def place(devices: Sequence[str], counts: Mapping[str, int], k: int, *, parent: 
     return min(pool, key=lambda d: (counts.get(d, 0), -mem(d), order[d]))
 
 
-def free_slots(devices: Sequence[str], counts: Mapping[str, int], k: int) -> int:
-    """Runs that may still start before every device holds k."""
-    return sum(max(0, k - counts.get(d, 0)) for d in devices)
+def free_slots(devices: Sequence[str], counts: Mapping[str, int], k: K) -> int:
+    """Runs that may still start before every device holds its k."""
+    return sum(max(0, k_of(k, d) - counts.get(d, 0)) for d in devices)
