@@ -249,3 +249,26 @@ def test_each_device_gets_its_own_k_from_its_own_throughput(tmp_path):
         session.close(stop_runs=True, timeout=5)
         kill_runs(study.dir)
         study.close()
+
+
+def test_headless_says_the_devices_and_runs_on_them(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from tui_tuner.runtime.headless import run_headless
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    space = device_space(tmp_path, devices=[2, 3], steps=5, delay=0.0, strategy="random")
+    out = io.StringIO()
+    assert run_headless(space.path, tmp_path / "study", trials=4, parallel=1, strategy=None, seed=3, out=out) == 0
+    text = out.getvalue()
+    assert "parallel 1 per device on GPUs 2, 3, objective loss" in text
+    assert "devices 2, 3: no GPU is visible here" in text, "the warning is said"
+    assert text.count(" done ") == 4
+    study = Study.open(tmp_path / "study")
+    try:
+        saw = [seen(study, t.id) for t in study.trials("id")]
+        assert len(saw) == 4 and set(saw) == {"2", "3"}, saw
+    finally:
+        study.close()

@@ -142,3 +142,48 @@ def test_free_slots_count_per_device():
     assert free_slots(D, {}, 2) == 6
     assert free_slots(D, {"0": 3, "1": 1}, 2) == 3       # one over k on 0 takes no slot from the others
     assert place((), {}, 1) is None
+
+
+# -- memory per device (a stand-in pynvml) ----------------------------------------------------------
+
+class _Run:
+    def __init__(self, device, pid=None, live=True):
+        self.device, self.pid, self.live = device, pid, live
+
+
+def _nvml_each(free_gb):
+    """A stand-in NVML whose GPU i has free_gb[i] GB free of 80, and our own process on GPU 0."""
+    import os
+
+    def mem(h):
+        return types.SimpleNamespace(used=(80 - free_gb[h]) * GB, free=free_gb[h] * GB, total=80 * GB)
+
+    def procs(h):
+        return [types.SimpleNamespace(pid=os.getpid(), usedGpuMemory=3 * GB)] if h == 0 else []
+    return types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetCount=lambda: len(free_gb),
+        nvmlDeviceGetHandleByIndex=lambda i: i if i < len(free_gb) else (_ for _ in ()).throw(ValueError(i)),
+        nvmlDeviceGetMemoryInfo=mem, nvmlDeviceGetComputeRunningProcesses=procs)
+
+
+def test_memory_per_device_sends_a_fork_from_a_full_device_to_the_most_free(monkeypatch):
+    import os
+
+    monkeypatch.setitem(sys.modules, "pynvml", _nvml_each([10, 30, 70]))
+    devices = runtime_devices.for_config(("0", "1", "2", "5"), 1)
+    assert devices.warning == ""
+    me = os.getpgid(os.getpid())
+    runs = {1: _Run("0", me), 2: _Run("2"), 3: _Run("1", live=False)}
+    memory = devices.memory(runs)
+    assert set(memory) == {"0", "1", "2"}, "GPU 5 is none NVML knows: its memory is unknown"
+    assert memory["0"].runs == 3 * GB and memory["1"].free == 30 * GB and memory["2"].runs is None
+    # #1's device 0 is full (k 1): its fork goes where most memory is free among those with room.
+    # GPU 5's memory is unknown, so by memory only where every device's is known: here by count.
+    assert devices.choose(runs, parent="0") == "1"
+    devices = runtime_devices.for_config(("0", "1", "2"), 2)
+    assert devices.choose(runs, parent="0") == "0", "room on the parent's device (1 of k 2)"
+    runs[4] = _Run("0")
+    assert devices.choose(runs, parent="0") == "2", "70 GB free beats 30"
+    assert devices.choose(runs) == "1", "a fresh trial: the fewest runs"
+    assert [d.text() for d in devices.loads(runs)] == ["0:2/2 70.0/80G", "1:0/2 50.0/80G", "2:1/2 10.0/80G"]
+    assert devices.loads(runs)[0].text(memory=False) == "0:2/2"

@@ -70,10 +70,10 @@ class DeviceLoad:
     k: int
     memory: Memory | None = None
 
-    def text(self) -> str:
-        """'0:2/2 5.3/80G' (device:runs/k, then used/total memory where known)."""
+    def text(self, memory: bool = True) -> str:
+        """'0:2/2 5.3/80G' (device:runs/k, then used/total memory where known and asked for)."""
         out = f"{self.device}:{self.runs}/{self.k}"
-        if self.memory is not None:
+        if memory and self.memory is not None:
             out += f" {self.memory.used / GB:.1f}/{self.memory.total / GB:.0f}G"
         return out
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_tuner.pictures.plotting import Box, Curves, Point
+from tui_tuner.runtime.devices import DeviceLoad
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Snapshot:
     order: str = "best"
     gpu: str | None = None
     k: str | None = None            # auto-k: "k 3 auto · 2,470 steps/s · GPU 5.3/80 GB" (None: the space's fixed k)
-    devices: str | None = None      # [study] devices: "GPU 0:2/2 5.3/80G 1:1/2" (runs/k, memory); None: none
+    devices: tuple[DeviceLoad, ...] | None = None   # [study] devices: each one's runs, k and memory; None: none
     early_stop: str = "off"         # "asha 11·33·99", "off"
     autopilot: str = "off"          # "pbt every 100 steps", "off"
     pending: tuple[str, ...] = ()   # decisions under way the user should see: "fork of #3"

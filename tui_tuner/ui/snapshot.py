@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tui_tuner.pictures.plotting import Curves, Line, Point, boxes_of, line_of
-from tui_tuner.runtime.devices import device_of
+from tui_tuner.runtime.devices import DeviceLoad, device_of
 from tui_tuner.runtime.hand_moves import current_values
 from tui_tuner.runtime.session import Session
 from tui_tuner.search.trials import ACTIVE
@@ -345,9 +345,9 @@ class SnapshotBuilder:
             self._devices[trial_id] = device_of(self.session.study.run_dir(trial_id))
         return self._devices[trial_id]
 
-    def _devices_line(self) -> str | None:
+    def _devices_line(self) -> tuple[DeviceLoad, ...] | None:
         loads = self.session.device_loads()
-        return "GPU " + " ".join(d.text() for d in loads) if loads else None
+        return tuple(loads) if loads is not None else None
 
     def _k_line(self) -> str | None:
         status = self.session.k_status()
