@@ -13,6 +13,7 @@ from ui_helpers import make_app, open_study, piloting, plain, said, status, wait
 from tui_tuner import cli
 from tui_tuner.study.study import Study
 from tui_tuner.ui.screens.dialogs import Confirm
+from tui_tuner.ui.widgets.run import RunPanel
 from tui_tuner.ui.widgets.tables import TrialsTable
 
 DEVICE_TOY = SCRIPTS / "device_toy.py"
@@ -48,6 +49,8 @@ async def test_devices_in_the_table_and_status_line_survive_a_reopen_and_export_
         columns = [plain(c.label).strip() for c in app.main.query_one(TrialsTable).ordered_columns]
         assert columns[:3] == ["#", "status", "dev"]
         assert study.budget_used() == 2, "k = 1 per device: the third trial waits"
+        await wait_until(pilot, lambda: app.main.query_one(RunPanel).border_title in ("Run #1 · GPU 0", "Run #2 · GPU 1"),
+                         10, "the run panel to name its run's device")
         await pilot.press("q")   # quit: the runs go on
 
     study = open_study(study_dir, devices_space())

@@ -91,6 +91,7 @@ class RunView:
     pinned: bool = False
     current: dict = field(default_factory=dict)   # the settings it uses now (its reported lr over its setting)
     started: dict = field(default_factory=dict)   # the settings it started with
+    device: str | None = None       # its GPU, with [study] devices
 
     @property
     def active(self) -> bool:

@@ -235,7 +235,8 @@ class SnapshotBuilder:
             current=current_values(self.session.space, {"params": params, "metrics": metrics,
                                                         "step": latest.get("step")},
                                    runner.queries.changes(trial.id) if active and not light else ()),
-            started=self._started_with(trial.id) if active and not light else {})
+            started=self._started_with(trial.id) if active and not light else {},
+            device=self._device(trial.id) if runner.table.with_devices else None)
 
     def _started_with(self, trial_id: int) -> dict[str, Any]:
         """The settings a run started with (its params.json), read once per run."""
