@@ -106,6 +106,10 @@ def test_a_named_list_is_used_as_given_and_warns_without_a_gpu(monkeypatch):
                            "each run still gets its CUDA_VISIBLE_DEVICES")
     monkeypatch.setitem(sys.modules, "pynvml", _nvml(2))
     assert runtime_devices.for_config(("0", "1"), 3, environ={}).warning == ""
+    assert runtime_devices.for_config(("0", "1", "2", "3"), 1, environ={}).warning == (
+        "devices: GPU 2, 3 are not visible here (visible: 0, 1); runs there still get it as their CUDA_VISIBLE_DEVICES")
+    got = runtime_devices.for_config(("1",), 1, environ={"CUDA_VISIBLE_DEVICES": "0"})
+    assert got.devices == ("1",) and "GPU 1 is not visible here (visible: 0)" in got.warning
     assert runtime_devices.for_config(None, 3) is None
 
 
@@ -170,8 +174,9 @@ def test_memory_per_device_sends_a_fork_from_a_full_device_to_the_most_free(monk
     import os
 
     monkeypatch.setitem(sys.modules, "pynvml", _nvml_each([10, 30, 70]))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     devices = runtime_devices.for_config(("0", "1", "2", "5"), 1)
-    assert devices.warning == ""
+    assert "GPU 5 is not visible here (visible: 0, 1, 2)" in devices.warning
     me = os.getpgid(os.getpid())
     runs = {1: _Run("0", me), 2: _Run("2"), 3: _Run("1", live=False)}
     memory = devices.memory(runs)

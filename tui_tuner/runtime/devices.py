@@ -100,7 +100,7 @@ class Devices:
     def counts(self, runs: Mapping[int, Any]) -> dict[str, int]:
         """Live runs per device (a run on a device the study no longer lists is counted, not placed on)."""
         out = dict.fromkeys(self.devices, 0)
-        for run in runs.values():
+        for run in list(runs.values()):   # a copy: the view thread asks while the command thread starts runs
             d = getattr(run, "device", None)
             if run.live and d is not None:
                 out[d] = out.get(d, 0) + 1
@@ -134,7 +134,7 @@ class Devices:
                 return dict(self._memory)
             self._read_at = now
         groups: dict[str, list[int]] = {}
-        for run in runs.values():
+        for run in list(runs.values()):
             d, pid = getattr(run, "device", None), getattr(run, "pid", None)
             if run.live and d is not None and pid:
                 groups.setdefault(d, []).append(pid)
@@ -163,8 +163,15 @@ def for_config(devices: tuple[str, ...] | str | None, k: int, probe: GpuMemory |
         found = visible(environ, count)
         return Devices(found, k, probe) if found else None
     seen = visible(environ, count)
-    warning = "" if seen else (f"devices {', '.join(devices)}: no GPU is visible here (no NVML, no "
-                               f"{rule.ENV}); each run still gets its {rule.ENV}")
+    missing = [d for d in devices if d not in seen]
+    if not seen:
+        warning = (f"devices {', '.join(devices)}: no GPU is visible here (no NVML, no {rule.ENV}); "
+                   f"each run still gets its {rule.ENV}")
+    elif missing:
+        warning = (f"devices: GPU {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not visible here "
+                   f"(visible: {', '.join(seen)}); runs there still get it as their {rule.ENV}")
+    else:
+        warning = ""
     return Devices(devices, k, probe, warning)
 
 
