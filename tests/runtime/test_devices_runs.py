@@ -272,3 +272,36 @@ def test_headless_says_the_devices_and_runs_on_them(tmp_path, monkeypatch):
         assert len(saw) == 4 and set(saw) == {"2", "3"}, saw
     finally:
         study.close()
+
+
+def test_an_oom_alone_on_its_device_fails_for_real_though_another_device_runs(tmp_path):
+    # Without devices a run that ran out of memory beside another is re-queued (they shared the
+    # GPU); here it was alone on GPU 1, so it simply does not fit there: it fails, and k stays.
+    params = {"lr": param("float", scale="log", low=1e-3, high=0.5, default=0.1, live=True),
+              "steps": param("int", low=1, high=100000, default=20, tier=4),
+              "delay": param("float", low=0.0, high=1.0, default=0.01, tier=4),
+              "oom": param("int", low=0, high=1, default=0, tier=4)}
+    text = space_toml(params, name="oom", command=["python", str(SCRIPTS / "oom_once.py")], objective="loss",
+                      devices=[0, 1], parallel="auto", strategy="random", stage=1, budget=2)
+    (tmp_path / "space.toml").write_text(text)
+    study = Study.open(tmp_path / "study", parse_space(text, str(tmp_path / "space.toml")), seed=3)
+    session = Session(study, runner_options={"cwd": Path.cwd(), "stop_timeout": 1.0, "term_timeout": 1.0})
+    try:
+        a, b = study.enqueue([{"steps": 100000, "delay": 0.01}, {"oom": 1}], "manual")
+        session.adopt()
+
+        def step() -> bool:
+            session.poll()
+            session.tick()
+            return study.trial(b.id).finished
+
+        wait_until(step, 30, 0.02, "the out-of-memory trial to end")
+        assert (given(study, a.id), given(study, b.id)) == ("0", "1")
+        assert session.runner.queries.is_live(a.id), "the other device's run went on meanwhile"
+        t = study.trial(b.id)
+        assert (t.status, t.reason) == ("failed", "out of GPU memory")
+        assert session.runner.devices.each_k() == {"0": 1, "1": 1}
+    finally:
+        session.close(stop_runs=True, timeout=5)
+        kill_runs(study.dir)
+        study.close()
