@@ -8,6 +8,7 @@ placement rule, and a restarted tuner keeps each run on its device (and counts i
 from __future__ import annotations
 
 import collections
+import re
 import time
 from pathlib import Path
 
@@ -177,24 +178,26 @@ def test_auto_k_is_per_device_and_never_puts_more_than_k_on_one(tmp_path):
         session.adopt()
         assert session.scheduler.parallel == 1 and session.scheduler.slots == 2
 
+        devices = session.runner.devices
+
         def step() -> bool:
             before = set(session.runner.queries.live_ids())
             session.poll()
             session.tick()
             now = per_device(study, session.runner)
             for tid in set(session.runner.queries.live_ids()) - before:
-                assert now[given(study, tid)] <= session.scheduler.parallel, \
-                    f"#{tid} started on device {given(study, tid)} beyond k {session.scheduler.parallel}: {now}"
-            return session.scheduler.parallel >= 2 and per_device(study, session.runner) == {"0": 2, "1": 2}
+                d = given(study, tid)
+                assert now[d] <= devices.k_of(d), f"#{tid} started on GPU {d} beyond its k {devices.k_of(d)}: {now}"
+            return all(k >= 2 for k in devices.each_k().values()) and min(now.get(d, 0) for d in "01") >= 2
 
-        wait_until(step, 40, 0.02, "k to rise to 2 per device, 4 runs in all")
+        wait_until(step, 40, 0.02, "k to rise to 2 on each device, with 2 runs on each")
         raised = decisions[0]
-        assert raised.data["from"] == 1 and raised.data["to"] == 2
+        assert raised.data["from"] == 1 and raised.data["to"] == 2 and raised.message.startswith("GPU ")
         assert 0.5 <= raised.data["runs"] <= 1.5, "measured at 1 run per device (2 in all)"
-        assert "k 2 auto" in session.k_status().text()
+        assert re.fullmatch(r"k [0-9·]+ auto( · .*)?", session.k_status().text()), session.k_status().text()
         loads = session.device_loads()
-        assert [(d.device, d.runs, d.k) for d in loads] == [("0", 2, 2), ("1", 2, 2)]
-        assert [d.text() for d in loads] == ["0:2/2", "1:2/2"]   # no NVML here: no memory
+        assert [d.device for d in loads] == ["0", "1"] and all(d.runs >= 2 and d.k >= 2 for d in loads)
+        assert [d.text() for d in loads] == [f"{d.device}:{d.runs}/{d.k}" for d in loads]   # no NVML: no memory
     finally:
         session.close(stop_runs=True, timeout=5)
         kill_runs(study.dir)
@@ -229,22 +232,24 @@ def test_each_device_gets_its_own_k_from_its_own_throughput(tmp_path):
 
         wait_until(step, 60, 0.02, "GPU 0 to rise to k 4 and GPU 1 to settle")
         said = [x.message for x in decisions]
-        assert devices.each_k() == {"0": 4, "1": 1}, said
+        k0 = devices.k_of("0")   # 4, or 8 if GPU 1 took longer to settle
+        assert k0 >= 4 and devices.k_of("1") == 1, said
         by_gpu = {d: [x.data for x in decisions if x.data.get("device") == d] for d in ("0", "1")}
         assert [(x["from"], x["to"], x["why"]) for x in by_gpu["0"]][:2] == [(1, 2, "raise"), (2, 4, "raise")], said
         assert [(x["from"], x["to"], x["why"]) for x in by_gpu["1"]] == [(1, 2, "raise"), (2, 1, "back")], said
         back = next(x for x in decisions if x.data.get("device") == "1" and x.data["why"] == "back")
         assert back.message.startswith("GPU 1: k 2 → 1: ")
-        assert session.k_status().text().startswith("k 4·1 auto")
-        assert study.meta("auto_k@0")["k"] == 4 and study.meta("auto_k@1")["k"] == 1
+        assert session.k_status().text().startswith(f"k {k0}·1 auto")
+        assert study.meta("auto_k@0")["k"] == k0 and study.meta("auto_k@1")["k"] == 1
         # The k keys act on every device at once, as one decision; its undo puts each device's k back.
         said = session.toggle_k()
-        assert said == "k 4·1 on every GPU: fixed by hand (auto-k paused)"
+        assert said == f"k {k0}·1 on every GPU: fixed by hand (auto-k paused)"
         assert said == decisions[-1].message
         said = session.bump_k(1)
-        assert said == "k 4·1 → 5 on every GPU: fixed by hand (auto-k paused)" and devices.each_k() == {"0": 5, "1": 5}
+        assert said == f"k {k0}·1 → {k0 + 1} on every GPU: fixed by hand (auto-k paused)"
+        assert devices.each_k() == {"0": k0 + 1, "1": k0 + 1}
         session.undo_decision(decisions[-1].id)
-        assert devices.each_k() == {"0": 4, "1": 1}
+        assert devices.each_k() == {"0": k0, "1": 1}
     finally:
         session.close(stop_runs=True, timeout=5)
         kill_runs(study.dir)
