@@ -77,3 +77,22 @@ async def test_devices_in_the_table_and_status_line_survive_a_reopen_and_export_
     assert cli.main(["export", str(study_dir), "--trial", "1", "-o", "-"]) == 0
     out = capsys.readouterr().out
     assert "lr = " in out and "[tuner]" in out
+
+
+def test_the_status_line_shows_memory_per_device_only_on_a_wide_terminal():
+    from tui_tuner.runtime.devices import DeviceLoad
+    from tui_tuner.search.autok import Memory
+    from tui_tuner.ui.model import Snapshot
+    from tui_tuner.ui.widgets.status import status_text
+
+    gb = 1e9
+    loads = (DeviceLoad("0", 2, 2, Memory(used=5.3 * gb, free=74.7 * gb, total=80 * gb)), DeviceLoad("1", 1, 2))
+    snap = Snapshot(seq=1, name="gpus", objective="loss", maximize=False, counts=(("running", 3),), zoom=0,
+                    stage=4, budget=8, zero_code=False, params=(), trials=(), queue=(), focused=None, cards=(),
+                    best_id=None, gpu="GPU0 41% 5.3/80G GPU1 3% 1.0/80G", devices=loads)
+    wide, narrow = status_text(snap, 160).plain, status_text(snap, 80).plain
+    assert "  GPU 0:2/2 5.3/80G 1:1/2  zoom 0" in wide
+    assert "  GPU 0:2/2 1:1/2  zoom 0" in narrow
+    assert "41%" not in wide, "the devices stand for the GPU part"
+    plain_snap = Snapshot(**{**snap.__dict__, "devices": None})
+    assert status_text(plain_snap, 160).plain.endswith("GPU0 41% 5.3/80G GPU1 3% 1.0/80G"), "no devices: as before"
