@@ -18,7 +18,7 @@ from tui_tuner.errors import RunError
 from tui_tuner.runtime.autok import FIXED_BY_SPACE, STATE_META, WINDOW, AutoK, Status
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
-from tui_tuner.search.autok import Change, Measurement, Memory
+from tui_tuner.search.autok import Change, Measurement, Memory, Why
 from tui_tuner.study.study import Study
 
 
@@ -115,8 +115,9 @@ class DeviceAutoK:
 
     # -- the user's hand ------------------------------------------------------------------------
 
-    def _together(self, act: Callable[[Lane], Any], why: str, to: Callable[[Lane], int], what: str) -> str:
+    def _together(self, act: Callable[[Lane], Any], why: Why, what: str) -> str:
         """Do `act` on every lane as one decision (why, what it says), with each device's k before and after."""
+        states = [lane.state for lane in self.lanes]
         before = {lane.device: lane.state.k for lane in self.lanes}
         self._muted = True
         try:
@@ -124,11 +125,12 @@ class DeviceAutoK:
                 act(lane)
         finally:
             self._muted = False
-        after = {lane.device: to(lane) for lane in self.lanes}
+        after = {lane.device: lane.state.k for lane in self.lanes}
         old, new = _ks(before), _ks(after)
+        if states == [lane.state for lane in self.lanes]:
+            return f"k {new} stays on every GPU"
         text = f"k {old} → {new} on every GPU: {what}" if old != new else f"k {new} on every GPU: {what}"
-        change = Change(max(before.values()), max(after.values()), why, text,  # type: ignore[arg-type]
-                        {"from": before, "to": after, "why": why})
+        change = Change(max(before.values()), max(after.values()), why, text, {"from": before, "to": after, "why": why})
         if self.on_change is not None:
             self.on_change(change)
         return text
@@ -137,16 +139,14 @@ class DeviceAutoK:
         """Fix k by hand on every device (auto-k stops choosing until `toggle`)."""
         if k < 1:
             raise RunError(f"k must be at least 1, got {k}")
-        return self._together(lambda lane: lane.fix(k), "fixed", lambda lane: lane.state.k,
-                              "fixed by hand (auto-k paused)")
+        return self._together(lambda lane: lane.fix(k), "fixed", "fixed by hand (auto-k paused)")
 
     def toggle(self) -> str:
         """The override key: fix every device's k where it is, or (when fixed or held) all back to auto."""
         if all(lane.state.mode == "auto" and not lane.state.held for lane in self.lanes):
-            return self._together(lambda lane: lane.fix(lane.state.k), "fixed", lambda lane: lane.state.k,
-                                  "fixed by hand (auto-k paused)")
+            return self._together(lambda lane: lane.fix(lane.state.k), "fixed", "fixed by hand (auto-k paused)")
         return self._together(lambda lane: lane.toggle() if lane.state.mode != "auto" or lane.state.held else None,
-                              "auto", lambda lane: lane.state.k, "back to auto")
+                              "auto", "back to auto")
 
     def undo(self, data: Mapping[str, Any]) -> str:
         """Undo a recorded change: one device's (its data names the device), or a change of every device's."""
@@ -165,7 +165,7 @@ class DeviceAutoK:
                 to = after.get(lane.device, before[lane.device]) if isinstance(after, dict) else after
                 lane.undo({"from": before[lane.device], "to": to})
 
-        return self._together(back, "undo", lambda lane: lane.state.k, "undone, held (k: back to auto)")
+        return self._together(back, "undo", "undone, held (k: back to auto)")
 
     def kept(self) -> dict[str, Any]:
         """Every lane's state to keep."""
