@@ -41,6 +41,9 @@ WORKER_CRASHES = 2                               # crashes of the model worker a
 class Scheduler:
     """Keeps up to `parallel` runs going and refills the queue by the study's strategy.
 
+    With `[study] devices`, `parallel` is runs per device: a run starts from the queue only while
+    some device holds fewer than its k (the runner's `devices` chooses which one, runtime/devices.py).
+
     `budget`, `parallel` (or "auto"), `strategy`, `step_budget` and `time_budget` (seconds, or text
     like "8h") default to the study's [study] values (with what the user turned on applied: see
     study/settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
