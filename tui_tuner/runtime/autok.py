@@ -6,6 +6,9 @@ window once k runs are going and have reported (their start-up is not measured),
 run: the scheduler starts none until fewer than k go. A run that failed out of GPU memory in auto
 mode is re-queued (the same setting runs again, not counted against the budget) and k backs off.
 
+With `[study] devices` each device has its own k (runtime/autok_devices.py: one AutoK per device,
+through the hooks `meta_key`, `_mine`, `_set_k` and `_memory`).
+
 `on_change` gets each change with its numbers (the session records it as a decision). The state is
 kept in the study (meta "auto_k"), so a restarted tuner continues at the same k. Events and ticks both
 come on the command thread (the automation loop); the lock keeps `status()` safe from the view thread.
@@ -43,10 +46,12 @@ class Status:
     mode: str                   # "auto", "fixed" (by hand or by the space), "held" (by an undo)
     measurement: Measurement | None
     note: str = ""
+    ks: tuple[int, ...] = ()    # with devices: each device's k (`k` is the largest)
 
     def text(self) -> str:
-        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB'."""
-        parts = [f"k {self.k} {self.mode}"]
+        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB' ('k 2·4 auto' where devices' k differ)."""
+        k = "·".join(str(x) for x in self.ks) if len(set(self.ks)) > 1 else str(self.k)
+        parts = [f"k {k} {self.mode}"]
         m = self.measurement
         if m is None:
             parts.append("measuring" if self.mode == "auto" else "")
@@ -59,6 +64,8 @@ class Status:
 
 class AutoK:
     """Chooses the scheduler's parallel limit from measured throughput (in auto mode), or keeps it fixed."""
+
+    meta_key = STATE_META   # where the study keeps the state
 
     def __init__(self, study: Study, runner: Runner, scheduler: Scheduler, *, auto: bool,
                  on_change: Callable[[Change], None] | None = None, probe: GpuMemory | None = None,
@@ -73,13 +80,23 @@ class AutoK:
         self.meter = Meter()
         self.last: Measurement | None = None
         self._lock = threading.RLock()
-        saved = study.meta(STATE_META) if auto else None
+        saved = study.meta(self.meta_key) if auto else None
         if auto:
             self.state = State.from_dict(saved) if isinstance(saved, dict) else State(k=1)
         else:
             self.state = State(k=scheduler.parallel, mode="fixed", note=FIXED_BY_SPACE)
         self._window_k: int | None = None
-        scheduler.parallel = self.state.k
+        self._set_k(self.state.k)
+
+    # -- what it measures and where k goes (the per-device lanes override these) -------------------
+
+    def _mine(self, trial_id: int) -> bool:
+        """True for a run whose throughput and memory this k answers for (every run here)."""
+        return True
+
+    def _set_k(self, k: int) -> None:
+        """Put k in force."""
+        self.scheduler.parallel = k
 
     # -- what it shows ----------------------------------------------------------------------------
 
@@ -94,6 +111,8 @@ class AutoK:
 
     def observe(self, ev: RunEvent) -> Change | None:
         """Feed one runner event; an OOM failure in auto mode is re-queued (ev.data["requeued"] = True)."""
+        if not self._mine(ev.trial_id):
+            return None
         if ev.kind == "metrics":
             step, t = ev.data.get("step"), ev.data.get("t")
             if isinstance(step, int):
@@ -115,7 +134,7 @@ class AutoK:
         tid = ev.trial_id
         counts = {str(k): int(v) for k, v in dict(self.study.meta(OOM_META) or {}).items()}
         failures = counts.get(str(tid), 0) + 1
-        others = len([i for i in self.runner.queries.live_ids() if i != tid])
+        others = len([i for i in self.runner.queries.live_ids() if i != tid and self._mine(i)])
         requeued = autok.should_requeue(failures, others, self.state.k)
         if requeued:
             counts[str(tid)] = failures
@@ -162,7 +181,7 @@ class AutoK:
 
     def _going(self) -> list[int]:
         ids = self.runner.queries.live_ids()
-        return [i for i in ids if self.runner.queries.latest(i).get("status") == "running"]
+        return [i for i in ids if self._mine(i) and self.runner.queries.latest(i).get("status") == "running"]
 
     def _memory(self) -> autok.Memory | None:
         groups = [p for p in (getattr(self.runner.runs.get(i), "pid", None) for i in self.runner.queries.live_ids()) if p]
@@ -174,7 +193,7 @@ class AutoK:
     def _apply(self, change: Change | None) -> None:
         """Set the scheduler's limit to the state's k; a change is kept in the study with its decision
         (`on_change` writes `kept()` in the decision's transaction), or on its own without one."""
-        self.scheduler.parallel = self.state.k
+        self._set_k(self.state.k)
         if change is None:
             return
         self.meter.stop()
@@ -182,13 +201,13 @@ class AutoK:
         if self.on_change is not None:
             self.on_change(change)
         elif not self.study.readonly and self.kept():
-            self.study.set_meta(STATE_META, self.state.to_dict())
+            self.study.set_meta(self.meta_key, self.state.to_dict())
 
     def kept(self) -> dict[str, Any]:
         """The meta to keep for the state now ({} for a study with a fixed parallel that never used auto-k)."""
-        if self.state.mode != "auto" and not self.study.meta(STATE_META):
+        if self.state.mode != "auto" and not self.study.meta(self.meta_key):
             return {}
-        return {STATE_META: self.state.to_dict()}
+        return {self.meta_key: self.state.to_dict()}
 
     # -- the user's hand ------------------------------------------------------------------------
 

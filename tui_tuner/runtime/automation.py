@@ -25,6 +25,7 @@ from tui_tuner.runtime import autopilot as pilot_mod
 from tui_tuner.runtime import early_stopping
 from tui_tuner.runtime import hand_moves as moves
 from tui_tuner.runtime.autok import AutoK
+from tui_tuner.runtime.autok_devices import DeviceAutoK
 from tui_tuner.runtime.autopilot import AutopilotPolicy
 from tui_tuner.runtime.early_stopping import EarlyStopPolicy
 from tui_tuner.runtime.executor import CHILD, RESULT, Action, Executor, Step
@@ -75,7 +76,11 @@ class Automation:
         self.early = EarlyStopPolicy(study, runner, self.log, say=lambda m: notice("Early stopping", m, "information"))
         self.pilot = AutopilotPolicy(study, runner, self.log, say=lambda m, sev: notice("Autopilot", m, sev),
                                      halted=lambda: scheduler.holding or scheduler.ended_by is not None)
-        self.autok = AutoK(study, runner, scheduler, auto=scheduler.auto_k, on_change=self._k_changed)
+        # With devices, one auto-k per device (runtime/autok_devices.py), behind the same interface.
+        self.autok: AutoK | DeviceAutoK = (
+            AutoK(study, runner, scheduler, auto=scheduler.auto_k, on_change=self._k_changed)
+            if runner.devices is None
+            else DeviceAutoK(study, runner, scheduler, auto=scheduler.auto_k, on_change=self._k_changed))
         self.executor.on_pins = self.early.pins_changed
         # Trials the early stopping judged: what a model-based search learns from a stopped trial.
         scheduler.curves = self.early.curves

@@ -9,7 +9,7 @@ run's (every run is its own process group, led by its launch shim). No package, 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tui_tuner.search.autok import Memory
@@ -72,6 +72,28 @@ class GpuMemory(Nvml):
         except Exception:  # noqa: BLE001 - a driver hiccup: no measurement this time
             return None
         return Memory(used=used, free=free, total=total, runs=ours)
+
+    def read_each(self, devices: Iterable[str], groups: Mapping[str, Iterable[int]]) -> dict[str, Memory]:
+        """Each device's memory ({} without NVML): a device is NVML's index ("1", the runs being started
+        in PCI bus order) or a GPU's UUID; `runs` is what the process groups given for it hold there."""
+        if not self._init():
+            return {}
+        out: dict[str, Memory] = {}
+        for d in devices:
+            try:
+                h = (self._nvml.nvmlDeviceGetHandleByIndex(int(d)) if d.isdigit()
+                     else self._nvml.nvmlDeviceGetHandleByUUID(d))
+                mem = self._nvml.nvmlDeviceGetMemoryInfo(h)
+                ours: float | None = None
+                mine = set(groups.get(d, ()))
+                for proc in self._nvml.nvmlDeviceGetComputeRunningProcesses(h):
+                    held = getattr(proc, "usedGpuMemory", None)
+                    if held and _group(proc.pid) in mine:
+                        ours = (ours or 0.0) + float(held)
+            except Exception:  # noqa: BLE001 - not a GPU NVML knows, or a hiccup: unknown this time
+                continue
+            out[d] = Memory(used=float(mem.used), free=float(mem.free), total=float(mem.total), runs=ours)
+        return out
 
 
 def _group(pid: int) -> int | None:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from tui_tuner.errors import StudyError
 from tui_tuner.formatting import setting_line, show_value
 from tui_tuner.printable import printable
+from tui_tuner.runtime.devices import Devices
 from tui_tuner.runtime.runner import RunEvent
 from tui_tuner.runtime.session import Session
 from tui_tuner.runtime.session_events import Notice, SessionEvent
@@ -31,6 +32,11 @@ SETTING_WIDTH = 70
 REASON_WIDTH = 160   # the first line of a failure's reason, cut here (`show --json` has it whole)
 SUMMARY_WIDTH = 200  # the best trial's setting in the summary
 SAID_TITLES = ("Settings", "Early stopping", "Autopilot")   # information notices headless prints too
+
+
+def on_devices(devices: Devices | None) -> str:
+    """' per device on GPUs 0, 1' (nothing without devices)."""
+    return f" per device on GPU{'s' if len(devices) > 1 else ''} {', '.join(devices.devices)}" if devices else ""
 
 
 def run_headless(space_path: str | Path | None, study_dir: str | Path | None = None,
@@ -88,7 +94,8 @@ def _loop(session: Session, say: Any, interval: float) -> int:
         session.adopt()
         sched = session.scheduler
         say(f"study {study.dir}: {sched.strategy}, budget {sched.budget} ({study.budget_used()} started), "
-            f"parallel {'auto (k from ' + str(sched.parallel) + ')' if sched.auto_k else sched.parallel}, "
+            f"parallel {'auto (k from ' + str(sched.parallel) + ')' if sched.auto_k else sched.parallel}"
+            f"{on_devices(session.runner.devices)}, "
             f"objective {cfg.objective} ({cfg.direction})")
         while not interrupted:
             session.poll()

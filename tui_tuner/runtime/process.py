@@ -9,12 +9,14 @@ from pathlib import Path
 
 from tui_tuner import launch
 from tui_tuner.errors import RunError
-from tui_tuner.search import run_setup
+from tui_tuner.search import devices, run_setup
 from tui_tuner.search.argv import command_parts
 from tui_tuner.search.space import Space
 from tui_tuner.study import rundir
 from tui_tuner.study.store import Trial
 from tui_tuner.trainer import protocol
+
+DEVICE_KEY = "device"     # params.json: the GPU a run was given (absent without [study] devices)
 
 
 class Process:
@@ -100,19 +102,24 @@ class Leftovers:
 
 
 def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd: Path,
-              space_file: str | None = None) -> tuple[int, list[str]]:
+              space_file: str | None = None, device: str | None = None) -> tuple[int, list[str]]:
     """Create the run dir, write params.json and start the study command under the launch shim: (pid, argv).
 
     The command runs in `cwd` (where the tuner was started) unless the space sets `[study] cwd`
     (relative to `space_file`), with the tuner's environment plus `[study.env]`. command.json
     records what ran: the command and flags, the program (the interpreter that really ran), the
     directory and the extra environment, for `export --format command`.
+
+    A `device` (`[study] devices`) is the run's one GPU: its CUDA_VISIBLE_DEVICES (with CUDA_DEVICE_ORDER
+    PCI_BUS_ID, so GPU N is the one NVML calls N), in the extra environment and in params.json.
     """
     try:
         run_dir.mkdir(mode=protocol.PRIVATE_DIR, parents=True)
     except OSError as e:
         raise RunError(f"trial {trial.id}: cannot create {run_dir}: {e.strerror or e}") from None
-    params_doc = {"trial": trial.id, "params": trial.params, "resume": resume}
+    params_doc: dict[str, object] = {"trial": trial.id, "params": trial.params, "resume": resume}
+    if device is not None:
+        params_doc[DEVICE_KEY] = device
     protocol.write_json_atomic(run_dir / protocol.PARAMS, params_doc)
     home = run_dir.resolve()
     cfg = space.config
@@ -122,6 +129,9 @@ def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd
     if not where.is_dir():
         raise RunError(f"trial {trial.id}: [study] cwd {where}: no such directory")
     extra = run_setup.trial_env(cfg.env, home, trial.id)
+    if device is not None:
+        extra.setdefault(devices.ORDER_ENV, devices.ORDER)
+        extra[devices.ENV] = device
     env = dict(os.environ)
     env.update(extra)
     env[protocol.ENV_RUN_DIR] = str(home)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, StudyError
-from tui_tuner.runtime import process
+from tui_tuner.runtime import devices, process
 from tui_tuner.runtime.control import Commands
 from tui_tuner.runtime.events import EventBus, say
 from tui_tuner.runtime.poller import FAST_POLL, FAST_WINDOW, PollThread
@@ -57,6 +57,9 @@ class Runner:
         self.stall_timeout = self.config.stall_timeout if stall_timeout is None else stall_timeout
         self.table = RunTable(study, self._bus)
         self.runs = self.table.runs
+        # [study] devices: where each run goes and how many fit (None: no device, as before).
+        self.devices = devices.for_config(self.config.devices, self.config.parallel)
+        self.table.with_devices = self.config.devices is not None
         self._cancel = threading.Event()   # set by cancel_waits(): a fork stops waiting for its checkpoint
         self._poller = PollThread(self.poll, self._poll_failed)
         self._leftovers = process.Leftovers()
@@ -117,14 +120,26 @@ class Runner:
                 self._adopt_one(self.study.trial(trial.id), run_dir)
                 return
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
-            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file)
+            device = self._device_for(trial)
+            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file,
+                                          device)
             self.study.mark_started(trial.id, pid)
             run = self._new_run(self.study.trial(trial.id), run_dir)
             run.proc = process.Process(pid, run_dir, child=True)
             run.live = True
             run.state.status = "running"
             self.runs[trial.id] = run
-            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv})
+            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv, "device": device})
+
+    def _device_for(self, trial: Trial) -> str | None:
+        """The device a trial starts on: a fork, clone or resume near its parent (runtime/devices.py)."""
+        if self.devices is None:
+            return None
+        parent = None
+        if trial.parent is not None:
+            known = self.runs.get(trial.parent)
+            parent = known.device if known is not None else devices.device_of(self.study.run_dir(trial.parent))
+        return self.devices.choose(self.runs, parent)
 
     def _new_run(self, trial: Trial, run_dir: Path) -> Run:
         return self.table.new(trial, run_dir)

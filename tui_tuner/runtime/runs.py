@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, TunerError
-from tui_tuner.runtime import history, process
+from tui_tuner.runtime import devices, history, process
 from tui_tuner.runtime.events import EventBus
 from tui_tuner.runtime.reader import RunReader
 from tui_tuner.runtime.run_state import Objective, RunState
@@ -45,6 +45,7 @@ class Run:
         self.state = state
         self.reader = reader
         self.proc = process.Process(trial.pid, run_dir)
+        self.device: str | None = None        # its GPU ([study] devices), from its params.json
         self.stopper = Stopper()
         self.started: float = trial.started or time.time()
         self.ended: float | None = trial.ended
@@ -78,12 +79,18 @@ class RunTable:
         self.objective = Objective(cfg.objective, cfg.better, cfg.reduce)
         self.patterns = cfg.metrics if cfg.zero_code else None
         self.runs: dict[int, Run] = {}
+        self.with_devices = False   # the study gives runs devices: each run's is read from its params.json
 
     def new(self, trial: Trial, run_dir: Path) -> Run:
         """A run to follow for this trial (not yet in the table)."""
         status = trial.status if trial.status in ("running", "paused") else "running"
         state = RunState(trial.id, self.objective, trial.params, step=trial.step, status=status, now=time.time())
-        return Run(trial, run_dir, state, RunReader(run_dir, self.patterns), self.zero_code)
+        return self._device(Run(trial, run_dir, state, RunReader(run_dir, self.patterns), self.zero_code))
+
+    def _device(self, run: Run) -> Run:
+        if self.with_devices:
+            run.device = devices.device_of(run.run_dir)
+        return run
 
     def live(self, trial_id: int) -> Run:
         """The live run of a trial; RunError when it is not running."""
@@ -117,7 +124,7 @@ class RunTable:
             return None
         run_dir = self.study.run_dir(trial_id)
         state, reader = history.replay(trial, run_dir, self.objective, self.patterns)
-        old = Run(trial, run_dir, state, reader, self.zero_code)
+        old = self._device(Run(trial, run_dir, state, reader, self.zero_code))
         with self.bus.locked():
             # A run started or read back by another thread meanwhile wins: it is the one followed.
             return self.runs.setdefault(trial_id, old)

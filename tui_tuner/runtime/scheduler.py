@@ -41,6 +41,9 @@ WORKER_CRASHES = 2                               # crashes of the model worker a
 class Scheduler:
     """Keeps up to `parallel` runs going and refills the queue by the study's strategy.
 
+    With `[study] devices`, `parallel` is runs per device: a run starts from the queue only while
+    some device holds fewer than its k (the runner's `devices` chooses which one, runtime/devices.py).
+
     `budget`, `parallel` (or "auto"), `strategy`, `step_budget` and `time_budget` (seconds, or text
     like "8h") default to the study's [study] values (with what the user turned on applied: see
     study/settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
@@ -65,6 +68,7 @@ class Scheduler:
         self.auto_k = parallel == "auto" or (parallel is None and cfg.auto_k)
         if isinstance(parallel, str) and not self.auto_k:
             raise StudyError(f"parallel must be a whole number >= 1 or \"auto\", got {parallel!r}")
+        self._parallel = 1
         self.parallel = 1 if self.auto_k else max(1, int(parallel if parallel is not None else cfg.parallel))
         self.strategy = strategy or cfg.strategy
         try:
@@ -84,7 +88,7 @@ class Scheduler:
             # Fails now, in one line naming the missing package, rather than at the first refill.
             self._model_search([])
         # An automatic round smaller than `parallel` would leave slots idle while it waits to zoom.
-        self.round_size = cfg.round_size or max(sampling.auto_round_size(self.budget), self.parallel)
+        self.round_size = cfg.round_size or max(sampling.auto_round_size(self.budget), self.slots)
         self.zoom_top = cfg.zoom_top
         self.zoom_margin = cfg.zoom_margin
         self.holding = False
@@ -98,6 +102,34 @@ class Scheduler:
         self._worker: ModelWorker | None = None
         self._crashes = 0
         self.fail_fast = fail_fast.Watch(time.time(), enabled=cfg.fail_fast)
+
+    # -- how many at once ------------------------------------------------------------------------
+
+    @property
+    def parallel(self) -> int:
+        """k: runs at once, or with `[study] devices` runs per device (auto-k sets it; per device, the
+        largest device's k, each device's own being in `runner.devices`)."""
+        return self._parallel
+
+    @parallel.setter
+    def parallel(self, k: int) -> None:
+        self._parallel = k
+        if self.runner.devices is not None:
+            self.runner.devices.k = k
+
+    @property
+    def slots(self) -> int:
+        """Runs at once in all: k, or with devices every device's k added up."""
+        devices = self.runner.devices
+        return sum(devices.each_k().values()) if devices is not None else self.parallel
+
+    def free_slots(self) -> int:
+        """Runs that may start now: below k in all, or with devices below k on some device (so a
+        device never gets more than k from the queue, whatever the others hold)."""
+        devices = self.runner.devices
+        if devices is not None:
+            return devices.free_slots(self.runner.runs)
+        return self.parallel - len(self.runner.queries.live_ids())
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -116,7 +148,7 @@ class Scheduler:
         self._mark_start()
         if self._budget_spent():
             return started
-        while len(self.runner.queries.live_ids()) < self.parallel and self.remaining() > 0:
+        while self.free_slots() > 0 and self.remaining() > 0:
             trial = self.study.pop_next()
             if trial is None:
                 if not self.refill():
@@ -255,8 +287,7 @@ class Scheduler:
         queues what it proposed, unless the search region moved meanwhile (then it asks again). What
         it proposes is still a function of the history it was given (and the kernel it started from,
         kept in the study)."""
-        free = self.parallel - len(self.runner.queries.live_ids())
-        n = min(room, max(1, free))
+        n = min(room, max(1, self.free_slots()))
         key = self.study.search_state.to_json()
         if self._asking is not None:
             if not self._asking.done():

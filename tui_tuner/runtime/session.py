@@ -25,6 +25,7 @@ from tui_tuner.formatting import short_value
 from tui_tuner.runtime import hand_moves as moves
 from tui_tuner.runtime.autok import FIXED_BY_SPACE, Status
 from tui_tuner.runtime.automation import Automation
+from tui_tuner.runtime.devices import DeviceLoad
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
 from tui_tuner.runtime.session_events import EventStream, Listener, Severity
@@ -183,6 +184,11 @@ class Session:
         ak = self.automation.autok
         return ak.fix(max(1, ak.status().k + delta))
 
+    def device_loads(self) -> list[DeviceLoad] | None:
+        """Each device's runs, k and memory (None: the study gives runs no device)."""
+        devices = self.runner.devices
+        return devices.loads(self.runner.runs) if devices is not None else None
+
     # -- life -------------------------------------------------------------------------------------
 
     def adopt(self) -> list[int]:
@@ -213,6 +219,8 @@ class Session:
             self.notice("Early stopping", self.automation.early.describe())
         if self.config.strategy_fallback:
             self.notice("Strategy", self.config.strategy_fallback, "warning")
+        if self.runner.devices is not None and self.runner.devices.warning:
+            self.notice("Devices", self.runner.devices.warning, "warning")
 
     def tick(self, *, strict: bool = False) -> list[int]:
         """One step of the session's own work: the automation loop, then trials started while

@@ -17,6 +17,7 @@ from tui_tuner.errors import SpaceError
 from tui_tuner.formatting import quoted_name, quoted_value
 from tui_tuner.search import strategies
 from tui_tuner.search.budget import parse_duration
+from tui_tuner.search.devices import check_devices
 from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
 from tui_tuner.search.pbt_config import PbtConfig, pbt_config
@@ -33,7 +34,7 @@ STUDY_KEYS = {
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
     "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
-    "cwd", "env", "python", "step_pattern", "fail_fast",
+    "cwd", "env", "python", "step_pattern", "fail_fast", "devices",
 }
 # The reserved metrics key naming the pattern that captures a zero-code script's step counter
 # (also `[study] step_pattern`, or a group named `step` in a metric's own pattern).
@@ -89,6 +90,9 @@ class StudyConfig:
     env: dict[str, str] = field(default_factory=dict)   # [study.env]: added to each trial's environment
     python: str = "tuner"              # "tuner": a leading bare python is the tuner's own; "path": PATH's
     fail_fast: bool = True             # pause the queue on one repeated mistake (study/fail_fast.py)
+    # The GPUs runs go to, one each (search/devices.py): "auto", the listed indices, or None (no
+    # CUDA_VISIBLE_DEVICES set, as before). `parallel` then counts runs per device.
+    devices: tuple[str, ...] | str | None = None
     # No strategy named and the default's packages missing: why another one searches ("" = none).
     strategy_fallback: str = ""
 
@@ -233,6 +237,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     except SpaceError as e:
         raise fail(e.where or "study", e.rule or e.message) from None
 
+    env = check_env(raw.get("env"), fail)
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
@@ -257,9 +262,10 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         time_budget=time_budget,
         autopilot=autopilot,
         cwd=check_cwd(raw.get("cwd"), fail),
-        env=check_env(raw.get("env"), fail),
+        env=env,
         python=choice("python", PYTHON_MODES, "tuner"),
         fail_fast=flag("fail_fast", True),
+        devices=check_devices(raw.get("devices"), env, fail),
     )
 
 

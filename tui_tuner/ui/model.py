@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_tuner.pictures.plotting import Box, Curves, Point
+from tui_tuner.runtime.devices import DeviceLoad
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TrialRow:
     reason: str | None = None
     pinned: bool = False
     inexact: bool = False            # a fork that does not continue its parent exactly (its trainer said)
+    device: str | None = None        # the GPU it runs (ran) on, with [study] devices
 
     @property
     def lineage(self) -> str:
@@ -89,6 +91,7 @@ class RunView:
     pinned: bool = False
     current: dict = field(default_factory=dict)   # the settings it uses now (its reported lr over its setting)
     started: dict = field(default_factory=dict)   # the settings it started with
+    device: str | None = None       # its GPU, with [study] devices
 
     @property
     def active(self) -> bool:
@@ -128,6 +131,7 @@ class Snapshot:
     order: str = "best"
     gpu: str | None = None
     k: str | None = None            # auto-k: "k 3 auto · 2,470 steps/s · GPU 5.3/80 GB" (None: the space's fixed k)
+    devices: tuple[DeviceLoad, ...] | None = None   # [study] devices: each one's runs, k and memory; None: none
     early_stop: str = "off"         # "asha 11·33·99", "off"
     autopilot: str = "off"          # "pbt every 100 steps", "off"
     pending: tuple[str, ...] = ()   # decisions under way the user should see: "fork of #3"

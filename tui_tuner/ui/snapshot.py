@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tui_tuner.pictures.plotting import Curves, Line, Point, boxes_of, line_of
+from tui_tuner.runtime.devices import DeviceLoad, device_of
 from tui_tuner.runtime.hand_moves import current_values
 from tui_tuner.runtime.session import Session
 from tui_tuner.search.trials import ACTIVE
@@ -62,6 +63,7 @@ class SnapshotBuilder:
         self._lines: dict[tuple[int, str], Line] = {}     # finished trials' curves, read back once
         self._started: dict[int, dict[str, Any]] = {}     # what each run started with (params.json)
         self._metric_names: list[str] = []
+        self._devices: dict[int, str | None] = {}          # ended runs' devices (params.json), read once
 
     def build(self, *, curve_budget: float = CURVE_BUDGET, light: bool = False) -> Snapshot:
         """Read the study and the runner into one immutable Snapshot.
@@ -102,7 +104,8 @@ class SnapshotBuilder:
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
                                  curve=() if light or covered else self._curve(t.id, t.status, deadline),
-                                 reason=t.reason, pinned=t.id in auto.pinned, inexact=t.id in inexact))
+                                 reason=t.reason, pinned=t.id in auto.pinned, inexact=t.id in inexact,
+                                 device=self._device(t.id) if runner.table.with_devices else None))
         searched = set(state.searched(space))
         queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
                                params={k: v for k, v in t.params.items() if k in searched} or dict(t.params))
@@ -146,6 +149,7 @@ class SnapshotBuilder:
             zero_code=cfg.zero_code, params=params, trials=tuple(rows), queue=queue, focused=focused,
             cards=tuple(cards), best_id=best.id if best else None, order=self.order,
             gpu=None if light else self._gpu_line(), importance_method=method, k=self._k_line(),
+            devices=self._devices_line(),
             early_stop=auto.early_stop, autopilot=auto.autopilot,
             pending=auto.pending + (("queue paused",) if session.scheduler.fail_fast.paused_at is not None else ()),
             curves=curves, points=points, boxes=boxes or (), view=self.view)
@@ -231,7 +235,8 @@ class SnapshotBuilder:
             current=current_values(self.session.space, {"params": params, "metrics": metrics,
                                                         "step": latest.get("step")},
                                    runner.queries.changes(trial.id) if active and not light else ()),
-            started=self._started_with(trial.id) if active and not light else {})
+            started=self._started_with(trial.id) if active and not light else {},
+            device=self._device(trial.id) if runner.table.with_devices else None)
 
     def _started_with(self, trial_id: int) -> dict[str, Any]:
         """The settings a run started with (its params.json), read once per run."""
@@ -331,6 +336,19 @@ class SnapshotBuilder:
         done = [(t.params, t.objective) for t in self.session.study.finished()
                 if t.status == "done" and t.objective is not None]
         self._compute_importance(n_done, done, here=True)
+
+    def _device(self, trial_id: int) -> str | None:
+        """The device a trial's run was given: the runner's, else its params.json's, read once."""
+        run = self.session.runner.runs.get(trial_id)
+        if run is not None:
+            return run.device
+        if trial_id not in self._devices:
+            self._devices[trial_id] = device_of(self.session.study.run_dir(trial_id))
+        return self._devices[trial_id]
+
+    def _devices_line(self) -> tuple[DeviceLoad, ...] | None:
+        loads = self.session.device_loads()
+        return tuple(loads) if loads is not None else None
 
     def _k_line(self) -> str | None:
         status = self.session.k_status()

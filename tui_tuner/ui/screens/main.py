@@ -156,6 +156,7 @@ class MainScreen(HandMoveKeys, Screen):
             trials = self.query_one(TrialsTable)
             set_if_changed(trials, "border_title",
                            f"Trials ({'best first' if snap.order == 'best' else 'by start'}) · {snap.objective}")
+            trials.show_devices(bool(snap.devices) or any(t.device for t in snap.trials))
             trials.show((snap.trials, snap.best_id, focus_id))
         queue = self.query_one(QueueTable)
         set_if_changed(queue, "border_title", f"Queue ({len(snap.queue)})")

@@ -24,17 +24,19 @@ def set_if_changed(widget: Any, attribute: str, value: Any) -> None:
 
 
 def run_title(run: RunView | None) -> str:
-    """The panel's border title: 'Run #12', and its lineage for a fork ('Run #12 · fork of #3@400').
+    """The panel's border title: 'Run #12', its device ('Run #12 · GPU 1') and its lineage for a fork
+    ('Run #12 · fork of #3@400').
 
     The lineage is up there rather than in the header line, which it pushed past the edge at 80
     columns.
     """
     if run is None:
         return "Run"
+    on = f" · GPU {run.device}" if run.device is not None else ""
     if run.parent is None:
-        return f"Run #{run.id}"
+        return f"Run #{run.id}{on}"
     at = f"@{run.fork_step}" if run.fork_step is not None else ""
-    return f"Run #{run.id} · fork of #{run.parent}{at}{' (inexact)' if run.inexact else ''}"
+    return f"Run #{run.id}{on} · fork of #{run.parent}{at}{' (inexact)' if run.inexact else ''}"
 
 
 def run_header(run: RunView | None) -> Text:

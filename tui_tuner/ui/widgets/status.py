@@ -15,6 +15,9 @@ def status_text(snap: Snapshot | None, width: int = WIDE) -> Text:
     """'mlp-digits  running 2  queued 5  done 7  stopped 3  failed 1  10/20 started  early stop asha 11·33·99
     · autopilot off  k 2 auto · 1,810 steps/s  zoom 1  stage 4  GPU 41% 3.1/80G'.
 
+    With `[study] devices`, each device's runs/k ('GPU 0:2/2 1:1/2'; from 120 columns with its memory,
+    'GPU 0:2/2 5.3/80G 1:1/2 2.0/80G') come after k and stand for the GPU part at the end.
+
     Counts of zero are left out. What runs on its own (early stopping, the autopilot, a fork waiting for
     its checkpoint) comes before k, zoom, stage and GPU: at 80 columns the end of the line is what is
     cut. k only when auto-k chooses it or it was fixed by hand.
@@ -42,8 +45,12 @@ def status_text(snap: Snapshot | None, width: int = WIDE) -> Text:
         text.append(f"  {pending}…", style="bold yellow")
     if snap.k:
         text.append(f"  {snap.k}", style="bold magenta")
+    if snap.devices:
+        # Each device's runs/k, and its memory on a wide terminal: the GPU part, device by device.
+        each = " ".join(d.text(memory=width >= WIDE) for d in snap.devices)
+        text.append(f"  GPU {each}", style="cyan")
     text.append(f"  zoom {snap.zoom}  stage {snap.stage}")
-    if snap.gpu:
+    if snap.gpu and not snap.devices:
         text.append(f"  {snap.gpu}", style="cyan")
     return text
 

@@ -219,6 +219,17 @@ class TrialsTable(SyncTable):
 
     COLUMNS = (("#", "id"), ("status", "status"), ("objective", "objective"), ("step", "step"),
                ("curve", "curve"), ("from", "from"))
+    DEVICE_COLUMN = ("dev", "device")   # after status, only with [study] devices
+
+    def show_devices(self, on: bool) -> None:
+        """Show the device column (the study gives runs devices) or not; rebuilds the columns on a change."""
+        columns = TrialsTable.COLUMNS[:2] + ((self.DEVICE_COLUMN,) if on else ()) + TrialsTable.COLUMNS[2:]
+        if columns == self.COLUMNS:
+            return
+        self.COLUMNS = columns
+        if self.compact is not None:
+            compact, self.compact = self.compact, None
+            self.set_compact(compact)
 
     @dataclass
     class Watch(Message):
@@ -242,7 +253,8 @@ class TrialsTable(SyncTable):
             # A stopped trial ranks by its value too, marked: its value is where it was cut short.
             obj = Text(fmt_value(t.objective) + ("·" if t.status == "stopped" and t.objective is not None else ""),
                        style="bold" if t.id == best_id else "dim" if t.status == "stopped" else "")
-            out.append((str(t.id), (ident, status, obj, num(t.step),
+            device = (t.device or "",) if self.DEVICE_COLUMN in self.COLUMNS else ()
+            out.append((str(t.id), (ident, status, *device, obj, num(t.step),
                                     Text(spark(t.curve, width), style="green"), t.lineage)))
         return out
 
