@@ -41,6 +41,9 @@ pytestmark = pytest.mark.slurm
 PY = sys.executable
 HERE = Path(__file__).resolve().parent
 HEARTBEAT = HERE / "trial_heartbeat.py"
+# How a trial ends on Slurm's SIGTERM: its handler exits 143, or a second SIGTERM kills it first (the
+# trial gets one from slurmstepd, which signals every process of the job, and one forwarded by the shim).
+TERMINATED = (143, -15)
 
 
 @pytest.fixture
@@ -131,8 +134,9 @@ def test_a_cancelled_job_is_recorded_with_its_reason(executor, tmp_path):
     assert controller([job.job_id])[job.job_id]["Comment"] == "tui-tuner: stopped by early stop"
     assert scontrol(job.job_id)["JobState"] == "CANCELLED"
     assert wait_for(lambda: completions(job.job_id), timeout=10) == ["CANCELLED"]
+    assert f"JOB {job.job_id} ON" in job.stderr() and "CANCELLED AT" in job.stderr()  # the last-resort record
     # scancel's SIGTERM reached the trial through the shim, which lived to record how it ended.
-    assert exit_record(run_dir)["returncode"] == 143
+    assert exit_record(run_dir)["returncode"] in TERMINATED
     assert "SIGTERM" in (run_dir / "signals").read_text()
 
 
@@ -159,17 +163,21 @@ def test_stop_and_cont_signals_pause_and_resume_every_process_of_the_job(executo
 
 def test_a_job_past_its_time_limit_is_warned_then_recorded_as_timeout(executor, tmp_path):
     run_dir = tmp_path / "run"
-    # One minute, the shortest limit; submitit's --signal=USR2@45 warns the job's processes ~45s before.
-    # The trial runs without the shim here: today's shim has no SIGUSR2 handler, so the warning kills it.
-    executor.update_parameters(time=1, signal_delay_s=45)
-    job = executor._submit_command(shlex.join([PY, str(HEARTBEAT), str(run_dir)]))
+    # One minute, the shortest limit, and Slurm's warning 45s before it. Not submitit's default
+    # USR2: Slurm sends the warning to every process of the job, and USR2 kills any that does not
+    # handle it, the shim first. URG is ignored unless handled (this trial handles it).
+    executor.update_parameters(time=1, signal_delay_s=45, additional_parameters={"signal": "URG@45"})
+    job = submit_trial(executor, run_dir)
 
     # Slurm checks time limits every 30s, and waits KillWait (5s) between SIGTERM and SIGKILL.
     state, reason = wait_for(lambda: ended(job.job_id), timeout=180, interval=1, what=f"job {job.job_id} to end")
     assert (state, reason) == ("TIMEOUT", "TimeLimit")
     assert wait_for(lambda: completions(job.job_id), timeout=10) == ["TIMEOUT"]
     signals = [line.split()[0] for line in (run_dir / "signals").read_text().splitlines()]
-    assert signals[0] == "SIGUSR2" and "SIGTERM" in signals
+    assert signals[0] == "SIGURG" and "SIGTERM" in signals
+    # The shim lived through the warning to record the end, and the job's log says why it ended.
+    assert exit_record(run_dir)["returncode"] in TERMINATED
+    assert "DUE TO TIME LIMIT" in (job.stderr() or "")
 
 
 def test_a_running_job_survives_a_controller_crash_and_a_new_process_readopts_it_by_id(slurm_cluster, executor,
@@ -210,7 +218,7 @@ def test_a_running_job_survives_a_controller_crash_and_a_new_process_readopts_it
     assert out.stdout.split() == [job.job_id, "RUNNING", node]
     state, _ = wait_for(lambda: ended(job.job_id), timeout=60, what=f"job {job.job_id} to end")
     assert state == "CANCELLED"
-    assert exit_record(run_dir)["returncode"] == 143
+    assert exit_record(run_dir)["returncode"] in TERMINATED
 
 
 def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(executor, tmp_path):
@@ -228,6 +236,7 @@ def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(execu
     other = urgent._submit_command("sleep 1")
 
     assert wait_for(lambda: completions(job.job_id), timeout=60, what="the preempted run's record") == ["PREEMPTED"]
+    assert "DUE TO PREEMPTION" in wait_for(lambda: job.stderr(), timeout=10)
     held = wait_state(job.job_id, "PENDING", timeout=30)
     assert held["Reason"] == "BeginTime"  # a requeued job waits (about 2 minutes) before it may start again
     assert scontrol(job.job_id)["Restarts"] == "1"
@@ -275,6 +284,7 @@ def test_a_node_failure_is_recorded_as_node_fail(executor, tmp_path):
         state, _ = wait_for(lambda: ended(job.job_id), timeout=60, what=f"job {job.job_id} to end")
         assert state == "NODE_FAIL"
         assert wait_for(lambda: completions(job.job_id), timeout=10) == ["NODE_FAIL"]
+        assert "DUE TO NODE FAILURE" in (job.stderr() or "")
         wait_for(lambda: proc_state(trial) == "", timeout=30, what="the trial to be killed")
     finally:
         def back() -> bool:

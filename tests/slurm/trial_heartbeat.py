@@ -4,9 +4,9 @@ Run under the launch shim (`python -m tui_tuner.launch RUN_DIR -- python trial_h
 writes, in TUI_TUNER_RUN_DIR (or argv[1]):
   trial.pid    its pid
   heartbeat    a line "TIME RESTART_COUNT" every 50 ms (SLURM_RESTART_COUNT, "-" on a first run)
-  signals      a line per SIGUSR2 (Slurm's warning before the time limit) or SIGTERM it received
+  signals      a line per SIGURG or SIGUSR2 (Slurm's warning before the time limit) or SIGTERM it received
   env          CUDA_VISIBLE_DEVICES and SLURM_JOB_ID as Slurm gave them
-It survives SIGUSR2, and exits on SIGTERM, as a trainer that checkpoints on the warning would.
+It survives the warning, and exits on SIGTERM, as a trainer that checkpoints on the warning would.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def note(signum: int, _frame: object) -> None:
 
 
 signal.signal(signal.SIGUSR2, note)
+signal.signal(signal.SIGURG, note)
 signal.signal(signal.SIGTERM, note)
 (run_dir / "trial.pid").write_text(str(os.getpid()))
 (run_dir / "env").write_text("".join(f"{k}={os.environ.get(k, '')}\n" for k in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")))
