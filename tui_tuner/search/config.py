@@ -21,6 +21,7 @@ from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
 from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
+from tui_tuner.search.slurm_config import SlurmConfig, executor_config
 from tui_tuner.search.space_params import FLAG_STYLES, Fail
 
 # The strategies (their names, needs and the default) are search/strategies/'s: nothing here lists them.
@@ -33,7 +34,7 @@ STUDY_KEYS = {
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
     "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
-    "cwd", "env", "python", "step_pattern", "fail_fast",
+    "cwd", "env", "python", "step_pattern", "fail_fast", "executor", "slurm",
 }
 # The reserved metrics key naming the pattern that captures a zero-code script's step counter
 # (also `[study] step_pattern`, or a group named `step` in a metric's own pattern).
@@ -89,6 +90,8 @@ class StudyConfig:
     env: dict[str, str] = field(default_factory=dict)   # [study.env]: added to each trial's environment
     python: str = "tuner"              # "tuner": a leading bare python is the tuner's own; "path": PATH's
     fail_fast: bool = True             # pause the queue on one repeated mistake (study/fail_fast.py)
+    executor: str = "local"            # where trials run: "local" processes or "slurm" jobs
+    slurm: SlurmConfig | None = None   # [study.slurm], with executor = "slurm"
     # No strategy named and the default's packages missing: why another one searches ("" = none).
     strategy_fallback: str = ""
 
@@ -233,6 +236,8 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
     except SpaceError as e:
         raise fail(e.where or "study", e.rule or e.message) from None
 
+    executor, slurm = executor_config(raw, fail)
+
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
@@ -260,6 +265,8 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         env=check_env(raw.get("env"), fail),
         python=choice("python", PYTHON_MODES, "tuner"),
         fail_fast=flag("fail_fast", True),
+        executor=executor,
+        slurm=slurm,
     )
 
 
