@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, StudyError
-from tui_tuner.runtime import process
+from tui_tuner.runtime import process, slurm
 from tui_tuner.runtime.control import Commands
 from tui_tuner.runtime.events import EventBus, say
 from tui_tuner.runtime.poller import FAST_POLL, FAST_WINDOW, PollThread
@@ -60,6 +60,8 @@ class Runner:
         self._cancel = threading.Event()   # set by cancel_waits(): a fork stops waiting for its checkpoint
         self._poller = PollThread(self.poll, self._poll_failed)
         self._leftovers = process.Leftovers()
+        # Jobs on a Slurm cluster (runtime/slurm.py): submitted with [study.slurm]; any run dir with a job.json is one.
+        self.cluster = slurm.Cluster(self.config.slurm if self.config.executor == "slurm" else None, self.config.name)
         self.queries = RunQueries(self.table)
         self.commands = Commands(self.table, self.timeouts, start=self.start, poll=self.poll,
                                  poll_run=self._poll_run, hurry=self._poller.hurry, leftovers=self._leftovers,
@@ -117,14 +119,18 @@ class Runner:
                 self._adopt_one(self.study.trial(trial.id), run_dir)
                 return
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
-            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file)
+            launcher = self.cluster.launcher(trial.id) if self.cluster.config is not None else None
+            pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file,
+                                          launcher=launcher)
             self.study.mark_started(trial.id, pid)
             run = self._new_run(self.study.trial(trial.id), run_dir)
-            run.proc = process.Process(pid, run_dir, child=True)
+            job = self.cluster.attach(run_dir) if launcher is not None else None
+            run.proc = job or process.Process(pid, run_dir, child=True)
             run.live = True
             run.state.status = "running"
             self.runs[trial.id] = run
-            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv})
+            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv,
+                                                    **({"job": job.job_id} if job is not None else {})})
 
     def _new_run(self, trial: Trial, run_dir: Path) -> Run:
         return self.table.new(trial, run_dir)
@@ -146,6 +152,8 @@ class Runner:
     def _poll_run(self, run: Run) -> None:
         now = time.time()
         alive = run.proc.alive()
+        if alive and run.proc.queued():
+            run.state.last_activity = now   # waiting in a cluster's queue is not a stall
         self._read(run, final=not alive)
         if not alive:
             self._settle(run)
@@ -237,7 +245,8 @@ class Runner:
                              stop_reason=verdict.stop_reason(stop),
                              output=verdict.output_tail(run.run_dir), reported=tuple(sorted(run.state.metrics)),
                              unusable=unusable or verdict.not_a_directory(run.run_dir),
-                             disk_full=exit_info is None and verdict.disk_full(run.run_dir))
+                             disk_full=exit_info is None and verdict.disk_full(run.run_dir),
+                             cluster=run.proc.ended_how())
 
     # -- adoption ---------------------------------------------------------------------------------
 
@@ -253,12 +262,14 @@ class Runner:
         adopted: list[int] = []
         refused: list[str] = []
         with self._bus.locked():
-            for trial in self.study.active():
+            active = self.study.active()
+            self.cluster.watch(self.study.run_dir(t.id) for t in active)   # one squeue for all their jobs
+            for trial in active:
                 if trial.id in self.runs and self.runs[trial.id].live:
                     continue
                 run_dir = self.study.run_dir(trial.id)
                 problem = rundir.params_mismatch(run_dir, trial, self._live_names()) if run_dir.is_dir() else None
-                if problem is not None and process.going(trial.pid, run_dir):
+                if problem is not None and self._going(trial, run_dir):
                     refused.append(problem)
                 elif self._adopt_one(trial, run_dir, problem):
                     adopted.append(trial.id)
@@ -274,7 +285,7 @@ class Runner:
         with self._bus.locked():
             for trial in self.study.active():
                 run_dir = self.study.run_dir(trial.id)
-                if trial.id not in self.runs and not process.going(trial.pid, run_dir):
+                if trial.id not in self.runs and not self._going(trial, run_dir):
                     self._adopt_one(trial, run_dir)
                     settled.append(trial.id)
         return settled
@@ -285,9 +296,10 @@ class Runner:
         An ended run whose files are `unusable` (not this trial's) fails without being replayed.
         """
         run = self._new_run(trial, run_dir)
+        run.proc = self.cluster.attach(run_dir) or run.proc
         run.live = True
         self.runs[trial.id] = run
-        if not process.going(trial.pid, run_dir):
+        if not (run.proc.going() if isinstance(run.proc, slurm.SlurmJob) else process.going(trial.pid, run_dir)):
             if unusable is None:
                 self._read(run, final=True)
             self._settle(run, unusable)
@@ -300,6 +312,11 @@ class Runner:
             # A stop the tuner that went away had asked for: it still holds.
             self.commands._carry_out_stop(run, asked if math.isfinite(asked) else time.time())
         return True
+
+    def _going(self, trial: Trial, run_dir: Path) -> bool:
+        """True while a run found on disk goes: its Slurm job by what Slurm says, else its local shim."""
+        job = self.cluster.attach(run_dir)
+        return job.going() if job is not None else process.going(trial.pid, run_dir)
 
     # -- reading back -----------------------------------------------------------------------------
 

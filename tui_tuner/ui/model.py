@@ -45,6 +45,7 @@ class TrialRow:
     reason: str | None = None
     pinned: bool = False
     inexact: bool = False            # a fork that does not continue its parent exactly (its trainer said)
+    waiting: str | None = None       # a cluster job not started yet: "queued on the cluster (Resources)"
 
     @property
     def lineage(self) -> str:
@@ -89,6 +90,7 @@ class RunView:
     pinned: bool = False
     current: dict = field(default_factory=dict)   # the settings it uses now (its reported lr over its setting)
     started: dict = field(default_factory=dict)   # the settings it started with
+    waiting: str | None = None      # a cluster job not started yet: "queued on the cluster (Resources)"
 
     @property
     def active(self) -> bool:
