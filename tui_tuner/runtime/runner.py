@@ -306,7 +306,8 @@ class Runner:
             return False
         self._read(run)
         run.state.last_activity = time.time()
-        self._bus.emit(Kind.STARTED, trial.id, {"pid": trial.pid, "adopted": True})
+        job = {"job": run.proc.job_id} if isinstance(run.proc, slurm.SlurmJob) else {}
+        self._bus.emit(Kind.STARTED, trial.id, {"pid": trial.pid, "adopted": True, **job})
         asked = verdict.first_stop(run_dir)
         if asked is not None:
             # A stop the tuner that went away had asked for: it still holds.

@@ -1,0 +1,242 @@
+"""Trials as Slurm jobs (`executor = "slurm"`), against the real one-node cluster: the runner and the
+headless tuner, with the tests' own trainers (scripts/toy.py on the trainer API, scripts/zero_code.py).
+
+The node has 2 CPUs and each job asks for one, so a third job at once waits in Slurm's queue
+(reason Resources). Every job a test submitted is cancelled at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from space_toml import param, space_toml
+from study_runs import TOY, ZERO_CODE
+from waiting import wait_for as _wait_for
+
+pytest.importorskip("submitit", reason="submitit is not installed (pip install -e '.[slurm]')")
+
+from tui_tuner.runtime.runner import RunEvent, Runner  # noqa: E402
+from tui_tuner.runtime.slurm import JOB_FILE  # noqa: E402
+from tui_tuner.search.space import parse_space  # noqa: E402
+from tui_tuner.study.study import Study  # noqa: E402
+
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+
+SLURM = {"partition": "debug", "time": 10, "gpus_per_trial": 0, "cpus_per_trial": 1, "mem": "200M"}
+TOY_PARAMS = {
+    "lr": param("float", scale="log", low=1e-3, high=0.9, default=0.1, live=True),
+    "steps": param("int", low=1, high=100000, default=3000, tier=4),
+    "delay": param("float", low=0.0, high=5.0, default=0.02, tier=4),
+    "mode": param("choice", values=["ok", "crash"], default="ok", tier=4),
+}
+NUM = r"([-+0-9.eE]+|nan|inf)"
+ZERO_CODE_PARAMS = {
+    "lr": param("float", low=0.01, high=0.9, default=0.1, flag="--trainer.learning_rate"),
+    "steps": param("int", low=1, high=100000, default=100000),
+    "delay": param("float", low=0.0, high=1.0, default=0.05),
+}
+
+
+class Events(list):
+    def __call__(self, ev: RunEvent) -> None:
+        self.append(ev)
+
+    def of(self, kind: str, trial_id: int) -> list[RunEvent]:
+        return [e for e in self if e.kind == kind and e.trial_id == trial_id]
+
+
+def write_space(tmp_path: Path, name: str, *, zero_code: bool = False, **study) -> Path:
+    if zero_code:
+        text = space_toml(ZERO_CODE_PARAMS, name=name, command=["python", str(ZERO_CODE), "--fmt", "llmc"],
+                          objective="loss", stall_timeout=30, executor="slurm", slurm=SLURM,
+                          metrics={"step": r"^step (\d+) \|", "loss": r"\|\s*loss\s+" + NUM}, **study)
+    else:
+        text = space_toml(TOY_PARAMS, name=name, command=["python", str(TOY)], objective="loss",
+                          stall_timeout=30, executor="slurm", slurm=SLURM, **study)
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return path
+
+
+def job_of(study: Study, trial_id: int) -> str:
+    return json.loads((study.run_dir(trial_id) / JOB_FILE).read_text())["job_id"]
+
+
+def cancel_jobs(study_dir: Path) -> None:
+    """scancel every job a study's run directories name."""
+    ids = [json.loads(p.read_text())["job_id"] for p in study_dir.glob(f"runs/*/{JOB_FILE}")]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
+
+
+def job_state(job_id: str) -> str:
+    r = subprocess.run(["squeue", "-h", "--states=all", "-o", "%T", "-j", job_id], capture_output=True,
+                       text=True, timeout=60)
+    return r.stdout.strip()
+
+
+@pytest.fixture
+def cluster_study(slurm_cluster, tmp_path, request):
+    """Open a study of the toy trainer (or, with zero_code=True, the zero-code script) run as Slurm jobs:
+    (study, runner, events)."""
+    made: list[tuple[Study, Runner]] = []
+
+    def open_(zero_code: bool = False):
+        space_file = write_space(tmp_path, f"t{abs(hash(request.node.name)) % 10**6}", zero_code=zero_code)
+        study = Study.open(tmp_path / "study", parse_space(space_file.read_text(), str(space_file)), seed=1)
+        events = Events()
+        runner = Runner(study, events, cwd=tmp_path, stop_timeout=2.0, term_timeout=2.0, checkpoint_timeout=30.0)
+        made.append((study, runner))
+        return study, runner, events
+
+    yield open_
+    for study, runner in made:
+        runner.stop_timeout = runner.term_timeout = 0.0
+        runner.commands.stop_all(timeout=20)
+        cancel_jobs(study.dir)
+        study.close()
+
+
+def wait_for(runner: Runner, cond, timeout: float = 60.0, what: str = "condition"):
+    def polled():
+        runner.poll()
+        return cond()
+
+    return _wait_for(polled, timeout, 0.05, what)
+
+
+def start(study: Study, runner: Runner, **params) -> int:
+    trial = study.enqueue_manual(params)
+    runner.start(trial)
+    return trial.id
+
+
+def step_of(runner: Runner, trial_id: int) -> int:
+    return runner.queries.latest(trial_id)["step"] or 0
+
+
+def test_a_protocol_trainer_job_is_paused_adjusted_and_forked_through_its_control_file(cluster_study):
+    study, runner, events = cluster_study()
+    tid = start(study, runner)
+    parent_job = job_of(study, tid)
+    wait_for(runner, lambda: step_of(runner, tid) >= 3, what="the job to run and report steps")
+
+    runner.commands.pause(tid)
+    wait_for(runner, lambda: runner.queries.latest(tid)["status"] == "paused", 30, "the trainer to pause")
+    runner.commands.set(tid, {"lr": 0.05})
+    runner.commands.resume(tid)
+    applied = wait_for(runner, lambda: events.of("applied", tid), 30, "the lr change to take effect")
+    assert applied[0].data["params"] == {"lr": 0.05}
+
+    child = runner.commands.fork(tid, {"lr": 0.2}, timeout=30)
+    child_job = job_of(study, child.id)
+    assert child_job != parent_job and child.parent == tid
+    wait_for(runner, lambda: any(ln.startswith("resumed from") for ln in runner.queries.output_tail(child.id)),
+             what="the fork's job to resume from its parent's checkpoint")
+
+    # Two jobs followed: a burst of polls asks squeue once (its answer serves every job for a second).
+    before = runner.cluster.queue.calls
+    for _ in range(10):
+        runner.poll()
+    assert runner.cluster.queue.calls - before <= 1
+
+    runner.commands.stop(tid)
+    runner.commands.stop(child.id)
+    wait_for(runner, lambda: study.trial(tid).finished and study.trial(child.id).finished, 60, "both to stop")
+    assert (study.trial(tid).status, study.trial(child.id).status) == ("stopped", "stopped")
+    assert study.trial(child.id).params["lr"] == 0.2
+
+
+def test_a_zero_code_job_is_paused_with_slurm_signals_and_stopped(cluster_study):
+    study, runner, _ = cluster_study(zero_code=True)
+    tid = start(study, runner, lr=0.01)
+    job = job_of(study, tid)
+    wait_for(runner, lambda: step_of(runner, tid) >= 2, what="the zero-code job to print steps")
+
+    runner.commands.pause(tid)   # scancel --signal=STOP: the shim and the script stop
+    assert runner.queries.latest(tid)["status"] == "paused"
+    wait_for(runner, lambda: job_state(job) == "STOPPED", 30, "squeue to show the job STOPPED")
+    runner.poll()
+    paused_at = step_of(runner, tid)
+    time.sleep(1.0)
+    runner.poll()
+    assert step_of(runner, tid) == paused_at, "a stopped job printed more steps"
+
+    runner.commands.resume(tid)  # scancel --signal=CONT
+    wait_for(runner, lambda: step_of(runner, tid) > paused_at + 2, 30, "the job to go on after CONT")
+
+    runner.commands.stop(tid)    # CONT, then TERM through scancel --signal: the script dies of it
+    wait_for(runner, lambda: study.trial(tid).finished, 30, "the job to stop")
+    t = study.trial(tid)
+    assert t.status == "stopped", t.reason
+    assert job_state(job) in ("FAILED", "CANCELLED", "COMPLETED")
+
+
+def test_a_job_cancelled_on_the_cluster_fails_with_slurms_reason_and_a_queued_one_says_why_it_waits(cluster_study):
+    study, runner, _ = cluster_study()
+    first, second, third = (start(study, runner) for _ in range(3))
+    # Two CPUs, a CPU a job: the third waits for resources.
+    wait_for(runner, lambda: step_of(runner, first) >= 1 and step_of(runner, second) >= 1, what="two jobs to run")
+    wait_for(runner, lambda: runner.queries.latest(third)["waiting"] == "queued on the cluster (Resources)", 30,
+             "the third job to wait in Slurm's queue with its reason")
+    assert runner.queries.latest(first)["waiting"] is None
+    assert not study.trial(third).finished
+
+    subprocess.run(["scancel", job_of(study, first)], check=True, timeout=60)   # someone else's scancel
+    wait_for(runner, lambda: study.trial(first).finished, 60, "the cancelled job to be settled")
+    t = study.trial(first)
+    assert t.status == "failed"
+    assert t.reason.startswith("cancelled on the cluster (scancel; Slurm CANCELLED)"), t.reason
+    wait_for(runner, lambda: step_of(runner, third) >= 1, 60, "the queued job to start in the freed place")
+    assert runner.queries.latest(third)["waiting"] is None
+
+
+def headless(space_file: Path, study_dir: Path, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tui_tuner", "run", str(space_file), "--headless", "--study", str(study_dir), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=space_file.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_a_headless_study_of_four_jobs_survives_its_tuner_being_killed(slurm_cluster, tmp_path):
+    """4 trials, 4 at once on a 2-CPU node (two queue); the tuner is SIGKILLed while they go, and a new
+    one re-adopts the same jobs (none submitted twice) and settles them all."""
+    space_file = write_space(tmp_path, "four", strategy="random", budget=4, parallel=4, stage=1)
+    # About 4 s of steps a trial: both pairs are still going when the tuner dies.
+    text = space_file.read_text().replace("default = 3000", "default = 120").replace("default = 0.02", "default = 0.03")
+    space_file.write_text(text)
+    study_dir = tmp_path / "study"
+    first = headless(space_file, study_dir, "--seed", "3")
+    try:
+        jobs = _wait_for(lambda: sorted(study_dir.glob(f"runs/*/{JOB_FILE}")) if len(
+            list(study_dir.glob(f"runs/*/{JOB_FILE}"))) == 4 else None, 60, 0.05, "four jobs submitted")
+        ids = {p.parent.name: json.loads(p.read_text())["job_id"] for p in jobs}
+        _wait_for(lambda: any((p.parent / "events.jsonl").exists() for p in jobs), 60, 0.05, "a job to report")
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+        assert sum(job_state(j) in ("RUNNING", "PENDING") for j in ids.values()) >= 2, "the jobs died with the tuner"
+
+        second = headless(space_file, study_dir, "--seed", "3")
+        out, _ = second.communicate(timeout=120)
+        assert second.returncode == 0, out
+        assert out.count("re-adopted (Slurm job ") >= 2, out
+        after = {p.parent.name: json.loads(p.read_text())["job_id"] for p in study_dir.glob(f"runs/*/{JOB_FILE}")}
+        assert after == ids, "a job was submitted again"
+        study = Study.open(study_dir, lock=False)
+        try:
+            trials = study.trials()
+            assert [t.status for t in trials] == ["done"] * 4, [(t.id, t.status, t.reason) for t in trials]
+        finally:
+            study.close()
+        assert all(job_state(j) == "COMPLETED" for j in ids.values())
+    finally:
+        for p in (first,):
+            if p.poll() is None:
+                p.kill()
+        cancel_jobs(study_dir)
