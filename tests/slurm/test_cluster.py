@@ -36,7 +36,7 @@ from slurm_record import (  # noqa: E402
 
 from tui_tuner import protocol  # noqa: E402
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 PY = sys.executable
 HERE = Path(__file__).resolve().parent

@@ -1,0 +1,34 @@
+"""A trial whose Slurm job waits in the cluster's queue: the runs table and the run panel say so, with
+Slurm's reason (the app driven with hand-made snapshots, as the redraw tests do)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.widgets import Static
+from ui_helpers import plain, wait_until
+
+from tui_tuner.ui.model import TrialRow
+from tui_tuner.ui.widgets.tables import TrialsTable
+
+WAITING = "queued on the cluster (Resources)"
+
+
+async def test_a_job_in_slurms_queue_shows_as_waiting_with_its_reason(snap_app):
+    app = snap_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        main = app.main
+        base = main.snap
+        rows = (TrialRow(id=20, status="running", objective=None, step=None, source="random", parent=None,
+                         fork_step=None, waiting=WAITING),
+                TrialRow(id=21, status="running", objective=0.5, step=10, source="random", parent=None,
+                         fork_step=None))
+        main.show(replace(base, seq=base.seq + 1, trials=(*base.trials, *rows),
+                          focused=replace(base.focused, id=20, status="running", waiting=WAITING)))
+        table = main.query_one(TrialsTable)
+        await wait_until(pilot, lambda: table.get_row_index("20") is not None and plain(table.get_row("20")[1]).strip() == "wait",
+                         what="the queued job's row to say wait")
+        assert plain(table.get_row("21")[1]).strip() == "run"
+        header = str(main.query_one("#run-header", Static).render())
+        assert "#20 running" in header and WAITING in header
