@@ -52,14 +52,15 @@ class Events(list):
         return [e for e in self if e.kind == kind and e.trial_id == trial_id]
 
 
-def write_space(tmp_path: Path, name: str, *, zero_code: bool = False, **study) -> Path:
+def write_space(tmp_path: Path, name: str, *, zero_code: bool = False, slurm: dict | None = None, **study) -> Path:
+    slurm = {**SLURM, **(slurm or {})}
     if zero_code:
         text = space_toml(ZERO_CODE_PARAMS, name=name, command=["python", str(ZERO_CODE), "--fmt", "llmc"],
-                          objective="loss", stall_timeout=30, executor="slurm", slurm=SLURM,
+                          objective="loss", stall_timeout=30, executor="slurm", slurm=slurm,
                           metrics={"step": r"^step (\d+) \|", "loss": r"\|\s*loss\s+" + NUM}, **study)
     else:
         text = space_toml(TOY_PARAMS, name=name, command=["python", str(TOY)], objective="loss",
-                          stall_timeout=30, executor="slurm", slurm=SLURM, **study)
+                          stall_timeout=30, executor="slurm", slurm=slurm, **study)
     path = tmp_path / "space.toml"
     path.write_text(text)
     return path
@@ -88,8 +89,9 @@ def cluster_study(slurm_cluster, tmp_path, request):
     (study, runner, events)."""
     made: list[tuple[Study, Runner]] = []
 
-    def open_(zero_code: bool = False):
-        space_file = write_space(tmp_path, f"t{abs(hash(request.node.name)) % 10**6}", zero_code=zero_code)
+    def open_(zero_code: bool = False, slurm: dict | None = None):
+        space_file = write_space(tmp_path, f"t{abs(hash(request.node.name)) % 10**6}", zero_code=zero_code,
+                                 slurm=slurm)
         study = Study.open(tmp_path / "study", parse_space(space_file.read_text(), str(space_file)), seed=1)
         events = Events()
         runner = Runner(study, events, cwd=tmp_path, stop_timeout=2.0, term_timeout=2.0, checkpoint_timeout=30.0)
@@ -240,3 +242,29 @@ def test_a_headless_study_of_four_jobs_survives_its_tuner_being_killed(slurm_clu
             if p.poll() is None:
                 p.kill()
         cancel_jobs(study_dir)
+
+
+def test_a_preempted_job_is_requeued_not_failed_and_its_rerun_is_the_trials(cluster_study, tmp_path):
+    cpus = int(subprocess.run(["sinfo", "-h", "-N", "-p", "debug", "-o", "%c"], capture_output=True, text=True,
+                              timeout=60).stdout.split()[0])
+    # The whole node, so that a job in the higher-priority partition takes it back.
+    study, runner, events = cluster_study(slurm={"cpus_per_trial": cpus})
+    tid = start(study, runner, steps=60, delay=0.05)
+    job = job_of(study, tid)
+    wait_for(runner, lambda: step_of(runner, tid) >= 3, what="the job to run")
+    urgent = subprocess.run(["sbatch", "--parsable", "--partition=urgent", f"--cpus-per-task={cpus}", "--mem=100M",
+                             "--time=1", f"--output={tmp_path}/urgent.out", "--wrap=sleep 1"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    wait_for(runner, lambda: (runner.queries.latest(tid)["waiting"] or "").startswith(
+        "requeued after preemption, queued on the cluster"), 60, "the preempted job to be requeued")
+    assert not study.trial(tid).finished, study.trial(tid).reason   # not failed: it waits to run again
+    wait_for(runner, lambda: job_state(urgent) == "COMPLETED", 60, "the urgent job to finish")
+    # A requeued job waits about 2 minutes (BeginTime) before it may start again: not here.
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=60)
+    wait_for(runner, lambda: study.trial(tid).finished, 60, "the rerun to finish")
+    t = study.trial(tid)
+    assert (t.status, t.step) == ("done", 60), t.reason
+    run_dir = study.run_dir(tid)
+    assert json.loads((run_dir / "exit.requeued-1.json").read_text())["signal"] == 15   # the cut-short run's
+    assert json.loads((run_dir / "exit.json").read_text())["returncode"] == 0
+    assert job_of(study, tid) == job
