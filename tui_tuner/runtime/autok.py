@@ -23,7 +23,7 @@ from tui_tuner.errors import RunError, StudyError
 from tui_tuner.runtime.gpu_memory import GpuMemory
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
-from tui_tuner.search import autok
+from tui_tuner.search import autok, cluster_k
 from tui_tuner.search.autok import Change, Measurement, Meter, State
 from tui_tuner.study.study import Study
 
@@ -137,6 +137,8 @@ class AutoK:
 
     def tick(self) -> Change | None:
         """Measure and decide (called from Session.tick): opens, closes and judges windows."""
+        if self.runner.cluster.config is not None:
+            return self._cluster_tick()
         with self._lock:
             now = self.clock()
             going = self._going()
@@ -157,6 +159,17 @@ class AutoK:
             self.meter.start(now)
             self.last = m
             self.state, change = autok.decide(self.state, m)
+            self._apply(change)
+            return change
+
+    def _cluster_tick(self) -> Change | None:
+        """On a Slurm cluster: raise k while the cluster starts every job within a minute (search/cluster_k.py);
+        no throughput or GPU memory is measured (the GPUs are on other nodes)."""
+        with self._lock:
+            now = self.clock()
+            waits = [w for w in (self.runner.cluster.wait(self.runner.runs[i].proc, now)
+                                 for i in self.runner.queries.live_ids() if i in self.runner.runs) if w is not None]
+            self.state, change = cluster_k.decide(self.state, [cluster_k.Wait(*w) for w in waits])
             self._apply(change)
             return change
 

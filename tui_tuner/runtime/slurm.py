@@ -144,6 +144,7 @@ class SlurmJob:
         self.queue = queue
         self.last: JobInfo | None = None     # the controller's last answer about it
         self.requeued = 0                    # times it went back to the queue after running (preemption)
+        self.waited: float | None = None     # seconds from submission to start, once it started (auto-k)
         self._ran = False
         queue.watch(job_id)
 
@@ -170,11 +171,16 @@ class SlurmJob:
 
     def send(self, sig: int) -> None:
         """A signal through Slurm: STOP/CONT/TERM/INT to every process of the job (scancel --signal),
-        KILL as `scancel` (Slurm's own TERM, then KILL after KillWait). A queued job is just cancelled."""
+        KILL as `scancel` (Slurm's own TERM, then KILL after KillWait). A queued job cannot take a signal:
+        TERM cancels it, STOP holds it in the queue (`scontrol hold`) and CONT releases it."""
+        self.queue.expire()
+        self.alive()   # fresh: a second-old answer may still say PENDING for a job that now runs
         waiting = self.last is not None and self.last.state in QUEUED
         if sig == signal.SIGKILL or (waiting and sig in (signal.SIGTERM, signal.SIGINT)):
             clients("scancel", self.job_id)
-        elif not waiting:
+        elif waiting and sig in (signal.SIGSTOP, signal.SIGCONT):
+            clients("scontrol", "hold" if sig == signal.SIGSTOP else "release", self.job_id)
+        else:
             clients("scancel", f"--signal={signal.Signals(sig).name.removeprefix('SIG')}", self.job_id)
         self.queue.expire()
 
@@ -256,6 +262,23 @@ class Cluster:
         """The handle to a run directory's job (None: a local run)."""
         jid = job_id(run_dir)
         return SlurmJob(jid, run_dir, self.queue) if jid is not None else None
+
+    def wait(self, handle: object, now: float) -> tuple[float, bool] | None:
+        """(seconds a job waited from submission to start, or so far; still queued) for auto-k; None: not a job."""
+        if not isinstance(handle, SlurmJob):
+            return None
+        if handle.waited is not None:
+            return handle.waited, False
+        job = protocol.read_json(handle.run_dir / JOB_FILE) or {}
+        submitted = job.get("submitted")
+        if not isinstance(submitted, (int, float)):
+            return None
+        launched = protocol.read_json(handle.run_dir / protocol.LAUNCH) if (handle.run_dir / protocol.LAUNCH).exists() else None
+        started = launched.get("started") if isinstance(launched, dict) else None
+        if isinstance(started, (int, float)):
+            handle.waited = max(0.0, started - submitted)   # fixed once it started: not read again
+            return handle.waited, False
+        return max(0.0, now - submitted), True
 
     def watch(self, run_dirs: Iterable[Path]) -> None:
         """Follow these runs' jobs, so the next squeue asks about all of them at once (re-adoption)."""
