@@ -268,3 +268,21 @@ def test_a_preempted_job_is_requeued_not_failed_and_its_rerun_is_the_trials(clus
     assert json.loads((run_dir / "exit.requeued-1.json").read_text())["signal"] == 15   # the cut-short run's
     assert json.loads((run_dir / "exit.json").read_text())["returncode"] == 0
     assert job_of(study, tid) == job
+
+
+def test_auto_k_on_the_cluster_raises_k_while_jobs_start_within_a_minute(slurm_cluster, tmp_path):
+    space_file = write_space(tmp_path, "autok", strategy="random", budget=4, parallel="auto", stage=1)
+    space_file.write_text(space_file.read_text().replace("default = 3000", "default = 60").replace(
+        "default = 0.02", "default = 0.05"))
+    study_dir = tmp_path / "study"
+    try:
+        p = headless(space_file, study_dir, "--seed", "5")
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0, out
+        raises = [ln for ln in out.splitlines() if ln.startswith("auto_k: ")]
+        assert raises[:2] == [ln for ln in raises[:2] if "the cluster started every job within 60s" in ln], out
+        assert [ln.split(":")[1].strip() for ln in raises[:2]] == ["k 1 → 2", "k 2 → 3"], out
+        assert not any("steps/s" in ln or "GB" in ln for ln in raises), "measured what it cannot see"
+        assert out.count(" done ") == 4, out
+    finally:
+        cancel_jobs(study_dir)

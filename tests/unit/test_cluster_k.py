@@ -15,7 +15,7 @@ def started(*seconds):
 def test_all_jobs_started_quickly_raise_k_by_one():
     state, change = decide(State(k=2), started(1.2, 3.0))
     assert (state.k, state.prev, change.old, change.new, change.why) == (3, 2, 2, 3, "raise")
-    assert change.text == "k 2 → 3: the cluster started all 2 jobs within 60s (longest 3s)"
+    assert change.text == "k 2 → 3: the cluster started every job within 60s (2 jobs, longest wait 3s)"
 
 
 @pytest.mark.parametrize(("k", "waits"), [

@@ -35,6 +35,7 @@ def decide(state: State, waits: Sequence[Wait], within: float = START_WITHIN) ->
     if len(waits) < state.k or any(w.queued for w in waits) or state.k >= state.max_k:
         return state, None   # not all k submitted and started yet: nothing to judge
     new = state.k + 1
-    text = f"k {state.k} → {new}: the cluster started all {len(waits)} jobs within {within:.0f}s (longest {longest:.0f}s)"
+    jobs = f"{len(waits)} job{'s' if len(waits) != 1 else ''}"
+    text = f"k {state.k} → {new}: the cluster started every job within {within:.0f}s ({jobs}, longest wait {longest:.0f}s)"
     data = {"from": state.k, "to": new, "why": "raise", "longest_wait": round(longest, 1), "jobs": len(waits)}
     return replace(state, k=new, prev=state.k, note=""), Change(state.k, new, "raise", text, data)
