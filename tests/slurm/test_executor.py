@@ -200,6 +200,24 @@ def test_a_job_cancelled_on_the_cluster_fails_with_slurms_reason_and_a_queued_on
     assert runner.queries.latest(third)["waiting"] is None
 
 
+def test_a_job_submitted_by_a_tuner_that_died_before_recording_it_is_adopted_not_submitted_again(cluster_study):
+    # Held back a minute (--begin), so it is still queued with no launch.json when the next tuner comes.
+    study, runner, _ = cluster_study(slurm={"extra": ["--begin=now+60"]})
+    tid = start(study, runner)
+    job = job_of(study, tid)
+    # The tuner died between its sbatch and marking the trial started: the study still has it queued.
+    study.set_status(tid, "queued")
+    runner.runs.pop(tid)   # ... and forgot it
+    again = Runner(study, Events(), cwd=study.dir, stop_timeout=0.0, term_timeout=0.0)
+    again.start(study.trial(tid))
+    assert job_of(study, tid) == job and study.trial(tid).status == "running"
+    assert not (study.run_dir(tid) / "launch.json").exists()
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=60)
+    wait_for(again, lambda: step_of(again, tid) >= 2, what="the adopted job's steps")
+    again.commands.stop_all(timeout=30)
+    assert study.trial(tid).status == "stopped"
+
+
 def headless(space_file: Path, study_dir: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tui_tuner", "run", str(space_file), "--headless", "--study", str(study_dir), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

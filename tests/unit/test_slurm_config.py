@@ -58,3 +58,20 @@ def test_refusals_name_the_file_the_key_and_the_rule(keys, message):
         study(**keys)
     text = str(e.value)
     assert text.startswith("spaces/x.toml: ") and message in text and "\n" not in text, text
+
+
+def test_a_slurm_study_without_submitit_is_one_line_saying_to_install_the_extra(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['submitit'] = None\n")
+    space = tmp_path / "space.toml"
+    space.write_text(space_toml({"lr": lr()}, name="s", executor="slurm", slurm={"time": 5}))
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
+    r = subprocess.run([sys.executable, "-m", "tui_tuner", "run", str(space), "--headless", "--study",
+                        str(tmp_path / "study")], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr == "tui-tuner: executor = \"slurm\" needs submitit: pip install 'tui-tuner[slurm]'\n"

@@ -3,7 +3,7 @@ trial's failure reason names (from the controller's state, else the job's own lo
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 
 import pytest
 
@@ -88,7 +88,6 @@ def test_slurms_end_is_the_failure_reason(facts, status, reason):
 
 
 def test_slurm_without_submitit_says_to_install_the_extra(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "submitit" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "submitit", None)   # what `import submitit` meets when it is not installed
     with pytest.raises(RunError, match=r"^executor = \"slurm\" needs submitit: pip install 'tui-tuner\[slurm\]'$"):
         require_submitit()

@@ -112,6 +112,8 @@ class Runner:
             if trial.status != "queued":
                 raise RunError(f"trial {trial.id} is {trial.status}; only a queued trial can start")
             run_dir = self.study.run_dir(trial.id)
+            if self._job_going(trial, run_dir):
+                return
             shim = process.earlier_attempt(trial, run_dir, self._live_names())
             if shim is not None:
                 # It ran (or runs) this very setting: starting it again would run the trial twice.
@@ -312,6 +314,19 @@ class Runner:
         if asked is not None:
             # A stop the tuner that went away had asked for: it still holds.
             self.commands._carry_out_stop(run, asked if math.isfinite(asked) else time.time())
+        return True
+
+    def _job_going(self, trial: Trial, run_dir: Path) -> bool:
+        """Adopt the Slurm job a run dir already names, queued or running (a tuner died between its sbatch
+        and recording the start): True when adopted; RunError when it runs another setting."""
+        job = self.cluster.attach(run_dir) if run_dir.is_dir() else None
+        if job is None or not job.going():
+            return False
+        problem = rundir.params_mismatch(run_dir, trial, self._live_names())
+        if problem is not None:
+            raise RunError(f"{problem}; its Slurm job {job.job_id} still goes, so trial {trial.id} does not start over it")
+        self.study.mark_started(trial.id, 0)
+        self._adopt_one(self.study.trial(trial.id), run_dir)
         return True
 
     def _going(self, trial: Trial, run_dir: Path) -> bool:

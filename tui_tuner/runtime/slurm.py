@@ -12,7 +12,6 @@ job's end is read from its log file in RUN_DIR/slurm/ (Slurm writes "DUE TO TIME
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -241,8 +240,10 @@ def job_id(run_dir: Path) -> str | None:
 
 def require_submitit() -> None:
     """RunError, one line, unless submitit and sbatch are there to submit with."""
-    if importlib.util.find_spec("submitit") is None:
-        raise RunError('executor = "slurm" needs submitit: pip install \'tui-tuner[slurm]\'')
+    try:
+        import submitit  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise RunError('executor = "slurm" needs submitit: pip install \'tui-tuner[slurm]\'') from None
     if shutil.which("sbatch") is None or shutil.which("srun") is None:
         raise RunError('executor = "slurm": sbatch and srun are not on PATH; start the tuner on a node that '
                        'submits jobs (a login node)')
