@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -215,6 +216,35 @@ def test_a_job_submitted_by_a_tuner_that_died_before_recording_it_is_adopted_not
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=60)
     wait_for(again, lambda: step_of(again, tid) >= 2, what="the adopted job's steps")
     again.commands.stop_all(timeout=30)
+    assert study.trial(tid).status == "stopped"
+
+
+def test_a_controller_that_does_not_answer_holds_up_neither_polls_nor_commands(cluster_study, slurm_cluster):
+    study, runner, _ = cluster_study()
+    tid = start(study, runner)
+    wait_for(runner, lambda: step_of(runner, tid) >= 2, what="the job to run")
+    ctld = slurm_cluster.pid("slurmctld")
+    os.kill(ctld, signal.SIGSTOP)   # every client now waits ~20 s for it, then says it cannot reach it
+    try:
+        runner.cluster.queue.expire()
+        before = step_of(runner, tid)
+        done = threading.Event()
+
+        def work() -> None:
+            for _ in range(20):
+                runner.poll()
+                time.sleep(0.05)
+            runner.runs[tid].proc.send(signal.SIGCONT)   # queued for the call thread, not waited for
+            runner.poll()
+            done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        assert done.wait(10), "the runner waited for a controller that does not answer"
+        assert runner.queries.is_live(tid) and step_of(runner, tid) > before   # still followed, through its files
+    finally:
+        os.kill(ctld, signal.SIGCONT)
+    runner.commands.stop(tid)
+    wait_for(runner, lambda: study.trial(tid).finished, 60, "the run to stop once the controller answers again")
     assert study.trial(tid).status == "stopped"
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from tui_tuner.errors import RunError
 from tui_tuner.runtime import slurm
-from tui_tuner.runtime.slurm import JobInfo, SlurmJob, Squeue, from_log, require_submitit
+from tui_tuner.runtime.slurm import SlurmJob, from_log, require_submitit
+from tui_tuner.runtime.slurm_queue import Calls, JobInfo, Squeue
 from tui_tuner.study.verdict import Facts, decide
 
 # What slurmstepd wrote into the jobs' logs on the test cluster (Slurm 22.05; tests/slurm).
@@ -27,7 +28,7 @@ def job(tmp_path, state=None, reason="None", log=None):
     if log is not None:
         (tmp_path / slurm.LOG_DIR).mkdir(exist_ok=True)
         (tmp_path / slurm.LOG_DIR / "41_0_log.out").write_text(f"srun: starting\n{log}\n")
-    j = SlurmJob("41", tmp_path, Squeue())
+    j = SlurmJob("41", tmp_path, Squeue(), Calls())
     j.last = JobInfo(state, reason, "vm") if state else None
     return j
 

@@ -150,6 +150,8 @@ class Runner:
                     self._poll_run(run)
             if self._leftovers:
                 self._leftovers.reap(time.time())
+            for problem in self.cluster.calls.failures():   # a scancel the controller refused
+                self._bus.error(problem)
 
     def _poll_run(self, run: Run) -> None:
         now = time.time()

@@ -17,16 +17,14 @@ import re
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from tui_tuner import launch
 from tui_tuner.errors import RunError
+from tui_tuner.runtime.slurm_queue import UNKNOWN, Calls, JobInfo, Squeue, clients
 from tui_tuner.search.slurm_config import SlurmConfig
 from tui_tuner.trainer import protocol
 
@@ -34,8 +32,6 @@ JOB_FILE = "job.json"      # {"job_id", "submitted"} in the run directory: how a
 LOG_DIR = "slurm"          # submitit's folder in the run directory: the sbatch file and the job's own log
 EXECUTOR_ENV = "TUI_TUNER_EXECUTOR"   # "slurm" in the job: Slurm signals every process, the shim forwards none
 WARNING_LEAD = 120         # seconds before the time limit that Slurm sends SIGURG (ignored unless handled)
-CACHE_S = 1.0              # how long one squeue answer serves every job's question
-CALL_TIMEOUT = 30.0
 
 QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 # PREEMPTED is passing for a job submitted with --requeue (ours are): it goes back to PENDING.
@@ -58,78 +54,6 @@ LOG_MARKS = (("DUE TO TIME LIMIT", "TIMEOUT"), ("DUE TO NODE FAILURE", "NODE_FAI
 LOG_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class JobInfo:
-    """One job as the controller has it."""
-
-    state: str
-    reason: str
-    nodes: str
-
-
-UNKNOWN = JobInfo("UNKNOWN", "", "")   # the controller did not answer: ask again, the job is not gone
-
-
-def clients(*cmd: str) -> subprocess.CompletedProcess[str]:
-    """Run a Slurm client; a missing or hanging one is an exit status, not an exception."""
-    try:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=CALL_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return subprocess.CompletedProcess(list(cmd), 1, "", str(e))
-
-
-class Squeue:
-    """What the controller says about every job the runner follows, from one squeue call at a time."""
-
-    def __init__(self, ttl: float = CACHE_S) -> None:
-        self.ttl = ttl
-        self.calls = 0                       # squeue calls made (one per poll, however many jobs)
-        self._lock = threading.Lock()
-        self._ids: set[str] = set()          # jobs followed
-        self._asked: set[str] = set()        # jobs the last call asked about
-        self._seen: dict[str, JobInfo] = {}
-        self._answered = False               # the last call reached the controller
-        self._at = -1e18
-
-    def watch(self, job_id: str) -> None:
-        """Follow this job from the next call on."""
-        with self._lock:
-            self._ids.add(job_id)
-
-    def forget(self, job_id: str) -> None:
-        """Stop asking about a job that has ended."""
-        with self._lock:
-            self._ids.discard(job_id)
-
-    def expire(self) -> None:
-        """The next question asks the controller again (after a signal or a cancel)."""
-        with self._lock:
-            self._at = -1e18
-
-    def info(self, job_id: str) -> JobInfo | None:
-        """The job's state and reason; None once the controller no longer knows it; UNKNOWN when it did not answer."""
-        with self._lock:
-            self._ids.add(job_id)
-            if time.monotonic() - self._at >= self.ttl or job_id not in self._asked:
-                self._refresh()
-            if not self._answered:
-                return UNKNOWN
-            return self._seen.get(job_id)
-
-    def _refresh(self) -> None:
-        ids = sorted(self._ids, key=lambda i: (len(i), i))
-        r = clients("squeue", "-h", "--states=all", "-o", "%i|%T|%r|%N", "-j", ",".join(ids))
-        self.calls += 1
-        self._at = time.monotonic()
-        self._asked = set(ids)
-        # An id the controller has forgotten fails the call only when it is the only one asked about.
-        self._answered = r.returncode == 0 or (len(ids) == 1 and "Invalid job id" in r.stderr)
-        self._seen = {}
-        for line in r.stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) == 4:
-                self._seen[parts[0]] = JobInfo(parts[1], parts[2], parts[3])
 
 
 class SlurmJob:
@@ -137,19 +61,22 @@ class SlurmJob:
 
     pid = None   # no process here: nothing for the runner to reap or to end in a process group
 
-    def __init__(self, job_id: str, run_dir: Path, queue: Squeue) -> None:
+    def __init__(self, job_id: str, run_dir: Path, queue: Squeue, calls: Calls) -> None:
         self.job_id = job_id
         self.run_dir = run_dir
         self.queue = queue
+        self.calls = calls
         self.last: JobInfo | None = None     # the controller's last answer about it
         self.requeued = 0                    # times it went back to the queue after running (preemption)
         self.waited: float | None = None     # seconds from submission to start, once it started (auto-k)
         self._ran = False
         queue.watch(job_id)
 
-    def alive(self) -> bool:
-        """True while the job is queued, running, stopped or being requeued (or the controller cannot say)."""
-        info = self.queue.info(self.job_id)
+    def alive(self, wait: bool = False) -> bool:
+        """True while the job is queued, running, stopped or being requeued (or the controller cannot say).
+
+        From the last squeue answer (a second old at most); `wait` asks the controller now."""
+        info = self.queue.info(self.job_id, wait=wait)
         if info is UNKNOWN:
             return True
         if info is None:
@@ -166,22 +93,34 @@ class SlurmJob:
 
     def going(self) -> bool:
         """True while the job goes (for a run found on disk: its directory is there and Slurm still runs it)."""
-        return self.run_dir.is_dir() and self.alive()
+        return self.run_dir.is_dir() and self.alive(wait=True)
 
     def send(self, sig: int) -> None:
         """A signal through Slurm: STOP/CONT/TERM/INT to every process of the job (scancel --signal),
         KILL as `scancel` (Slurm's own TERM, then KILL after KillWait). A queued job cannot take a signal:
-        TERM cancels it, STOP holds it in the queue (`scontrol hold`) and CONT releases it."""
+        TERM cancels it, STOP holds it in the queue (`scontrol hold`) and CONT releases it.
+
+        Queued and carried out in order on the cluster's call thread (a client can wait ~20 s for a
+        controller that is restarting): the runner never waits for Slurm."""
+        self.calls.later(lambda: self._send_now(sig))
+
+    def _send_now(self, sig: int) -> str:
         self.queue.expire()
-        self.alive()   # fresh: a second-old answer may still say PENDING for a job that now runs
-        waiting = self.last is not None and self.last.state in QUEUED
+        info = self.queue.info(self.job_id, wait=True)   # fresh: a second-old PENDING may be a job that now runs
+        waiting = info is not None and info.state in QUEUED
         if sig == signal.SIGKILL or (waiting and sig in (signal.SIGTERM, signal.SIGINT)):
-            clients("scancel", self.job_id)
+            cmd = ("scancel", self.job_id)
         elif waiting and sig in (signal.SIGSTOP, signal.SIGCONT):
-            clients("scontrol", "hold" if sig == signal.SIGSTOP else "release", self.job_id)
+            cmd = ("scontrol", "hold" if sig == signal.SIGSTOP else "release", self.job_id)
         else:
-            clients("scancel", f"--signal={signal.Signals(sig).name.removeprefix('SIG')}", self.job_id)
+            cmd = ("scancel", f"--signal={signal.Signals(sig).name.removeprefix('SIG')}", self.job_id)
+        r = clients(*cmd)
         self.queue.expire()
+        ended = info is None or (info is not UNKNOWN and info.state not in ACTIVE)   # nothing left to signal
+        if r.returncode != 0 and not ended:
+            said = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+            return f"Slurm job {self.job_id}: {' '.join(cmd[:-1])} failed: {said}"
+        return ""
 
     def queued(self) -> str | None:
         """Why the job waits ("queued on the cluster (Resources)"); None while it runs."""
@@ -256,13 +195,14 @@ class Cluster:
         self.config = config
         self.study = study
         self.queue = Squeue()
+        self.calls = Calls()
         if config is not None:
             require_submitit()
 
     def attach(self, run_dir: Path) -> SlurmJob | None:
         """The handle to a run directory's job (None: a local run)."""
         jid = job_id(run_dir)
-        return SlurmJob(jid, run_dir, self.queue) if jid is not None else None
+        return SlurmJob(jid, run_dir, self.queue, self.calls) if jid is not None else None
 
     def wait(self, handle: object, now: float) -> tuple[float, bool] | None:
         """(seconds a job waited from submission to start, or so far; still queued) for auto-k; None: not a job."""
