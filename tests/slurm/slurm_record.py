@@ -7,7 +7,9 @@ submitit's own watcher, which reads sacct, reports every job as UNKNOWN. What is
 - the job completion log (JobCompType=jobcomp/filetxt), read with `sacct --completion`: one line per
   ended run of a job (a preempted run, then the requeued one), however old;
 - the job's own files (the run directory, submitit's log files).
-These helpers read them in that order. They are the groundwork of issue 22's Slurm executor.
+These helpers read them in that order, for the proof tests (test_cluster.py). The executor itself
+(tui_tuner/runtime/slurm.py, slurm_queue.py) reads the controller with one squeue call for all jobs
+and, once the controller has forgotten a job, sacct where accounting works, else the job's log.
 """
 
 from __future__ import annotations

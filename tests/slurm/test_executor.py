@@ -183,8 +183,14 @@ def test_a_zero_code_job_is_paused_with_slurm_signals_and_stopped(cluster_study)
 
 
 def test_a_job_cancelled_on_the_cluster_fails_with_slurms_reason_and_a_queued_one_says_why_it_waits(cluster_study):
-    study, runner, _ = cluster_study()
+    study, runner, _ = cluster_study(slurm={"gpus_per_trial": 1, "extra": ["--comment=tt"]})
     first, second, third = (start(study, runner) for _ in range(3))
+    # What each job asked Slurm for (submitit's sbatch file, kept in the run directory).
+    sbatch = next((study.run_dir(first) / "slurm").glob("*_submission.sh")).read_text()
+    for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=1", "#SBATCH --mem=200M", "#SBATCH --time=10",
+                 "#SBATCH --partition=debug", "#SBATCH --signal=URG@120", "#SBATCH --requeue", "#SBATCH --comment=tt",
+                 f"#SBATCH --job-name=tui-tuner-{study.space.config.name}-{first}", "export TUI_TUNER_EXECUTOR=slurm"):
+        assert line in sbatch.splitlines(), (line, sbatch)
     # Two CPUs, a CPU a job: the third waits for resources.
     wait_for(runner, lambda: step_of(runner, first) >= 1 and step_of(runner, second) >= 1, what="two jobs to run")
     wait_for(runner, lambda: runner.queries.latest(third)["waiting"] == "queued on the cluster (Resources)", 30,
