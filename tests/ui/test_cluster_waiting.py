@@ -27,7 +27,7 @@ async def test_a_job_in_slurms_queue_shows_as_waiting_with_its_reason(snap_app):
         main.show(replace(base, seq=base.seq + 1, trials=(*base.trials, *rows),
                           focused=replace(base.focused, id=20, status="running", waiting=WAITING)))
         table = main.query_one(TrialsTable)
-        await wait_until(pilot, lambda: table.get_row_index("20") is not None and plain(table.get_row("20")[1]).strip() == "wait",
+        await wait_until(pilot, lambda: "20" in table.rows and plain(table.get_row("20")[1]).strip() == "wait",
                          what="the queued job's row to say wait")
         assert plain(table.get_row("21")[1]).strip() == "run"
         header = str(main.query_one("#run-header", Static).render())
