@@ -312,6 +312,7 @@ def test_a_preempted_job_is_requeued_not_failed_and_its_rerun_is_the_trials(clus
     wait_for(runner, lambda: (runner.queries.latest(tid)["waiting"] or "").startswith(
         "requeued after preemption, queued on the cluster"), 60, "the preempted job to be requeued")
     assert not study.trial(tid).finished, study.trial(tid).reason   # not failed: it waits to run again
+    assert len(events.of("requeued", tid)) == 1
     wait_for(runner, lambda: job_state(urgent) == "COMPLETED", 60, "the urgent job to finish")
     # A requeued job waits about 2 minutes (BeginTime) before it may start again: not here.
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=60)

@@ -61,6 +61,10 @@ class Process:
         """What ended the run from outside (a cluster's time limit, runtime/slurm.py); None for a local run."""
         return None
 
+    def take_requeues(self) -> int:
+        """Times the run went back to a cluster's queue since last asked (runtime/slurm.py); never for a local run."""
+        return 0
+
 
 def adoptable(pid: int | None, run_dir: Path) -> bool:
     """True when the run's shim (checked against its run dir, so a reused pid does not fool us) or a

@@ -158,6 +158,8 @@ class Runner:
         alive = run.proc.alive()
         if alive and run.proc.queued():
             run.state.last_activity = now   # waiting in a cluster's queue is not a stall
+            if run.proc.take_requeues():
+                self._bus.emit(Kind.REQUEUED, run.trial_id, {"waiting": run.proc.queued()})
         self._read(run, final=not alive)
         if not alive:
             self._settle(run)

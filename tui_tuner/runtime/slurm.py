@@ -70,6 +70,7 @@ class SlurmJob:
         self.requeued = 0                    # times it went back to the queue after running (preemption)
         self.waited: float | None = None     # seconds from submission to start, once it started (auto-k)
         self._ran = False
+        self._told = 0
         queue.watch(job_id)
 
     def alive(self, wait: bool = False) -> bool:
@@ -121,6 +122,11 @@ class SlurmJob:
             said = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
             return f"Slurm job {self.job_id}: {' '.join(cmd[:-1])} failed: {said}"
         return ""
+
+    def take_requeues(self) -> int:
+        """Times the job went back to the queue (preempted) since last asked."""
+        new, self._told = self.requeued - self._told, self.requeued
+        return new
 
     def queued(self) -> str | None:
         """Why the job waits ("queued on the cluster (Resources)"); None while it runs."""
