@@ -7,7 +7,8 @@ controller (squeue --states=all), `scontrol show job` and the job completion log
 see slurm_record.py. Each test fails if the Slurm behaviour it relies on is absent.
 
 What the executor now does itself is tested through it (test_executor.py: a cancel and its reason,
-STOP/CONT of a zero-code job, preemption and requeue, queue reasons); the time-limit proof (80-90 s,
+STOP/CONT of a zero-code job, preemption and requeue, queue reasons, node failure, a job over its
+memory); the time-limit proof (80-90 s,
 a 1-minute limit checked every 30 s) is gone: the executor reads a TIMEOUT from the controller's state
 or from the job log's "DUE TO TIME LIMIT" line, both pinned in tests/unit/test_slurm_record.py.
 """
@@ -29,7 +30,6 @@ from waiting import wait_for
 submitit = pytest.importorskip("submitit", reason="submitit is not installed (pip install -e '.[slurm]')")
 
 from slurm_record import (  # noqa: E402
-    completions,
     controller,
     ended,
     run,
@@ -80,17 +80,6 @@ def running_trial(job, run_dir: Path) -> None:
     """Wait until the job runs and its trial has written a few heartbeats."""
     wait_state(job.job_id, "RUNNING")
     wait_for(lambda: beats(run_dir) >= 3, timeout=60, what=f"heartbeats of job {job.job_id}")
-
-
-def proc_state(pid: int) -> str:
-    """The one-letter state from /proc/PID/status (T when stopped), '' once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("State:"):
-                return line.split()[1]
-    except FileNotFoundError:
-        pass
-    return ""
 
 
 def exit_record(run_dir: Path) -> dict:
@@ -160,40 +149,3 @@ def test_queued_jobs_show_slurms_reason_and_gpus_go_through_cuda_visible_devices
     first.cancel()
     running_trial(second, tmp_path / "second")
     assert "CUDA_VISIBLE_DEVICES=0\n" in (tmp_path / "second" / "env").read_text()
-
-
-def test_a_node_failure_is_recorded_as_node_fail(executor, tmp_path):
-    run_dir = tmp_path / "run"
-    executor.update_parameters(additional_parameters={"no-requeue": True})  # else Slurm requeues it
-    job = submit_trial(executor, run_dir)
-    running_trial(job, run_dir)
-    trial = int((run_dir / "trial.pid").read_text())
-    node = run("sinfo", "-h", "-N", "-o", "%N").stdout.split()[0]
-
-    run("scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=tui-tuner test: node failure")
-    try:
-        state, _ = wait_for(lambda: ended(job.job_id), timeout=60, what=f"job {job.job_id} to end")
-        assert state == "NODE_FAIL"
-        assert wait_for(lambda: completions(job.job_id), timeout=10) == ["NODE_FAIL"]
-        assert "DUE TO NODE FAILURE" in (job.stderr() or "")
-        wait_for(lambda: proc_state(trial) == "", timeout=30, what="the trial to be killed")
-    finally:
-        def back() -> bool:
-            st = run("sinfo", "-h", "-N", "-n", node, "-o", "%t").stdout.split()[0]  # a line per partition
-            if st.startswith(("down", "drain", "drng", "fail")):
-                run("scontrol", "update", f"NodeName={node}", "State=RESUME", check=False)
-                return False
-            return st in ("idle", "mix", "alloc")  # up and responding (a '*' would say it is not)
-        wait_for(back, timeout=60, interval=0.2, what=f"node {node} to be up again")
-
-
-def test_a_job_over_its_memory_is_killed_and_says_so(executor):
-    executor.update_parameters(mem="100M")
-    grow = "import time\nx = []\nwhile True:\n    x.append(bytearray(20_000_000))\n    time.sleep(0.2)\n"
-    job = executor._submit_command(shlex.join([PY, "-c", grow]))
-
-    state, _ = wait_for(lambda: ended(job.job_id), timeout=60, what=f"job {job.job_id} to end")
-    # OUT_OF_MEMORY needs cgroups (task/cgroup); without them the step is killed by slurmstepd's
-    # own memory poll (JobAcctGatherParams=OverMemoryKill) and the job ends FAILED, saying why.
-    assert state in ("OUT_OF_MEMORY", "FAILED")
-    assert "exceeded memory limit" in (job.stderr() or "").lower() or state == "OUT_OF_MEMORY"

@@ -341,3 +341,46 @@ def test_auto_k_on_the_cluster_raises_k_while_jobs_start_within_a_minute(slurm_c
         assert out.count(" done ") == 4, out
     finally:
         cancel_jobs(study_dir)
+
+
+def node_back(node: str) -> bool:
+    """Resume the node if it is down; True once it is up and taking jobs."""
+    st = subprocess.run(["sinfo", "-h", "-N", "-n", node, "-o", "%t"], capture_output=True, text=True,
+                        timeout=60).stdout.split()[0]   # a line per partition
+    if st.startswith(("down", "drain", "drng", "fail")):
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, timeout=60)
+        return False
+    return st in ("idle", "mix", "alloc")
+
+
+def test_a_node_failure_and_a_job_over_its_memory_fail_with_slurms_reasons(cluster_study, tmp_path):
+    study, runner, _ = cluster_study(slurm={"extra": ["--no-requeue"]})   # else Slurm requeues it
+    tid = start(study, runner)
+    wait_for(runner, lambda: step_of(runner, tid) >= 2, what="the job to run")
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=60).stdout.split()[0]
+    subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=tui-tuner test"], check=True,
+                   timeout=60)
+    try:
+        wait_for(runner, lambda: study.trial(tid).finished, 60, "the job on the failed node to be settled")
+        t = study.trial(tid)
+        assert t.status == "failed" and t.reason.startswith("its node failed (Slurm NODE_FAIL)"), t.reason
+    finally:
+        _wait_for(lambda: node_back(node), 60, 0.2, f"node {node} to be up again")
+
+    # A script that grows past its job's memory (no cgroups here: slurmstepd's own poll kills it).
+    grow = "import time\nx = []\nwhile True:\n    x.append(bytearray(20_000_000))\n    time.sleep(0.2)\n"
+    space = tmp_path / "grow.toml"
+    space.write_text(space_toml({"lr": param("float", low=0.01, high=0.9, default=0.1)}, name="grow",
+                                command=["python", "-c", grow], objective="loss", metrics={"loss": r"loss " + NUM},
+                                executor="slurm", slurm={**SLURM, "mem": "100M"}))
+    grow_study = Study.open(tmp_path / "grow", parse_space(space.read_text(), str(space)), seed=1)
+    grower = Runner(grow_study, None, cwd=tmp_path, stop_timeout=0.0, term_timeout=0.0)
+    try:
+        gid = start(grow_study, grower)
+        wait_for(grower, lambda: grow_study.trial(gid).finished, 60, "the job over its memory to be settled")
+        t = grow_study.trial(gid)
+        assert t.status == "failed", t.reason
+        assert t.reason.startswith("out of memory: the job went over its mem limit (Slurm OUT_OF_MEMORY)"), t.reason
+    finally:
+        cancel_jobs(grow_study.dir)
+        grow_study.close()

@@ -153,6 +153,15 @@ class SlurmJob:
         return None
 
 
+def _options(cwd: Path, extra: dict[str, str | bool]) -> dict[str, str | bool]:
+    """The sbatch options set for every job, then the space's `extra` (which may say --no-requeue)."""
+    # SIGURG, not submitit's USR2: USR2 would kill the shim and leave the trainer orphaned.
+    options: dict[str, str | bool] = {"signal": f"URG@{WARNING_LEAD}", "chdir": str(cwd)}
+    if "no-requeue" not in extra:
+        options["requeue"] = True   # a preempted job goes back to the queue rather than failing
+    return {**options, **extra}
+
+
 def accounted(job_id: str) -> str | None:
     """The job's state from Slurm's accounting (sacct), where the cluster keeps it; None where it does not."""
     r = clients("sacct", "-X", "-n", "-P", "-o", "State", "-j", job_id)
@@ -268,9 +277,7 @@ class Cluster:
                 job_name=f"tui-tuner-{self.study}-{trial_id}"[:120], time=cfg.time, stderr_to_stdout=True,
                 signal_delay_s=WARNING_LEAD,
                 setup=[f"export {k}={shlex.quote(v)}" for k, v in sorted(exports.items())],
-                # SIGURG, not submitit's USR2: USR2 would kill the shim and leave the trainer orphaned.
-                additional_parameters={"signal": f"URG@{WARNING_LEAD}", "requeue": True, "chdir": str(cwd),
-                                       **cfg.extra_options()},
+                additional_parameters=_options(cwd, cfg.extra_options()),
                 **asks)
             # The shim itself is the job's command (no pickled function, no submitit wrapper in between).
             job = ex._submit_command(shlex.join(shim))
