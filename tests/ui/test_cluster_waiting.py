@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from textual.widgets import Static
-from ui_helpers import plain, wait_until
+from ui_helpers import plain, status, wait_until
 
 from tui_tuner.ui.model import TrialRow
 from tui_tuner.ui.widgets.tables import TrialsTable
@@ -24,7 +24,8 @@ async def test_a_job_in_slurms_queue_shows_as_waiting_with_its_reason(snap_app):
                          fork_step=None, waiting=WAITING),
                 TrialRow(id=21, status="running", objective=0.5, step=10, source="random", parent=None,
                          fork_step=None))
-        main.show(replace(base, seq=base.seq + 1, trials=(*base.trials, *rows),
+        counts = tuple((k, v) for k, v in base.counts if k != "running") + (("running", 2),)
+        main.show(replace(base, seq=base.seq + 1, trials=(*base.trials, *rows), counts=counts,
                           focused=replace(base.focused, id=20, status="running", waiting=WAITING)))
         table = main.query_one(TrialsTable)
         await wait_until(pilot, lambda: "20" in table.rows and plain(table.get_row("20")[1]).strip() == "wait",
@@ -32,3 +33,5 @@ async def test_a_job_in_slurms_queue_shows_as_waiting_with_its_reason(snap_app):
         assert plain(table.get_row("21")[1]).strip() == "run"
         header = str(main.query_one("#run-header", Static).render())
         assert "#20 running" in header and WAITING in header
+        line = status(app)
+        assert "  running 1  waiting 1  " in line, line
