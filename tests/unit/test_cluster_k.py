@@ -39,3 +39,11 @@ def test_fixed_k_or_the_most_auto_k_tries_is_left_alone():
     assert decide(fixed, started(1.0, 1.0)) == (fixed, None)
     top = State(k=3, max_k=3)
     assert decide(top, started(1.0, 1.0, 1.0)) == (top, None)
+
+
+def test_the_status_line_says_k_follows_job_starts_on_a_cluster():
+    from tui_tuner.runtime.autok import Status
+
+    assert Status(3, "auto", None, cluster=True).text() == "k 3 auto · by job starts"
+    assert Status(3, "auto", None).text() == "k 3 auto · measuring"
+    assert Status(2, "fixed", None, cluster=True).text() == "k 2 fixed"

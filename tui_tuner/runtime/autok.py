@@ -43,12 +43,15 @@ class Status:
     mode: str                   # "auto", "fixed" (by hand or by the space), "held" (by an undo)
     measurement: Measurement | None
     note: str = ""
+    cluster: bool = False       # jobs on a Slurm cluster: k follows how fast they start, nothing is measured
 
     def text(self) -> str:
-        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB'."""
+        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB' ('k 3 auto · by job starts' on a cluster)."""
         parts = [f"k {self.k} {self.mode}"]
         m = self.measurement
-        if m is None:
+        if self.cluster:
+            parts.append("by job starts" if self.mode == "auto" else "")
+        elif m is None:
             parts.append("measuring" if self.mode == "auto" else "")
         else:
             parts.append(f"{autok.rate_text(m.steps_per_s)} steps/s")
@@ -88,7 +91,7 @@ class AutoK:
         with self._lock:
             s = self.state
             mode = "held" if s.held else s.mode
-            return Status(s.k, mode, self.last, s.note)
+            return Status(s.k, mode, self.last, s.note, cluster=self.runner.cluster.config is not None)
 
     # -- events and ticks -------------------------------------------------------------------------
 
