@@ -184,11 +184,14 @@ def attempt_lock(run_dir: Path, wait: float | None = None) -> Iterator[None]:
 
 def _set_aside_requeued(run_dir: Path) -> None:
     """A Slurm job requeued after preemption runs this shim again in the same run directory: the exit.json
-    of the run it cut short is kept as exit.requeued-N.json, so it is not taken for this run's end."""
+    and events of the run it cut short are kept as exit.requeued-N.json and events.requeued-N.jsonl, so
+    they are not taken for this run's end and curve (the rerun starts its own)."""
     restarts = os.environ.get("SLURM_RESTART_COUNT", "")
     if os.environ.get("TUI_TUNER_EXECUTOR") == "slurm" and restarts.isdigit() and int(restarts) > 0:
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(run_dir / protocol.EXIT, run_dir / f"exit.requeued-{int(restarts)}.json")
+        for name in (protocol.EXIT, protocol.EVENTS):
+            stem, _, ext = name.partition(".")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(run_dir / name, run_dir / f"{stem}.requeued-{int(restarts)}.{ext}")
 
 
 def _own_session() -> None:

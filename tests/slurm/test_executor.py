@@ -331,6 +331,12 @@ def test_a_preempted_job_is_requeued_not_failed_and_its_rerun_is_the_trials(clus
     assert json.loads((run_dir / "exit.requeued-1.json").read_text())["signal"] == 15   # the cut-short run's
     assert json.loads((run_dir / "exit.json").read_text())["returncode"] == 0
     assert job_of(study, tid) == job
+    # The rerun's curve is the trial's, once (live, and in the events a restarted tuner would replay);
+    # the cut-short run's events are kept aside.
+    assert [st for st, _ in runner.queries.series(tid, "loss")] == list(range(1, 61))
+    lines = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [ev["step"] for ev in lines if "metrics" in ev] == list(range(1, 61))
+    assert "loss" in (run_dir / "events.requeued-1.jsonl").read_text()
 
 
 def test_auto_k_on_the_cluster_raises_k_while_jobs_start_within_a_minute(slurm_cluster, tmp_path):

@@ -25,7 +25,7 @@ from tui_tuner.runtime.control import Commands
 from tui_tuner.runtime.events import EventBus, say
 from tui_tuner.runtime.poller import FAST_POLL, FAST_WINDOW, PollThread
 from tui_tuner.runtime.run_queries import RunQueries
-from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, RunEvent, Series
+from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, RunEvent, RunState, Series
 from tui_tuner.runtime.runs import CHECKPOINT_TIMEOUT, STOP_TIMEOUT, TERM_TIMEOUT, Run, RunTable, Timeouts
 from tui_tuner.runtime.stopper import Phase
 from tui_tuner.study import rundir, verdict
@@ -159,6 +159,9 @@ class Runner:
         if alive and run.proc.queued():
             run.state.last_activity = now   # waiting in a cluster's queue is not a stall
             if run.proc.take_requeues():
+                # The rerun starts the trial over (launch.py keeps the cut-short run's events aside).
+                run.state = RunState(run.trial_id, self.table.objective, self.study.trial(run.trial_id).params,
+                                     step=None, status="running", now=now)
                 self._bus.emit(Kind.REQUEUED, run.trial_id, {"waiting": run.proc.queued()})
         self._read(run, final=not alive)
         if not alive:
