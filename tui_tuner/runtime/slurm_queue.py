@@ -86,7 +86,7 @@ class Squeue:
                 break
             call.join()
             with self._lock:
-                if job_id in self._asked:
+                if job_id in self._asked or not self._answered:   # asked, or no answer to wait for again
                     break
         with self._lock:
             if not self._answered or job_id not in self._asked:
