@@ -23,6 +23,7 @@ from waiting import wait_for as _wait_for
 
 pytest.importorskip("submitit", reason="submitit is not installed (pip install -e '.[slurm]')")
 
+from tui_tuner.errors import RunError  # noqa: E402
 from tui_tuner.runtime.runner import RunEvent, Runner  # noqa: E402
 from tui_tuner.runtime.slurm import JOB_FILE  # noqa: E402
 from tui_tuner.search.space import parse_space  # noqa: E402
@@ -260,6 +261,16 @@ def test_a_controller_that_does_not_answer_holds_up_neither_polls_nor_commands(c
     runner.commands.stop(tid)
     wait_for(runner, lambda: study.trial(tid).finished, 60, "the run to stop once the controller answers again")
     assert study.trial(tid).status == "stopped"
+
+
+def test_a_job_slurm_refuses_is_one_line_naming_what_sbatch_said(cluster_study, capfd):
+    study, runner, _ = cluster_study(slurm={"partition": "nope"})
+    trial = study.enqueue_manual({})
+    with pytest.raises(RunError) as e:
+        runner.start(trial)
+    assert str(e.value) == (f"trial {trial.id}: Slurm did not take the job: invalid partition specified: nope; "
+                            "Batch job submission failed: Invalid partition name specified")
+    assert capfd.readouterr().err == ""   # not printed besides
 
 
 def headless(space_file: Path, study_dir: Path, *args: str) -> subprocess.Popen:

@@ -5,13 +5,16 @@ the runner a handle to it that reads like a local shim's (`alive`, `send`; proce
 
 Slurm is the scheduler: a job is submitted when the runner starts its trial and counts towards
 `parallel` while queued or running. What Slurm says about the study's jobs comes from ONE `squeue`
-call per poll for all of them (`Squeue`, cached for a second), never one per run. Without
+call for all of them, at most once a second and on a thread of its own, never one per run; signals
+and cancels go through one ordered call thread (slurm_queue.py): the runner never waits for Slurm. Without
 accounting (no slurmdbd) `squeue --states=all` still knows an ended job for MinJobAge; after that a
 job's end is read from its log file in RUN_DIR/slurm/ (Slurm writes "DUE TO TIME LIMIT" there).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -52,8 +55,6 @@ LOG_MARKS = (("DUE TO TIME LIMIT", "TIMEOUT"), ("DUE TO NODE FAILURE", "NODE_FAI
              ("DUE TO PREEMPTION", "PREEMPTED"), ("exceeded memory limit", "OUT_OF_MEMORY"),
              ("oom_kill event", "OUT_OF_MEMORY"), ("oom-kill", "OUT_OF_MEMORY"), ("CANCELLED AT", "CANCELLED"))
 LOG_BYTES = 64 * 1024
-
-
 
 
 class SlurmJob:
@@ -160,6 +161,12 @@ def _options(cwd: Path, extra: dict[str, str | bool]) -> dict[str, str | bool]:
     if "no-requeue" not in extra:
         options["requeue"] = True   # a preempted job goes back to the queue rather than failing
     return {**options, **extra}
+
+
+def refusal(e: Exception) -> str:
+    """sbatch's error lines in one ("invalid partition specified: gpu; Batch job submission failed: ...")."""
+    said = [ln.strip().removeprefix("sbatch: error: ") for ln in str(e).splitlines() if "error" in ln.lower()]
+    return "; ".join(dict.fromkeys(said)) or (str(e).strip().splitlines() or [type(e).__name__])[-1]
 
 
 def accounted(job_id: str) -> str | None:
@@ -280,11 +287,11 @@ class Cluster:
                 additional_parameters=_options(cwd, cfg.extra_options()),
                 **asks)
             # The shim itself is the job's command (no pickled function, no submitit wrapper in between).
-            job = ex._submit_command(shlex.join(shim))
+            # submitit prints a refused sbatch's stderr too: it is in the error, said once, in one line.
+            with contextlib.redirect_stderr(io.StringIO()):
+                job = ex._submit_command(shlex.join(shim))
         except Exception as e:  # noqa: BLE001 - sbatch's refusal, said in one line
-            lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            said = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else type(e).__name__)
-            raise RunError(f"trial {trial_id}: Slurm did not take the job: {said.strip()}") from None
+            raise RunError(f"trial {trial_id}: Slurm did not take the job: {refusal(e)}") from None
         jid = str(job.job_id)
         protocol.write_json_atomic(run / JOB_FILE, {"job_id": jid, "submitted": time.time()})
         self.queue.watch(jid)
