@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -273,101 +272,6 @@ def test_a_job_slurm_refuses_is_one_line_naming_what_sbatch_said(cluster_study, 
     assert capfd.readouterr().err == ""   # not printed besides
 
 
-def headless(space_file: Path, study_dir: Path, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "tui_tuner", "run", str(space_file), "--headless", "--study", str(study_dir), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=space_file.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def test_a_headless_study_of_four_jobs_survives_its_tuner_being_killed(slurm_cluster, tmp_path):
-    """4 trials, 4 at once on a 2-CPU node (two queue); the tuner is SIGKILLed while they go, and a new
-    one re-adopts the same jobs (none submitted twice) and settles them all."""
-    space_file = write_space(tmp_path, "four", strategy="random", budget=4, parallel=4, stage=1)
-    # About 4 s of steps a trial: both pairs are still going when the tuner dies.
-    text = space_file.read_text().replace("default = 3000", "default = 120").replace("default = 0.02", "default = 0.03")
-    space_file.write_text(text)
-    study_dir = tmp_path / "study"
-    first = headless(space_file, study_dir, "--seed", "3")
-    try:
-        jobs = _wait_for(lambda: sorted(study_dir.glob(f"runs/*/{JOB_FILE}")) if len(
-            list(study_dir.glob(f"runs/*/{JOB_FILE}"))) == 4 else None, 60, 0.05, "four jobs submitted")
-        ids = {p.parent.name: json.loads(p.read_text())["job_id"] for p in jobs}
-        _wait_for(lambda: any((p.parent / "events.jsonl").exists() for p in jobs), 60, 0.05, "a job to report")
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
-        assert sum(job_state(j) in ("RUNNING", "PENDING") for j in ids.values()) >= 2, "the jobs died with the tuner"
-
-        second = headless(space_file, study_dir, "--seed", "3")
-        out, _ = second.communicate(timeout=120)
-        assert second.returncode == 0, out
-        assert out.count("re-adopted (Slurm job ") >= 2, out
-        after = {p.parent.name: json.loads(p.read_text())["job_id"] for p in study_dir.glob(f"runs/*/{JOB_FILE}")}
-        assert after == ids, "a job was submitted again"
-        study = Study.open(study_dir, lock=False)
-        try:
-            trials = study.trials()
-            assert [t.status for t in trials] == ["done"] * 4, [(t.id, t.status, t.reason) for t in trials]
-        finally:
-            study.close()
-        assert all(job_state(j) == "COMPLETED" for j in ids.values())
-    finally:
-        for p in (first,):
-            if p.poll() is None:
-                p.kill()
-        cancel_jobs(study_dir)
-
-
-def test_a_preempted_job_is_requeued_not_failed_and_its_rerun_is_the_trials(cluster_study, tmp_path):
-    cpus = int(subprocess.run(["sinfo", "-h", "-N", "-p", "debug", "-o", "%c"], capture_output=True, text=True,
-                              timeout=60).stdout.split()[0])
-    # The whole node, so that a job in the higher-priority partition takes it back.
-    study, runner, events = cluster_study(slurm={"cpus_per_trial": cpus})
-    tid = start(study, runner, steps=60, delay=0.05)
-    job = job_of(study, tid)
-    wait_for(runner, lambda: step_of(runner, tid) >= 3, what="the job to run")
-    urgent = subprocess.run(["sbatch", "--parsable", "--partition=urgent", f"--cpus-per-task={cpus}", "--mem=100M",
-                             "--time=1", f"--output={tmp_path}/urgent.out", "--wrap=sleep 1"],
-                            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
-    wait_for(runner, lambda: (runner.queries.latest(tid)["waiting"] or "").startswith(
-        "requeued after preemption, queued on the cluster"), 60, "the preempted job to be requeued")
-    assert not study.trial(tid).finished, study.trial(tid).reason   # not failed: it waits to run again
-    assert len(events.of("requeued", tid)) == 1
-    wait_for(runner, lambda: job_state(urgent) == "COMPLETED", 60, "the urgent job to finish")
-    # A requeued job waits about 2 minutes (BeginTime) before it may start again: not here.
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=60)
-    wait_for(runner, lambda: study.trial(tid).finished, 60, "the rerun to finish")
-    t = study.trial(tid)
-    assert (t.status, t.step) == ("done", 60), t.reason
-    run_dir = study.run_dir(tid)
-    assert json.loads((run_dir / "exit.requeued-1.json").read_text())["signal"] == 15   # the cut-short run's
-    assert json.loads((run_dir / "exit.json").read_text())["returncode"] == 0
-    assert job_of(study, tid) == job
-    # The rerun's curve is the trial's, once (live, and in the events a restarted tuner would replay);
-    # the cut-short run's events are kept aside.
-    assert [st for st, _ in runner.queries.series(tid, "loss")] == list(range(1, 61))
-    lines = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
-    assert [ev["step"] for ev in lines if "metrics" in ev] == list(range(1, 61))
-    assert "loss" in (run_dir / "events.requeued-1.jsonl").read_text()
-
-
-def test_auto_k_on_the_cluster_raises_k_while_jobs_start_within_a_minute(slurm_cluster, tmp_path):
-    space_file = write_space(tmp_path, "autok", strategy="random", budget=4, parallel="auto", stage=1)
-    space_file.write_text(space_file.read_text().replace("default = 3000", "default = 60").replace(
-        "default = 0.02", "default = 0.05"))
-    study_dir = tmp_path / "study"
-    try:
-        p = headless(space_file, study_dir, "--seed", "5")
-        out, _ = p.communicate(timeout=120)
-        assert p.returncode == 0, out
-        raises = [ln for ln in out.splitlines() if ln.startswith("auto_k: ")]
-        assert raises[:2] == [ln for ln in raises[:2] if "the cluster started every job within 60s" in ln], out
-        assert [ln.split(":")[1].strip() for ln in raises[:2]] == ["k 1 → 2", "k 2 → 3"], out
-        assert not any("steps/s" in ln or "GB" in ln for ln in raises), "measured what it cannot see"
-        assert out.count(" done ") == 4, out
-    finally:
-        cancel_jobs(study_dir)
-
-
 def node_back(node: str) -> bool:
     """Resume the node if it is down; True once it is up and taking jobs."""
     st = subprocess.run(["sinfo", "-h", "-N", "-n", node, "-o", "%t"], capture_output=True, text=True,
@@ -409,3 +313,36 @@ def test_a_node_failure_and_a_job_over_its_memory_fail_with_slurms_reasons(clust
     finally:
         cancel_jobs(grow_study.dir)
         grow_study.close()
+
+
+def test_a_preempted_job_is_requeued_not_failed_and_its_rerun_is_the_trials(cluster_study, tmp_path):
+    cpus = int(subprocess.run(["sinfo", "-h", "-N", "-p", "debug", "-o", "%c"], capture_output=True, text=True,
+                              timeout=60).stdout.split()[0])
+    # The whole node, so that a job in the higher-priority partition takes it back.
+    study, runner, events = cluster_study(slurm={"cpus_per_trial": cpus})
+    tid = start(study, runner, steps=60, delay=0.05)
+    job = job_of(study, tid)
+    wait_for(runner, lambda: step_of(runner, tid) >= 3, what="the job to run")
+    urgent = subprocess.run(["sbatch", "--parsable", "--partition=urgent", f"--cpus-per-task={cpus}", "--mem=100M",
+                             "--time=1", f"--output={tmp_path}/urgent.out", "--wrap=sleep 1"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    wait_for(runner, lambda: (runner.queries.latest(tid)["waiting"] or "").startswith(
+        "requeued after preemption, queued on the cluster"), 60, "the preempted job to be requeued")
+    assert not study.trial(tid).finished, study.trial(tid).reason   # not failed: it waits to run again
+    assert len(events.of("requeued", tid)) == 1
+    wait_for(runner, lambda: job_state(urgent) == "COMPLETED", 60, "the urgent job to finish")
+    # A requeued job waits about 2 minutes (BeginTime) before it may start again: not here.
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=60)
+    wait_for(runner, lambda: study.trial(tid).finished, 60, "the rerun to finish")
+    t = study.trial(tid)
+    assert (t.status, t.step) == ("done", 60), t.reason
+    run_dir = study.run_dir(tid)
+    assert json.loads((run_dir / "exit.requeued-1.json").read_text())["signal"] == 15   # the cut-short run's
+    assert json.loads((run_dir / "exit.json").read_text())["returncode"] == 0
+    assert job_of(study, tid) == job
+    # The rerun's curve is the trial's, once (live, and in the events a restarted tuner would replay);
+    # the cut-short run's events are kept aside.
+    assert [st for st, _ in runner.queries.series(tid, "loss")] == list(range(1, 61))
+    lines = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [ev["step"] for ev in lines if "metrics" in ev] == list(range(1, 61))
+    assert "loss" in (run_dir / "events.requeued-1.jsonl").read_text()
