@@ -82,3 +82,27 @@ def test_auto_k_on_the_cluster_raises_k_while_jobs_start_within_a_minute(slurm_c
         assert out.count(" done ") == 4, out
     finally:
         cancel_jobs(study_dir)
+
+
+def test_ctrl_c_stops_the_studys_jobs_and_leaves_the_study_intact(slurm_cluster, tmp_path):
+    space_file = write_space(tmp_path, "ctrlc", strategy="random", budget=4, parallel=2, stage=1)
+    study_dir = tmp_path / "study"
+    p = headless(space_file, study_dir, "--seed", "4")
+    try:
+        _wait_for(lambda: len([r for r in study_dir.glob("runs/*") if (r / "events.jsonl").exists()]) == 2,
+                  60, 0.05, "both jobs reporting")
+        ids = [json.loads(j.read_text())["job_id"] for j in study_dir.glob(f"runs/*/{JOB_FILE}")]
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=90)
+        assert p.returncode == 130, out
+        assert "all runs stopped" in out, out
+        assert all(job_state(j) not in ("RUNNING", "PENDING", "STOPPED") for j in ids)
+        study = Study.open(study_dir, lock=False)
+        try:
+            assert [t.status for t in study.trials("id")] == ["stopped", "stopped"]
+        finally:
+            study.close()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        cancel_jobs(study_dir)
