@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if claim is None:
             return 0   # another attempt's run dir now: not ours to write into or run in
         try:
+            _set_aside_requeued(run_dir)
             protocol.write_json_atomic(run_dir / protocol.LAUNCH, {"pid": os.getpid(), "started": time.time()})
             _redirect_output(run_dir / protocol.OUTPUT)
         finally:
@@ -97,8 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ProcessLookupError:
                 pass
 
+    # A Slurm job's signals (scancel, its time limit) reach every process of the job: the trainer has
+    # its own, and one forwarded on top would be a second SIGTERM (runtime/slurm.py sets this).
+    slurm_job = os.environ.get("TUI_TUNER_EXECUTOR") == "slurm" and "SLURM_JOB_ID" in os.environ
     for sig in FORWARDED:
-        signal.signal(sig, forward)
+        signal.signal(sig, (lambda _s, _f: None) if slurm_job else forward)
     # A handler rather than SIG_IGN: an ignored signal stays ignored across exec, a handled one does
     # not, so the trainer keeps the default SIGHUP behaviour while the shim survives one.
     signal.signal(signal.SIGHUP, lambda _s, _f: None)
@@ -176,6 +180,18 @@ def attempt_lock(run_dir: Path, wait: float | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _set_aside_requeued(run_dir: Path) -> None:
+    """A Slurm job requeued after preemption runs this shim again in the same run directory: the exit.json
+    and events of the run it cut short are kept as exit.requeued-N.json and events.requeued-N.jsonl, so
+    they are not taken for this run's end and curve (the rerun starts its own)."""
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "")
+    if os.environ.get("TUI_TUNER_EXECUTOR") == "slurm" and restarts.isdigit() and int(restarts) > 0:
+        for name in (protocol.EXIT, protocol.EVENTS):
+            stem, _, ext = name.partition(".")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(run_dir / name, run_dir / f"{stem}.requeued-{int(restarts)}.{ext}")
 
 
 def _own_session() -> None:

@@ -57,6 +57,19 @@ def test_tail_bounded_reads_and_truncation(tmp_path):
     assert tail.read_lines() == [b"new"]
 
 
+def test_tail_starts_over_on_a_new_file_at_the_path_even_a_longer_one(tmp_path):
+    # A requeued Slurm job's rerun: the shim moves the old events aside and the trainer writes anew,
+    # maybe more than was read of the old file before the next poll.
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"old 1\nold 2\n")
+    tail = P.Tail(path)
+    assert tail.read_lines() == [b"old 1", b"old 2"]
+    os.replace(path, tmp_path / "events.requeued-1.jsonl")
+    (tmp_path / "new").write_bytes(b"new 1\nnew 2\nnew 3\n")
+    os.replace(tmp_path / "new", path)
+    assert tail.read_lines() == [b"new 1", b"new 2", b"new 3"]
+
+
 def test_last_lines_reads_from_the_end(tmp_path):
     path = tmp_path / "out.log"
     path.write_bytes(b"".join(b"line %d\r\n" % i for i in range(1000)) + b"\n\nlast")

@@ -195,3 +195,18 @@ def test_a_huge_number_in_a_run_dir_is_no_crash(tmp_path, capsys):
     assert main(["recover", str(d)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("recovered 2 runs") and "the step of #1's checkpoint" in out
+
+
+def test_a_slurm_job_still_in_the_queue_is_recovered_as_running(tmp_path, monkeypatch):
+    # No launch.json yet: the job waits in Slurm's queue. Its job.json makes it a started trial, which
+    # opening the study re-adopts by its job id (here no Slurm client is found: it cannot say, so running).
+    monkeypatch.setenv("PATH", str(tmp_path))
+    d = tmp_path / "study"
+    d.mkdir()
+    (d / "space.toml").write_text(TEXT)
+    run = write_run(d, 1, launched=False)
+    protocol.write_json_atomic(run / "job.json", {"job_id": "4711", "submitted": 120.0})
+    result = recover(d)
+    assert result.statuses == {1: "running"} and not result.skipped
+    with Study.open(d) as s:
+        assert (s.trial(1).started, s.trial(1).pid) == (120.0, 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import StudyError, TunerError
+from tui_tuner.runtime.slurm import JOB_FILE
 from tui_tuner.search.space import load_space
 from tui_tuner.study import rundir
 from tui_tuner.study.lock import StudyLock
@@ -163,7 +164,7 @@ def _rebuild(study: Study, runs: dict[int, Path], result: Recovery) -> list[int]
         except TunerError as e:
             result.skipped.append(f"{where}/{protocol.PARAMS}: {e.message}")
             continue
-        launched = rundir.launched(run_dir)
+        launched = rundir.launched(run_dir) or _queued_job(run_dir)
         if launched is None:
             result.skipped.append(f"{where} never started (no {protocol.LAUNCH})")
             continue
@@ -176,6 +177,16 @@ def _rebuild(study: Study, runs: dict[int, Path], result: Recovery) -> list[int]
         for row in rows:
             Store.insert(db, **row)
     return [row["id"] for row in rows]
+
+
+def _queued_job(run_dir: Path) -> tuple[int, float | None] | None:
+    """(no pid, when it was submitted) for a Slurm job still in the queue (job.json, no launch.json yet):
+    recorded as running, and re-adopted by its job id when the study opens."""
+    doc, _problem = read_json(run_dir / JOB_FILE)
+    if doc is None or not isinstance(doc.get("job_id"), str):
+        return None
+    submitted = doc.get("submitted")
+    return 0, float(submitted) if isinstance(submitted, (int, float)) and not isinstance(submitted, bool) else None
 
 
 def _lineage(study_dir: Path, resume: Any, result: Recovery, where: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tui_tuner.errors import RunError, StudyError
 from tui_tuner.runtime.gpu_memory import GpuMemory
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
-from tui_tuner.search import autok
+from tui_tuner.search import autok, cluster_k
 from tui_tuner.search.autok import Change, Measurement, Meter, State
 from tui_tuner.study.study import Study
 
@@ -47,13 +47,17 @@ class Status:
     measurement: Measurement | None
     note: str = ""
     ks: tuple[int, ...] = ()    # with devices: each device's k (`k` is the largest)
+    cluster: bool = False       # jobs on a Slurm cluster: k follows how fast they start, nothing is measured
 
     def text(self) -> str:
-        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB' ('k 2·4 auto' where devices' k differ)."""
+        """'k 3 auto · 2,470 steps/s · GPU 5.3/80 GB' ('k 2·4 auto' where devices' k differ; 'k 3 auto · by
+        job starts' on a cluster)."""
         k = "·".join(str(x) for x in self.ks) if len(set(self.ks)) > 1 else str(self.k)
         parts = [f"k {k} {self.mode}"]
         m = self.measurement
-        if m is None:
+        if self.cluster:
+            parts.append("by job starts" if self.mode == "auto" else "")
+        elif m is None:
             parts.append("measuring" if self.mode == "auto" else "")
         else:
             parts.append(f"{autok.rate_text(m.steps_per_s)} steps/s")
@@ -105,7 +109,7 @@ class AutoK:
         with self._lock:
             s = self.state
             mode = "held" if s.held else s.mode
-            return Status(s.k, mode, self.last, s.note)
+            return Status(s.k, mode, self.last, s.note, cluster=self.runner.cluster.config is not None)
 
     # -- events and ticks -------------------------------------------------------------------------
 
@@ -156,6 +160,8 @@ class AutoK:
 
     def tick(self) -> Change | None:
         """Measure and decide (called from Session.tick): opens, closes and judges windows."""
+        if self.runner.cluster.config is not None:
+            return self._cluster_tick()
         with self._lock:
             now = self.clock()
             going = self._going()
@@ -176,6 +182,17 @@ class AutoK:
             self.meter.start(now)
             self.last = m
             self.state, change = autok.decide(self.state, m)
+            self._apply(change)
+            return change
+
+    def _cluster_tick(self) -> Change | None:
+        """On a Slurm cluster: raise k while the cluster starts every job within a minute (search/cluster_k.py);
+        no throughput or GPU memory is measured (the GPUs are on other nodes)."""
+        with self._lock:
+            now = self.clock()
+            waits = [w for w in (self.runner.cluster.wait(self.runner.runs[i].proc, now)
+                                 for i in self.runner.queries.live_ids() if i in self.runner.runs) if w is not None]
+            self.state, change = cluster_k.decide(self.state, [cluster_k.Wait(*w) for w in waits])
             self._apply(change)
             return change
 

@@ -142,7 +142,8 @@ def _print(session: Session, ev: SessionEvent, say: Any) -> None:
             say(f"trial {t.id:>4}  {status:<8}  {session.config.objective}={show_value(ev.data.get('objective'))}"
                 f"  step={show_value(t.step)}  {setting}{why}")
         elif ev.kind == "started" and ev.data.get("adopted"):
-            say(f"trial {ev.trial_id:>4}  re-adopted (pid {ev.data.get('pid')}, still running)")
+            what = f"Slurm job {ev.data['job']}" if ev.data.get("job") else f"pid {ev.data.get('pid')}"
+            say(f"trial {ev.trial_id:>4}  re-adopted ({what}, still running)")
         elif ev.kind == "stalled" and ev.data.get("stalled"):
             say(f"trial {ev.trial_id:>4}  stalled: no event for {session.runner.stall_timeout:g}s (not killed)")
     elif isinstance(ev, Notice):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from tui_tuner import launch
@@ -54,6 +55,18 @@ class Process:
         if self.pid:
             launch.send_signal(self.pid, sig)
 
+    def queued(self) -> str | None:
+        """Why the run waits to start (a cluster job's queue, runtime/slurm.py); a local run never waits."""
+        return None
+
+    def ended_how(self) -> str | None:
+        """What ended the run from outside (a cluster's time limit, runtime/slurm.py); None for a local run."""
+        return None
+
+    def take_requeues(self) -> int:
+        """Times the run went back to a cluster's queue since last asked (runtime/slurm.py); never for a local run."""
+        return 0
+
 
 def adoptable(pid: int | None, run_dir: Path) -> bool:
     """True when the run's shim (checked against its run dir, so a reused pid does not fool us) or a
@@ -102,13 +115,15 @@ class Leftovers:
 
 
 def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd: Path,
-              space_file: str | None = None, device: str | None = None) -> tuple[int, list[str]]:
+              space_file: str | None = None, device: str | None = None,
+              launcher: Callable[..., int] | None = None) -> tuple[int, list[str]]:
     """Create the run dir, write params.json and start the study command under the launch shim: (pid, argv).
 
     The command runs in `cwd` (where the tuner was started) unless the space sets `[study] cwd`
     (relative to `space_file`), with the tuner's environment plus `[study.env]`. command.json
     records what ran: the command and flags, the program (the interpreter that really ran), the
-    directory and the extra environment, for `export --format command`.
+    directory and the extra environment, for `export --format command`. `launcher` starts the shim
+    elsewhere (a Slurm job: runtime/slurm.py), called as `launch.spawn` is; it returns 0 for no local pid.
 
     A `device` (`[study] devices`) is the run's one GPU: its CUDA_VISIBLE_DEVICES (with CUDA_DEVICE_ORDER
     PCI_BUS_ID, so GPU N is the one NVML calls N), in the extra environment and in params.json.
@@ -141,7 +156,7 @@ def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd
     protocol.write_json_atomic(run_dir / run_setup.COMMAND_FILE,
                                run_setup.record(command, flags, where, extra, env))
     try:
-        pid = launch.spawn(run_dir, argv, env=env, cwd=where)
+        pid = (launcher or launch.spawn)(run_dir, argv, env=env, cwd=where)
     except OSError as e:
         raise RunError(f"trial {trial.id}: cannot start {argv[0]}: {e.strerror or e}") from None
     return pid, argv

@@ -60,7 +60,8 @@ class RunQueries:
             return list(run.state.pauses) if run else []
 
     def latest(self, trial_id: int) -> dict[str, Any]:
-        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"} (+ "ending")."""
+        """{"step", "metrics", "elapsed", "status", "stalled", "garbage", "objective", "params"} (+ "ending",
+        and "waiting": why a cluster job has not started yet, e.g. "queued on the cluster (Resources)")."""
         run = self._table.known(trial_id)
         with self._table.bus.locked():
             if run is not None and run.live:
@@ -79,7 +80,8 @@ class RunQueries:
                     "elapsed": (run.ended or time.time()) - started, "status": status,
                     "stalled": state.stalled, "garbage": state.garbage, "objective": state.objective,
                     "params": dict(state.params),
-                    "ending": state.done_at is not None or run.stopper.active}   # done, or being stopped
+                    "ending": state.done_at is not None or run.stopper.active,   # done, or being stopped
+                    "waiting": run.proc.queued() if run.live else None}
 
     def output_tail(self, trial_id: int, n: int = 20) -> list[str]:
         """The last n lines of the run's output.log."""

@@ -40,6 +40,7 @@ class Kind(StrEnum):
     GARBAGE = "garbage"        # count (in all), new
     ENDED = "ended"            # status, reason, objective, step
     ERROR = "error"            # message: a failure the runner survived (a study write, a listener)
+    REQUEUED = "requeued"      # a cluster job went back to Slurm's queue (preempted): times
 
 
 @dataclass

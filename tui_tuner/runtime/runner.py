@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, StudyError
-from tui_tuner.runtime import devices, process
+from tui_tuner.runtime import devices, process, slurm
 from tui_tuner.runtime.control import Commands
 from tui_tuner.runtime.events import EventBus, say
 from tui_tuner.runtime.poller import FAST_POLL, FAST_WINDOW, PollThread
 from tui_tuner.runtime.run_queries import RunQueries
-from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, RunEvent, Series
+from tui_tuner.runtime.run_state import SERIES_POINTS, Kind, RunEvent, RunState, Series
 from tui_tuner.runtime.runs import CHECKPOINT_TIMEOUT, STOP_TIMEOUT, TERM_TIMEOUT, Run, RunTable, Timeouts
 from tui_tuner.runtime.stopper import Phase
 from tui_tuner.study import rundir, verdict
@@ -63,6 +63,8 @@ class Runner:
         self._cancel = threading.Event()   # set by cancel_waits(): a fork stops waiting for its checkpoint
         self._poller = PollThread(self.poll, self._poll_failed)
         self._leftovers = process.Leftovers()
+        # Jobs on a Slurm cluster (runtime/slurm.py): submitted with [study.slurm]; any run dir with a job.json is one.
+        self.cluster = slurm.Cluster(self.config.slurm if self.config.executor == "slurm" else None, self.config.name)
         self.queries = RunQueries(self.table)
         self.commands = Commands(self.table, self.timeouts, start=self.start, poll=self.poll,
                                  poll_run=self._poll_run, hurry=self._poller.hurry, leftovers=self._leftovers,
@@ -113,6 +115,8 @@ class Runner:
             if trial.status != "queued":
                 raise RunError(f"trial {trial.id} is {trial.status}; only a queued trial can start")
             run_dir = self.study.run_dir(trial.id)
+            if self._job_going(trial, run_dir):
+                return
             shim = process.earlier_attempt(trial, run_dir, self._live_names())
             if shim is not None:
                 # It ran (or runs) this very setting: starting it again would run the trial twice.
@@ -121,15 +125,18 @@ class Runner:
                 return
             resume = str((self.study.dir / trial.resume).resolve()) if trial.resume else None
             device = self._device_for(trial)
+            launcher = self.cluster.launcher(trial.id) if self.cluster.config is not None else None
             pid, argv = process.spawn_run(self.space, trial, run_dir, resume, self.cwd, self.study.space_file,
-                                          device)
+                                          device, launcher=launcher)
             self.study.mark_started(trial.id, pid)
             run = self._new_run(self.study.trial(trial.id), run_dir)
-            run.proc = process.Process(pid, run_dir, child=True)
+            job = self.cluster.attach(run_dir) if launcher is not None else None
+            run.proc = job or process.Process(pid, run_dir, child=True)
             run.live = True
             run.state.status = "running"
             self.runs[trial.id] = run
-            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv, "device": device})
+            self._bus.emit(Kind.STARTED, trial.id, {"pid": pid, "argv": argv, "device": device,
+                                                    **({"job": job.job_id} if job is not None else {})})
 
     def _device_for(self, trial: Trial) -> str | None:
         """The device a trial starts on: a fork, clone or resume near its parent (runtime/devices.py)."""
@@ -157,10 +164,19 @@ class Runner:
                     self._poll_run(run)
             if self._leftovers:
                 self._leftovers.reap(time.time())
+            for problem in self.cluster.calls.failures():   # a scancel the controller refused
+                self._bus.error(problem)
 
     def _poll_run(self, run: Run) -> None:
         now = time.time()
         alive = run.proc.alive()
+        if alive and run.proc.queued():
+            run.state.last_activity = now   # waiting in a cluster's queue is not a stall
+            if run.proc.take_requeues():
+                # The rerun starts the trial over (launch.py keeps the cut-short run's events aside).
+                run.state = RunState(run.trial_id, self.table.objective, self.study.trial(run.trial_id).params,
+                                     step=None, status="running", now=now)
+                self._bus.emit(Kind.REQUEUED, run.trial_id, {"waiting": run.proc.queued()})
         self._read(run, final=not alive)
         if not alive:
             self._settle(run)
@@ -252,7 +268,8 @@ class Runner:
                              stop_reason=verdict.stop_reason(stop),
                              output=verdict.output_tail(run.run_dir), reported=tuple(sorted(run.state.metrics)),
                              unusable=unusable or verdict.not_a_directory(run.run_dir),
-                             disk_full=exit_info is None and verdict.disk_full(run.run_dir))
+                             disk_full=exit_info is None and verdict.disk_full(run.run_dir),
+                             cluster=run.proc.ended_how())
 
     # -- adoption ---------------------------------------------------------------------------------
 
@@ -268,12 +285,14 @@ class Runner:
         adopted: list[int] = []
         refused: list[str] = []
         with self._bus.locked():
-            for trial in self.study.active():
+            active = self.study.active()
+            self.cluster.watch(self.study.run_dir(t.id) for t in active)   # one squeue for all their jobs
+            for trial in active:
                 if trial.id in self.runs and self.runs[trial.id].live:
                     continue
                 run_dir = self.study.run_dir(trial.id)
                 problem = rundir.params_mismatch(run_dir, trial, self._live_names()) if run_dir.is_dir() else None
-                if problem is not None and process.going(trial.pid, run_dir):
+                if problem is not None and self._going(trial, run_dir):
                     refused.append(problem)
                 elif self._adopt_one(trial, run_dir, problem):
                     adopted.append(trial.id)
@@ -289,7 +308,7 @@ class Runner:
         with self._bus.locked():
             for trial in self.study.active():
                 run_dir = self.study.run_dir(trial.id)
-                if trial.id not in self.runs and not process.going(trial.pid, run_dir):
+                if trial.id not in self.runs and not self._going(trial, run_dir):
                     self._adopt_one(trial, run_dir)
                     settled.append(trial.id)
         return settled
@@ -300,21 +319,41 @@ class Runner:
         An ended run whose files are `unusable` (not this trial's) fails without being replayed.
         """
         run = self._new_run(trial, run_dir)
+        run.proc = self.cluster.attach(run_dir) or run.proc
         run.live = True
         self.runs[trial.id] = run
-        if not process.going(trial.pid, run_dir):
+        if not (run.proc.going() if isinstance(run.proc, slurm.SlurmJob) else process.going(trial.pid, run_dir)):
             if unusable is None:
                 self._read(run, final=True)
             self._settle(run, unusable)
             return False
         self._read(run)
         run.state.last_activity = time.time()
-        self._bus.emit(Kind.STARTED, trial.id, {"pid": trial.pid, "adopted": True})
+        job = {"job": run.proc.job_id} if isinstance(run.proc, slurm.SlurmJob) else {}
+        self._bus.emit(Kind.STARTED, trial.id, {"pid": trial.pid, "adopted": True, **job})
         asked = verdict.first_stop(run_dir)
         if asked is not None:
             # A stop the tuner that went away had asked for: it still holds.
             self.commands._carry_out_stop(run, asked if math.isfinite(asked) else time.time())
         return True
+
+    def _job_going(self, trial: Trial, run_dir: Path) -> bool:
+        """Adopt the Slurm job a run dir already names, queued or running (a tuner died between its sbatch
+        and recording the start): True when adopted; RunError when it runs another setting."""
+        job = self.cluster.attach(run_dir) if run_dir.is_dir() else None
+        if job is None or not job.going():
+            return False
+        problem = rundir.params_mismatch(run_dir, trial, self._live_names())
+        if problem is not None:
+            raise RunError(f"{problem}; its Slurm job {job.job_id} still goes, so trial {trial.id} does not start over it")
+        self.study.mark_started(trial.id, 0)
+        self._adopt_one(self.study.trial(trial.id), run_dir)
+        return True
+
+    def _going(self, trial: Trial, run_dir: Path) -> bool:
+        """True while a run found on disk goes: its Slurm job by what Slurm says, else its local shim."""
+        job = self.cluster.attach(run_dir)
+        return job.going() if job is not None else process.going(trial.pid, run_dir)
 
     # -- reading back -----------------------------------------------------------------------------
 

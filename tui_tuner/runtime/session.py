@@ -127,6 +127,9 @@ class Session:
         self.automation.observe(ev)
         if ev.kind == "error":
             self.notice("Runner", str(ev.data.get("message", "error")), "error")
+        elif ev.kind == "requeued":
+            self.notice("Cluster", f"#{ev.trial_id} was preempted and is back in Slurm's queue: it runs again "
+                                   f"when Slurm starts it (not failed, not counted against the budget)", "warning")
 
     # -- decisions --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
 from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
+from tui_tuner.search.slurm_config import SlurmConfig, executor_config
 from tui_tuner.search.space_params import FLAG_STYLES, Fail
 
 # The strategies (their names, needs and the default) are search/strategies/'s: nothing here lists them.
@@ -34,7 +35,7 @@ STUDY_KEYS = {
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
     "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
-    "cwd", "env", "python", "step_pattern", "fail_fast", "devices",
+    "cwd", "env", "python", "step_pattern", "fail_fast", "devices", "executor", "slurm",
 }
 # The reserved metrics key naming the pattern that captures a zero-code script's step counter
 # (also `[study] step_pattern`, or a group named `step` in a metric's own pattern).
@@ -93,6 +94,8 @@ class StudyConfig:
     # The GPUs runs go to, one each (search/devices.py): "auto", the listed indices, or None (no
     # CUDA_VISIBLE_DEVICES set, as before). `parallel` then counts runs per device.
     devices: tuple[str, ...] | str | None = None
+    executor: str = "local"            # where trials run: "local" processes or "slurm" jobs
+    slurm: SlurmConfig | None = None   # [study.slurm], with executor = "slurm"
     # No strategy named and the default's packages missing: why another one searches ("" = none).
     strategy_fallback: str = ""
 
@@ -238,6 +241,12 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         raise fail(e.where or "study", e.rule or e.message) from None
 
     env = check_env(raw.get("env"), fail)
+    executor, slurm = executor_config(raw, fail)
+    devices = check_devices(raw.get("devices"), env, fail)
+    if devices is not None and executor == "slurm":
+        raise fail("study.devices", 'is for the local executor: on Slurm each job gets its GPUs from '
+                                    '[study.slurm] gpus_per_trial, so leave devices out')
+
     return StudyConfig(
         name=name.strip(),
         command=tuple(command),
@@ -265,7 +274,9 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         env=env,
         python=choice("python", PYTHON_MODES, "tuner"),
         fail_fast=flag("fail_fast", True),
-        devices=check_devices(raw.get("devices"), env, fail),
+        devices=devices,
+        executor=executor,
+        slurm=slurm,
     )
 
 

@@ -53,6 +53,7 @@ class Facts:
     reported: tuple[str, ...] = ()       # the metrics the run reported (named when the objective is missing)
     unusable: str | None = None          # why the run dir cannot be credited at all (not a dir, not this trial's)
     disk_full: bool = False              # the disk holding the run dir is full (now, or exit.json says it was)
+    cluster: str | None = None           # how a cluster ended the run's job, when it did (time limit, node failure)
 
 
 def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
@@ -77,6 +78,10 @@ def decide(f: Facts, objective_name: str) -> tuple[str, str | None]:
             said = f"it reported {', '.join(f.reported)}" if f.reported else "it reported no metrics"
             return "failed", f"{NO_OBJECTIVE} {objective_name!r} ({said})" + explain(f.output)
         return "done", None
+    if f.cluster:
+        # Slurm ended the job (time limit, node, memory, a cancel): that is why, whatever the trainer died of.
+        how = ("" if f.exit is None else f" (killed by {signal_label(sig)})" if sig else f" (exit code {rc})")
+        return "failed", f.cluster + how + explain(f.output)
     if any(marker in line for line in f.output for marker in OOM_MARKERS):
         return "failed", "out of GPU memory"
     disk_full = f.disk_full or bool(f.exit and f.exit.get("disk_full")) or any(

@@ -45,6 +45,7 @@ class Tail:
         self.behind = False             # True when the last call stopped at max_bytes
         self._split = _UNIVERSAL.split if universal else _split_nl
         self._partial = b""
+        self._ino: int | None = None    # the file read so far: another one at the path starts over
 
     @property
     def position(self) -> int:
@@ -65,9 +66,12 @@ class Tail:
         up: a line cut at the max_bytes boundary is not a finished last line.
         """
         try:
-            size = os.stat(self.path).st_size
-            if size < self.offset:
+            st = os.stat(self.path)
+            size = st.st_size
+            # Shrunk, or replaced by a new file (a requeued Slurm job's rerun: launch.py): from its start.
+            if size < self.offset or (self._ino is not None and st.st_ino != self._ino):
                 self.offset, self._partial = 0, b""
+            self._ino = st.st_ino
             data = b""
             if size > self.offset:
                 with open(self.path, "rb") as f:

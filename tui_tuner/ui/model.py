@@ -47,6 +47,7 @@ class TrialRow:
     pinned: bool = False
     inexact: bool = False            # a fork that does not continue its parent exactly (its trainer said)
     device: str | None = None        # the GPU it runs (ran) on, with [study] devices
+    waiting: str | None = None       # a cluster job not started yet: "queued on the cluster (Resources)"
 
     @property
     def lineage(self) -> str:
@@ -92,6 +93,7 @@ class RunView:
     current: dict = field(default_factory=dict)   # the settings it uses now (its reported lr over its setting)
     started: dict = field(default_factory=dict)   # the settings it started with
     device: str | None = None       # its GPU, with [study] devices
+    waiting: str | None = None      # a cluster job not started yet: "queued on the cluster (Resources)"
 
     @property
     def active(self) -> bool:

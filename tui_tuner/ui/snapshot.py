@@ -94,18 +94,20 @@ class SnapshotBuilder:
         for t in trials:
             if t.status == "queued":
                 continue
-            step, objective = t.step, t.objective
+            step, objective, waiting = t.step, t.objective, None
             if t.status in ACTIVE and not light:
                 # The study records progress once a second per run; the runner knows it now.
                 latest = runner.queries.latest(t.id)
                 step = latest.get("step", step)
                 objective = latest.get("objective", objective)
+                waiting = latest.get("waiting")
             objectives[t.id] = objective
             rows.append(TrialRow(id=t.id, status=t.status, objective=objective, step=step,
                                  source=t.source, parent=t.parent, fork_step=t.fork_step,
                                  curve=() if light or covered else self._curve(t.id, t.status, deadline),
                                  reason=t.reason, pinned=t.id in auto.pinned, inexact=t.id in inexact,
-                                 device=self._device(t.id) if runner.table.with_devices else None))
+                                 device=self._device(t.id) if runner.table.with_devices else None,
+                                 waiting=waiting))
         searched = set(state.searched(space))
         queue = tuple(QueueRow(id=t.id, source=t.source, parent=t.parent,
                                params={k: v for k, v in t.params.items() if k in searched} or dict(t.params))
@@ -236,7 +238,8 @@ class SnapshotBuilder:
                                                         "step": latest.get("step")},
                                    runner.queries.changes(trial.id) if active and not light else ()),
             started=self._started_with(trial.id) if active and not light else {},
-            device=self._device(trial.id) if runner.table.with_devices else None)
+            device=self._device(trial.id) if runner.table.with_devices else None,
+            waiting=latest.get("waiting") if active else None)
 
     def _started_with(self, trial_id: int) -> dict[str, Any]:
         """The settings a run started with (its params.json), read once per run."""

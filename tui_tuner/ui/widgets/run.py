@@ -50,6 +50,8 @@ def run_header(run: RunView | None) -> Text:
         text.append(f" {PIN_MARK}pinned", style="bold cyan")
     if run.stalled:
         text.append(" (stalled)", style="bold red")
+    if run.waiting:
+        text.append(f" {run.waiting}", style="yellow")
     text.append(f"  step {fmt_value(run.step)}  {fmt_duration(run.elapsed)}")
     if not run.can_adjust and run.active:
         text.append("  (no live adjust)", style="dim")

@@ -12,7 +12,7 @@ COUNTS = (("running", "bold green"), ("paused", "bold yellow"), ("queued", ""), 
 
 
 def status_text(snap: Snapshot | None, width: int = WIDE) -> Text:
-    """'mlp-digits  running 2  queued 5  done 7  stopped 3  failed 1  10/20 started  early stop asha 11·33·99
+    """'mlp-digits  running 2  waiting 1  queued 5  done 7  stopped 3  failed 1  10/20 started  early stop asha 11·33·99
     · autopilot off  k 2 auto · 1,810 steps/s  zoom 1  stage 4  GPU 41% 3.1/80G'.
 
     With `[study] devices`, each device's runs/k ('GPU 0:2/2 1:1/2'; from 120 columns with its memory,
@@ -27,10 +27,14 @@ def status_text(snap: Snapshot | None, width: int = WIDE) -> Text:
         text.append("opening study…", style="dim")
         return text
     text.append(f" {snap.name} ", style="bold reverse")
+    # A cluster job in Slurm's queue is a running trial that has not started yet: counted apart.
+    waiting = sum(1 for t in snap.trials if t.waiting)
     for status, style in COUNTS:
-        n = snap.count(status)
+        n = snap.count(status) - (waiting if status == "running" else 0)
         if n:
             text.append(f"  {status} {n}", style=style)
+        if status == "running" and waiting:
+            text.append(f"  waiting {waiting}", style="yellow")
     failed = snap.count("failed") + snap.count("diverged")
     if failed:
         text.append(f"  failed {failed}", style="bold red")

@@ -250,6 +250,8 @@ class TrialsTable(SyncTable):
             if t.pinned:
                 ident.append(PIN_MARK, style="bold cyan")
             status = Text(STATUS_SHORT.get(t.status, t.status), style=STATUS_STYLE.get(t.status, ""))
+            if t.waiting:   # a cluster job in Slurm's queue: submitted, not started
+                status = Text("wait", style="yellow")
             # A stopped trial ranks by its value too, marked: its value is where it was cut short.
             obj = Text(fmt_value(t.objective) + ("·" if t.status == "stopped" and t.objective is not None else ""),
                        style="bold" if t.id == best_id else "dim" if t.status == "stopped" else "")
