@@ -53,6 +53,19 @@ def per_device(study: Study, runner) -> collections.Counter:
     """Live runs per device, from the run directories (not from the runner's own count)."""
     return collections.Counter(given(study, tid) for tid in runner.queries.live_ids())
 
+def tick_within_k(session: Session, study: Study) -> dict[str, int]:
+    """One poll and tick; every run it started went to a device within that device's k. Runs per device."""
+    devices = session.runner.devices
+    before = set(session.runner.queries.live_ids())
+    session.poll()
+    session.tick()
+    now = per_device(study, session.runner)
+    for tid in set(session.runner.queries.live_ids()) - before:
+        d = given(study, tid)
+        assert now[d] <= devices.k_of(d), f"#{tid} started on GPU {d} beyond its k {devices.k_of(d)}: {now}"
+    return now
+
+
 
 def test_every_run_sees_one_device_and_no_device_holds_more_than_k(tmp_path):
     study = Study.open(tmp_path / "study", device_space(tmp_path, devices=[0, 1], steps=15, delay=0.01), seed=3)
@@ -181,13 +194,7 @@ def test_auto_k_is_per_device_and_never_puts_more_than_k_on_one(tmp_path):
         devices = session.runner.devices
 
         def step() -> bool:
-            before = set(session.runner.queries.live_ids())
-            session.poll()
-            session.tick()
-            now = per_device(study, session.runner)
-            for tid in set(session.runner.queries.live_ids()) - before:
-                d = given(study, tid)
-                assert now[d] <= devices.k_of(d), f"#{tid} started on GPU {d} beyond its k {devices.k_of(d)}: {now}"
+            now = tick_within_k(session, study)
             return all(k >= 2 for k in devices.each_k().values()) and min(now.get(d, 0) for d in "01") >= 2
 
         wait_until(step, 40, 0.02, "k to rise to 2 on each device, with 2 runs on each")
@@ -220,13 +227,7 @@ def test_each_device_gets_its_own_k_from_its_own_throughput(tmp_path):
         session.adopt()
 
         def step() -> bool:
-            before = set(session.runner.queries.live_ids())
-            session.poll()
-            session.tick()
-            now = per_device(study, session.runner)
-            for tid in set(session.runner.queries.live_ids()) - before:
-                d = given(study, tid)
-                assert now[d] <= devices.k_of(d), f"#{tid} started on GPU {d} beyond its k {devices.k_of(d)}: {now}"
+            tick_within_k(session, study)
             lane0, lane1 = ak.lanes
             return lane0.state.k >= 4 and lane1.state.settled
 
