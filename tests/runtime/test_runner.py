@@ -13,6 +13,7 @@ import pytest
 from runtime_helpers import Events, make_runner, open_study, toy_space, wait_for
 from space_toml import param, space_toml
 from study_runs import TOY, ZERO_CODE
+from waiting import wait_for as wait_until
 
 from tui_tuner import launch
 from tui_tuner.errors import RunError, SpaceError
@@ -263,7 +264,8 @@ def test_adopt_rebuilds_series_and_continues_seq(tmp_path):
     wait_for(first, lambda: (first.queries.latest(live)["step"] or 0) >= 5)
     first.commands.set(live, {"lr": 0.2})
     first.stop_thread()
-    time.sleep(0.3)   # `short` ends while no runner watches it
+    # `short` ends while no runner watches it.
+    wait_until(lambda: (study.run_dir(short) / "exit.json").exists(), timeout=20, what="the short run to end")
     # A new runner on the same study, as after a tuner restart.
     events = Events()
     second = make_runner(study, events)
