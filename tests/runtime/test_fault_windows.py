@@ -101,18 +101,26 @@ def test_a_lost_db_is_refused_then_recovered_and_the_live_runs_readopted(tmp_pat
     for p in study_dir.glob("study.db*"):
         p.unlink()
     runs_before = {i: json.loads((study_dir / "runs" / f"t000{i}" / "params.json").read_text()) for i in (1, 2)}
+    # The runs held (SIGSTOP) until recover has seen them live: on a loaded box the refused start and
+    # recover could otherwise outlast them.
+    groups = [json.loads((study_dir / "runs" / f"t000{i}" / protocol.LAUNCH).read_text())["pid"] for i in (1, 2)]
+    for g in groups:
+        os.killpg(g, signal.SIGSTOP)
+    try:
+        again = tuner(space.path, study_dir, *args)
+        out, _ = again.communicate(timeout=60)
+        assert again.returncode == 2, out
+        assert out.strip().splitlines() == [
+            f"tui-tuner: {study_dir}: runs/ holds 2 runs but study.db is missing or empty; "
+            f"run `tui-tuner recover {study_dir}` to rebuild it"]
+        assert not (study_dir / "study.db").exists(), "a fresh database was created over the runs"
 
-    again = tuner(space.path, study_dir, *args)
-    out, _ = again.communicate(timeout=60)
-    assert again.returncode == 2, out
-    assert out.strip().splitlines() == [
-        f"tui-tuner: {study_dir}: runs/ holds 2 runs but study.db is missing or empty; "
-        f"run `tui-tuner recover {study_dir}` to rebuild it"]
-    assert not (study_dir / "study.db").exists(), "a fresh database was created over the runs"
-
-    rec = cli("recover", str(study_dir))
-    assert rec.returncode == 0, rec.stderr
-    assert "recovered 2 runs" in rec.stdout and "2 running" in rec.stdout
+        rec = cli("recover", str(study_dir))
+        assert rec.returncode == 0, rec.stderr
+        assert "recovered 2 runs" in rec.stdout and "2 running" in rec.stdout
+    finally:
+        for g in groups:
+            os.killpg(g, signal.SIGCONT)
 
     again = tuner(space.path, study_dir, *args)
     out, _ = again.communicate(timeout=90)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -100,8 +101,14 @@ async def test_train_longer_extends_the_step_limit(study_dir, tmp_path):
     async with piloting(app) as pilot:
         await running(pilot, app)
         await wait_until(pilot, lambda: app.backend.session.runner.runs[1].state.max_steps == 200, 10, "the limit said")
-        await pilot.press("L")
-        await wait_until(pilot, lambda: said(app, "train longer, steps 200 → 300"), 10, "the message")
+        # The run held (SIGSTOP) until the key is carried out: a loaded box could otherwise reach the
+        # key after the run reached its limit and ended. It reads the command when it goes on.
+        os.killpg(study.trial(1).pid, signal.SIGSTOP)
+        try:
+            await pilot.press("L")
+            await wait_until(pilot, lambda: said(app, "train longer, steps 200 → 300"), 10, "the message")
+        finally:
+            os.killpg(study.trial(1).pid, signal.SIGCONT)
         await wait_until(pilot, lambda: app.backend.session.runner.runs[1].state.max_steps == 300, 10, "the new limit")
         await wait_until(pilot, lambda: (app.backend.session.runner.queries.latest(1).get("step") or 0) > 200, 60,
                          "training past the old limit")
