@@ -8,10 +8,21 @@ read back from its run directory once (`RunTable.known`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from tui_tuner.runtime.runs import RunTable
 from tui_tuner.study import verdict
+
+
+@dataclass(frozen=True)
+class Output:
+    """A trial's failure reason and the last lines of its output."""
+
+    trial_id: int
+    status: str
+    reason: str | None
+    lines: list[str]
 
 
 class RunQueries:

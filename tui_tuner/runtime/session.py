@@ -16,7 +16,6 @@ the study (study/settings.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from tui_tuner.runtime import hand_moves as moves
 from tui_tuner.runtime.autok import FIXED_BY_SPACE, Status
 from tui_tuner.runtime.automation import Automation
 from tui_tuner.runtime.devices import DeviceLoad
+from tui_tuner.runtime.run_queries import Output
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
 from tui_tuner.runtime.session_events import EventStream, Listener, Severity
@@ -35,16 +35,6 @@ from tui_tuner.study import moves as search
 from tui_tuner.study import settings as study_settings
 from tui_tuner.study.decision_log import Decision
 from tui_tuner.study.study import Study, Trial
-
-
-@dataclass(frozen=True)
-class Output:
-    """A trial's failure reason and the last lines of its output."""
-
-    trial_id: int
-    status: str
-    reason: str | None
-    lines: list[str]
 
 
 class Session:

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tui_tuner.runtime.run_queries import Output
 from tui_tuner.runtime.runner import RunEvent
-from tui_tuner.runtime.session import Output, Session
+from tui_tuner.runtime.session import Session
 from tui_tuner.runtime.session_events import Decision, Notice, SessionEvent
 from tui_tuner.ui.gpu import GpuProbe
 from tui_tuner.ui.model import Snapshot
