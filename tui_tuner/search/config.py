@@ -23,7 +23,7 @@ from tui_tuner.search.param import Param, is_number
 from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
 from tui_tuner.search.slurm_config import SlurmConfig, executor_config
-from tui_tuner.search.space_params import FLAG_STYLES, Fail
+from tui_tuner.search.space_params import FLAG_STYLES, Fail, whole_number
 
 # The strategies (their names, needs and the default) are search/strategies/'s: nothing here lists them.
 EARLY_STOP_RULES = RULES
@@ -155,12 +155,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         return v
 
     def integer(key: str, default: int | None, minimum: int) -> int | None:
-        v = raw.get(key, default)
-        if v is None:
-            return None
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            raise fail(f"study.{key}", f"must be an integer >= {minimum}, got {quoted_value(v)}")
-        return v
+        return whole_number(raw.get(key, default), f"study.{key}", minimum, fail)
 
     def flag(key: str, default: bool) -> bool:
         v = raw.get(key, default)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_tuner.formatting import quoted_value
-from tui_tuner.search.space_params import Fail
+from tui_tuner.search.space_params import Fail, whole_number
 
 EXECUTORS = ("local", "slurm")
 SLURM_KEYS = ("partition", "gpus_per_trial", "cpus_per_trial", "mem", "time", "account", "extra")
@@ -81,12 +81,7 @@ def slurm_config(table: dict[str, Any], fail: Fail) -> SlurmConfig:
         return v
 
     def count(key: str, default: int | None, minimum: int) -> int | None:
-        v = table.get(key, default)
-        if v is None:
-            return None
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            raise fail(f"study.slurm.{key}", f"must be an integer >= {minimum}, got {quoted_value(v)}")
-        return v
+        return whole_number(table.get(key, default), f"study.slurm.{key}", minimum, fail)
 
     if "time" not in table:
         raise fail("study.slurm.time", 'missing: each job\'s time limit, as minutes (240) or as Slurm writes it '

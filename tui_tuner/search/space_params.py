@@ -28,6 +28,15 @@ INT64 = (-(2**63), 2**63 - 1)
 Fail = Callable[[str, str], SpaceError]   # (where, rule) -> the one-line error naming the file
 
 
+def whole_number(v: Any, where: str, minimum: int, fail: Fail) -> int | None:
+    """A key's value as an integer >= minimum (None stays None: the key is unset); else fail(where, rule)."""
+    if v is None:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise fail(where, f"must be an integer >= {minimum}, got {quoted_value(v)}")
+    return v
+
+
 def build_param(name: str, raw: Any, fail: Fail) -> Param:
     """A [params.NAME] table as a Param; `fail(where, rule)` makes the error raised for bad input."""
     where = f"params.{quoted_name(name)}"
