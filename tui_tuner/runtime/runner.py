@@ -355,8 +355,6 @@ class Runner:
         job = self.cluster.attach(run_dir)
         return job.going() if job is not None else process.going(trial.pid, run_dir)
 
-    # -- reading back -----------------------------------------------------------------------------
-
     # -- thread and events ------------------------------------------------------------------------
 
     def start_thread(self, interval: float = 0.05) -> None:
