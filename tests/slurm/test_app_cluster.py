@@ -41,14 +41,20 @@ async def test_the_app_shows_a_job_in_slurms_queue_as_waiting_with_its_reason(sl
             # Slurm starts jobs in id order: trials 1 and 2 run, 3 waits for a CPU.
             await wait_until(pilot, lambda: [cells(app, i)[1:2] for i in (1, 2, 3)] == [["run"], ["run"], ["wait"]],
                              60, "two trials running and the third's job shown waiting in Slurm's queue")
-            for _ in range(3):   # ] focuses the next running trial: until the run panel shows the waiting one
+            # ] focuses the next running trial: press until the run panel shows the waiting one, each time
+            # waiting for the focus to move (the old focus and header already agree before the key lands).
+            for _ in range(4):
                 if header(app).startswith("#3 "):
                     break
+                before = app.main.snap.focused.id if app.main.snap.focused is not None else None
                 await pilot.press("]")
-                await wait_until(pilot, lambda: app.main.snap.focused is not None and header(app).startswith(
-                    f"#{app.main.snap.focused.id} "), 10, "the run panel to follow")
-            await wait_until(pilot, lambda: header(app).startswith("#3 running queued on the cluster (Resources)"), 30,
-                             "the run panel to say why the job waits")
+                await wait_until(pilot, lambda before=before: (f := app.main.snap.focused) is not None and f.id != before
+                                 and header(app).startswith(f"#{f.id} "), 10, "the run panel to follow the focus")
+            try:
+                await wait_until(pilot, lambda: header(app).startswith("#3 running queued on the cluster (Resources)"),
+                                 30, "the run panel to say why the job waits")
+            except AssertionError as e:
+                raise AssertionError(f"{e}; the run panel says {header(app)!r}") from None
             await pilot.press("q")
     finally:
         cancel_jobs(study_dir)
