@@ -17,7 +17,7 @@ from runtime_helpers import make_runner, open_study, toy_space, wait_for
 
 from tui_tuner import launch
 from tui_tuner.errors import RunError
-from tui_tuner.runtime import process
+from tui_tuner.runtime import pids, process
 from tui_tuner.study import rundir
 from tui_tuner.trainer import protocol
 
@@ -52,7 +52,7 @@ def test_a_slow_shim_never_writes_into_the_next_attempts_run(tmp_path):
         os.kill(old, signal.SIGCONT)
     wait_for(runner, lambda: study.trial(trial.id).status == "done", timeout=60, what="the new attempt to finish")
     deadline = time.monotonic() + 30
-    while launch.reap(old) is None:   # the old shim has gone, quietly
+    while pids.reap(old) is None:   # the old shim has gone, quietly
         assert time.monotonic() < deadline, "the old shim did not exit"
         time.sleep(0.02)
     # One trainer in the run: 32 steps of a 32-step trial, in order, and the step recorded is 32.

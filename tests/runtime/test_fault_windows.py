@@ -20,8 +20,8 @@ from space_toml import param, space_toml
 from study_runs import TOY
 from waiting import wait_for as wait_until
 
-from tui_tuner import launch
 from tui_tuner.errors import StudyError
+from tui_tuner.runtime import pids
 from tui_tuner.search.space import parse_space
 from tui_tuner.study.study import Study
 from tui_tuner.trainer import protocol
@@ -271,9 +271,9 @@ def test_a_run_that_ended_between_spawn_and_record_is_settled_not_run_again(tmp_
     run_dir.mkdir(parents=True)
     protocol.write_json_atomic(run_dir / protocol.PARAMS, {"trial": trial.id, "params": trial.params, "resume": None})
     # The tuner spawned it and died before recording it; the run ended before the next tuner came.
-    shim = launch.spawn(run_dir, [sys.executable, str(TOY)])
+    shim = pids.spawn(run_dir, [sys.executable, str(TOY)])
     # Its shim gone too: it removes the space it set aside for exit.json after writing it.
-    wait_until(lambda: (run_dir / protocol.EXIT).exists() and not launch.pid_alive(shim), timeout=10,
+    wait_until(lambda: (run_dir / protocol.EXIT).exists() and not pids.pid_alive(shim), timeout=10,
                what="the orphan to end")
     before = files_of(run_dir)
     runner.start(trial)
@@ -301,7 +301,7 @@ def test_a_killed_shim_does_not_fail_a_trainer_that_completed(tmp_path, watched)
     if not watched:
         first.stop_thread()
         wait_until(lambda: steps_in(study.run_dir(tid))[-1:] == [40], timeout=10, what="the trainer to finish")
-        wait_until(lambda: not launch.group_alive(study.trial(tid).pid), timeout=5, what="the trainer to exit")
+        wait_until(lambda: not pids.group_alive(study.trial(tid).pid), timeout=5, what="the trainer to exit")
         runner = make_runner(study)
         runner.adopt()
     wait_for(runner, lambda: study.trial(tid).finished, timeout=10)
@@ -381,11 +381,11 @@ def test_a_regular_file_in_place_of_a_queued_trials_run_dir_is_moved_aside(tmp_p
 
 def test_pids_no_process_can_have_are_dead_not_an_overflow():
     for pid in (2**62, 2**31, -(2**62)):
-        assert not launch.pid_alive(pid)
-        assert not launch.group_alive(pid)
-        assert not launch.send_signal(pid, signal.SIGTERM)
-        assert not launch.signal_group(pid, signal.SIGKILL)
-        assert launch.reap(pid) is None
+        assert not pids.pid_alive(pid)
+        assert not pids.group_alive(pid)
+        assert not pids.send_signal(pid, signal.SIGTERM)
+        assert not pids.signal_group(pid, signal.SIGKILL)
+        assert pids.reap(pid) is None
 
 
 # -- 15. the headline of a failure is the exception line ----------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from waiting import wait_for
 
-from tui_tuner import launch
+from tui_tuner.runtime import pids
 from tui_tuner.trainer import protocol as P
 
 PY = sys.executable
@@ -28,7 +28,7 @@ def script(tmp_path: Path, name: str, body: str) -> Path:
 def wait_exit(run: Path, pid: int) -> dict:
     """exit.json once written, and the shim reaped."""
     ex = wait_for(lambda: P.read_json(run / P.EXIT))
-    wait_for(lambda: not launch.pid_alive(pid))
+    wait_for(lambda: not pids.pid_alive(pid))
     return ex
 
 
@@ -53,7 +53,7 @@ def spawn_waiter(tmp_path: Path, go: str = "never") -> tuple[Path, int]:
     """(run dir, shim pid) of WAITER under the shim: it writes tmp_path/child.pid and waits for tmp_path/`go`."""
     s = script(tmp_path, "wait.py", WAITER)
     run = tmp_path / "run"
-    return run, launch.spawn(run, [PY, str(s), str(tmp_path / "child.pid"), str(tmp_path / go)])
+    return run, pids.spawn(run, [PY, str(s), str(tmp_path / "child.pid"), str(tmp_path / go)])
 
 
 def waiter_pid(tmp_path: Path) -> int:
@@ -65,7 +65,7 @@ def test_success_writes_exit_json_and_output(tmp_path):
     s = script(tmp_path, "ok.py", "import os, sys\nprint('hello', os.environ['TUI_TUNER_RUN_DIR'])\n"
                                   "print('to stderr', file=sys.stderr)\n")
     run = tmp_path / "study" / "runs" / "t0001"
-    pid = launch.spawn(run, [PY, str(s)])
+    pid = pids.spawn(run, [PY, str(s)])
     ex = wait_exit(run, pid)
     assert ex["returncode"] == 0 and ex["signal"] is None and ex["signal_name"] is None
     assert abs(ex["ended"] - time.time()) < 60 and isinstance(ex["pid"], int)
@@ -78,7 +78,7 @@ def test_output_log_is_appended_not_truncated(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / P.OUTPUT).write_text("first\n")
-    wait_exit(run, launch.spawn(run, [PY, str(s)]))
+    wait_exit(run, pids.spawn(run, [PY, str(s)]))
     assert (run / P.OUTPUT).read_text().splitlines() == ["first", "second"]
 
 
@@ -89,7 +89,7 @@ def test_output_log_is_appended_not_truncated(tmp_path):
 def test_crash_records_returncode_and_traceback(tmp_path, body, rc, text):
     s = script(tmp_path, "crash.py", body)
     run = tmp_path / "run"
-    ex = wait_exit(run, launch.spawn(run, [PY, str(s)]))
+    ex = wait_exit(run, pids.spawn(run, [PY, str(s)]))
     assert ex["returncode"] == rc and ex["signal"] is None
     if text:
         assert text in (run / P.OUTPUT).read_text()
@@ -98,7 +98,7 @@ def test_crash_records_returncode_and_traceback(tmp_path, body, rc, text):
 def test_sigterm_to_the_shim_is_forwarded_and_recorded(tmp_path):
     run, pid = spawn_waiter(tmp_path)
     waiter_pid(tmp_path)
-    assert launch.send_signal(pid, signal.SIGTERM)
+    assert pids.send_signal(pid, signal.SIGTERM)
     ex = wait_exit(run, pid)
     assert ex["signal"] == signal.SIGTERM and ex["returncode"] == -signal.SIGTERM
     assert ex["signal_name"] == "SIGTERM"
@@ -125,8 +125,8 @@ def test_own_session_and_group(tmp_path):
 def test_run_survives_sighup_to_the_tuners_group(tmp_path):
     """A fake tuner spawns a run, then its whole process group is hung up (a dropped SSH session)."""
     s = script(tmp_path, "wait.py", WAITER)
-    tuner = script(tmp_path, "tuner.py", "import sys, time\nfrom tui_tuner import launch\n"
-                                         "print(launch.spawn(sys.argv[1], sys.argv[2:]), flush=True)\n"
+    tuner = script(tmp_path, "tuner.py", "import sys, time\nfrom tui_tuner.runtime import pids\n"
+                                         "print(pids.spawn(sys.argv[1], sys.argv[2:]), flush=True)\n"
                                          "time.sleep(60)\n")
     run, go = tmp_path / "run", tmp_path / "go"
     proc = subprocess.Popen([PY, str(tuner), str(run), PY, str(s), str(tmp_path / "child.pid"), str(go)],
@@ -138,7 +138,7 @@ def test_run_survives_sighup_to_the_tuners_group(tmp_path):
         os.killpg(proc.pid, signal.SIGHUP)        # the tuner's group: the tuner dies
         assert proc.wait(10) == -signal.SIGHUP
         time.sleep(0.2)
-        assert launch.pid_alive(shim) and launch.pid_alive(child)
+        assert pids.pid_alive(shim) and pids.pid_alive(child)
     finally:
         proc.kill()
         proc.wait()
@@ -154,7 +154,7 @@ def test_argv_with_shell_metacharacters_arrives_intact(tmp_path):
             "--lr=1; touch pwned4", "\n", "$HOME"]
     s = script(tmp_path, "args.py", "import json, sys\nprint('ARGS' + json.dumps(sys.argv[1:]))\n")
     run = tmp_path / "run"
-    pid = launch.spawn(run, [PY, str(s), *evil], cwd=tmp_path)
+    pid = pids.spawn(run, [PY, str(s), *evil], cwd=tmp_path)
     assert wait_exit(run, pid)["returncode"] == 0
     line = next(ln for ln in (run / P.OUTPUT).read_text().splitlines() if ln.startswith("ARGS"))
     assert json.loads(line[4:]) == evil
@@ -164,7 +164,7 @@ def test_argv_with_shell_metacharacters_arrives_intact(tmp_path):
 def test_relative_command_resolves_in_cwd(tmp_path):
     script(tmp_path, "rel.py", "import os\nprint('cwd', os.getcwd())\n")
     run = tmp_path / "runs" / "r"
-    assert wait_exit(run, launch.spawn(run, [PY, "rel.py"], cwd=tmp_path))["returncode"] == 0
+    assert wait_exit(run, pids.spawn(run, [PY, "rel.py"], cwd=tmp_path))["returncode"] == 0
     assert f"cwd {tmp_path}" in (run / P.OUTPUT).read_text()
 
 
@@ -172,7 +172,7 @@ def test_env_is_passed_with_the_run_dir_added(tmp_path):
     s = script(tmp_path, "env.py", "import os\nprint(os.environ.get('MY_VAR'), os.environ['TUI_TUNER_RUN_DIR'])\n")
     run = tmp_path / "run"
     env = {**os.environ, "MY_VAR": "xyz"}
-    wait_exit(run, launch.spawn(run, [PY, str(s)], env=env))
+    wait_exit(run, pids.spawn(run, [PY, str(s)], env=env))
     assert f"xyz {run.resolve()}" in (run / P.OUTPUT).read_text()
 
 
@@ -185,7 +185,7 @@ def test_a_command_that_cannot_run_is_reported(tmp_path, kind):
         f.chmod(0o644)
         cmd, rc = [str(f)], P.RC_NOT_EXECUTABLE
     run = tmp_path / "run"
-    pid = launch.spawn(run, cmd)
+    pid = pids.spawn(run, cmd)
     ex = wait_exit(run, pid)
     assert ex["returncode"] == rc and ex["signal"] is None and ex["error"]
     assert "cannot run" in (run / P.OUTPUT).read_text()
@@ -195,7 +195,7 @@ def test_spawn_refuses_an_empty_command(tmp_path):
     from tui_tuner.errors import RunError
 
     with pytest.raises(RunError):
-        launch.spawn(tmp_path / "run", [])
+        pids.spawn(tmp_path / "run", [])
 
 
 def test_usage_error_exits_2(tmp_path):
@@ -208,9 +208,9 @@ def test_output_reaches_the_log_before_exit(tmp_path):
     s = script(tmp_path, "p.py", "import os, sys, time\nprint('step 1 | loss 0.5')\n"
                                  "while not os.path.exists(sys.argv[1]):\n    time.sleep(0.01)\n")
     run, go = tmp_path / "run", tmp_path / "go"
-    pid = launch.spawn(run, [PY, str(s), str(go)])
+    pid = pids.spawn(run, [PY, str(s), str(go)])
     wait_for(lambda: "loss 0.5" in (run / P.OUTPUT).read_text() if (run / P.OUTPUT).exists() else False)
-    assert launch.pid_alive(pid)
+    assert pids.pid_alive(pid)
     go.touch()
     wait_exit(run, pid)
 
@@ -218,29 +218,29 @@ def test_output_reaches_the_log_before_exit(tmp_path):
 def test_ended_shim_is_reaped_not_left_a_zombie(tmp_path):
     s = script(tmp_path, "ok.py", "pass\n")
     run = tmp_path / "run"
-    pid = launch.spawn(run, [PY, str(s)])
+    pid = pids.spawn(run, [PY, str(s)])
     wait_for(lambda: P.read_json(run / P.EXIT))
-    wait_for(lambda: launch._proc_state(pid) == "Z")   # exited, not yet collected
-    assert not launch.pid_alive(pid)                    # a zombie is dead, and gets reaped
+    wait_for(lambda: pids._proc_state(pid) == "Z")   # exited, not yet collected
+    assert not pids.pid_alive(pid)                    # a zombie is dead, and gets reaped
     assert not os.path.exists(f"/proc/{pid}")
-    assert launch.reap(pid) is None
+    assert pids.reap(pid) is None
 
 
 def test_pid_alive_treats_any_zombie_as_dead():
     proc = subprocess.Popen([PY, "-c", "pass"])
     try:
-        wait_for(lambda: launch._proc_state(proc.pid) == "Z")
-        assert not launch.pid_alive(proc.pid)
+        wait_for(lambda: pids._proc_state(proc.pid) == "Z")
+        assert not pids.pid_alive(proc.pid)
     finally:
         proc.wait()
-    assert not launch.pid_alive(proc.pid)
+    assert not pids.pid_alive(proc.pid)
 
 
 def test_pid_alive_checks_the_run_dir(tmp_path):
     run, pid = spawn_waiter(tmp_path, "go")
     try:
-        wait_for(lambda: launch.pid_alive(pid, run))
-        assert not launch.pid_alive(pid, tmp_path / "other")
+        wait_for(lambda: pids.pid_alive(pid, run))
+        assert not pids.pid_alive(pid, tmp_path / "other")
     finally:
         (tmp_path / "go").touch()
         wait_exit(run, pid)
@@ -250,12 +250,12 @@ def test_group_stop_continue_and_kill(tmp_path):
     """Zero-code pause: SIGSTOP/SIGCONT reach the whole group; SIGKILL ends it (no exit.json then)."""
     run, pid = spawn_waiter(tmp_path)
     child = waiter_pid(tmp_path)
-    assert launch.send_signal(pid, signal.SIGSTOP)
-    wait_for(lambda: launch._proc_state(child) == "T" and launch._proc_state(pid) == "T")
-    assert launch.send_signal(pid, signal.SIGCONT)
-    wait_for(lambda: launch._proc_state(child) in ("S", "R"))
-    assert launch.send_signal(pid, signal.SIGKILL)
-    wait_for(lambda: not launch.pid_alive(pid) and not launch.group_alive(pid))
+    assert pids.send_signal(pid, signal.SIGSTOP)
+    wait_for(lambda: pids._proc_state(child) == "T" and pids._proc_state(pid) == "T")
+    assert pids.send_signal(pid, signal.SIGCONT)
+    wait_for(lambda: pids._proc_state(child) in ("S", "R"))
+    assert pids.send_signal(pid, signal.SIGKILL)
+    wait_for(lambda: not pids.pid_alive(pid) and not pids.group_alive(pid))
     assert not (run / P.EXIT).exists()
 
 
@@ -263,7 +263,7 @@ def test_trainer_outlives_a_killed_shim_and_can_still_be_stopped(tmp_path):
     run, pid = spawn_waiter(tmp_path)
     child = waiter_pid(tmp_path)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not launch.pid_alive(pid))
-    assert launch.group_alive(pid) and launch.pid_alive(child)
-    assert launch.send_signal(pid, signal.SIGTERM)   # falls back to the group
-    wait_for(lambda: not launch.group_alive(pid))
+    wait_for(lambda: not pids.pid_alive(pid))
+    assert pids.group_alive(pid) and pids.pid_alive(child)
+    assert pids.send_signal(pid, signal.SIGTERM)   # falls back to the group
+    wait_for(lambda: not pids.group_alive(pid))

@@ -15,8 +15,8 @@ from space_toml import param, space_toml
 from study_runs import TOY, ZERO_CODE
 from waiting import wait_for as wait_until
 
-from tui_tuner import launch
 from tui_tuner.errors import RunError, SpaceError
+from tui_tuner.runtime import pids
 from tui_tuner.runtime.runner import SERIES_POINTS, Series
 from tui_tuner.search.space import parse_space
 from tui_tuner.trainer import protocol
@@ -446,7 +446,7 @@ def test_a_run_spawned_but_never_recorded_is_adopted_not_started_twice(env):
     run_dir.mkdir(parents=True)
     protocol.write_json_atomic(run_dir / protocol.PARAMS,
                                {"trial": trial.id, "params": trial.params, "resume": None})
-    orphan = launch.spawn(run_dir, [sys.executable, str(TOY)])
+    orphan = pids.spawn(run_dir, [sys.executable, str(TOY)])
     wait_for(runner, lambda: (run_dir / protocol.LAUNCH).exists(), what="the shim to start")
     runner.start(trial)
     assert study.trial(trial.id).pid == orphan
@@ -480,8 +480,8 @@ def test_a_helper_left_behind_does_not_keep_the_run_live(tmp_path):
         assert t.status == "done", t.reason   # settled without waiting for the helper it left (it sleeps on)
         assert not runner.queries.is_live(tid)
         helper, group = map(int, (study.run_dir(tid) / "helper.pid").read_text().split())
-        wait_for(runner, lambda: not launch.pid_alive(helper), timeout=3, what="the helper to be ended")
-        assert not launch.group_alive(group)
+        wait_for(runner, lambda: not pids.pid_alive(helper), timeout=3, what="the helper to be ended")
+        assert not pids.group_alive(group)
     finally:
         runner.commands.stop_all(timeout=2)
         study.close()

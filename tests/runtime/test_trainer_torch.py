@@ -14,8 +14,9 @@ from waiting import wait_for
 
 torch = pytest.importorskip("torch")
 
-from tui_tuner import launch, trainer  # noqa: E402
+from tui_tuner import trainer  # noqa: E402
 from tui_tuner.integrations import torch as tt  # noqa: E402
+from tui_tuner.runtime import pids  # noqa: E402
 from tui_tuner.trainer import protocol as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,12 +182,12 @@ def _start(study: Path, trial: int, params: dict, resume: str | None, argv: list
     for c in control:
         P.append_line(run / P.CONTROL, c)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return run, launch.spawn(run, [PY, *argv], env=env, cwd=REPO)
+    return run, pids.spawn(run, [PY, *argv], env=env, cwd=REPO)
 
 
 def _finish(run: Path, pid: int) -> list[dict]:
     ex = wait_for(lambda: P.read_json(run / P.EXIT), timeout=120.0, interval=0.05)
-    wait_for(lambda: not launch.pid_alive(pid), timeout=120.0, interval=0.05)
+    wait_for(lambda: not pids.pid_alive(pid), timeout=120.0, interval=0.05)
     assert ex["returncode"] == 0, (run / P.OUTPUT).read_text()[-3000:]
     events, bad = P.JsonlTail(run / P.EVENTS).read_new(final=True)
     assert bad == 0

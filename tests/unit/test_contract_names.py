@@ -27,10 +27,12 @@ CONTRACT = {
         "atomic_file", "checkpoint_relpath", "decode_metric", "decode_metrics", "dumps", "encode_metric",
         "last_lines", "read_json", "resolve_resume", "run_id", "write_atomic", "write_json_atomic",
     ],
-    "tui_tuner.launch": [
-        "FORWARDED", "RunError", "USAGE", "group_alive", "main", "pid_alive", "reap", "send_signal",
-        "signal_group", "signal_name", "spawn",
-    ],
+    # The shim stays at `python -m tui_tuner.launch`; the tuner's side of it (start, reap, alive,
+    # signal) moved to tui_tuner.runtime.pids (issue 21: no module over ~400 lines). Those were never
+    # imported by training scripts: the tuner calls them.
+    "tui_tuner.launch": ["ATTEMPT_FLAG", "FORWARDED", "RunError", "USAGE", "attempt_lock", "main", "new_attempt",
+                         "signal_name"],
+    "tui_tuner.runtime.pids": ["group_alive", "pid_alive", "reap", "send_signal", "signal_group", "spawn"],
     "tui_tuner.errors": ["InputError", "PlotError", "RunError", "SpaceError", "StudyError", "TunerError"],
     "tui_tuner.integrations.lightning": ["TunerCallback", "ckpt_path"],
     "tui_tuner.integrations.hf": ["TunerCallback"],

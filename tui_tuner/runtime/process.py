@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tui_tuner import launch
 from tui_tuner.errors import RunError
+from tui_tuner.runtime import pids
 from tui_tuner.search import devices, run_setup
 from tui_tuner.search.argv import command_parts
 from tui_tuner.search.space import Space
@@ -41,7 +42,7 @@ class Process:
             return False
         if self.child:
             # Our own shim: reap it (a zombie looks alive) and keep its status for the verdict.
-            rc = launch.reap(pid)
+            rc = pids.reap(pid)
             if rc is None:
                 return True
             self.child = False
@@ -53,7 +54,7 @@ class Process:
     def send(self, sig: int) -> None:
         """SIGTERM goes to the shim, which forwards it; SIGSTOP/SIGCONT/SIGKILL to the whole group."""
         if self.pid:
-            launch.send_signal(self.pid, sig)
+            pids.send_signal(self.pid, sig)
 
     def queued(self) -> str | None:
         """Why the run waits to start (a cluster job's queue, runtime/slurm.py); a local run never waits."""
@@ -73,9 +74,9 @@ def adoptable(pid: int | None, run_dir: Path) -> bool:
     trainer it left behind in its process group still lives."""
     if not pid:
         return False
-    if launch.pid_alive(pid, run_dir):
+    if pids.pid_alive(pid, run_dir):
         return True
-    return not launch.pid_alive(pid) and launch.group_alive(pid)
+    return not pids.pid_alive(pid) and pids.group_alive(pid)
 
 
 def going(pid: int | None, run_dir: Path) -> bool:
@@ -94,18 +95,18 @@ class Leftovers:
 
     def end(self, pgid: int | None, now: float, term_timeout: float) -> None:
         """SIGTERM what an ended trainer left in its process group; `reap` SIGKILLs it later."""
-        if pgid and launch.group_alive(pgid):
-            launch.signal_group(pgid, signal.SIGTERM)
-            launch.signal_group(pgid, signal.SIGCONT)
+        if pgid and pids.group_alive(pgid):
+            pids.signal_group(pgid, signal.SIGTERM)
+            pids.signal_group(pgid, signal.SIGCONT)
             self.deadlines[pgid] = now + term_timeout
 
     def reap(self, now: float) -> None:
         """Forget groups that are gone; SIGKILL those whose grace period is over."""
         for pgid, deadline in list(self.deadlines.items()):
-            if not launch.group_alive(pgid):
+            if not pids.group_alive(pgid):
                 del self.deadlines[pgid]
             elif now >= deadline:
-                launch.signal_group(pgid, signal.SIGKILL)
+                pids.signal_group(pgid, signal.SIGKILL)
                 del self.deadlines[pgid]
 
     def hurry(self, now: float) -> None:
@@ -123,7 +124,7 @@ def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd
     (relative to `space_file`), with the tuner's environment plus `[study.env]`. command.json
     records what ran: the command and flags, the program (the interpreter that really ran), the
     directory and the extra environment, for `export --format command`. `launcher` starts the shim
-    elsewhere (a Slurm job: runtime/slurm.py), called as `launch.spawn` is; it returns 0 for no local pid.
+    elsewhere (a Slurm job: runtime/slurm.py), called as `pids.spawn` is; it returns 0 for no local pid.
 
     A `device` (`[study] devices`) is the run's one GPU: its CUDA_VISIBLE_DEVICES (with CUDA_DEVICE_ORDER
     PCI_BUS_ID, so GPU N is the one NVML calls N), in the extra environment and in params.json.
@@ -156,7 +157,7 @@ def spawn_run(space: Space, trial: Trial, run_dir: Path, resume: str | None, cwd
     protocol.write_json_atomic(run_dir / run_setup.COMMAND_FILE,
                                run_setup.record(command, flags, where, extra, env))
     try:
-        pid = (launcher or launch.spawn)(run_dir, argv, env=env, cwd=where)
+        pid = (launcher or pids.spawn)(run_dir, argv, env=env, cwd=where)
     except OSError as e:
         raise RunError(f"trial {trial.id}: cannot start {argv[0]}: {e.strerror or e}") from None
     return pid, argv
