@@ -45,12 +45,12 @@ def drive_a_whole_session(tmp: Path) -> dict[str, Any]:
         out["started_by_tick"] = sorted(e.trial_id for e in events if isinstance(e, RunEvent) and e.kind == "started")
         out["done"] = session.done()
 
-        out["zoom"] = session.zoom()
+        out["zoom"] = session.search.zoom()
         out["levels"] = len(study.search_state.levels)
 
         # A long run to fork: queued, edited, started now (the budget does not matter for run_now).
         (queued,) = [t.id for t in study.sample(1)]
-        session.edit(queued, {"steps": 100000, "delay": 0.01})
+        session.search.edit(queued, {"steps": 100000, "delay": 0.01})
         session.run_now(queued)
         wait_for(lambda: (session.poll(), (session.runner.queries.latest(queued).get("step") or 0) >= 3)[1],
                  30, 0.01, "the long run reports")

@@ -53,15 +53,15 @@ def test_commands_raise_tuner_errors_the_app_can_show(study_dir, tmp_path, monke
     backend = make_backend(study, tmp_path, autostart=False)
     try:
         with pytest.raises(SpaceError, match=r"zoom needs at least \d+ finished trials .*, got 0"):
-            backend.session.zoom()
+            backend.session.search.zoom()
         with pytest.raises(TunerError, match="nothing to unzoom"):
-            backend.session.unzoom()
+            backend.session.search.unzoom()
         with pytest.raises(StudyError, match="no finished trial"):
             backend.session.export(None, None)
         with pytest.raises(TunerError, match="not running"):
             backend.session.stop(99)
         with pytest.raises(SpaceError, match="stage must be"):
-            backend.session.set_stage(7)
+            backend.session.search.set_stage(7)
     finally:
         backend.close()
         study.close()

@@ -1,6 +1,7 @@
 """The session: the one orchestration layer over an open study, shared by the app and headless mode.
 
-It owns the study, the runner, the scheduler and the automation loop (runtime/automation.py), and
+It owns the study, the runner, the scheduler, the automation loop (runtime/automation.py) and the
+queue and search-region commands (runtime/search_commands.py, `session.search`), and
 it is the only place that adopts runs, ticks, changes the search (through study/moves.py), controls
 runs, edits the queue, exports, stops everything and closes. Whoever watches (the app's back end,
 the headless printer) subscribes to one stream of typed events (runtime/session_events.py): the
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from tui_tuner.errors import RunError, StudyError, TunerError
-from tui_tuner.formatting import short_value
 from tui_tuner.runtime import hand_moves as moves
 from tui_tuner.runtime.autok import FIXED_BY_SPACE, Status
 from tui_tuner.runtime.automation import Automation
@@ -28,10 +28,10 @@ from tui_tuner.runtime.devices import DeviceLoad
 from tui_tuner.runtime.run_queries import Output
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.runtime.scheduler import Scheduler
+from tui_tuner.runtime.search_commands import SearchCommands
 from tui_tuner.runtime.session_events import EventStream, Listener, Severity
 from tui_tuner.search.config import StudyConfig
 from tui_tuner.search.space import Space
-from tui_tuner.study import moves as search
 from tui_tuner.study import settings as study_settings
 from tui_tuner.study.decision_log import Decision
 from tui_tuner.study.study import Study, Trial
@@ -60,6 +60,7 @@ class Session:
         if self.scheduler.notify is None:   # a model worker's crash or a failed fit: one line
             self.scheduler.notify = lambda line: self.notice("Search", line, "warning")
         self.automation = Automation(study, runner, self.scheduler, publish=self._publish, notice=self.notice)
+        self.search = SearchCommands(study, self.scheduler, lambda: self.autostart)   # the queue, the region
         self.autostart = autostart
         self._said_sched: str | None = None
         self._said_failure: str | None = None
@@ -365,64 +366,6 @@ class Session:
         """A trial's status, reason and the last n lines of its output."""
         trial = self.study.trial(trial_id)
         return Output(trial_id, trial.status, trial.reason, self.runner.queries.output_tail(trial_id, n))
-
-    # -- the queue ------------------------------------------------------------------------------
-
-    def sample(self, n: int) -> str:
-        """Queue n random settings from the current search state.
-
-        Asking for more trials is asking for them to run: when the budget would not reach them, the
-        budget grows to cover the queue, and the study keeps the new budget.
-        """
-        trials = self.study.sample(n)
-        msg = f"queued {len(trials)} setting(s)"
-        if self.autostart:
-            sched = self.scheduler
-            need = self.study.budget_used() + len(self.study.queue())
-            if need > sched.budget:
-                sched.budget = need
-                if not self.study.readonly:
-                    study_settings.remember(self.study, "budget", need)
-                msg += f"; budget raised to {need} so they run"
-        return msg
-
-    def drop(self, trial_id: int) -> str:
-        """Remove a queued setting."""
-        self.study.drop(trial_id)
-        return f"dropped #{trial_id}"
-
-    def move(self, trial_id: int, delta: int) -> None:
-        """Move a queued setting up (negative) or down."""
-        self.study.move(trial_id, delta)
-
-    def edit(self, trial_id: int, changes: Mapping[str, Any]) -> str:
-        """Change settings of a queued trial."""
-        if not changes:
-            raise StudyError("nothing changed")
-        self.study.edit(trial_id, dict(changes))
-        return f"#{trial_id}: " + ", ".join(f"{k} = {short_value(v)}" for k, v in changes.items())
-
-    # -- the search (study/moves.py: the same moves the scheduler makes) ------------------------
-
-    def zoom(self, force: bool = False) -> str:
-        """Narrow the search around the best done trials, with the scheduler's zoom settings.
-
-        Too few done trials raise ZoomTooFewError (its numbers let the app ask) unless `force`.
-        """
-        sched = self.scheduler
-        return search.zoom(self.study, top=sched.zoom_top, margin=sched.zoom_margin, force=force)
-
-    def unzoom(self) -> str:
-        """Undo the last zoom."""
-        return search.unzoom(self.study)
-
-    def set_stage(self, stage: int) -> str:
-        """Search tiers <= stage."""
-        return search.set_stage(self.study, stage)
-
-    def toggle_freeze(self, name: str) -> str:
-        """Freeze a parameter at the best trial's value, or search it again."""
-        return search.toggle_freeze(self.study, name)
 
     # -- export ---------------------------------------------------------------------------------
 

@@ -310,7 +310,7 @@ class MainScreen(HandMoveKeys, Screen):
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""
-        self.tuner.command(self.tuner.session.unzoom)
+        self.tuner.command(self.tuner.session.search.unzoom)
 
     def action_stage(self) -> None:
         """Change the priority stage: search tiers <= T."""
@@ -318,7 +318,7 @@ class MainScreen(HandMoveKeys, Screen):
 
     @on(ParamsTable.Freeze)
     def _freeze(self, event: ParamsTable.Freeze) -> None:
-        self.tuner.command(self.tuner.session.toggle_freeze, event.name)
+        self.tuner.command(self.tuner.session.search.toggle_freeze, event.name)
 
     # -- queue keys -----------------------------------------------------------------------------
 
@@ -327,9 +327,9 @@ class MainScreen(HandMoveKeys, Screen):
         session = self.tuner.session
         tid = event.trial_id
         if event.action == "drop":
-            self.tuner.command(session.drop, tid)
+            self.tuner.command(session.search.drop, tid)
         elif event.action in ("up", "down"):
-            self.tuner.command(session.move, tid, -1 if event.action == "up" else 1)
+            self.tuner.command(session.search.move, tid, -1 if event.action == "up" else 1)
         elif event.action == "run":
             self.run_worker(self._run_now(tid), group="run-now")
         elif event.action == "edit":

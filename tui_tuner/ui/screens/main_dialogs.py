@@ -115,7 +115,7 @@ def sample(screen: Any) -> None:
     tuner = screen.tuner
 
     async def apply(n: int) -> str:
-        return await tuner.call(tuner.session.sample, n)
+        return await tuner.call(tuner.session.search.sample, n)
 
     screen.app.push_screen(Prompt("Sample settings", "How many settings to queue:", "4", apply, parse_count,
                                   intro="Random settings from the current search region.", id="sample"),
@@ -128,7 +128,7 @@ def stage(screen: Any) -> None:
     current = str(screen.snap.stage) if screen.snap else "4"
 
     async def apply(stage: int) -> str:
-        return await tuner.call(tuner.session.set_stage, stage)
+        return await tuner.call(tuner.session.search.set_stage, stage)
 
     screen.app.push_screen(Prompt("Priority stage", "Search tiers <= (1-4):", current, apply, parse_stage,
                                   intro="1: learning rate only; 2: + momentum, hidden units, batch; "
@@ -145,7 +145,7 @@ async def edit(screen: Any, trial_id: int) -> None:
     fields = _fields(tuner.session.space, trial.params)
 
     async def apply(changes: dict) -> str:
-        return await tuner.call(tuner.session.edit, trial_id, changes)
+        return await tuner.call(tuner.session.search.edit, trial_id, changes)
 
     screen.app.push_screen(ParamForm(f"Edit queued #{trial_id}", fields, apply, id="edit"), tuner.said)
 

@@ -124,4 +124,4 @@ class SearchScreen(PictureScreen):
 
     def action_unzoom(self) -> None:
         """Undo the last zoom."""
-        self.tuner.command(self.tuner.session.unzoom)
+        self.tuner.command(self.tuner.session.search.unzoom)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def _zoom_or_shortfall(session: Session) -> str | ZoomTooFewError:
     """Zoom (on the command thread); too few finished trials come back as the refusal, to ask about."""
     try:
-        return session.zoom()
+        return session.search.zoom()
     except ZoomTooFewError as e:
         return e
 
@@ -47,7 +47,7 @@ async def _zoom(tuner: Tuner) -> None:
 
         def answered(answer: str | None) -> None:
             if answer == "yes":
-                tuner.command(session.zoom, True)
+                tuner.command(session.search.zoom, True)
 
         tuner.push_screen(Confirm("Zoom on few trials", question(result),
                                   hint="y: zoom anyway · n: cancel", id="zoom-confirm"), answered)
