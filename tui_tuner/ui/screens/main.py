@@ -19,9 +19,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from tui_tuner.ui.model import Snapshot
-from tui_tuner.ui.screens import main_dialogs, main_keys, zoom_ask
+from tui_tuner.ui.screens import main_dialogs, main_keys
 from tui_tuner.ui.screens.help import HelpScreen, help_sections
-from tui_tuner.ui.screens.main_keys import HandMoveKeys
+from tui_tuner.ui.screens.main_keys import HandMoveKeys, SearchKeys
 from tui_tuner.ui.widgets.run import RunPanel, set_if_changed
 from tui_tuner.ui.widgets.status import StatusLine
 from tui_tuner.ui.widgets.strip import RunStrip
@@ -35,7 +35,7 @@ RUN_MIN = 26  # narrow layout: the run panel's least width; the parameters table
 SLOW, TABLE_SLOW = 0.5, 1.0   # seconds between refreshes of the strip, the trials table, when only numbers change
 
 
-class MainScreen(HandMoveKeys, Screen):
+class MainScreen(HandMoveKeys, SearchKeys, Screen):
     """Everything about the study on one screen, driven from the keyboard."""
 
     BINDINGS = [
@@ -298,23 +298,7 @@ class MainScreen(HandMoveKeys, Screen):
     def _trial_chosen(self, event: TrialsTable.Watch) -> None:
         self.follow(event.trial_id)
 
-    # -- search keys ----------------------------------------------------------------------------
-
-    def action_sample(self) -> None:
-        """Sample N more settings into the queue."""
-        main_dialogs.sample(self)
-
-    def action_zoom(self) -> None:
-        """Zoom the search into the region of the best trials (asking first when too few finished)."""
-        zoom_ask.zoom(self.tuner)
-
-    def action_unzoom(self) -> None:
-        """Undo the last zoom."""
-        self.tuner.command(self.tuner.session.search.unzoom)
-
-    def action_stage(self) -> None:
-        """Change the priority stage: search tiers <= T."""
-        main_dialogs.stage(self)
+    # -- search keys (sample, zoom, unzoom, stage: main_keys.SearchKeys) --------------------------
 
     @on(ParamsTable.Freeze)
     def _freeze(self, event: ParamsTable.Freeze) -> None:

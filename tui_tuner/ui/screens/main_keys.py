@@ -1,12 +1,15 @@
 """The main screen's hand-move and auto-k keys (mixed into MainScreen): lr ×0.5 / ×2 and "train longer"
 on the focused run, and k fixed by hand or back to auto. Each is one session command, so the
-autopilot and headless mode use the same operations; the screen only picks the run."""
+autopilot and headless mode use the same operations; the screen only picks the run. And its search
+keys: sample, zoom, unzoom, stage (session.search)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from textual.binding import Binding
+
+from tui_tuner.ui.screens import main_dialogs, zoom_ask
 
 BINDINGS = [
     Binding("less_than_sign", "lr_half", "lr ×0.5", key_display="<"),
@@ -58,3 +61,25 @@ class HandMoveKeys:
     def action_k_down(self) -> None:
         """Fix k one lower."""
         self.tuner.command(self.tuner.session.bump_k, -1)
+
+
+class SearchKeys:
+    """The search keys' actions (the bindings are MainScreen's: n, z, Z, t)."""
+
+    tuner: Any
+
+    def action_sample(self) -> None:
+        """Sample N more settings into the queue."""
+        main_dialogs.sample(self)
+
+    def action_zoom(self) -> None:
+        """Zoom the search into the region of the best trials (asking first when too few finished)."""
+        zoom_ask.zoom(self.tuner)
+
+    def action_unzoom(self) -> None:
+        """Undo the last zoom."""
+        self.tuner.command(self.tuner.session.search.unzoom)
+
+    def action_stage(self) -> None:
+        """Change the priority stage: search tiers <= T."""
+        main_dialogs.stage(self)
