@@ -192,7 +192,9 @@ async def test_lr_keys_and_the_adjust_form_act_on_the_lr_the_run_uses_now(study_
             await wait_until(pilot, lambda: [d for d in session.decisions() if d.kind == "lr"], 10, "the lr move")
             (d,) = [d for d in session.decisions() if d.kind == "lr"]
             assert d.data["from"] < 0.04 and d.data["to"] == d.data["from"] / 2   # half of the decayed lr
-            assert said(app, f"lr {d.data['from']:.4g} → ") or said(app, "(×0.5 of its lr")
+            # The decision is in the log before its line reaches the app (through the back end's events).
+            await wait_until(pilot, lambda: said(app, f"lr {d.data['from']:.4g} → ") or said(app, "(×0.5 of its lr"),
+                             10, "the lr move said")
             await wait_until(pilot, lambda: runner.queries.latest(1)["params"]["lr"] == d.data["to"], 10, "applied")
             await pilot.press("a")
             form = await screen_of(pilot, ParamForm, "the adjust form")

@@ -45,7 +45,8 @@ async def test_devices_in_the_table_and_status_line_survive_a_reopen_and_export_
         await wait_until(pilot, lambda: "GPU 0:1/1 1:1/1" in status(app), 10, "the devices on the status line")
         # At 80 columns the devices are on the part of the line that shows.
         assert status(app).index("GPU 0:1/1 1:1/1") + len("GPU 0:1/1 1:1/1") <= 80
-        assert said(app, "no GPU is visible here"), "a named list on a box without GPUs is used, with a warning"
+        await wait_until(pilot, lambda: said(app, "no GPU is visible here"), 10,
+                         "a named list on a box without GPUs used, with a warning")
         columns = [plain(c.label).strip() for c in app.main.query_one(TrialsTable).ordered_columns]
         assert columns[:3] == ["#", "status", "dev"]
         assert study.budget_used() == 2, "k = 1 per device: the third trial waits"

@@ -73,7 +73,7 @@ async def test_lr_keys_halve_and_double_the_watched_runs_lr_without_a_form(study
         await pilot.press("greater_than_sign")
         await wait_until(pilot, lambda: app.backend.session.runner.queries.latest(1)["params"]["lr"] == lr0 * 2, 10, "lr ×2")
         assert not isinstance(app.screen, ParamForm)
-        assert said(app, "(×2 of its lr now)")
+        await wait_until(pilot, lambda: said(app, "(×2 of its lr now)"), 10, "said: (×2 of its lr now)")
         await pilot.press("less_than_sign", "less_than_sign")
         await wait_until(pilot, lambda: app.backend.session.runner.queries.latest(1)["params"]["lr"] == lr0 / 2, 10, "lr ×0.5 twice")
         assert study.trial(1).params["lr"] == lr0 / 2
@@ -152,7 +152,7 @@ async def test_status_line_shows_auto_k_and_the_k_key_overrides_it(study_dir, tm
         await wait_until(pilot, lambda: f"k {lower} fixed" in status(app), 20, "k two lower")
         await pilot.press("k")
         await wait_until(pilot, lambda: " auto" in status(app), 20, "back to auto")
-        assert said(app, "back to auto")
+        await wait_until(pilot, lambda: said(app, "back to auto"), 10, "said: back to auto")
 
 
 async def test_k_is_not_on_the_status_line_of_a_fixed_study_until_the_key(study_dir, tmp_path):

@@ -98,7 +98,7 @@ async def test_adjust_applies_a_live_value_and_refuses_a_bad_one(study_dir, tmp_
         await wait_until(pilot, lambda: not isinstance(app.screen, ParamForm), 5, "the form to close")
         await wait_until(pilot, lambda: param_cell(app, "lr", "run") == "0.0123", 10,
                          "the applied lr in the table")
-        assert said(app, "lr → 0.0123")
+        await wait_until(pilot, lambda: said(app, "lr → 0.0123"), 10, "said: lr → 0.0123")
         assert app.backend.session.runner.queries.latest(1)["params"]["lr"] == 0.0123
 
 

@@ -61,7 +61,7 @@ async def test_sample_refuses_a_bad_count_then_queues(app):
         await wait_until(pilot, lambda: len(queue_ids(app)) == 5, 5, "three more queued")
         assert "Queue (5)" in app.main.query_one(QueueTable).border_title
         assert "queued 5" in status(app)
-        assert said(app, "queued 3 setting(s)")
+        await wait_until(pilot, lambda: said(app, "queued 3 setting(s)"), 10, "said: queued 3 setting(s)")
 
 
 async def test_queue_move_drop_edit_and_run_now(app):
@@ -97,8 +97,8 @@ async def test_zoom_narrows_the_ranges_and_unzoom_restores_them(app):
         await wait_until(pilot, lambda: "zoom 1" in status(app), 5, "zoom 1")
         zoomed = param_cell(app, "lr", "range")
         assert zoomed != "[0.001,0.5]" and zoomed.startswith("[")
-        assert said(app, "zoom 1: lr [")          # the new ranges are spelled out
-        assert said(app, "re-sampled 2 queued")
+        await wait_until(pilot, lambda: said(app, "zoom 1: lr ["), 10, "said: zoom 1: lr [")          # the new ranges are spelled out
+        await wait_until(pilot, lambda: said(app, "re-sampled 2 queued"), 10, "said: re-sampled 2 queued")
         await pilot.press("Z")
         await wait_until(pilot, lambda: "zoom 0" in status(app), 5, "zoom 0")
         assert param_cell(app, "lr", "range") == "[0.001,0.5]"
@@ -118,7 +118,7 @@ async def test_stage_and_freeze(app):
         await wait_until(pilot, lambda: "stage 1" in status(app), 5, "stage 1")
         # momentum (tier 2) is no longer searched: it shows the value it is pinned at.
         assert param_cell(app, "momentum", "range").startswith("=")
-        assert said(app, "stage 1: searching lr")
+        await wait_until(pilot, lambda: said(app, "stage 1: searching lr"), 10, "said: stage 1: searching lr")
 
         await pilot.press("shift+tab")
         assert isinstance(app.focused, ParamsTable)

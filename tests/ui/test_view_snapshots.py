@@ -19,21 +19,29 @@ from tui_tuner.ui.screens.picture import PictureScreen
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
 
-def opening(*keys: str):
-    """run_before: press the keys, then wait until the view's plot and its title are drawn."""
-    async def run(pilot):
-        await pilot.pause()
-        await pilot.press(*keys)
-        # Until drawn, however loaded the box: a snapshot taken before would differ (it is not a wait
-        # that may run out and take the picture anyway).
+def opening(key: str, *keys: str):
+    """run_before: press `key` (it opens the view), and once the view is up the other keys, then wait
+    until the view's plot and its title are drawn."""
+    async def drawn_view(pilot, what: str) -> PictureScreen:
+        # However loaded the box: a key pressed before the view is up goes to the main screen (its
+        # `[` focuses another run), and a snapshot taken before the plot is drawn would differ (this
+        # is not a wait that may run out and take the picture anyway).
         end = time.monotonic() + 60
         while True:
             await pilot.pause(0.02)
             screen = pilot.app.screen
-            if (isinstance(screen, PictureScreen) and screen.plot.builds and screen.plot.idle
+            if (isinstance(screen, PictureScreen) and screen.is_mounted and screen.plot.builds and screen.plot.idle
                     and str(screen.query_one("#picture-title").content)):
-                break
-            assert time.monotonic() < end, "the view's plot was not drawn within 60 s"
+                return screen
+            assert time.monotonic() < end, f"{what} within 60 s"
+
+    async def run(pilot):
+        await pilot.pause()
+        await pilot.press(key)
+        await drawn_view(pilot, "the view was not drawn")
+        for k in keys:
+            await pilot.press(k)
+        await drawn_view(pilot, "the view's plot was not drawn again after the keys")
         await pilot.pause()
     return run
 

@@ -89,7 +89,8 @@ async def test_zoom_on_too_few_y_zooms_anyway(few):
         await pilot.press("y")
         await wait_until(pilot, lambda: "zoom 1" in status(few), 5, "zoom 1")
         assert levels(few) == 1 and isinstance(few.screen, MainScreen)
-        assert said(few, "zoom 1: lr [") and said(few, "re-sampled 1 queued")
+        await wait_until(pilot, lambda: said(few, "zoom 1: lr [") and said(few, "re-sampled 1 queued"), 10,
+                         "the zoom and the re-sample said")
         assert queued(few) != before
 
 
