@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from textual.widgets import Input
-from ui_helpers import FixedClock, open_study, record_run
+from ui_helpers import FixedClock, open_study, record_run, wait_until
 
 from tui_tuner.search.region import set_stage, zoom
 from tui_tuner.study.study import Study
@@ -93,10 +93,8 @@ def test_export_prompt(snap_compare, snap_app, size):
     async def open_prompt(pilot):
         await pilot.pause()
         await pilot.press("e")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if pilot.app.screen.id == "export":
-                break
+        await wait_until(pilot, lambda: pilot.app.screen.id == "export" and pilot.app.screen.is_mounted, 10,
+                         "the export prompt")
         pilot.app.screen.query_one("#prompt-input").value = "best.toml"   # not the tmp path
         await pilot.pause()
         await steady_cursors(pilot)
@@ -110,10 +108,9 @@ def test_output_of_a_failed_trial(snap_compare, snap_app, size):
         await pilot.pause()
         pilot.app.main.query_one(TrialsTable).select_key("6")
         await pilot.press("v")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if pilot.app.screen.id == "output":
-                break
+        await wait_until(pilot, lambda: pilot.app.screen.id == "output" and pilot.app.screen.is_mounted, 10,
+                         "the output screen")
+        await pilot.pause()
 
     assert snap_compare(snap_app(), run_before=open_output, terminal_size=size)
 
