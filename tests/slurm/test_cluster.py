@@ -93,8 +93,11 @@ def test_a_running_job_survives_a_controller_crash_and_a_new_process_readopts_it
     job = submit_trial(executor, run_dir)
     (run_dir / "slurm_job_id").write_text(job.job_id)  # kept with the run, as the executor will
     running_trial(job, run_dir)
-    # The controller writes its state a moment after a change; a crash before that loses the job.
+    # The controller writes its state a moment after a change; a crash before that loses the job. The
+    # save that followed the job's start may have come before this line on a loaded box, and the next
+    # one only follows the next change: so make one (a comment on the running job), then wait for it.
     started = time.time()
+    run("scontrol", "update", f"JobId={job.job_id}", "Comment=running")
     wait_for(lambda: (slurm_cluster.dir / "state" / "job_state").stat().st_mtime > started, timeout=30,
              what="the controller to save its state")
 
