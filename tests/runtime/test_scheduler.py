@@ -321,7 +321,9 @@ def test_a_costly_ask_runs_off_the_ticks_thread_and_its_proposals_are_queued_by_
     study, runner, sched = scheduled(tmp_path, budget=2, parallel=2, strategy="tpe", steps=2, delay=0.0)
     # The ask is held until released below: were the tick to wait for it, this would never return.
     assert sched.tick() == [] and sched.tick() == []
-    assert threads == ["tui-tuner-ask"] and not study.queue() and not sched.done()
+    # The ask's thread records itself once it runs, a moment after the tick that started it.
+    wait_for(runner, lambda: threads == ["tui-tuner-ask"], 10, "the ask on its own thread")
+    assert not study.queue() and not sched.done()
     release.set()
     assert sched._asking.wait(10)
     assert len(sched.tick()) == 2 and [t.source for t in study.trials("id")] == ["tpe", "tpe"]
@@ -339,7 +341,9 @@ def test_a_costly_ask_whose_region_moved_meanwhile_is_asked_again(tmp_path, monk
     study.search_state = set_stage(study.space, study.search_state, 2)   # the user widened the search
     release.set()
     assert sched._asking.wait(10)
-    assert sched.tick() == [] and len(threads) == 2, "the stale proposal was dropped and asked again"
+    assert sched.tick() == [], "the stale proposal was dropped"
+    # ... and asked again: the new ask's thread records itself once it runs, a moment after the tick.
+    wait_for(runner, lambda: len(threads) == 2, 10, "the ask made again")
     assert sched._asking.wait(10)
     assert len(sched.tick()) == 1
     drive(study, runner, sched)

@@ -6,6 +6,7 @@ import asyncio
 
 from space_toml import lr, space_toml
 from textual.app import App
+from ui_helpers import wait_until
 
 from tui_tuner.search.space import parse_space
 from tui_tuner.ui.screens.dialogs import ParamForm
@@ -33,19 +34,13 @@ async def test_escape_while_applying_keeps_the_dialog_until_the_result_arrives()
         assert isinstance(form, ParamForm)
         form.field("lr").value = "0.02"
         await pilot.press("enter")
-        for _ in range(20):
-            if applied:
-                break
-            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: applied, 5, "the command sent")
         assert applied == [{"lr": 0.02}] and form.busy
         await pilot.press("escape")
-        await pilot.pause()
-        assert app.screen is form and "still applying" in form.error_text
+        await wait_until(pilot, lambda: "still applying" in form.error_text, 5, "the escape refused while applying")
+        assert app.screen is form
         release.set()
-        for _ in range(20):
-            if results:
-                break
-            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: results, 5, "the result")
         assert results == ["lr → 0.02"]
         assert app.screen is not form
 
@@ -88,9 +83,6 @@ async def test_forms_show_short_numbers_and_keep_the_full_value_of_an_untouched_
         assert form.changes() == {}           # nothing typed: every full value is kept
         form.field("momentum").value = "0.99"
         await pilot.press("enter")
-        for _ in range(20):
-            if results:
-                break
-            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: results, 5, "the form's result")
     # Only the edited field changes; lr is not sent, so the run keeps 0.012565746794364216.
     assert results == [{"momentum": 0.99}]

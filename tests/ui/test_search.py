@@ -55,7 +55,7 @@ async def test_sample_refuses_a_bad_count_then_queues(app):
         await pilot.press("n")
         prompt = await screen_of(pilot, Prompt, "prompt")
         await pilot.press(*"lots", "enter")
-        assert "whole number" in prompt.error_text
+        await wait_until(pilot, lambda: "whole number" in prompt.error_text, 5, "the count refused")
         prompt.query_one("#prompt-input").value = "3"
         await pilot.press("enter")
         await wait_until(pilot, lambda: len(queue_ids(app)) == 5, 5, "three more queued")
@@ -77,7 +77,7 @@ async def test_queue_move_drop_edit_and_run_now(app):
         form = await screen_of(pilot, ParamForm, "form")
         form.field("lr").value = "7"
         await pilot.press("enter")
-        assert "outside [0.001, 0.5]" in form.error_text
+        await wait_until(pilot, lambda: "outside [0.001, 0.5]" in form.error_text, 5, "the range error")
         form.field("lr").value = "0.2"
         await pilot.press("enter")
         await wait_until(pilot, lambda: "lr=0.2 " in queue_setting(app, first) + " ", 5, "the edit shown")
@@ -112,7 +112,7 @@ async def test_stage_and_freeze(app):
         prompt = await screen_of(pilot, Prompt, "prompt")
         prompt.query_one("#prompt-input").value = "9"
         await pilot.press("enter")
-        assert "1, 2, 3 or 4" in prompt.error_text
+        await wait_until(pilot, lambda: "1, 2, 3 or 4" in prompt.error_text, 5, "the stage refused")
         prompt.query_one("#prompt-input").value = "1"
         await pilot.press("enter")
         await wait_until(pilot, lambda: "stage 1" in status(app), 5, "stage 1")

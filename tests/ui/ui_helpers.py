@@ -96,7 +96,7 @@ async def wait_until(pilot: Any, cond: Callable[[], Any], timeout: float = 10.0,
 S = TypeVar("S")
 
 
-async def screen_of(pilot: Any, kind: type[S], what: str, timeout: float = 5) -> S:
+async def screen_of(pilot: Any, kind: type[S], what: str, timeout: float = 10) -> S:
     """Wait until the app shows a screen of this kind, mounted (its widgets composed), and return it."""
     app = pilot.app
     return await wait_until(pilot, lambda: isinstance(app.screen, kind) and app.screen.is_mounted and app.screen,
