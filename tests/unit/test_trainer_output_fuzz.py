@@ -89,3 +89,11 @@ def test_a_run_dir_of_any_bytes_is_read_back(tmp_path_factory, chunks):
             for value in ev.data.values():
                 if isinstance(value, str):
                     printable(value).encode("utf-8")
+
+
+def test_a_huge_metric_name_with_a_huge_value_is_one_short_line():
+    # Found by the fuzz above: the name was shown whole, so a 400-character name made a 563-character line.
+    s = RunState(1, MIN, {"lr": 0.1}, now=0.0)
+    (ev,) = s.apply_lines([{"step": 0, "metrics": {"9" * 400: 10**400}}], 1.0)
+    assert ev.kind == "error" and "too big for a number" in ev.data["message"]
+    assert len(ev.data["message"]) < 400 and "(401 digits)" in ev.data["message"]

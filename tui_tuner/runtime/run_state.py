@@ -206,7 +206,7 @@ class RunState:
                     f = protocol.decode_metric(v)
                 except OverflowError:   # an int no float holds: 10**400
                     decoded = {}
-                    out += self.bad_event(f"metric {str(k)!r} is {_shown(v)}, too big for a number")
+                    out += self.bad_event(f"metric {_shown(str(k))} is {_shown(v)}, too big for a number")
                     break
                 if f is not None:
                     decoded[str(k)] = f
