@@ -421,6 +421,10 @@ def test_a_promoted_fork_continues_its_parent_and_is_judged_from_the_next_rung_a
     d.report(1, 10, 0.5)
     d.promote(2, 10)
     assert d.promotable() == [], "the parent is promoted once: it is the fork now"
+    d2 = _slow_starter()
+    d2.promote(2, 10)
+    d2.end(10, "stopped", 6)
+    assert d2.promotable() == [], "a fork stopped (by hand) before its next rung did not fail a rung"
     assert d.next_check(10) == 10, "the fork's next rung is the parent's next (step 10), not its first"
     assert d.report(10, 7, 1.9) is None, "a report between rungs is not judged"
     v = d.report(10, 10, 1.8)

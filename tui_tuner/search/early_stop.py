@@ -399,6 +399,8 @@ class Decider:
         out: list[Verdict] = []
         for i, kept in enumerate(items):
             self._history.append(kept)
+            if isinstance(kept, Promote) and kept.trial_id in self._runs:
+                self._runs[kept.trial_id].failed_rung = None   # it goes on: its parent's stop is behind it
             if isinstance(kept, (Forget, Promote)) or i in dropped or i < last_forget.get(owner[i], -1):
                 continue
             r = kept if owner[i] == kept.trial_id else replace(kept, trial_id=owner[i])
