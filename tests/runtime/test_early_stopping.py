@@ -115,7 +115,7 @@ def test_a_trial_that_finished_before_its_stop_cannot_be_undone_into_a_fork(tmp_
         study.close()
 
 
-def promotion_study(tmp_path, delay=0.01):
+def promotion_study(tmp_path, delay=0.05):
     """One run at a time, by hand: A (lr 0.5) is the best; B (0.05), the slow starter, is stopped at
     rung 0 (step 5) beside A alone; C and D come later, worse, and are stopped there too. Four values
     at rung 0 (eta 2): the best two rank, so B does now. The budget leaves one trial to start."""
