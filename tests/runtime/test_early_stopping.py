@@ -115,13 +115,14 @@ def test_a_trial_that_finished_before_its_stop_cannot_be_undone_into_a_fork(tmp_
         study.close()
 
 
-def promotion_study(tmp_path, delay=0.05):
+def promotion_study(tmp_path, delay=0.05, slow=None):
     """One run at a time, by hand: A (lr 0.5) is the best; B (0.05), the slow starter, is stopped at
     rung 0 (step 5) beside A alone; C and D come later, worse, and are stopped there too. Four values
     at rung 0 (eta 2): the best two rank, so B does now. The budget leaves one trial to start."""
     space = toy_space(tmp_path, steps=40, delay=delay, stage=1, strategy="random", budget=5, parallel=1, **ASHA)
     study = open_study(tmp_path, space)
-    trials = study.enqueue([{"lr": 0.5}, {"lr": 0.05}, {"lr": 0.01}, {"lr": 0.001}], "manual")
+    b = {"lr": 0.05, **({"delay": slow} if slow else {})}    # slow: B (and its fork) take `slow` s a step
+    trials = study.enqueue([{"lr": 0.5}, b, {"lr": 0.01}, {"lr": 0.001}], "manual")
     return study, trials
 
 
@@ -155,6 +156,27 @@ def test_a_slow_starter_stopped_early_is_promoted_from_its_checkpoint_and_judged
         wait_for(runner, ticking(session, session.done), 30, "the study done")
         assert study.budget_used() == 5 and len(study.trials("id")) == 5
         assert [x.trial_id for x in session.decisions() if x.kind == PROMOTE] == [b.id]
+    finally:
+        session.close(stop_runs=True, timeout=10)
+        study.close()
+
+
+def test_undoing_a_promotion_stops_the_fork_and_the_trial_is_not_promoted_again(tmp_path):
+    study, (a, b, c, d) = promotion_study(tmp_path, slow=1.0)   # the fork takes seconds to its next rung
+    session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
+    runner = session.runner
+    try:
+        wait_for(runner, ticking(session, lambda: any(x.kind == PROMOTE for x in session.decisions())), 60,
+                 "a promotion")
+        (p,) = [x for x in session.decisions() if x.kind == PROMOTE]
+        child = p.progress["out"]["child"]
+        assert PROMOTE in session.undoable_kinds()
+        assert session.undo_decision(p.id) == f"stopped #{child}, the promotion of #{b.id}"
+        wait_for(runner, ticking(session, lambda: study.trial(child).finished), 30, "the fork stopped")
+        assert study.trial(child).status == "stopped" and study.trial(child).step < 10, "stopped before rung 1"
+        wait_for(runner, ticking(session, session.done), 30, "the study done")
+        (kept,) = [x for x in session.decisions() if x.kind == PROMOTE]
+        assert kept.trial_id == b.id and kept.undone == f"stopped #{child}, the promotion of #{b.id}"
     finally:
         session.close(stop_runs=True, timeout=10)
         study.close()

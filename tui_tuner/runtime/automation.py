@@ -294,6 +294,9 @@ class Automation:
                 raise RunError(f"decision #{d.id} made no fork: there is nothing to undo")
             if not self.runner.queries.is_live(child):
                 raise RunError(f"the fork #{child} has ended: there is nothing to stop")
+            if d.kind == early_stopping.PROMOTE:
+                # Its parent stays stopped, and is not promoted from that rung again.
+                return [{"op": "stop", "trial": child}], f"stopped #{child}, the promotion of #{d.trial_id}"
             return [{"op": "stop", "trial": child}, {"op": "pin", "trial": child, "pin": False}], \
                 f"stopped the fork #{child}"
         if d.kind in moves.KINDS:
