@@ -67,6 +67,9 @@ async def test_a_promotion_is_listed_by_D_and_a_reopened_study_keeps_it_and_does
             session = app.backend.session
             await wait_until(pilot, lambda: [x for x in session.decisions() if x.kind == "promote"
                                              and x.state == "done"], 60, "the promotion")
+            # Said in one line: its own toast, or with a stop that came with it ("1 promotion").
+            await wait_until(pilot, lambda: said(app, f"promoted #{b.id}: val_loss") or said(app, "1 promotion"), 10,
+                             "the promotion said")
             await pilot.press("D")
             screen = await screen_of(pilot, DecisionsScreen, "the decision log")
             await wait_until(pilot, lambda: any(r["kind"] == "promote" for r in rows(screen)), 5, "listed")
