@@ -109,6 +109,7 @@ class Outcome:
     trials: int
     bounds: int = 0
     lost_best: bool = False
+    promoted: int = 0       # stopped trials resumed by early stopping's promotion (forks)
 
 
 @dataclass
@@ -202,13 +203,15 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
     if not done:
         raise LcbenchError(f"{method} on {task} (seed {seed}): no trial reported {OBJECTIVE}; see {study}")
     pick = max(done, key=lambda r: r["objective"])
-    epochs = sum(r["step"] or 0 for r in rows)
+    # A fork (a promoted trial) spends its steps from its checkpoint on, as the step budget counts them.
+    epochs = sum((r["step"] or 0) - (r.get("fork_step") or 0) for r in rows)
     picked = regret(b, task, pick["params"])
     stopped = [r["params"] for r in rows if r["status"] == "stopped"]
     # A stopped trial that, run to the end, would have beaten the pick by over a point: early
     # stopping cost the study its best trial.
     lost = bool(stopped) and b.reference[task]["best"] - float(max(b.surrogate.accuracy(task, stopped))) < picked - 1.0
-    return Outcome(picked, epochs, wall, len(rows), bounds_hit(b.space, pick["params"]), lost)
+    promoted = sum(r.get("parent") is not None for r in rows)
+    return Outcome(picked, epochs, wall, len(rows), bounds_hit(b.space, pick["params"]), lost, promoted)
 
 
 # -- Optuna, in-process ----------------------------------------------------------------------------
@@ -355,10 +358,11 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
         return f"{sum(mean(m, t) < mean(base, t) for t in tasks)}/{len(tasks)}"
 
     lines = [f"{'method':<30}{'median':>8}{'mean':>8}{'>1 off':>8}{'bounds':>8}{'lost':>6}{'epochs':>8}"
-             f"{'trials':>8}{'wall s':>8}{'<TPE':>7}   "
+             f"{'trials':>8}{'promo':>7}{'wall s':>8}{'<TPE':>7}   "
              f"(per study; regret in val-accuracy points, {len(tasks)} tasks x {len(seeds)} seeds; >1 off: "
              f"runs more than 1 point off; bounds: of the space's 7 bounds, how many the pick sits at (mean); "
              f"lost: runs where a trial early stopping cut would have beaten the pick by over a point; "
+             f"promo: stopped trials early stopping resumed (mean); "
              f"<TPE: tasks where the mean regret is below Optuna TPE's)"]
     for m in methods:
         label = m if m in OPTUNA or m in SYNETUNE else f"tui-tuner {m}"
@@ -374,6 +378,7 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
         lines.append(f"{label:<30}{statistics.median(reg):>8.2f}{statistics.mean(reg):>8.2f}{off:>8}"
                      f"{statistics.mean(r.bounds for r in rs):>8.1f}{lost:>6}"
                      f"{statistics.mean(r.epochs for r in rs):>8.0f}{statistics.mean(r.trials for r in rs):>8.1f}"
+                     f"{statistics.mean(r.promoted for r in rs):>7.1f}"
                      f"{statistics.mean([r.wall for r in rs if r.wall == r.wall] or [float('nan')]):>8.1f}{wins(m):>7}")
     ran = [m for m in methods if results.get(m)]
     lines += ["", "median regret per task (reference: best of "
@@ -452,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(m, []).append(o)
             per_task.setdefault((m, task), []).append(o.regret)
             print(f"[{i}/{len(todo)}] {task} seed {seed} {m}: regret {o.regret:.2f}, {o.epochs} epochs, "
-                  f"{o.trials} trials, {o.wall:.1f} s, {o.bounds} bounds{', lost its best' if o.lost_best else ''}",
+                  f"{o.trials} trials, {o.wall:.1f} s, {o.bounds} bounds{', lost its best' if o.lost_best else ''}"
+                  f"{f', {o.promoted} promoted' if o.promoted else ''}",
                   file=sys.stderr, flush=True)
     except LcbenchError as e:
         print(f"lcbench: {e} (studies kept in {work})", file=sys.stderr)
