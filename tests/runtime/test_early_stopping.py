@@ -126,14 +126,20 @@ def promotion_study(tmp_path, delay=0.05, slow=None):
     return study, trials
 
 
+def first_promotion(session):
+    """Tick the session until early stopping promotes a trial; that one decision."""
+    wait_for(session.runner, ticking(session, lambda: any(x.kind == PROMOTE for x in session.decisions())), 60,
+             "a promotion")
+    (p,) = [x for x in session.decisions() if x.kind == PROMOTE]
+    return p
+
+
 def test_a_slow_starter_stopped_early_is_promoted_from_its_checkpoint_and_judged_at_its_next_rung(tmp_path):
     study, (a, b, c, d) = promotion_study(tmp_path)
     session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
     runner = session.runner
     try:
-        wait_for(runner, ticking(session, lambda: any(x.kind == PROMOTE for x in session.decisions())), 60,
-                 "a promotion")
-        (p,) = [x for x in session.decisions() if x.kind == PROMOTE]
+        p = first_promotion(session)
         assert [study.trial(t.id).status for t in (a, b, c, d)] == ["done", "stopped", "stopped", "stopped"]
         assert p.trial_id == b.id and p.state == "done" and p.data["rung"] == 0 and p.data["competitors"] == 4
         child = study.trial(p.progress["out"]["child"])
@@ -166,9 +172,7 @@ def test_undoing_a_promotion_stops_the_fork_and_the_trial_is_not_promoted_again(
     session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
     runner = session.runner
     try:
-        wait_for(runner, ticking(session, lambda: any(x.kind == PROMOTE for x in session.decisions())), 60,
-                 "a promotion")
-        (p,) = [x for x in session.decisions() if x.kind == PROMOTE]
+        p = first_promotion(session)
         child = p.progress["out"]["child"]
         assert PROMOTE in session.undoable_kinds()
         assert session.undo_decision(p.id) == f"stopped #{child}, the promotion of #{b.id}"
