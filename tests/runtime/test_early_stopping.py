@@ -162,9 +162,24 @@ def test_a_slow_starter_stopped_early_is_promoted_from_its_checkpoint_and_judged
         wait_for(runner, ticking(session, session.done), 30, "the study done")
         assert study.budget_used() == 5 and len(study.trials("id")) == 5
         assert [x.trial_id for x in session.decisions() if x.kind == PROMOTE] == [b.id]
+        kept = study.meta(HISTORY_META)
     finally:
         session.close(stop_runs=True, timeout=10)
         study.close()
+
+    # A tuner that died after the fork started, before it kept the decider's history (no Promote, none
+    # of the fork's values): the next one links the fork to B from the decision log when it opens.
+    assert {"kind": "promote", "trial_id": child.id, "parent": b.id} in kept
+    reopened = Study.open(tmp_path / "study")
+    reopened.set_meta(HISTORY_META, [r for r in kept if r["trial_id"] != child.id])
+    session = Session(reopened, autostart=False, runner_options={**RUNNER, "cwd": tmp_path})
+    try:
+        decider = session.automation.early.decider
+        assert decider.promoted() == {child.id: b.id} and decider.promotable() == []
+        assert decider.next_check(child.id) == 10, "the fork goes on from B's next rung"
+    finally:
+        session.close()
+        reopened.close()
 
 
 def test_undoing_a_promotion_stops_the_fork_and_the_trial_is_not_promoted_again(tmp_path):
