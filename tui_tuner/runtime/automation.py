@@ -180,8 +180,10 @@ class Automation:
             return None
         d = self._begin(action)
         self._refresh_view()
-        child = (d.progress.get("out") or {}).get("child") if isinstance(d, Decision) else None
-        return child if isinstance(child, int) and d is not None and d.state == DONE else None
+        if not isinstance(d, Decision) or d.state != DONE:
+            return None   # void (said in the log): the slot goes to a new setting
+        child = (d.progress.get("out") or {}).get("child")
+        return child if isinstance(child, int) else None
 
     def _decided(self, d: Decision) -> None:
         self._publish(d)

@@ -347,7 +347,7 @@ class Decider:
         out: list[Candidate] = []
         for t in trials:
             run = failed.get(t.number)
-            if run is None or run.failed_rung is None:
+            if run is None:
                 continue
             key = _rung_key(run.failed_rung)
             value = t.system_attrs.get(key)
