@@ -206,9 +206,11 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
     # A fork (a promoted trial) spends its steps from its checkpoint on, as the step budget counts them.
     epochs = sum((r["step"] or 0) - (r.get("fork_step") or 0) for r in rows)
     picked = regret(b, task, pick["params"])
-    stopped = [r["params"] for r in rows if r["status"] == "stopped"]
-    # A stopped trial that, run to the end, would have beaten the pick by over a point: early
-    # stopping cost the study its best trial.
+    # A trial early stopping stopped that, run to the end, would have beaten the pick by over a point:
+    # early stopping cost the study its best trial. Trials stopped when the step budget ran out are
+    # not early stopping's doing (they are "stopped" too, with the budget as their reason).
+    stopped = [r["params"] for r in rows if r["status"] == "stopped"
+               and (r.get("reason") or "").startswith("early stop: ")]
     lost = bool(stopped) and b.reference[task]["best"] - float(max(b.surrogate.accuracy(task, stopped))) < picked - 1.0
     promoted = sum(r.get("parent") is not None for r in rows)
     return Outcome(picked, epochs, wall, len(rows), bounds_hit(b.space, pick["params"]), lost, promoted)
@@ -361,7 +363,8 @@ def table(b: Bench, methods: list[str], results: dict[str, list[Outcome]], tasks
              f"{'trials':>8}{'promo':>7}{'wall s':>8}{'<TPE':>7}   "
              f"(per study; regret in val-accuracy points, {len(tasks)} tasks x {len(seeds)} seeds; >1 off: "
              f"runs more than 1 point off; bounds: of the space's 7 bounds, how many the pick sits at (mean); "
-             f"lost: runs where a trial early stopping cut would have beaten the pick by over a point; "
+             f"lost: runs where a trial early stopping cut (not the budget's end) would have beaten the pick by "
+             f"over a point; "
              f"promo: stopped trials early stopping resumed (mean); "
              f"<TPE: tasks where the mean regret is below Optuna TPE's)"]
     for m in methods:
