@@ -35,7 +35,10 @@ random stream: 34 of 50 runs within 0.3 points of each other); gp before that ch
 per ask) 0.55 / 1.69 on 33 of them; gp+asha (with the per-ask seed) 0.16 / 1.12, 17/50, 4.0, in 1,043
 epochs (45 trials), 7 of 50 runs lost a stopped trial better than the pick by over a point (with one
 stream, 10 tasks x 2 seeds: 0.25 / 1.59 against 0.64 / 2.06 on the same runs); Optuna TPE 1.41 / 2.63,
-28/50, 0.7. Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study here. The regret is
+28/50, 0.7. gp+asha with promotion (10 tasks x 3 seeds, run beside the code before it, --epoch-time 0.1):
+0.07 / 0.86, 7/30, 4.0, lost 1, 2.0 promotions a study (none of the 60 became the pick); before it
+0.06 / 0.92, 9/30, 4.1, lost 2 (lost by reason: the old count also took trials the budget's end
+stopped, 2 and 4 of the first 20 runs). Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study here. The regret is
 bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's outcome is set by its
 random stream, so compare the paired per-task table. A tui-tuner study takes 35-80 s here (a process
 per trial; GP fits in its worker), ~90 s paced with early stopping; an Optuna GP one ~30 s.
