@@ -9,7 +9,7 @@ import pytest
 from runtime_helpers import open_study, toy_space, wait_for
 
 from tui_tuner.errors import TunerError
-from tui_tuner.runtime.early_stopping import HISTORY_META, KIND, REASON_PREFIX
+from tui_tuner.runtime.early_stopping import HISTORY_META, KIND, PROMOTE, REASON_PREFIX
 from tui_tuner.runtime.session import Session
 from tui_tuner.study.study import Study
 
@@ -110,6 +110,92 @@ def test_a_trial_that_finished_before_its_stop_cannot_be_undone_into_a_fork(tmp_
         with pytest.raises(TunerError, match=r"was not carried out \(#1 ended \(done\) before it was stopped\)"):
             session.undo_trial(t.id)
         assert [x.parent for x in study.trials("id")] == [None]
+    finally:
+        session.close(stop_runs=True, timeout=10)
+        study.close()
+
+
+def promotion_study(tmp_path, delay=0.05, slow=None):
+    """One run at a time, by hand: A (lr 0.5) is the best; B (0.05), the slow starter, is stopped at
+    rung 0 (step 5) beside A alone; C and D come later, worse, and are stopped there too. Four values
+    at rung 0 (eta 2): the best two rank, so B does now. The budget leaves one trial to start."""
+    space = toy_space(tmp_path, steps=40, delay=delay, stage=1, strategy="random", budget=5, parallel=1, **ASHA)
+    study = open_study(tmp_path, space)
+    b = {"lr": 0.05, **({"delay": slow} if slow else {})}    # slow: B (and its fork) take `slow` s a step
+    trials = study.enqueue([{"lr": 0.5}, b, {"lr": 0.01}, {"lr": 0.001}], "manual")
+    return study, trials
+
+
+def first_promotion(session):
+    """Tick the session until early stopping promotes a trial; that one decision."""
+    wait_for(session.runner, ticking(session, lambda: any(x.kind == PROMOTE for x in session.decisions())), 60,
+             "a promotion")
+    (p,) = [x for x in session.decisions() if x.kind == PROMOTE]
+    return p
+
+
+def test_a_slow_starter_stopped_early_is_promoted_from_its_checkpoint_and_judged_at_its_next_rung(tmp_path):
+    study, (a, b, c, d) = promotion_study(tmp_path)
+    session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
+    runner = session.runner
+    try:
+        p = first_promotion(session)
+        assert [study.trial(t.id).status for t in (a, b, c, d)] == ["done", "stopped", "stopped", "stopped"]
+        assert p.trial_id == b.id and p.state == "done" and p.data["rung"] == 0 and p.data["competitors"] == 4
+        child = study.trial(p.progress["out"]["child"])
+        # It resumes B from the checkpoint taken before B's stop, and its steps go on from there.
+        (stop_b,) = [x for x in session.decisions() if x.kind == KIND and x.trial_id == b.id]
+        seq = stop_b.progress["out"]["0"]
+        assert child.parent == b.id and child.fork_step == runner.commands.checkpoint_event(b.id, seq)["step"]
+        assert p.message.startswith(f"promoted #{b.id}: loss ") and \
+            p.message.endswith(f"#{child.id} resumes it from step {child.fork_step}")
+        assert child.id not in session.pinned(), "a promoted trial is still judged"
+        # Not pinned: judged again at rung 1 (step 10) beside A, at its own steps, and stopped there.
+        wait_for(runner, ticking(session, lambda: study.trial(child.id).finished), 30, "the promoted run judged")
+        resumed = losses(study, child.id)
+        assert min(resumed) == child.fork_step + 1
+        for s, v in resumed.items():
+            assert v == pytest.approx((10 * (1 - 0.05) ** s) ** 2, rel=1e-12)
+        (again,) = [x for x in session.decisions() if x.kind == KIND and x.trial_id == child.id]
+        assert (again.data["rung"], again.data["rung_step"], again.data["competitors"]) == (1, 10, 2)
+        # Counted as a start: the budget of 5 is spent, and nothing is promoted twice.
+        wait_for(runner, ticking(session, session.done), 30, "the study done")
+        assert study.budget_used() == 5 and len(study.trials("id")) == 5
+        assert [x.trial_id for x in session.decisions() if x.kind == PROMOTE] == [b.id]
+        kept = study.meta(HISTORY_META)
+    finally:
+        session.close(stop_runs=True, timeout=10)
+        study.close()
+
+    # A tuner that died after the fork started, before it kept the decider's history (no Promote, none
+    # of the fork's values): the next one links the fork to B from the decision log when it opens.
+    assert {"kind": "promote", "trial_id": child.id, "parent": b.id} in kept
+    reopened = Study.open(tmp_path / "study")
+    reopened.set_meta(HISTORY_META, [r for r in kept if r["trial_id"] != child.id])
+    session = Session(reopened, autostart=False, runner_options={**RUNNER, "cwd": tmp_path})
+    try:
+        decider = session.automation.early.decider
+        assert decider.promoted() == {child.id: b.id} and decider.promotable() == []
+        assert decider.next_check(child.id) == 10, "the fork goes on from B's next rung"
+    finally:
+        session.close()
+        reopened.close()
+
+
+def test_undoing_a_promotion_stops_the_fork_and_the_trial_is_not_promoted_again(tmp_path):
+    study, (a, b, c, d) = promotion_study(tmp_path, slow=1.0)   # the fork takes seconds to its next rung
+    session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
+    runner = session.runner
+    try:
+        p = first_promotion(session)
+        child = p.progress["out"]["child"]
+        assert PROMOTE in session.undoable_kinds()
+        assert session.undo_decision(p.id) == f"stopped #{child}, the promotion of #{b.id}"
+        wait_for(runner, ticking(session, lambda: study.trial(child).finished), 30, "the fork stopped")
+        assert study.trial(child).status == "stopped" and study.trial(child).step < 10, "stopped before rung 1"
+        wait_for(runner, ticking(session, session.done), 30, "the study done")
+        (kept,) = [x for x in session.decisions() if x.kind == PROMOTE]
+        assert kept.trial_id == b.id and kept.undone == f"stopped #{child}, the promotion of #{b.id}"
     finally:
         session.close(stop_runs=True, timeout=10)
         study.close()

@@ -347,3 +347,140 @@ def test_reports_between_rungs_are_cheap():
         d.report(1 + s % 20, s, 1.0)
     per = (time.perf_counter() - t0) / 20_000
     assert per < 100e-6, f"{per * 1e6:.1f} µs a report"
+
+
+# -- promotion (asha) ------------------------------------------------------------------------------
+
+
+def _slow_starter(maximize: bool = False) -> Decider:
+    """eta 2, rungs at 5, 10, 20: #1 is the best at rung 0, #2 is second and stopped (alone with #1,
+    only the best goes on); #3 and #4 come later, worse, and are stopped too."""
+    d = build_decider("asha", 5, 2, "maximize" if maximize else "minimize")
+    sign = -1 if maximize else 1
+    for tid, value in [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]:
+        v = d.report(tid, 5, sign * value)
+        assert v is not None and v.stop == (tid != 1), v.text
+        if tid != 1:
+            d.end(tid, "stopped", 6, sign * value)
+    return d
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_a_stopped_trial_becomes_promotable_once_enough_trials_rank_below_it(maximize):
+    d = build_decider("asha", 5, 2, "maximize" if maximize else "minimize")
+    sign = -1 if maximize else 1
+    d.report(1, 5, sign * 1.0)
+    d.report(2, 5, sign * 2.0)
+    d.end(2, "stopped", 6, sign * 2.0)
+    assert d.promotable() == [], "with two at the rung only the best goes on"
+    d.report(3, 5, sign * 3.0)
+    d.end(3, "stopped", 5)
+    assert d.promotable() == [], "three at the rung: 3 // 2 = 1 goes on, still only the best"
+    d.report(4, 5, sign * 4.0)
+    d.end(4, "stopped", 5)
+    (c,) = d.promotable()
+    assert (c.trial_id, c.rung, c.rung_step, c.value, c.cutoff, c.competitors) == (2, 0, 5, sign * 2.0,
+                                                                                  sign * 2.0, 4)
+
+
+def test_only_trials_it_stopped_that_ended_stopped_are_promotable():
+    d = build_decider("asha", 5, 2, "minimize")
+    d.report(1, 5, 1.0)
+    d.report(2, 5, 2.0)        # condemned, but still running (its stop not carried out yet)
+    for tid, v in [(3, 3.0), (4, 4.0)]:
+        d.report(tid, 5, v)
+        d.end(tid, "stopped", 5)
+    assert d.promotable() == []
+    d.end(2, "failed", 5)       # it ended another way first: nothing to resume
+    assert d.promotable() == []
+    d.pin(5)
+    d.report(5, 5, 1.5)         # pinned: judged "stop", kept; a user stop later is not the decider's
+    d.end(5, "stopped", 7)
+    assert d.promotable() == []
+
+
+def test_promotable_ranks_the_highest_rung_first_then_the_best_value():
+    d = _slow_starter()
+    d.report(1, 10, 0.5)                    # #1 goes on to rung 1 alone
+    d.report(5, 5, 0.9)                     # #5 passes rung 0, fails rung 1 behind #1
+    assert d.report(5, 10, 0.8).stop
+    d.end(5, "stopped", 10)
+    for tid, v in [(6, 5.0), (7, 6.0), (8, 7.0), (12, 8.0), (13, 9.0)]:
+        d.report(tid, 5, v)
+        d.end(tid, "stopped", 5)
+    for tid, v in [(9, 0.9), (11, 0.95)]:   # two more pass rung 0 and fail rung 1, worse than #5
+        d.report(tid, 5, 0.1 * (tid - 8))
+        assert d.report(tid, 10, v).stop
+    # Rung 1: 0.5, 0.8, 0.9, 0.95: 4 // 2 = 2 go on, so #5 (0.8) ranks now; rung 0 holds 12 values,
+    # the best 6 (up to 3.0) rank: #2 and #3. #9 and #11 have not ended yet.
+    assert [(c.trial_id, c.rung) for c in d.promotable()] == [(5, 1), (2, 0), (3, 0)]
+
+
+def test_a_promoted_fork_continues_its_parent_and_is_judged_from_the_next_rung_at_its_steps():
+    d = _slow_starter()
+    d.report(1, 10, 0.5)
+    d.promote(2, 10)
+    assert d.promotable() == [], "the parent is promoted once: it is the fork now"
+    d2 = _slow_starter()
+    d2.promote(2, 10)
+    d2.end(10, "stopped", 6)
+    assert d2.promotable() == [], "a fork stopped (by hand) before its next rung did not fail a rung"
+    assert d.next_check(10) == 10, "the fork's next rung is the parent's next (step 10), not its first"
+    assert d.report(10, 7, 1.9) is None, "a report between rungs is not judged"
+    v = d.report(10, 10, 1.8)
+    assert v is not None and v.rung == 1 and v.competitors == 2 and v.stop, v.text
+    # Nothing counts twice: rung 0 still holds 4 values (the fork's is the parent's), rung 1 two.
+    trials = d.study.get_trials(deepcopy=False)
+    assert sorted(t.system_attrs["completed_rung_0"] for t in trials if "completed_rung_0" in t.system_attrs) \
+        == [1.0, 2.0, 3.0, 4.0]
+    assert d.curves()[2] == {5: 2.0} and d.curves()[10] == {10: 1.8}
+
+
+def test_promotable_and_promotions_survive_a_rebuild_from_the_kept_history():
+    d = _slow_starter()
+    before = d.promotable()
+    kept = [record_to_dict(r) for r in d.history]
+    again = build_decider("asha", 5, 2, "minimize")
+    again.rebuild(kept)
+    assert again.promotable() == before and [c.trial_id for c in before] == [2]
+
+    d.promote(2, 10)
+    d.report(10, 10, 0.2)       # the fork beats #1 at rung 1
+    kept = [record_to_dict(r) for r in d.history]
+    assert {"kind": "promote", "trial_id": 10, "parent": 2} in kept
+    again = build_decider("asha", 5, 2, "minimize")
+    again.rebuild(kept)
+    assert again.promotable() == [] and again.promoted() == {10: 2}
+    assert again.next_check(10) == d.next_check(10) == 20
+    v = again.report(10, 20, 0.1)
+    assert v is not None and v.rung == 2 and not v.stop
+
+
+def test_a_fork_stopped_again_is_promotable_from_its_new_rung_only():
+    d = _slow_starter()
+    d.report(1, 10, 0.5)
+    d.promote(2, 10)
+    assert d.report(10, 10, 0.7).stop        # two at rung 1: only the best goes on
+    d.end(10, "stopped", 10)
+    for tid, v in [(11, 0.9), (12, 0.95)]:
+        d.report(tid, 5, 0.1)
+        d.report(tid, 10, v)
+    assert [(c.trial_id, c.rung) for c in d.promotable()] == [(10, 1)], \
+        "the fork ranks at rung 1 now; its parent, promoted from rung 0 once, is not listed again"
+
+
+@pytest.mark.parametrize("rule", ["median", "hyperband"])
+def test_only_asha_promotes(rule):
+    d = build_decider(rule, 5, 2, "minimize", max_step=40)
+    for tid in range(1, 9):
+        for s in (5, 10):
+            d.report(tid, s, float(tid))
+        d.end(tid, "stopped", 10)
+    assert d.promotable() == []
+
+
+def test_a_fork_that_already_reported_cannot_take_over_a_parent():
+    d = _slow_starter()
+    d.report(10, 5, 3.0)
+    with pytest.raises(SpaceError, match="#10 already has values of its own; it cannot continue #2"):
+        d.promote(2, 10)

@@ -40,7 +40,8 @@ from tui_tuner.study.study import Study
 
 FORK = "fork"
 AUTO_K = "auto_k"
-UNDOABLE = (early_stopping.KIND, pilot_mod.KIND, pilot_mod.TOGGLE, FORK, AUTO_K, *moves.KINDS)
+UNDOABLE = (early_stopping.KIND, early_stopping.PROMOTE, pilot_mod.KIND, pilot_mod.TOGGLE, FORK, AUTO_K,
+            *moves.KINDS)
 # Decisions the `u` key on a trial undoes: the automatic stops of that trial.
 STOPS = (early_stopping.KIND, pilot_mod.KIND)
 
@@ -84,6 +85,8 @@ class Automation:
         self.executor.on_pins = self.early.pins_changed
         # Trials the early stopping judged: what a model-based search learns from a stopped trial.
         scheduler.curves = self.early.curves
+        # A free slot with nothing queued resumes a stopped trial that ranks well now, before sampling.
+        scheduler.promote = self._promote if self.early.active else None
         self._inbox: queue.SimpleQueue[RunEvent] = queue.SimpleQueue()
         self._recovered = False
         self.view = View()
@@ -169,6 +172,18 @@ class Automation:
                 self._guard("Undo", self.executor.advance_undo, d, resumed=True)
             else:
                 self._guard("Decision", self.executor.advance, d, resumed=True)
+
+    def _promote(self) -> int | None:
+        """The scheduler's hook: carry out early stopping's promotion, if any; the fork it started."""
+        action = self._guard("Early stopping", self.early.promotion)
+        if action is None:
+            return None
+        d = self._begin(action)
+        self._refresh_view()
+        if not isinstance(d, Decision) or d.state != DONE:
+            return None   # void (said in the log): the slot goes to a new setting
+        child = (d.progress.get("out") or {}).get("child")
+        return child if isinstance(child, int) else None
 
     def _decided(self, d: Decision) -> None:
         self._publish(d)
@@ -275,12 +290,15 @@ class Automation:
             return self.pilot.toggle_undo_steps(d)
         if d.kind == AUTO_K:
             return [{"op": "k_undo", "data": dict(d.data)}], RESULT
-        if d.kind == FORK:
+        if d.kind in (FORK, early_stopping.PROMOTE):
             child = (d.progress.get("out") or {}).get("child")
             if d.state != DONE or not isinstance(child, int):
                 raise RunError(f"decision #{d.id} made no fork: there is nothing to undo")
             if not self.runner.queries.is_live(child):
                 raise RunError(f"the fork #{child} has ended: there is nothing to stop")
+            if d.kind == early_stopping.PROMOTE:
+                # Its parent stays stopped, and is not promoted from that rung again.
+                return [{"op": "stop", "trial": child}], f"stopped #{child}, the promotion of #{d.trial_id}"
             return [{"op": "stop", "trial": child}, {"op": "pin", "trial": child, "pin": False}], \
                 f"stopped the fork #{child}"
         if d.kind in moves.KINDS:

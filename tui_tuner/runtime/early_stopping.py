@@ -14,6 +14,12 @@ the same transaction as each stop decision), so a restarted tuner rebuilds the s
   these steps: a run re-adopted after the tuner was away, or running when early stopping came on,
   has the rungs it passed recorded with its own values there, not judged.
 - **Pins.** A pinned trial's values count, but it is never stopped.
+- **A way back (asha).** When a slot frees and nothing is queued, the scheduler asks `promotion()`
+  before it samples a new setting: the best trial it stopped that now ranks within the best 1/eta at
+  the rung it failed (`Decider.promotable`) is resumed from the checkpoint taken before its stop, by
+  the same fork step as an undo, as a decision of its own ("promote", undone by stopping the fork).
+  The fork is not pinned: it is judged at its parent's next rungs, its values continuing the parent's
+  (`Decider.promote`, told when the fork starts). A trial is promoted at most once from a rung.
 """
 
 from __future__ import annotations
@@ -22,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from tui_tuner.errors import RunError
-from tui_tuner.runtime.executor import CHILD, Action, Step
+from tui_tuner.errors import RunError, TunerError
+from tui_tuner.runtime.executor import AT, CHILD, Action, Step
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.search.early_stop import Decider
-from tui_tuner.search.early_stop_records import EarlyStopConfig, Verdict, record_to_dict
+from tui_tuner.search.early_stop_records import Candidate, EarlyStopConfig, Verdict, record_to_dict
 from tui_tuner.study import pins
 from tui_tuner.study.decision_log import DONE, PENDING, VOID, Decision, DecisionLog
 from tui_tuner.study.settings import describe_early_stop
@@ -34,6 +40,7 @@ from tui_tuner.study.store import Store
 from tui_tuner.study.study import Study
 
 KIND = "early_stop"
+PROMOTE = "promote"
 HISTORY_META = "early_stop_history"
 STEPS_META = "early_stop_steps"
 REASON_PREFIX = "early stop: "
@@ -101,6 +108,8 @@ class EarlyStopPolicy:
         self._saved = len(self.decider.history)
         for tid in pins.pinned(self.study):
             self.decider.pin(tid)
+        if rebuild and same:
+            self._link_promotions()
         if not self.study.readonly and kept != self._signature():
             self.study.store.set_meta({STEPS_META: self._signature(), HISTORY_META: self._history()})
 
@@ -128,6 +137,8 @@ class EarlyStopPolicy:
             return
         tid = ev.trial_id
         if ev.kind == "started":
+            if self.decider is not None:
+                self._link_promotions(tid)
             if not ev.data.get("adopted") and self.decider is not None:
                 self.fresh.add(tid)
         elif ev.kind == "max_steps" and self.decider is None:
@@ -203,6 +214,61 @@ class EarlyStopPolicy:
         """Per trial, the values judged at its rungs {step: value}: what a model-based search learns
         from a stopped trial (Scheduler.curves)."""
         return self.decider.curves() if self.decider is not None else {}
+
+    # -- promotion ----------------------------------------------------------------------------------------
+
+    def promotion(self) -> Action | None:
+        """The promotion to carry out in a free slot, before a new setting is sampled: the best trial
+        this policy stopped (its stop carried out, not undone) that now ranks within the best 1/eta at
+        the rung it failed, not promoted from that rung before; None when there is none."""
+        if self.decider is None or self.study.readonly:
+            return None
+        found = self.decider.promotable()
+        if not found:
+            return None
+        decisions = self.log.all()
+        stops = {d.trial_id: d for d in reversed(decisions)
+                 if d.kind == KIND and d.state == DONE and not d.is_undone}
+        tried = {(d.trial_id, d.data.get("rung")) for d in decisions if d.kind == PROMOTE}
+        for c in found:
+            stop = stops.get(c.trial_id)
+            if stop is None or (c.trial_id, c.rung) in tried:
+                continue
+            trial = self.study.trial(c.trial_id)
+            if trial.active or trial.status != "stopped":
+                continue
+            return self._promotion(c, stop)
+        return None
+
+    def _promotion(self, c: Candidate, stop: Decision) -> Action:
+        seq = (stop.progress.get("out") or {}).get("0")
+        eta = self.config.reduction_factor
+        op = "≥" if self.study.config.direction == "maximize" else "≤"
+        how = f"from step {AT}" if isinstance(seq, int) else "from its start (zero-code)"
+        text = (f"promoted #{c.trial_id}: {self.objective} {c.value:.4g} at rung {c.rung} (step {c.rung_step}) "
+                f"{op} cut-off {c.cutoff:.4g}, now within the best 1/{eta} of {c.competitors}; "
+                f"{CHILD} resumes it {how}")
+        data = {"rung": c.rung, "rung_step": c.rung_step, "value": c.value, "cutoff": c.cutoff,
+                "competitors": c.competitors, "stop": stop.id}
+        return Action(PROMOTE, c.trial_id, text, [{"op": "fork", "trial": c.trial_id, "changes": {}, "seq": seq}],
+                      data)
+
+    def _link_promotions(self, started: int | None = None) -> None:
+        """Tell the decider which fork continues each promoted trial, once its fork exists: when it
+        starts, or on opening the study (a tuner that died before it kept the decider's history)."""
+        assert self.decider is not None
+        if started is not None and self.study.trial(started).parent is None:
+            return
+        linked = self.decider.promoted()
+        for d in self.log.all(newest_first=False):
+            child = (d.progress.get("out") or {}).get("child")
+            if d.kind != PROMOTE or not isinstance(child, int) or child in linked \
+                    or (started is not None and child != started) or d.trial_id is None:
+                continue
+            try:
+                self.decider.promote(d.trial_id, child)
+            except TunerError as e:   # its fork reported before it was linked: judged as a trial of its own
+                self.say(f"#{child} is judged as a new trial, not as #{d.trial_id} promoted: {e.message}")
 
     # -- undo -------------------------------------------------------------------------------------------
 

@@ -49,7 +49,10 @@ class Scheduler:
     study/settings.py). Call `tick()` after each `runner.poll()`; `done()` says when the study
     has nothing left to do. `holding` (set by the app) stops new starts without touching the running
     ones. `curves` (the automation loop sets it to early stopping's) returns the values the pruner
-    judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from. `notify`
+    judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from. `promote`
+    (the automation loop sets it with early stopping on) is asked when a slot is free and nothing is
+    queued, before the strategy samples: it resumes a stopped trial that ranks well now and returns
+    the run it started (None: nothing to promote). `notify`
     (set by the session) is told, in one line, when the model worker crashed or a fit failed and TPE
     stood in.
     """
@@ -84,6 +87,7 @@ class Scheduler:
         except ValueError as e:
             raise StudyError(f"time budget {e}") from None
         self.curves: Callable[[], Mapping[int, Mapping[int, float]]] | None = None
+        self.promote: Callable[[], int | None] | None = None
         if model:
             # Fails now, in one line naming the missing package, rather than at the first refill.
             self._model_search([])
@@ -151,6 +155,11 @@ class Scheduler:
         while self.free_slots() > 0 and self.remaining() > 0:
             trial = self.study.pop_next()
             if trial is None:
+                # Before a new setting is sampled: a trial early stopping cut that ranks well now.
+                child = self.promote() if self.promote is not None else None
+                if child is not None:
+                    started.append(child)
+                    continue
                 if not self.refill():
                     break
                 continue

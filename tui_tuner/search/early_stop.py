@@ -18,6 +18,12 @@ The pruner answers yes or no; `Verdict.cutoff` is computed the way the pruner de
 optuna/pruners/_successive_halving.py, _hyperband.py, _percentile.py) and the tests check that the
 two agree. The pruners use no randomness: the same reports in the same order give the same
 decisions, and `rebuild(history)` restores a decider that reaches the same verdicts after a restart.
+
+A way back (asha): `promotable()` lists the trials it stopped whose value at the rung they failed is
+now within the best 1/eta of every value recorded there (ASHA's promotion: a trial judged against
+few peers early may rank there once more trials reached the rung). `promote(parent, child)` makes a
+fork of one, resumed from its checkpoint, the same trial to the pruner: the parent's rung values
+become the fork's, so the fork is judged at the parent's next rungs and nothing counts twice.
 """
 
 from __future__ import annotations
@@ -25,16 +31,18 @@ from __future__ import annotations
 import binascii
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from tui_tuner.errors import SpaceError
 from tui_tuner.search.early_stop_records import (
+    Candidate,
     EarlyStopConfig,
     End,
     Forget,
+    Promote,
     Record,
     Report,
     Verdict,
@@ -56,6 +64,8 @@ class _Run:
     number: int
     next_check: int
     ended: bool = False
+    status: str | None = None          # how it ended
+    failed_rung: int | None = None     # the rung whose verdict was "stop" (None: kept at its last)
 
 
 class Decider:
@@ -228,6 +238,7 @@ class Decider:
             rung = len(rungs_before)
             return self._decision(rep, rung, self._rung_step(bracket, rung), math.nan, None, True, rule, 1)
         rung = new[-1]
+        run.failed_rung = rung if verdict and rep.trial_id not in self.pinned else None
         key = _rung_key(rung)
         values = [t.system_attrs[key] for t in self.storage.get_all_trials(self._study_id, deepcopy=False)
                   if key in t.system_attrs and (self.config.rule != "hyperband"
@@ -298,6 +309,7 @@ class Decider:
         if run.ended:
             return
         run.ended = True
+        run.status = rec.status
         TrialState = self.optuna.trial.TrialState
         storage, value, last = self.storage, rec.value, self.storage.get_trial(run.tid).last_step
         # The last step (Hyperband's and asha's "auto" budgets read it); median compares checkpoints only.
@@ -318,6 +330,51 @@ class Decider:
             return
         self.rebuild([*self._history, Forget(int(trial_id))])
 
+    # -- promotion (asha) ---------------------------------------------------------------------------
+
+    def promotable(self) -> list[Candidate]:
+        """The trials this decider stopped (ended "stopped" after a verdict to stop) whose value at the
+        rung they failed is now within the best 1/eta of all the values recorded there: the highest
+        rung first, then the best value (as ASHA promotes). Only asha promotes (Hyperband's brackets
+        and median's checkpoints have no such rule): [] otherwise."""
+        if self.optuna is None or self.config.rule != "asha":
+            return []
+        failed = {run.number: run for run in self._runs.values()
+                  if run.ended and run.status == "stopped" and run.failed_rung is not None}
+        if not failed:
+            return []
+        trials = self.storage.get_all_trials(self._study_id, deepcopy=False)
+        out: list[Candidate] = []
+        for t in trials:
+            run = failed.get(t.number)
+            if run is None:
+                continue
+            key = _rung_key(run.failed_rung)
+            value = t.system_attrs.get(key)
+            if value is None or math.isnan(value):
+                continue
+            values = [u.system_attrs[key] for u in trials if key in u.system_attrs]
+            cutoff = promotion_cutoff(values, self.eta, self.maximize)
+            if (value >= cutoff) if self.maximize else (value <= cutoff):
+                out.append(Candidate(run.number, run.failed_rung, self._rung_step(0, run.failed_rung),
+                                     float(value), float(cutoff), len(values)))
+        out.sort(key=lambda c: (-c.rung, -c.value if self.maximize else c.value, c.trial_id))
+        return out
+
+    def promote(self, parent: int, child: int) -> None:
+        """`child`, a fork of the stopped `parent` from its checkpoint, goes on as the parent to the
+        pruner: the parent's rung values are the child's, judged from the parent's next rung on."""
+        if self.optuna is None:
+            return
+        if int(child) in self._runs:
+            raise SpaceError(f"{self.config.where}: #{child} already has values of its own; it cannot "
+                             f"continue #{parent}")
+        self.rebuild([*self._history, Promote(int(child), int(parent))])
+
+    def promoted(self) -> dict[int, int]:
+        """{child: parent} for every promotion the history records."""
+        return {r.trial_id: r.parent for r in self._history if isinstance(r, Promote)}
+
     def rebuild(self, history: list[Record | dict]) -> list[Verdict]:
         """Start over from recorded history (records or their dicts), in order; returns the decisions
         the replay made (with today's pins), which match the ones made the first time."""
@@ -325,14 +382,28 @@ class Decider:
         self._reset()
         if self.optuna is None:
             return []
+        # A Promote makes the parent's records before it the child's (the child continues its curve),
+        # the parent's end aside: the child has not ended.
+        owner = [r.trial_id for r in items]
+        dropped: set[int] = set()
+        for i, r in enumerate(items):
+            if isinstance(r, Promote):
+                for j in range(i):
+                    if owner[j] == r.parent and not isinstance(items[j], Promote):
+                        owner[j] = r.trial_id
+                        if isinstance(items[j], End):
+                            dropped.add(j)
         # A Forget wipes out the trial's records before it: they are kept in the history (a later
         # rebuild must wipe them out too) but not replayed.
-        last_forget = {r.trial_id: i for i, r in enumerate(items) if isinstance(r, Forget)}
+        last_forget = {owner[i]: i for i, r in enumerate(items) if isinstance(r, Forget)}
         out: list[Verdict] = []
-        for i, r in enumerate(items):
-            self._history.append(r)
-            if isinstance(r, Forget) or i < last_forget.get(r.trial_id, -1):
+        for i, kept in enumerate(items):
+            self._history.append(kept)
+            if isinstance(kept, Promote) and kept.trial_id in self._runs:
+                self._runs[kept.trial_id].failed_rung = None   # it goes on: its parent's stop is behind it
+            if isinstance(kept, (Forget, Promote)) or i in dropped or i < last_forget.get(owner[i], -1):
                 continue
+            r = kept if owner[i] == kept.trial_id else replace(kept, trial_id=owner[i])
             run = self._run(r.trial_id)
             if isinstance(r, End):
                 self._end(run, r)

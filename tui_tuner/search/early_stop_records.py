@@ -1,7 +1,7 @@
 """What early stopping is set up with, told and decides, as plain data (no Optuna, no numpy).
 
-`EarlyStopConfig` is the validated [study] early_stop settings; `Report`, `End`, `Forget` and `Watch`
-are the records a decider is fed (the study stores them, `Decider.rebuild` replays them after a restart);
+`EarlyStopConfig` is the validated [study] early_stop settings; `Report`, `End`, `Forget`, `Watch` and
+`Promote` are the records a decider is fed (the study stores them, `Decider.rebuild` replays them after a restart);
 a `Verdict` is a pruner's verdict with the numbers that led to it. The decider itself, on Optuna's
 pruners, is search/early_stop.py.
 """
@@ -125,8 +125,18 @@ class Watch:
     values: tuple[tuple[int, float], ...] = ()
 
 
-Record = Report | End | Forget | Watch
-_KINDS = {"report": Report, "end": End, "forget": Forget, "watch": Watch}
+@dataclass(frozen=True)
+class Promote:
+    """A trial the decider stopped goes on as `trial_id`, a fork of `parent` from the checkpoint taken
+    before the stop: the parent's values at the rungs it reached become the fork's (it continues them,
+    as ASHA promotes a trial), so the fork is judged from the parent's next rung on, at the same steps."""
+
+    trial_id: int
+    parent: int
+
+
+Record = Report | End | Forget | Watch | Promote
+_KINDS = {"report": Report, "end": End, "forget": Forget, "watch": Watch, "promote": Promote}
 
 
 def record_to_dict(r: Record) -> dict[str, Any]:
@@ -141,6 +151,19 @@ def record_from_dict(d: dict[str, Any]) -> Record:
     if kind == "watch":
         d["values"] = tuple((int(s), float(v)) for s, v in d.get("values") or ())
     return _KINDS[kind](**d)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trial the decider stopped at `rung` whose `value` there is now within the best 1/eta of the
+    `competitors` values recorded at that rung (`cutoff` the worst value that is): ASHA would promote it."""
+
+    trial_id: int
+    rung: int
+    rung_step: int
+    value: float
+    cutoff: float
+    competitors: int
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ class Burst:
 
     QUIET, LONGEST = 0.8, 2.5   # the app ticks every 0.5 s: decisions of one burst come a tick or two apart
     NAMES = {"early_stop": ("early stop", "early stops"), "pbt": ("autopilot replacement", "autopilot replacements"),
-             "auto_k": ("k change", "k changes")}
+             "auto_k": ("k change", "k changes"), "promote": ("promotion", "promotions")}
 
     def __init__(self) -> None:
         self._items: list[tuple[float, Decision]] = []
