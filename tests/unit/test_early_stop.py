@@ -9,7 +9,8 @@ import random
 import pytest
 
 from tui_tuner.errors import SpaceError
-from tui_tuner.search.early_stop import Decider, build_decider, median_cutoff, promotion_cutoff
+from tui_tuner.search.early_stop import Decider, build_decider
+from tui_tuner.search.early_stop_numbers import bracket_of, median_cutoff, promotion_cutoff
 from tui_tuner.search.early_stop_records import (
     EarlyStopConfig,
     End,
@@ -256,7 +257,7 @@ def test_hyperband_brackets_are_optunas():
     for number in range(300):
         frozen = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.0)
         frozen.number = number
-        assert d._bracket(number) == d.pruner._get_bracket_id(study, frozen)
+        assert bracket_of(number, d._brackets) == d.pruner._get_bracket_id(study, frozen)
 
 
 # -- determinism and rebuilding -------------------------------------------------------------------

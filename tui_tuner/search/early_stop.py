@@ -14,9 +14,8 @@ would see asked at every report (it judges the first value at or past a rung). M
 value at the checkpoint step itself, so trials reporting at different cadences are compared at
 the same steps, and a trial's best is its best at the checkpoints.
 
-The pruner answers yes or no; `Verdict.cutoff` is computed the way the pruner decides (read from
-optuna/pruners/_successive_halving.py, _hyperband.py, _percentile.py) and the tests check that the
-two agree. The pruners use no randomness: the same reports in the same order give the same
+The pruner answers yes or no; `Verdict.cutoff` is computed the way the pruner decides
+(early_stop_numbers.py) and the tests check that the two agree. The pruners use no randomness: the same reports in the same order give the same
 decisions, and `rebuild(history)` restores a decider that reaches the same verdicts after a restart.
 
 A way back (asha): `promotable()` lists the trials it stopped whose value at the rung they failed is
@@ -28,15 +27,22 @@ become the fork's, so the fork is judged at the parent's next rungs and nothing 
 
 from __future__ import annotations
 
-import binascii
 import math
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
 from tui_tuner.errors import SpaceError
+from tui_tuner.search.early_stop_numbers import (
+    bracket_budgets,
+    bracket_of,
+    candidates,
+    median_cutoff,
+    promoted_owners,
+    promotion_cutoff,
+    rung_key,
+    rungs,
+)
 from tui_tuner.search.early_stop_records import (
     Candidate,
     EarlyStopConfig,
@@ -99,7 +105,7 @@ class Decider:
         elif cfg.rule == "hyperband":
             self.pruner = optuna.pruners.HyperbandPruner(
                 min_resource=first, max_resource=cfg.max_step, reduction_factor=self.eta)
-            self._brackets = _bracket_budgets(first, cfg.max_step, self.eta)
+            self._brackets = bracket_budgets(first, cfg.max_step, self.eta)
         else:
             self.pruner = optuna.pruners.MedianPruner(
                 n_startup_trials=MEDIAN_STARTUP, n_warmup_steps=first, interval_steps=first)
@@ -200,14 +206,14 @@ class Decider:
                 check += first
             run.next_check = check
             return
-        bracket = self._bracket(run.number) if self.config.rule == "hyperband" else 0
-        rung = len(_rungs(storage.get_trial(run.tid)))
+        bracket = bracket_of(run.number, self._brackets) if self.config.rule == "hyperband" else 0
+        rung = len(rungs(storage.get_trial(run.tid)))
         while self._rung_step(bracket, rung) <= rec.step:
             value = at(self._rung_step(bracket, rung))
             if value is None:
                 break   # nothing reported to stand for it: the next report is judged as usual
             storage.set_trial_intermediate_value(run.tid, self._rung_step(bracket, rung), value)
-            storage.set_trial_system_attr(run.tid, _rung_key(rung), value)
+            storage.set_trial_system_attr(run.tid, rung_key(rung), value)
             rung += 1
         run.next_check = self._rung_step(bracket, rung)
 
@@ -220,12 +226,12 @@ class Decider:
         storage = self.storage
         storage.set_trial_intermediate_value(run.tid, rep.step, rep.value)
         before = storage.get_trial(run.tid)
-        rungs_before = _rungs(before)
+        rungs_before = rungs(before)
         verdict = self._prune(before)
         after = storage.get_trial(run.tid)
-        done = _rungs(after)
+        done = rungs(after)
         new = sorted(set(done) - set(rungs_before))
-        bracket = self._bracket(run.number) if self.config.rule == "hyperband" else 0
+        bracket = bracket_of(run.number, self._brackets) if self.config.rule == "hyperband" else 0
         # The trial's next rung. A stopped one stops judging at the rung it failed, so the next may
         # already lie behind it (a pinned trial goes on): then its next report is judged.
         run.next_check = self._rung_step(bracket, len(done))
@@ -239,10 +245,10 @@ class Decider:
             return self._decision(rep, rung, self._rung_step(bracket, rung), math.nan, None, True, rule, 1)
         rung = new[-1]
         run.failed_rung = rung if verdict and rep.trial_id not in self.pinned else None
-        key = _rung_key(rung)
+        key = rung_key(rung)
         values = [t.system_attrs[key] for t in self.storage.get_all_trials(self._study_id, deepcopy=False)
                   if key in t.system_attrs and (self.config.rule != "hyperband"
-                                                or self._bracket(t.number) == bracket)]
+                                                or bracket_of(t.number, self._brackets) == bracket)]
         cutoff = promotion_cutoff(values, self.eta, self.maximize)
         return self._decision(rep, rung, self._rung_step(bracket, rung), rep.value, cutoff, verdict, rule,
                               len(values))
@@ -344,22 +350,8 @@ class Decider:
         if not failed:
             return []
         trials = self.storage.get_all_trials(self._study_id, deepcopy=False)
-        out: list[Candidate] = []
-        for t in trials:
-            run = failed.get(t.number)
-            if run is None:
-                continue
-            key = _rung_key(run.failed_rung)
-            value = t.system_attrs.get(key)
-            if value is None or math.isnan(value):
-                continue
-            values = [u.system_attrs[key] for u in trials if key in u.system_attrs]
-            cutoff = promotion_cutoff(values, self.eta, self.maximize)
-            if (value >= cutoff) if self.maximize else (value <= cutoff):
-                out.append(Candidate(run.number, run.failed_rung, self._rung_step(0, run.failed_rung),
-                                     float(value), float(cutoff), len(values)))
-        out.sort(key=lambda c: (-c.rung, -c.value if self.maximize else c.value, c.trial_id))
-        return out
+        return candidates(trials, {n: r.failed_rung for n, r in failed.items()}, self.eta, self.maximize,
+                          lambda rung: self._rung_step(0, rung))
 
     def promote(self, parent: int, child: int) -> None:
         """`child`, a fork of the stopped `parent` from its checkpoint, goes on as the parent to the
@@ -382,17 +374,7 @@ class Decider:
         self._reset()
         if self.optuna is None:
             return []
-        # A Promote makes the parent's records before it the child's (the child continues its curve),
-        # the parent's end aside: the child has not ended.
-        owner = [r.trial_id for r in items]
-        dropped: set[int] = set()
-        for i, r in enumerate(items):
-            if isinstance(r, Promote):
-                for j in range(i):
-                    if owner[j] == r.parent and not isinstance(items[j], Promote):
-                        owner[j] = r.trial_id
-                        if isinstance(items[j], End):
-                            dropped.add(j)
+        owner, dropped = promoted_owners(items)
         # A Forget wipes out the trial's records before it: they are kept in the history (a later
         # rebuild must wipe them out too) but not replayed.
         last_forget = {owner[i]: i for i, r in enumerate(items) if isinstance(r, Forget)}
@@ -415,51 +397,6 @@ class Decider:
                     out.append(d)
         return out
 
-    def _bracket(self, number: int) -> int:
-        """Hyperband's bracket for the trial numbered `number` (as HyperbandPruner._get_bracket_id)."""
-        budgets = self._brackets
-        n = binascii.crc32(f"{STUDY_NAME}_{number}".encode()) % sum(budgets)
-        for b, size in enumerate(budgets):
-            n -= size
-            if n < 0:
-                return b
-        raise AssertionError("unreachable: n < sum(budgets)")
-
-
-# -- the numbers, computed as the pruners compute them -------------------------------------------
-
-
-def _rung_key(rung: int) -> str:
-    return f"completed_rung_{rung}"
-
-
-def _rungs(trial: Any) -> list[int]:
-    """The rungs a trial has completed (successive halving records each as a system attribute)."""
-    r = 0
-    while _rung_key(r) in trial.system_attrs:
-        r += 1
-    return list(range(r))
-
-
-def promotion_cutoff(values: list[float], eta: int, maximize: bool) -> float:
-    """The value a trial must reach to go on past a rung, given every value recorded there (its own
-    included): the (n // eta)-th best, or the best while fewer than eta trials have reached it."""
-    idx = max(len(values) // eta - 1, 0)
-    ordered = sorted(values)
-    return ordered[-(idx + 1)] if maximize else ordered[idx]
-
-
-def median_cutoff(values: list[float]) -> float | None:
-    """The median (NaNs ignored) of the finished trials' values at a step; None when there are none."""
-    if all(math.isnan(v) for v in values):
-        return None
-    return float(np.nanpercentile(np.array(values, dtype=float), 50.0))
-
-
-def _bracket_budgets(min_step: int, max_step: int, eta: int) -> list[int]:
-    """Trials per Hyperband bracket, in proportion (as HyperbandPruner._try_initialization)."""
-    n = math.floor(math.log(max_step / min_step, eta)) + 1
-    return [math.ceil(n * eta ** (n - 1 - b) / (n - 1 - b + 1)) for b in range(n)]
 
 
 def build_decider(rule: str, min_step: int | None, reduction_factor: int, direction: str,
