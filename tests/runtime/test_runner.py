@@ -53,6 +53,23 @@ def test_run_to_done_records_objective_and_curve(env):
     assert params == {"trial": tid, "params": t.params, "resume": None}
 
 
+def test_a_runs_slot_frees_only_once_the_study_has_its_end(env, monkeypatch):
+    # The scheduler's thread reads the free slots from the runner and the failures from the study:
+    # were the slot freed first, a tick in between would start one trial more than fail fast allows.
+    study, runner, _ = env
+    seen: list[bool] = []
+    finish = study.finish
+
+    def recording(trial_id, *args, **kwargs):
+        seen.append(runner.queries.is_live(trial_id))
+        return finish(trial_id, *args, **kwargs)
+
+    monkeypatch.setattr(study, "finish", recording)
+    tid = start(study, runner, steps=2, delay=0.0)
+    wait_for(runner, ended(study, tid), what="the run to end")
+    assert seen == [True] and not runner.queries.is_live(tid)
+
+
 def test_reduce_last(tmp_path):
     study = open_study(tmp_path, toy_space(tmp_path, reduce="last", direction="maximize"))
     runner = make_runner(study)

@@ -250,11 +250,15 @@ class Runner:
         # exit.json's time, for a run that ended while no tuner watched; a clock that went wrong is not.
         run.ended = float(ended) if isinstance(ended, (int, float)) and run.started <= ended <= now else now
         objective = _finite(facts.objective)
-        run.live = False
         run.state.status = status
-        if run.state.step is not None:
-            self.study.update_progress(run.trial_id, run.state.step, None)
-        self.study.finish(run.trial_id, status, objective=objective, reason=reason, ended=run.ended)
+        try:
+            if run.state.step is not None:
+                self.study.update_progress(run.trial_id, run.state.step, None)
+            self.study.finish(run.trial_id, status, objective=objective, reason=reason, ended=run.ended)
+        finally:
+            # Its slot frees only once the study has its end: a tick that sees the slot free then sees
+            # the failure too (fail fast must not start one trial more on a loaded box).
+            run.live = False
         self._bus.emit(Kind.ENDED, run.trial_id, {"status": status, "reason": reason,
                                               "objective": objective, "step": run.state.step})
 

@@ -153,6 +153,10 @@ class Scheduler:
         if self._budget_spent():
             return started
         while self.free_slots() > 0 and self.remaining() > 0:
+            # Asked again once a slot is seen free: the run that freed it wrote its end first
+            # (Runner._settle), so a third failure in a row pauses here rather than after one more start.
+            if self._failing_fast():
+                break
             trial = self.study.pop_next()
             if trial is None:
                 # Before a new setting is sampled: a trial early stopping cut that ranks well now.
