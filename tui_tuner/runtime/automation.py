@@ -175,6 +175,9 @@ class Automation:
 
     def _promote(self) -> int | None:
         """The scheduler's hook: carry out early stopping's promotion, if any; the fork it started."""
+        # What the runs reported since this tick's start first: the run that freed the slot has queued
+        # all its reports before its slot freed (Runner._settle), and its rung values may rank others.
+        self._drain()
         action = self._guard("Early stopping", self.early.promotion)
         if action is None:
             return None
