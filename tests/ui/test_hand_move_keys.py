@@ -96,7 +96,8 @@ async def test_lr_keys_say_so_when_the_space_has_no_live_lr(study_dir, tmp_path)
 
 
 async def test_train_longer_extends_the_step_limit(study_dir, tmp_path):
-    study = open_study(study_dir, space_text(parallel=1, budget=1, steps=200, delay=0.03))
+    # 10 s to the old limit: a loaded box must see it running before it ends (then it is held).
+    study = open_study(study_dir, space_text(parallel=1, budget=1, steps=200, delay=0.05))
     app = make_app(study, tmp_path)
     async with piloting(app) as pilot:
         await running(pilot, app)
