@@ -153,8 +153,9 @@ class Scheduler:
         if self._budget_spent():
             return started
         while self.free_slots() > 0 and self.remaining() > 0:
-            # Asked again once a slot is seen free: the run that freed it wrote its end first
-            # (Runner._settle), so a third failure in a row pauses here rather than after one more start.
+            # Asked before every start, once a slot is seen free: the run that freed it wrote its end first
+            # (Runner._settle), and a start that failed is already recorded, so a third failure in a row
+            # pauses here rather than after one more start.
             if self._failing_fast():
                 break
             trial = self.study.pop_next()
@@ -175,9 +176,7 @@ class Scheduler:
                 # the error) belongs to whoever took it.
                 if self.study.trial(trial.id).status == "queued":
                     self.study.finish(trial.id, "failed", reason=e.message)
-                if self._failing_fast():
-                    break   # the same start failure again: not through the whole budget in one tick
-                continue
+                continue   # the loop's fail-fast check stops the same start failure repeated in one tick
             started.append(trial.id)
         return started
 
