@@ -90,7 +90,15 @@ async def wait_until(pilot: Any, cond: Callable[[], Any], timeout: float = 10.0,
             await pilot.pause(0.05)
     app = pilot.app
     seen = list(getattr(app, "said_log", []))[-5:]
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (messages: {seen})")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (messages: {seen}; {shown(app)})")
+
+
+def shown(app: Any) -> str:
+    """What the main screen's run header and status line say now, for a failed wait's message."""
+    try:
+        return f"header: {header(app)!r}, status: {status(app)!r}"
+    except Exception as e:  # noqa: BLE001 - no main screen yet, or it is being torn down
+        return f"no main screen to read ({type(e).__name__})"
 
 
 S = TypeVar("S")
