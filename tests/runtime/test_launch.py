@@ -239,8 +239,32 @@ def test_pid_alive_treats_any_zombie_as_dead():
 def test_pid_alive_checks_the_run_dir(tmp_path):
     run, pid = spawn_waiter(tmp_path, "go")
     try:
-        wait_for(lambda: pids.pid_alive(pid, run))
+        # Alive the moment spawn returns, whatever instant of its exec the shim is at.
+        assert pids.pid_alive(pid, run)
         assert not pids.pid_alive(pid, tmp_path / "other")
+    finally:
+        (tmp_path / "go").touch()
+        wait_exit(run, pid)
+
+
+def test_a_shim_caught_mid_exec_is_not_taken_for_dead(tmp_path, monkeypatch):
+    # Between execve replacing the shim's memory and the kernel setting its arguments, /proc shows an
+    # empty command line, and Popen has already returned. A second tuner adopting the study then
+    # settled a live run as ended (seen under load in the scheduler's adopt test).
+    run, pid = spawn_waiter(tmp_path, "go")
+    real_open = open
+    empty = [3]
+
+    def mid_exec(path, *args, **kw):
+        if path == f"/proc/{pid}/cmdline" and empty[0]:
+            empty[0] -= 1
+            return real_open(os.devnull, "rb")
+        return real_open(path, *args, **kw)
+
+    try:
+        wait_for(lambda: pids.pid_alive(pid, run))
+        monkeypatch.setattr(pids, "open", mid_exec, raising=False)
+        assert pids.pid_alive(pid, run) and empty[0] == 0
     finally:
         (tmp_path / "go").touch()
         wait_exit(run, pid)

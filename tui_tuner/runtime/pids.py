@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -101,15 +102,33 @@ def pid_alive(pid: int, run_dir: str | os.PathLike[str] | None = None) -> bool:
     if state in ("Z", "X", "x", ""):
         return False
     if run_dir is not None:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return True
+        args = _command_line(pid)
+        if args is None:
+            return True   # /proc would not say: the pid is alive, and may be the shim
         return os.fsencode(str(Path(run_dir).resolve())) in args
     return True
+
+
+# How long a live process may show no command line: between execve replacing its memory and the
+# kernel setting its arguments (Popen has already returned by then) /proc/PID/cmdline reads empty.
+EXEC_WINDOW = 0.5
+
+
+def _command_line(pid: int) -> list[bytes] | None:
+    """The arguments /proc shows for pid ([] if it is gone), waiting out the instant of its exec; None
+    when /proc will not say."""
+    deadline = time.monotonic() + EXEC_WINDOW
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        except OSError:
+            return None
+        if data or time.monotonic() >= deadline or _proc_state(pid) in ("Z", "X", "x", ""):
+            return data.split(b"\0") if data else []
+        time.sleep(0.002)
 
 
 def group_alive(pgid: int) -> bool:
