@@ -151,6 +151,23 @@ def test_an_importance_failure_is_a_notice_and_a_log_line(study_dir, tmp_path, m
         study.close()
 
 
+def test_a_run_focused_before_the_frame_holds_it_is_shown_by_the_next_frame(study_dir, tmp_path, monkeypatch):
+    # A fork focuses its child as the child starts; a frame whose read of the study came a moment
+    # earlier does not hold the child yet. That frame showed another run and the child's focus was
+    # lost for good (the fork test saw the parent in the header, under load).
+    study = finished_study(study_dir, monkeypatch)
+    backend = make_backend(study, tmp_path, autostart=False)
+    try:
+        backend.follow(10)                                   # still queued: not in the frame's read
+        assert backend.build().focused.id == 9               # this frame shows the best run
+        study.mark_started(10, 0)
+        backend._view_of.study_stale = True                  # what the start's event does
+        assert backend.build().focused.id == 10 and backend.focus == 10
+    finally:
+        backend.close()
+        study.close()
+
+
 def test_the_screen_changes_focus_and_order_through_methods(study_dir, tmp_path, monkeypatch):
     study = finished_study(study_dir, monkeypatch)
     backend = make_backend(study, tmp_path, autostart=False)

@@ -200,7 +200,10 @@ class SnapshotBuilder:
         else:
             started = [t for t in trials if t.started is not None]
             choice = max(started, key=lambda t: t.started).id if started else None
-        self.focus = choice
+        if not (self.focus_explicit and self.focus is not None and self.focus not in ids):
+            # A run the user asked for that this frame's read does not hold yet (a fork's child read
+            # a moment before it started) stays asked for: the next frame shows it.
+            self.focus = choice
         return choice
 
     def _run_view(self, trial: Any, light: bool = False, trials: list | None = None,
