@@ -223,7 +223,13 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
 
 
 def suggest(trial: Any, space: Space) -> dict[str, Any]:
-    """A setting from an Optuna trial on the space's own scales (one_minus_log: log on 1-beta)."""
+    """A setting from an Optuna trial on the space's own scales (one_minus_log: log on 1-beta).
+
+    Each distribution carries the parameter's own name, as tui-tuner's sampler names it (a
+    one_minus_log one holds 1-beta under the parameter's name): GPSampler orders its dimensions by
+    name, and its acquisition's random starts land by dimension, so a different name (it was
+    `1-momentum`, sorted first) made GPSampler run directly a different search from the same one
+    inside tui-tuner."""
     s: dict[str, Any] = {}
     for p in space:
         if p.type == "choice":
@@ -231,7 +237,7 @@ def suggest(trial: Any, space: Space) -> dict[str, Any]:
         elif p.type == "int":
             s[p.name] = trial.suggest_int(p.name, p.low, p.high, log=p.scale == "log")
         elif p.scale == "one_minus_log":
-            s[p.name] = 1 - trial.suggest_float(f"1-{p.name}", 1 - p.high, 1 - p.low, log=True)
+            s[p.name] = 1 - trial.suggest_float(p.name, 1 - p.high, 1 - p.low, log=True)
         else:
             s[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.scale == "log")
     return s
