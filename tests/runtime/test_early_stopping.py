@@ -200,34 +200,3 @@ def test_undoing_a_promotion_stops_the_fork_and_the_trial_is_not_promoted_again(
     finally:
         session.close(stop_runs=True, timeout=10)
         study.close()
-
-
-def test_at_the_step_budgets_end_the_furthest_stopped_trial_runs_to_its_end_instead_of_one_the_budget_cuts(tmp_path):
-    # A (lr 0.5) runs its 40 steps; B (0.05) is stopped at rung 0 (step 10) behind A alone, and does
-    # not rank there (only the best 1/2). The budget of 88 steps then leaves 48 - B's steps (< 40):
-    # a new trial could not reach step 40, where B's 40 - 10 steps to go still fit.
-    space = toy_space(tmp_path, steps=40, delay=0.1, stage=1, strategy="random", budget=10, parallel=1,
-                      early_stop="asha", early_stop_min_step=10, early_stop_factor=2, early_stop_max_step=40,
-                      step_budget=88)
-    study = open_study(tmp_path, space)
-    a, b = study.enqueue([{"lr": 0.5}, {"lr": 0.05}], "manual")
-    session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
-    runner = session.runner
-    try:
-        p = first_promotion(session)
-        assert study.trial(a.id).status == "done" and study.trial(b.id).status == "stopped"
-        assert p.trial_id == b.id and p.state == "done" and p.data["budget_end"] and p.data["rung"] == 0
-        assert p.data["need"] <= p.data["room"] < 40
-        child = study.trial(p.progress["out"]["child"])
-        assert child.parent == b.id and child.id in session.pinned(), "it runs to its end"
-        assert p.message.startswith(f"resumed #{b.id} for the step budget's end: loss ") and \
-            p.message.endswith(f"#{child.id} resumes it from step {child.fork_step}, pinned")
-        wait_for(runner, ticking(session, session.done), 30, "the study done")
-        assert study.trial(child.id).status == "done" and study.trial(child.id).step == 40
-        # No new setting started beside it: only once it had finished, in the steps nothing fits.
-        later = [t for t in study.trials("id") if t.id not in (a.id, b.id, child.id)]
-        ended = study.trial(child.id).ended
-        assert all(t.id > child.id and t.started >= ended for t in later), [(t.id, t.started, ended) for t in later]
-    finally:
-        session.close(stop_runs=True, timeout=10)
-        study.close()

@@ -417,18 +417,6 @@ def test_promotable_ranks_the_highest_rung_first_then_the_best_value():
     assert [(c.trial_id, c.rung) for c in d.promotable()] == [(5, 1), (2, 0), (3, 0)]
 
 
-def test_resumable_lists_every_trial_it_stopped_in_the_same_order_ranking_now_or_not():
-    d = _slow_starter()
-    d.report(1, 10, 0.5)
-    d.report(5, 5, 0.9)
-    assert d.report(5, 10, 0.8).stop        # alone behind #1 at rung 1: not within the best 1/2 there
-    d.end(5, "stopped", 10)
-    assert d.promotable() == [], "none ranks within the best 1/2 at its rung"
-    # The step budget's end takes any of them, furthest first: #5 (rung 1), then rung 0 by value.
-    assert [(c.trial_id, c.rung) for c in d.resumable()] == [(5, 1), (2, 0), (3, 0), (4, 0)]
-    assert build_decider("median", 5, 2, "minimize").resumable() == []
-
-
 def test_a_promoted_fork_continues_its_parent_and_is_judged_from_the_next_rung_at_its_steps():
     d = _slow_starter()
     d.report(1, 10, 0.5)

@@ -173,13 +173,12 @@ class Automation:
             else:
                 self._guard("Decision", self.executor.advance, d, resumed=True)
 
-    def _promote(self, steps_left: int | None = None) -> int | None:
-        """The scheduler's hook: carry out early stopping's promotion, if any (`steps_left`: what the
-        step budget still allows, for its end); the fork it started."""
+    def _promote(self) -> int | None:
+        """The scheduler's hook: carry out early stopping's promotion, if any; the fork it started."""
         # What the runs reported since this tick's start first: the run that freed the slot has queued
         # all its reports before its slot freed (Runner._settle), and its rung values may rank others.
         self._drain()
-        action = self._guard("Early stopping", self.early.promotion, steps_left)
+        action = self._guard("Early stopping", self.early.promotion)
         if action is None:
             return None
         d = self._begin(action)

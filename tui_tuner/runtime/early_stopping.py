@@ -20,11 +20,6 @@ the same transaction as each stop decision), so a restarted tuner rebuilds the s
   the same fork step as an undo, as a decision of its own ("promote", undone by stopping the fork).
   The fork is not pinned: it is judged at its parent's next rungs, its values continuing the parent's
   (`Decider.promote`, told when the fork starts). A trial is promoted at most once from a rung.
-- **The step budget's end (asha).** Once what the step budget has left (less what the live runs
-  still need to reach the last step) is too little for a new trial to reach the last step, a new
-  setting would be cut by the budget and could never be the pick. The free slot then resumes,
-  pinned, the stopped trial that got furthest (ASHA's order) whose steps to go fit, as a promotion
-  (`data["budget_end"]`); when none fits, a new setting starts as before.
 """
 
 from __future__ import annotations
@@ -222,62 +217,27 @@ class EarlyStopPolicy:
 
     # -- promotion ----------------------------------------------------------------------------------------
 
-    def promotion(self, steps_left: int | None = None) -> Action | None:
+    def promotion(self) -> Action | None:
         """The promotion to carry out in a free slot, before a new setting is sampled: the best trial
         this policy stopped (its stop carried out, not undone) that now ranks within the best 1/eta at
-        the rung it failed, not promoted from that rung before; else, with `steps_left` of a step
-        budget, the step budget's end (`_budget_end`); None when there is none."""
+        the rung it failed, not promoted from that rung before; None when there is none."""
         if self.decider is None or self.study.readonly:
+            return None
+        found = self.decider.promotable()
+        if not found:
             return None
         decisions = self.log.all()
         stops = {d.trial_id: d for d in reversed(decisions)
                  if d.kind == KIND and d.state == DONE and not d.is_undone}
         tried = {(d.trial_id, d.data.get("rung")) for d in decisions if d.kind == PROMOTE}
-        for c in self.decider.promotable():
+        for c in found:
             stop = stops.get(c.trial_id)
-            if stop is not None and (c.trial_id, c.rung) not in tried and self._resumable(c.trial_id):
-                return self._promotion(c, stop)
-        if steps_left is None:
-            return None
-        return self._budget_end(steps_left, stops, {tid for tid, _ in tried})
-
-    def _resumable(self, tid: int) -> bool:
-        trial = self.study.trial(tid)
-        return not trial.active and trial.status == "stopped"
-
-    def _budget_end(self, steps_left: int, stops: dict[int, Decision], tried: set[int]) -> Action | None:
-        """Once a new trial could no longer reach the last step within the step budget (what is left,
-        less what the live runs still need to reach it), a trial the budget would cut short is spent
-        steps that can never make the pick: the slot resumes, pinned so it runs to its end, the stopped
-        trial that got furthest (ASHA's order: the highest rung, then the best value there; not
-        promoted before) whose remaining steps fit; None while a new trial can still finish, or when
-        none fits (then a new setting starts, as before)."""
-        last = self.config.max_step
-        if last is None or self.decider is None:
-            return None
-        live = self.runner.queries.live_ids()
-        reached = {tid: self.runner.queries.latest(tid).get("step") or self.study.trial(tid).step or 0 for tid in live}
-        room = steps_left - sum(max(0, last - int(step)) for step in reached.values())
-        if room >= last:
-            return None
-        for c in self.decider.resumable():
-            stop = stops.get(c.trial_id)
-            if stop is None or c.trial_id in tried or not self._resumable(c.trial_id):
+            if stop is None or (c.trial_id, c.rung) in tried:
                 continue
-            seq = (stop.progress.get("out") or {}).get("0")
-            point = self.runner.commands.checkpoint_event(c.trial_id, seq) if isinstance(seq, int) else None
-            need = last - int((point or {}).get("step") or 0)   # zero-code: restarts from its start
-            if need > room:
+            trial = self.study.trial(c.trial_id)
+            if trial.active or trial.status != "stopped":
                 continue
-            text = (f"resumed #{c.trial_id} for the step budget's end: {self.objective} {c.value:.4g} at rung "
-                    f"{c.rung} (step {c.rung_step}), the furthest of the stopped trials whose {need} steps to "
-                    f"go fit in the {room} left, where a new trial could not reach step {last}; {CHILD} "
-                    f"resumes it {f'from step {AT}' if point else 'from its start (zero-code)'}, pinned")
-            data = {"rung": c.rung, "rung_step": c.rung_step, "value": c.value, "cutoff": c.cutoff,
-                    "competitors": c.competitors, "stop": stop.id, "budget_end": True, "need": need, "room": room}
-            return Action(PROMOTE, c.trial_id, text, [
-                {"op": "fork", "trial": c.trial_id, "changes": {}, "seq": seq},
-                {"op": "pin", "trial_from": 0, "pin": True}], data)
+            return self._promotion(c, stop)
         return None
 
     def _promotion(self, c: Candidate, stop: Decision) -> Action:

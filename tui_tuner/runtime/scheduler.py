@@ -51,9 +51,8 @@ class Scheduler:
     ones. `curves` (the automation loop sets it to early stopping's) returns the values the pruner
     judged per trial, {trial id: {step: value}}, for a model-based strategy to learn from. `promote`
     (the automation loop sets it with early stopping on) is asked when a slot is free and nothing is
-    queued, before the strategy samples, with the steps the step budget has left (None: no step
-    budget): it resumes a stopped trial that ranks well now (or, at the step budget's end, one that
-    can still finish) and returns the run it started (None: nothing to promote). `notify`
+    queued, before the strategy samples: it resumes a stopped trial that ranks well now and returns
+    the run it started (None: nothing to promote). `notify`
     (set by the session) is told, in one line, when the model worker crashed or a fit failed and TPE
     stood in.
     """
@@ -88,7 +87,7 @@ class Scheduler:
         except ValueError as e:
             raise StudyError(f"time budget {e}") from None
         self.curves: Callable[[], Mapping[int, Mapping[int, float]]] | None = None
-        self.promote: Callable[[int | None], int | None] | None = None
+        self.promote: Callable[[], int | None] | None = None
         if model:
             # Fails now, in one line naming the missing package, rather than at the first refill.
             self._model_search([])
@@ -161,9 +160,8 @@ class Scheduler:
                 break
             trial = self.study.pop_next()
             if trial is None:
-                # Before a new setting is sampled: a trial early stopping cut that ranks well now, or
-                # at the step budget's end one that can still finish where a new one could not.
-                child = self.promote(self._steps_left()) if self.promote is not None else None
+                # Before a new setting is sampled: a trial early stopping cut that ranks well now.
+                child = self.promote() if self.promote is not None else None
                 if child is not None:
                     started.append(child)
                     continue
@@ -234,10 +232,6 @@ class Scheduler:
                 if live is not None and (step is None or live > step):
                     rows[tid] = (live, fork, resume)
         return steps_spent(rows.values())
-
-    def _steps_left(self) -> int | None:
-        """What the step budget still allows (None: no step budget)."""
-        return None if self.step_budget is None else self.step_budget - self.steps_used()
 
     def usage(self) -> BudgetUsage:
         """How much of each budget is used now (trials, steps, time), for a status line or summary."""

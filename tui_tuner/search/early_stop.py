@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,7 +40,6 @@ from tui_tuner.search.early_stop_numbers import (
     median_cutoff,
     promoted_owners,
     promotion_cutoff,
-    ranked,
     rung_key,
     rungs,
 )
@@ -345,22 +343,15 @@ class Decider:
         rung they failed is now within the best 1/eta of all the values recorded there: the highest
         rung first, then the best value (as ASHA promotes). Only asha promotes (Hyperband's brackets
         and median's checkpoints have no such rule): [] otherwise."""
-        return self._stopped(candidates)
-
-    def resumable(self) -> list[Candidate]:
-        """Every trial this decider stopped (asha), ranking at its rung now or not, in ASHA's order: what
-        the step budget's end resumes (runtime/early_stopping.py) when no new trial could finish."""
-        return self._stopped(ranked)
-
-    def _stopped(self, pick: Callable[..., list[Candidate]]) -> list[Candidate]:
         if self.optuna is None or self.config.rule != "asha":
             return []
-        failed = {run.number: run.failed_rung for run in self._runs.values()
+        failed = {run.number: run for run in self._runs.values()
                   if run.ended and run.status == "stopped" and run.failed_rung is not None}
         if not failed:
             return []
         trials = self.storage.get_all_trials(self._study_id, deepcopy=False)
-        return pick(trials, failed, self.eta, self.maximize, lambda rung: self._rung_step(0, rung))
+        return candidates(trials, {n: r.failed_rung for n, r in failed.items()}, self.eta, self.maximize,
+                          lambda rung: self._rung_step(0, rung))
 
     def promote(self, parent: int, child: int) -> None:
         """`child`, a fork of the stopped `parent` from its checkpoint, goes on as the parent to the

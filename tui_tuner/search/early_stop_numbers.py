@@ -66,14 +66,6 @@ def candidates(trials: Sequence[Any], failed: Mapping[int, int], eta: int, maxim
     """ASHA's promotion: of the trials numbered in `failed` ({number: the rung whose verdict stopped
     it}), those whose value there is now within the best 1/eta of every value recorded at that rung;
     the highest rung first, then the best value."""
-    return [c for c in ranked(trials, failed, eta, maximize, rung_step)
-            if (c.value >= c.cutoff if maximize else c.value <= c.cutoff)]
-
-
-def ranked(trials: Sequence[Any], failed: Mapping[int, int], eta: int, maximize: bool,
-           rung_step: Callable[[int], int]) -> list[Candidate]:
-    """Every trial numbered in `failed` with a value at the rung that stopped it, in ASHA's order (the
-    highest rung first, then the best value), each with that rung's promotion cut-off now."""
     out: list[Candidate] = []
     for t in trials:
         rung = failed.get(t.number)
@@ -85,7 +77,8 @@ def ranked(trials: Sequence[Any], failed: Mapping[int, int], eta: int, maximize:
             continue
         values = [u.system_attrs[key] for u in trials if key in u.system_attrs]
         cutoff = promotion_cutoff(values, eta, maximize)
-        out.append(Candidate(t.number, rung, rung_step(rung), float(value), float(cutoff), len(values)))
+        if (value >= cutoff) if maximize else (value <= cutoff):
+            out.append(Candidate(t.number, rung, rung_step(rung), float(value), float(cutoff), len(values)))
     out.sort(key=lambda c: (-c.rung, -c.value if maximize else c.value, c.trial_id))
     return out
 
