@@ -12,8 +12,9 @@ Methods. tui-tuner's strategies (`random`, `coarse_to_fine`, `tpe`, `gp`: those 
 through the real `tui-tuner run --headless --parallel 1` (one at a time, as Optuna's runs below),
 each trial a process of tests/bench/lcbench_trainer.py; with `+asha` they add `--early-stop asha
 --step-budget 20*52` at `--asha-parallel 2` (paced by --epoch-time so the tuner can stop a trial in
-time). The Optuna baselines run in-process on the same space and scales (log, log on 1-momentum, int
-log): GPSampler and TPE for 20 full trials, TPE with HyperbandPruner until it has spent the epochs of
+time). The Optuna baselines run in-process on the same space, names and scales (log, log on 1-momentum
+under the name momentum, as tui-tuner's sampler has it: GP orders its dimensions by name, int log):
+GPSampler and TPE for 20 full trials, TPE with HyperbandPruner until it has spent the epochs of
 20 full trials (each study named per task and seed: Hyperband picks brackets by hashing the name),
 and random. Syne Tune's Hyper-Tune (lcbench_synetune.py) runs on a simulated pair of workers with
 the early-stopping methods' epochs. `--work DIR` keeps the studies there and, run again, scores the
@@ -27,21 +28,24 @@ the pick sits (the surrogate extrapolates in the corners: a method must not win 
 for early stopping how many runs stopped a trial that would have beaten the pick by over a point,
 and epochs spent and wall time per study.
 
-Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, full trials one at a time, early stopping two at
-a time paced at --epoch-time 0.05, 2 shared cores at load 4-10), median / mean regret, runs more than
-1 point off, bounds the pick sits at (of 7, mean): tui-tuner gp (the default) 0.19 / 0.90, 16/50,
-3.7; Optuna GPSampler run directly 0.14 / 0.80, 15/50, 3.8 (the same sampler once GP continues one
-random stream: 34 of 50 runs within 0.3 points of each other); gp before that change (a fresh seed
-per ask) 0.55 / 1.69 on 33 of them; gp+asha (with the per-ask seed) 0.16 / 1.12, 17/50, 4.0, in 1,043
-epochs (45 trials), 7 of 50 runs lost a stopped trial better than the pick by over a point (with one
-stream, 10 tasks x 2 seeds: 0.25 / 1.59 against 0.64 / 2.06 on the same runs); Optuna TPE 1.41 / 2.63,
-28/50, 0.7. gp+asha with promotion (10 tasks x 3 seeds, run beside the code before it, --epoch-time 0.1):
-0.07 / 0.86, 7/30, 4.0, lost 1, 2.0 promotions a study (none of the 60 became the pick); before it
-0.06 / 0.92, 9/30, 4.1, lost 2 (lost by reason: the old count also took trials the budget's end
-stopped, 2 and 4 of the first 20 runs). Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study here. The regret is
-bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's outcome is set by its
-random stream, so compare the paired per-task table. A tui-tuner study takes 35-80 s here (a process
-per trial; GP fits in its worker), ~90 s paced with early stopping; an Optuna GP one ~30 s.
+Measured (10 tasks x 5 seeds, 20 trials x 52 epochs, full trials one at a time, 2 shared cores at
+load 4-8), median / mean regret, runs more than 1 point off, bounds the pick sits at (of 7, mean):
+tui-tuner gp (the default) 0.19 / 0.90, 16/50, 3.7; Optuna GPSampler run directly, its distributions
+named as tui-tuner names them, 0.19 / 0.90, 16/50, 3.7: the same 50 runs, every regret equal (asked
+one at a time our GP is GPSampler; named `1-momentum` the direct run ordered GP's dimensions differently and got 0.14 / 0.80, 15/50, on other
+random starts of the acquisition); Optuna TPE 1.41 / 2.63, 28/50, 0.7. Early stopping (`+asha`: two
+at a time, paced at --epoch-time 0.05, 10 tasks x 3 seeds, the default's figures on the same 30 runs
+beside them): gp+asha with ASHA's promotion 0.02 / 0.74, 7/30, 4.7, lost 2, 1,043 epochs in 47
+trials, 2.4 promotions a study, against gp 0.12 / 0.79, 9/30, 3.9. Resuming, at the step budget's
+end, the stopped trial that got furthest (commit 3173d61c, reverted) gave 0.05 / 1.28, 9/30, lost 2:
+its 3.4 resumes a study never became the pick; the runs differ from GP's first ask on (167181 seed 0
+from trial 11: which trials have finished or been stopped when GP is asked depends on timing), long
+before the budget's end. Earlier: gp+asha with a fresh seed
+per ask 0.16 / 1.12 on 10 x 5. Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study
+here. The regret is bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's
+outcome is set by its random stream, so compare the paired per-task table. A tui-tuner study takes
+35-55 s here (a process per trial; GP fits in its worker), ~100 s paced with early stopping; an
+Optuna GP one 10-40 s.
 """
 
 from __future__ import annotations
@@ -223,7 +227,13 @@ def run_tuner(b: Bench, method: str, task: str, seed: int) -> Outcome:
 
 
 def suggest(trial: Any, space: Space) -> dict[str, Any]:
-    """A setting from an Optuna trial on the space's own scales (one_minus_log: log on 1-beta)."""
+    """A setting from an Optuna trial on the space's own scales (one_minus_log: log on 1-beta).
+
+    Each distribution carries the parameter's own name, as tui-tuner's sampler names it (a
+    one_minus_log one holds 1-beta under the parameter's name): GPSampler orders its dimensions by
+    name, and its acquisition's random starts land by dimension, so a different name (it was
+    `1-momentum`, sorted first) made GPSampler run directly a different search from the same one
+    inside tui-tuner."""
     s: dict[str, Any] = {}
     for p in space:
         if p.type == "choice":
@@ -231,7 +241,7 @@ def suggest(trial: Any, space: Space) -> dict[str, Any]:
         elif p.type == "int":
             s[p.name] = trial.suggest_int(p.name, p.low, p.high, log=p.scale == "log")
         elif p.scale == "one_minus_log":
-            s[p.name] = 1 - trial.suggest_float(f"1-{p.name}", 1 - p.high, 1 - p.low, log=True)
+            s[p.name] = 1 - trial.suggest_float(p.name, 1 - p.high, 1 - p.low, log=True)
         else:
             s[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.scale == "log")
     return s
