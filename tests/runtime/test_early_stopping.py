@@ -7,10 +7,12 @@ import json
 
 import pytest
 from runtime_helpers import open_study, toy_space, wait_for
+from waiting import wait_for as wait_event
 
 from tui_tuner.errors import TunerError
 from tui_tuner.runtime.early_stopping import HISTORY_META, KIND, PROMOTE, REASON_PREFIX
 from tui_tuner.runtime.session import Session
+from tui_tuner.search.early_stop_records import Report
 from tui_tuner.study.study import Study
 
 pytest.importorskip("optuna")
@@ -89,6 +91,29 @@ def test_a_hopeless_run_is_checkpointed_stopped_recorded_once_and_undone_exactly
     (kept,) = [x for x in DecisionLog(again.store).all() if x.kind == KIND]
     assert kept.is_undone and kept.undone == message
     again.close()
+
+
+def test_a_run_read_late_is_judged_at_its_rung_by_the_value_it_reported_there(tmp_path):
+    # A poll coalesces what a run wrote since the last one into one event. Read in one go (a fast
+    # trainer, a loaded box), a run was judged at its first rung by its latest value, 35 steps past
+    # it: a slow starter read on time then ranked below a run read late (the promotion UI test).
+    space = toy_space(tmp_path, steps=40, delay=0.0, stage=1, strategy="random", budget=1, parallel=1,
+                      early_stop_max_step=40, **ASHA)
+    study = open_study(tmp_path, space)
+    (trial,) = study.enqueue([{"lr": 0.05}], "manual")
+    session = Session(study, autostart=False, runner_options={**RUNNER, "cwd": tmp_path})
+    try:
+        session.run_now(trial.id)
+        wait_event(lambda: (study.run_dir(trial.id) / "exit.json").exists(), 30, 0.01, "the run's end, unread")
+        wait_for(session.runner, ticking(session, lambda: study.trial(trial.id).finished), 30, "the run settled")
+        fed = [(r.step, r.value) for r in session.automation.early.decider.history
+               if isinstance(r, Report) and r.trial_id == trial.id]
+        reported = losses(study, trial.id)
+        assert fed[0] == (5, pytest.approx(reported[5])), fed
+        assert [s for s, _ in fed] == [5, 10, 20, 40]
+    finally:
+        session.close()
+        study.close()
 
 
 def test_a_trial_that_finished_before_its_stop_cannot_be_undone_into_a_fork(tmp_path):

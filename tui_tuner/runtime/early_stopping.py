@@ -62,6 +62,7 @@ class EarlyStopPolicy:
         self.decider: Decider | None = None
         self.fresh: set[int] = set()      # runs started by this tuner since the steps were known
         self.seen: set[int] = set()       # runs reported in this session
+        self._fed: dict[int, int] = {}    # the last step of each run fed to the decider
         self.condemned = {d.trial_id for d in log.all() if d.kind == KIND and not d.is_undone
                           and d.state in (PENDING, DONE) and d.trial_id is not None}
         self._verdicts: list[Verdict] = []
@@ -164,11 +165,24 @@ class EarlyStopPolicy:
             self.seen.add(tid)
             if tid not in self.fresh:
                 self.decider.watch(tid, step, self.runner.queries.series(tid, self.objective))
+                self._fed[tid] = step   # its curve so far is the watch's
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            verdict = self.decider.report(tid, step, float(value))
-            if verdict is not None and verdict.stop:
-                self.condemned.add(tid)
-                self._verdicts.append(verdict)
+            for at, v in self._reports_in(tid, step, float(value), ev.data.get("count")):
+                verdict = self.decider.report(tid, at, v)
+                if verdict is not None and verdict.stop:
+                    self.condemned.add(tid)
+                    self._verdicts.append(verdict)
+                    break
+
+    def _reports_in(self, tid: int, step: int, value: float, count: Any) -> list[tuple[int, float]]:
+        """The (step, value) reports one metrics event stands for, in order. A poll coalesces what a run
+        wrote since the last one (a fast trainer, or a loaded box): judged on the latest alone, a run
+        read late was ranked at its first rung by a value from many steps past it."""
+        last = self._fed.get(tid, -1)
+        self._fed[tid] = max(last, step)
+        earlier = ([(s, v) for s, v in self.runner.queries.series(tid, self.objective) if last < s < step]
+                   if isinstance(count, int) and count > 1 else [])
+        return [*earlier, (step, value)]
 
     def _end(self, tid: int, ev: RunEvent) -> None:
         status = ev.data.get("status")
