@@ -177,11 +177,14 @@ class EarlyStopPolicy:
     def _reports_in(self, tid: int, step: int, value: float, count: Any) -> list[tuple[int, float]]:
         """The (step, value) reports one metrics event stands for, in order. A poll coalesces what a run
         wrote since the last one (a fast trainer, or a loaded box): judged on the latest alone, a run
-        read late was ranked at its first rung by a value from many steps past it."""
+        read late was ranked at its first rung by a value from many steps past it. The run's series is
+        read only when the event reaches a rung (`Decider.due`): most events are judged by nothing."""
+        assert self.decider is not None
         last = self._fed.get(tid, -1)
         self._fed[tid] = max(last, step)
+        coalesced = isinstance(count, int) and count > 1 and self.decider.due(tid, step)
         earlier = ([(s, v) for s, v in self.runner.queries.series(tid, self.objective) if last < s < step]
-                   if isinstance(count, int) and count > 1 else [])
+                   if coalesced else [])
         return [*earlier, (step, value)]
 
     def _end(self, tid: int, ev: RunEvent) -> None:

@@ -159,13 +159,18 @@ class Decider:
 
     # -- reports ----------------------------------------------------------------------------------
 
+    def due(self, trial_id: int, step: int) -> bool:
+        """True when a report at `step` reaches the trial's next rung (or checkpoint), so `report` judges
+        it; False once the trial ended."""
+        if self.optuna is None:
+            return False
+        run = self._runs.get(trial_id)
+        return not (step < (run.next_check if run is not None else self.config.first_step) or (run and run.ended))
+
     def report(self, trial_id: int, step: int, value: float) -> Verdict | None:
         """A trial reported `value` at `step`: a Verdict when the pruner judged it, else None.
         Cheap unless it reaches the trial's next rung (or checkpoint); ignored once the trial ended."""
-        if self.optuna is None:
-            return None
-        run = self._runs.get(trial_id)
-        if step < (run.next_check if run is not None else self.config.first_step) or (run and run.ended):
+        if not self.due(trial_id, step):
             return None
         rep = Report(int(trial_id), int(step), float(value))
         self._history.append(rep)
