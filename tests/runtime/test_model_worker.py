@@ -155,3 +155,40 @@ def test_importance_measured_in_the_worker_is_the_one_measured_here():
         w.close()
     here = importance(space, done, False)
     assert there.method == here.method and there.scores == pytest.approx(here.scores)
+
+
+def test_a_gp_ask_brings_the_stopped_trials_predicted_finals_and_the_scheduler_keeps_them(tmp_path):
+    """With early stopping's curves, the worker's GP ask also fits the model across rungs; what it
+    predicts for each stopped trial is kept in the study with the kernel, for early stopping's promotion."""
+    pytest.importorskip("torch")
+    from tui_tuner.search.rung_model import JUDGED_META
+
+    study = open_study(tmp_path, toy_space(tmp_path, stage=1, steps=40))
+    lrs = [round(10 ** (-3 + 2.9 * ((i * 0.618) % 1)), 6) for i in range(12)] + [0.5, 0.002]
+    trials = study.enqueue([{"lr": lr} for lr in lrs], "random")
+    curves = {}
+    for i, (t, lr) in enumerate(zip(trials, lrs, strict=True)):
+        curve = {s: (10 * (1 - lr) ** s) ** 2 for s in (5, 10, 20, 40)}     # the toy trainer's loss
+        study.mark_started(t.id, 0)
+        if i < 12:
+            curves[t.id] = curve
+            study.update_progress(t.id, 40, curve[40])
+            study.finish(t.id, "done", objective=curve[40])
+        else:
+            curves[t.id] = {5: curve[5]}
+            study.update_progress(t.id, 5, curve[5])
+            study.finish(t.id, "stopped", reason="early stop: at rung 0")
+    sched = Scheduler(study, make_runner(study), budget=20, parallel=1, strategy="gp")
+    sched.curves = lambda: curves
+    try:
+        assert sched.ask_model(1) is False, "a GP fit goes to the worker"
+        assert sched._asking.wait(120)
+        assert sched.ask_model(1) is True
+        judged = study.meta(JUDGED_META)
+        fast, slow = trials[12].id, trials[13].id
+        assert set(judged) == {str(fast), str(slow)}
+        assert judged[str(fast)][0] < judged[str(slow)][0], "a loss: the fast learner is predicted lower"
+        assert all(sd >= 0 for _, sd in judged.values())
+    finally:
+        sched.close()
+        study.close()
