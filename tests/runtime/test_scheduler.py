@@ -263,12 +263,13 @@ class ThreadAsk:
         from tui_tuner.search.optuna_search import OptunaSearch
 
         self.key, self.kernel, self.stream, self._error, self._result = key, None, None, None, []
+        self.judged = None
 
         def run():
             try:
                 model = OptunaSearch(**job)
                 self._result = model.ask(n)
-                self.kernel, self.stream = model.kernel, model.stream
+                self.kernel, self.stream, self.judged = model.kernel, model.stream, model.judged()
             except BaseException as e:   # noqa: BLE001 - handed to the tick by result()
                 self._error = e
 

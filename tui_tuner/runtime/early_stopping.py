@@ -20,6 +20,11 @@ the same transaction as each stop decision), so a restarted tuner rebuilds the s
   the same fork step as an undo, as a decision of its own ("promote", undone by stopping the fork).
   The fork is not pinned: it is judged at its parent's next rungs, its values continuing the parent's
   (`Decider.promote`, told when the fork starts). A trial is promoted at most once from a rung.
+- **The model's way back.** A slow starter stopped at the first rung never ranks there again. With
+  `strategy = "gp"`, each GP ask also fits a model across rungs (search/rung_model.py) and keeps its
+  predicted final value of every stopped trial in the study; when no rung ranks one, the stopped
+  trial it predicts to end above the best finished trial is resumed from its checkpoint, pinned, so
+  it runs to its end: one at a time, never a trial promoted before.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ Trial = tuple[int, Mapping[str, Any], "float | None", "int | None"]
 
 JUDGED_META = "rung_model"   # the study's meta: the predictions of the last GP ask, {trial id: [mean, sd]}
 MIN_FINISHED = 5          # finished trials before the model predicts anything
-MAX_POINTS = 400          # an exact GP costs n^3: the finals, then the most recent trials' rungs
+MAX_POINTS = 200          # an exact GP costs n^3: at most half of it finals, then the most recent rungs
 
 
 def fidelity(step: float, final_step: float) -> float:
@@ -69,19 +69,23 @@ def predict_finals(dists: Mapping[str, Any], finished: Sequence[Trial], stopped:
     def where(rs: Sequence[Mapping[str, Any]]) -> Any:
         return space.get_normalized_params([None] * len(rs), trial_params=[dict(r[1]) for r in rs])
 
-    points: list[tuple[int, float, float]] = []      # (row index, fidelity, value)
-    for i, r in enumerate(finished):
-        points.append((i, 1.0, float(r[2])))
-    ends = len(points)
+    sign = 1.0 if maximize else -1.0
+    if len(finished) > MAX_POINTS // 2:
+        # The best quarter of the cap (where the stopped trials are compared) and the most recent rest.
+        best = sorted(finished, key=lambda r: (-sign * r[2], r[0]))[:MAX_POINTS // 4]
+        kept = {r[0] for r in best}
+        recent = [r for r in sorted(finished, key=lambda r: -r[0]) if r[0] not in kept]
+        kept |= {r[0] for r in recent[:MAX_POINTS // 2 - len(kept)]}
+        finished = [r for r in finished if r[0] in kept]
+    points: list[tuple[int, float, float]] = [(i, 1.0, float(r[2])) for i, r in enumerate(finished)]
     seen = finished + stopped
+    # Then the rung values, the most recent trials' first, up to the cap.
     for i, r in sorted(enumerate(seen), key=lambda e: -e[1][0]):
         for step, v in sorted((curves.get(r[0]) or {}).items()):
-            if math.isfinite(v) and step < final_step:
+            if len(points) < MAX_POINTS and math.isfinite(v) and step < final_step:
                 points.append((i, fidelity(step, final_step), float(v)))
-    points = points[:ends] + points[ends:MAX_POINTS]
     x = where(seen)
     X = np.array([[*x[i], z] for i, z, _ in points], dtype=float)
-    sign = 1.0 if maximize else -1.0
     y = sign * np.array([v for _, _, v in points], dtype=float)
     mu, sd = float(y.mean()), float(max(y.std(), 1e-12))
     is_categorical = np.append(space.is_categorical, False)
