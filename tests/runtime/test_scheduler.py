@@ -261,6 +261,7 @@ class ThreadAsk:
 
     def __init__(self, key, job, n):
         from tui_tuner.search.optuna_search import OptunaSearch
+        from tui_tuner.search.rung_model import judged
 
         self.key, self.kernel, self.stream, self._error, self._result = key, None, None, None, []
         self.judged = None
@@ -269,7 +270,7 @@ class ThreadAsk:
             try:
                 model = OptunaSearch(**job)
                 self._result = model.ask(n)
-                self.kernel, self.stream, self.judged = model.kernel, model.stream, model.judged()
+                self.kernel, self.stream, self.judged = model.kernel, model.stream, judged(model)
             except BaseException as e:   # noqa: BLE001 - handed to the tick by result()
                 self._error = e
 

@@ -234,6 +234,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     measures importance."""
     from tui_tuner.search.importance import importance
     from tui_tuner.search.optuna_search import OptunaSearch
+    from tui_tuner.search.rung_model import judged
 
     while True:
         try:
@@ -246,7 +247,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             else:
                 model = OptunaSearch(**job)
                 settings = model.ask(n[0])
-                answer = ("ok", settings, model.kernel, model.stream, model.judged())
+                answer = ("ok", settings, model.kernel, model.stream, judged(model))
         except TunerError as e:
             answer = ("tuner", type(e).__name__, e.message, e.title)
         except Exception as e:  # noqa: BLE001 - the model failed: the tuner says it and lets TPE ask

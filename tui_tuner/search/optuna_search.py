@@ -119,10 +119,10 @@ class OptunaSearch:
         self.dists = distributions(space, state)
         self.fixed = state.fixed(space)
         self.trials = sorted(trials, key=lambda t: t.id)
-        self._curves = {int(k): dict(v) for k, v in (curves or {}).items()}
+        self.curves = {int(k): dict(v) for k, v in (curves or {}).items()}
         self.outside = 0      # trials left out: values outside the zoom box
-        self.rows = [r for r in (self._row(t, self._curves) for t in self.trials) if r is not None]
-        self._raw = self.rows       # as Optuna would be told them, before GP's substitutions
+        self.rows = [r for r in (self._row(t, self.curves) for t in self.trials) if r is not None]
+        self.raw = self.rows        # as Optuna would be told them, before GP's substitutions
         complete = self.optuna.trial.TrialState.COMPLETE
         results = [r["value"] for r in self.rows if r["state"] == complete]
         self.finished = len(results)   # trials with their own result
@@ -132,7 +132,7 @@ class OptunaSearch:
         self._last_sampler: Any = None   # the sampler of the last ask (its kernel and stream are kept)
         self._empty: Any = None          # the empty study startup draws are made against
         if strategy == "gp" and self.lie is not None:
-            finals = [(self._curves.get(r["id"], {}), r["value"]) for r in self.rows if r["state"] == complete]
+            finals = [(self.curves.get(r["id"], {}), r["value"]) for r in self.rows if r["state"] == complete]
             self.rows = [self._for_gp(r, finals) for r in self.rows]
             kept = capped(self.rows, HISTORY_CAP, self.direction == "maximize", self.optuna.trial.TrialState.RUNNING)
             self.capped, self.rows = len(self.rows) - len(kept), kept
@@ -177,36 +177,13 @@ class OptunaSearch:
     def job(self) -> dict[str, Any]:
         """This search's arguments, picklable: the model worker rebuilds it from them."""
         return {"space": self.space, "state": self.state, "seed": self.seed, "trials": self.trials,
-                "strategy": self.strategy, "curves": self._curves, "startup": self.startup,
+                "strategy": self.strategy, "curves": self.curves, "startup": self.startup,
                 "kernel": self.kernel, "pending": self.pending, "stream": self.stream}
 
     @property
     def used(self) -> int:
         """Trials the model sees (finished ones and pending ones)."""
         return len(self.rows)
-
-    def judged(self) -> dict[int, list[float]]:
-        """GP with early stopping: each stopped trial's final value as the model across rungs predicts
-        it, {trial id: [mean, standard deviation]} (search/rung_model.py); {} otherwise, or when that
-        model cannot fit (it is a hint for early stopping's promotion, never worth a failed ask)."""
-        if self.strategy != "gp" or not self._curves:
-            return {}
-        from tui_tuner.search.rung_model import predict_finals
-
-        TrialState = self.optuna.trial.TrialState
-        by_id = {t.id: t for t in self.trials}
-        finished, stopped = [], []
-        for r in self._raw:
-            t = by_id[r["id"]]
-            if r["state"] == TrialState.COMPLETE:
-                finished.append((t.id, r["params"], r["value"], t.step))
-            elif t.status == "stopped":
-                stopped.append((t.id, r["params"], None, t.step))
-        try:
-            found = predict_finals(self.dists, finished, stopped, self._curves, self.direction == "maximize")
-        except Exception:  # noqa: BLE001 - Optuna's GP internals differ between versions, or the fit failed
-            return {}
-        return {tid: [m, s] for tid, (m, s) in found.items() if math.isfinite(m) and math.isfinite(s)}
 
     # -- trials -> Optuna -----------------------------------------------------------------------
 

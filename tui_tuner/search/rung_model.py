@@ -41,6 +41,29 @@ def fidelity(step: float, final_step: float) -> float:
     return min(max(math.log(max(step, 1.0)) / math.log(final_step), 0.0), 1.0)
 
 
+def judged(search: Any) -> dict[int, list[float]]:
+    """An OptunaSearch's (search/optuna_search.py) GP with early stopping: each stopped trial's final
+    value as this model predicts it, {trial id: [mean, standard deviation]}; {} for another strategy,
+    without curves, or when the model cannot fit (it is a hint for early stopping's promotion, never
+    worth a failed ask)."""
+    if search.strategy != "gp" or not search.curves:
+        return {}
+    complete = search.optuna.trial.TrialState.COMPLETE
+    by_id = {t.id: t for t in search.trials}
+    finished, stopped = [], []
+    for r in search.raw:
+        t = by_id[r["id"]]
+        if r["state"] == complete:
+            finished.append((t.id, r["params"], r["value"], t.step))
+        elif t.status == "stopped":
+            stopped.append((t.id, r["params"], None, t.step))
+    try:
+        found = predict_finals(search.dists, finished, stopped, search.curves, search.direction == "maximize")
+    except Exception:  # noqa: BLE001 - Optuna's GP internals differ between versions, or the fit failed
+        return {}
+    return {tid: [m, s] for tid, (m, s) in found.items() if math.isfinite(m) and math.isfinite(s)}
+
+
 def predict_finals(dists: Mapping[str, Any], finished: Sequence[Trial], stopped: Sequence[Trial],
                    curves: Mapping[int, Mapping[int, float]], maximize: bool) -> dict[int, tuple[float, float]]:
     """{trial id: (predicted final value, its standard deviation)} for each stopped trial with a curve.
