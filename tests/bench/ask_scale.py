@@ -7,9 +7,7 @@ finished trials with a smooth synthetic objective; one ask is then timed the way
 it: the trials read from the study, the model built from them (the tuner's side), and the ask
 answered by the model worker (a warm process: one ask first, unmeasured, so its imports are done).
 Goal (issue 20): under 1 s at 1,000 trials (it was 0.24 s at 20 and 0.52 s at 300); GP sees at most
-`HISTORY_CAP` trials (search/gp_told.py). `--stopped 0.6` makes that share of the trials stopped by
-early stopping at its rungs (5 and 15 of 45), with every trial's rung values handed to the ask as
-early stopping hands them: the ask then also fits the model across rungs (search/rung_model.py).
+`HISTORY_CAP` trials (search/gp_told.py).
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="20,300,1000")
     ap.add_argument("--strategy", default="gp")
     ap.add_argument("--noise", type=float, default=0.5, help="sd of the objective's noise (points)")
-    ap.add_argument("--stopped", type=float, default=0.0, help="share of trials stopped early (0..1)")
     args = ap.parse_args(argv)
     space = load_space(SPACE)
     worker = ModelWorker()
@@ -53,37 +50,27 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as d, Study.open(Path(d) / "st", space, seed=1) as study:
                 settings = Sampler(space, n).random(study.search_state, n)
                 noise = random.Random(n)
-                curves: dict[int, dict[int, float]] = {}
                 for t in study.enqueue(settings, "random"):
-                    end = objective(t.params) + noise.gauss(0, args.noise)
-                    curve = {s: end - 30 / s for s in (5, 15, 45)}      # slower to rise, further below its end
-                    stop = noise.random() < args.stopped
-                    kept = {s: v for s, v in curve.items() if not stop or s <= (5 if noise.random() < 0.7 else 15)}
-                    curves[t.id] = kept
-                    study.mark_started(t.id, 0)
-                    study.update_progress(t.id, max(kept) if stop else 45, kept[max(kept)] if stop else end)
-                    study.finish(t.id, "stopped" if stop else "done", objective=None if stop else end)
-                given = curves if args.stopped else None
+                    study.finish(t.id, "done", objective=objective(t.params) + noise.gauss(0, args.noise))
                 warm = worker.submit("k", OptunaSearch(space, study.search_state, 1, study.trials("id"),
-                                                       strategy=args.strategy, curves=given).job(), 1)
+                                                       strategy=args.strategy).job(), 1)
                 warm.wait()
                 warm.result()
                 t0 = time.perf_counter()
-                model = OptunaSearch(space, study.search_state, 1, study.trials("id"), strategy=args.strategy,
-                                     curves=given)
+                model = OptunaSearch(space, study.search_state, 1, study.trials("id"), strategy=args.strategy)
                 t1 = time.perf_counter()
                 job = worker.submit("k", model.job(), 1)
                 job.wait()
                 job.result()
                 t2 = time.perf_counter()
-                rows.append((n, model.used, t1 - t0, t2 - t1, t2 - t0, len(job.judged or {})))
+                rows.append((n, model.used, t1 - t0, t2 - t1, t2 - t0))
                 print(f"{n} trials: {t2 - t0:.2f} s", file=sys.stderr, flush=True)
     finally:
         worker.close()
-    print(f"{'trials':>7}{'seen':>7}{'tuner s':>9}{'worker s':>10}{'total s':>9}{'judged':>8}   "
-          f"({args.strategy}; the model sees at most {HISTORY_CAP} finished trials; {args.stopped:.0%} stopped early)")
-    for n, seen, a, b, c, judged in rows:
-        print(f"{n:>7}{seen:>7}{a:>9.2f}{b:>10.2f}{c:>9.2f}{judged:>8}")
+    print(f"{'trials':>7}{'seen':>7}{'tuner s':>9}{'worker s':>10}{'total s':>9}   "
+          f"({args.strategy}; the model sees at most {HISTORY_CAP} finished trials)")
+    for n, seen, a, b, c in rows:
+        print(f"{n:>7}{seen:>7}{a:>9.2f}{b:>10.2f}{c:>9.2f}")
     return 0
 
 

@@ -13,7 +13,6 @@ from tui_tuner.errors import TunerError
 from tui_tuner.runtime.early_stopping import HISTORY_META, KIND, PROMOTE, REASON_PREFIX
 from tui_tuner.runtime.session import Session
 from tui_tuner.search.early_stop_records import Report
-from tui_tuner.search.rung_model import JUDGED_META
 from tui_tuner.study.study import Study
 
 pytest.importorskip("optuna")
@@ -226,45 +225,3 @@ def test_undoing_a_promotion_stops_the_fork_and_the_trial_is_not_promoted_again(
     finally:
         session.close(stop_runs=True, timeout=10)
         study.close()
-
-
-def test_a_stopped_trial_the_model_predicts_above_the_best_is_resumed_pinned_once_and_remembered(tmp_path):
-    """A (lr 0.5) finishes; B (0.05) is stopped at rung 0 beside it, and at rung 0 alone it never ranks
-    again, so ASHA's promotion does not bring it back. The model across rungs, fitted at the last GP ask
-    (here its prediction, as the scheduler keeps it in the study), says B ends below A's loss: B is
-    resumed from its checkpoint, pinned, and runs to its end; never twice, also after a reopen."""
-    space = toy_space(tmp_path, steps=40, delay=0.02, stage=1, strategy="random", budget=4, parallel=1, **ASHA)
-    study = open_study(tmp_path, space)
-    a, b = study.enqueue([{"lr": 0.5}, {"lr": 0.05}], "manual")
-    study.set_meta(JUDGED_META, {str(b.id): [0.0, 0.01]})   # A ends near 1e-22
-    session = Session(study, runner_options={**RUNNER, "cwd": tmp_path})
-    runner = session.runner
-    try:
-        p = first_promotion(session)
-        assert [study.trial(t.id).status for t in (a, b)] == ["done", "stopped"]
-        child = study.trial(p.progress["out"]["child"])
-        assert p.trial_id == b.id and p.state == "done" and p.data["model"] is True
-        assert p.data["predicted"] == 0.0 and p.data["best"] == study.trial(a.id).objective
-        assert p.message.startswith(f"promoted #{b.id}: the model across rungs predicts loss 0 ± 0.01 at its end < ")
-        assert p.message.endswith(f"#{child.id} resumes it from step {child.fork_step}, pinned")
-        assert child.parent == b.id and child.id in session.pinned()
-        wait_for(runner, ticking(session, lambda: study.trial(child.id).finished), 30, "the promoted run done")
-        assert study.trial(child.id).status == "done" and study.trial(child.id).step == 40, \
-            "pinned: it ran past rung 1 to its end"
-        assert not [x for x in session.decisions() if x.kind == KIND and x.trial_id == child.id]
-        # The prediction still stands, but B was promoted: the last slot gets a new setting instead.
-        wait_for(runner, ticking(session, session.done), 30, "the study done")
-        assert [x.trial_id for x in session.decisions() if x.kind == PROMOTE] == [b.id]
-    finally:
-        session.close(stop_runs=True, timeout=10)
-        study.close()
-
-    reopened = Study.open(tmp_path / "study")
-    session = Session(reopened, autostart=False, runner_options={**RUNNER, "cwd": tmp_path})
-    try:
-        assert session.automation.early.promotion() is None, "promoted once, also after a reopen"
-        (kept,) = [x for x in session.decisions() if x.kind == PROMOTE]
-        assert kept.data["model"] is True and kept.trial_id == b.id
-    finally:
-        session.close()
-        reopened.close()

@@ -261,16 +261,14 @@ class ThreadAsk:
 
     def __init__(self, key, job, n):
         from tui_tuner.search.optuna_search import OptunaSearch
-        from tui_tuner.search.rung_model import judged
 
         self.key, self.kernel, self.stream, self._error, self._result = key, None, None, None, []
-        self.judged = None
 
         def run():
             try:
                 model = OptunaSearch(**job)
                 self._result = model.ask(n)
-                self.kernel, self.stream, self.judged = model.kernel, model.stream, judged(model)
+                self.kernel, self.stream = model.kernel, model.stream
             except BaseException as e:   # noqa: BLE001 - handed to the tick by result()
                 self._error = e
 

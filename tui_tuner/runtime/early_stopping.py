@@ -20,11 +20,6 @@ the same transaction as each stop decision), so a restarted tuner rebuilds the s
   the same fork step as an undo, as a decision of its own ("promote", undone by stopping the fork).
   The fork is not pinned: it is judged at its parent's next rungs, its values continuing the parent's
   (`Decider.promote`, told when the fork starts). A trial is promoted at most once from a rung.
-- **The model's way back.** A slow starter stopped at the first rung never ranks there again. With
-  `strategy = "gp"`, each GP ask also fits a model across rungs (search/rung_model.py) and keeps its
-  predicted final value of every stopped trial in the study; when no rung ranks one, the stopped
-  trial it predicts to end above the best finished trial is resumed from its checkpoint, pinned, so
-  it runs to its end: one at a time, never a trial promoted before.
 """
 
 from __future__ import annotations
@@ -38,7 +33,6 @@ from tui_tuner.runtime.executor import AT, CHILD, Action, Step
 from tui_tuner.runtime.runner import RunEvent, Runner
 from tui_tuner.search.early_stop import Decider
 from tui_tuner.search.early_stop_records import Candidate, EarlyStopConfig, Verdict, record_to_dict
-from tui_tuner.search.rung_model import JUDGED_META
 from tui_tuner.study import pins
 from tui_tuner.study.decision_log import DONE, PENDING, VOID, Decision, DecisionLog
 from tui_tuner.study.settings import describe_early_stop
@@ -243,13 +237,11 @@ class EarlyStopPolicy:
     def promotion(self) -> Action | None:
         """The promotion to carry out in a free slot, before a new setting is sampled: the best trial
         this policy stopped (its stop carried out, not undone) that now ranks within the best 1/eta at
-        the rung it failed, not promoted from that rung before; else the stopped trial the model across
-        rungs predicts to end above the best finished one (`_model_promotion`); None when there is none."""
+        the rung it failed, not promoted from that rung before; None when there is none."""
         if self.decider is None or self.study.readonly:
             return None
         found = self.decider.promotable()
-        judged = self.study.meta(JUDGED_META) or {}
-        if not found and not judged:
+        if not found:
             return None
         decisions = self.log.all()
         stops = {d.trial_id: d for d in reversed(decisions)
@@ -263,46 +255,6 @@ class EarlyStopPolicy:
             if trial.active or trial.status != "stopped":
                 continue
             return self._promotion(c, stop)
-        return self._model_promotion(judged, decisions, stops) if judged else None
-
-    def _model_promotion(self, judged: dict[str, list[float]], decisions: list[Decision],
-                         stops: dict[int | None, Decision]) -> Action | None:
-        """The stopped trial whose final value the model across rungs (search/rung_model.py, fitted at
-        the last GP ask) predicts above the best finished trial's, resumed pinned so it runs to its end:
-        a slow starter no rung's ranking would bring back. One at a time, a trial promoted before never
-        again, the best prediction first."""
-        modelled = [d for d in decisions if d.kind == PROMOTE and d.data.get("model") and not d.is_undone]
-        for d in modelled:
-            child = (d.progress.get("out") or {}).get("child")
-            if d.state == PENDING or (isinstance(child, int) and self.study.trial(child).active):
-                return None    # the last one is still running: its end is what the model learns from next
-        maximize = self.study.config.direction == "maximize"
-        done = [t.objective for t in self.study.trials("id") if t.status == "done" and t.objective is not None]
-        if not done:
-            return None
-        best = max(done) if maximize else min(done)
-        once = {d.trial_id for d in decisions if d.kind == PROMOTE and not d.is_undone}   # promoted already
-        ranked = sorted(((float(m), float(sd), int(k)) for k, (m, sd) in judged.items()),
-                        key=lambda e: (-e[0] if maximize else e[0], e[2]))
-        for mean, sd, tid in ranked:
-            if not (mean > best if maximize else mean < best):
-                return None
-            stop = stops.get(tid)
-            if stop is None or tid in once:
-                continue
-            trial = self.study.trial(tid)
-            if trial.active or trial.status != "stopped":
-                continue
-            seq = (stop.progress.get("out") or {}).get("0")
-            how = f"from step {AT}" if isinstance(seq, int) else "from its start (zero-code)"
-            op = ">" if maximize else "<"
-            text = (f"promoted #{tid}: the model across rungs predicts {self.objective} {mean:.4g} ± {sd:.2g} at "
-                    f"its end {op} {best:.4g}, the best finished; {CHILD} resumes it {how}, pinned")
-            data = {"model": True, "predicted": mean, "sd": sd, "best": best, "rung": stop.data.get("rung"),
-                    "stop": stop.id}
-            steps: list[Step] = [{"op": "fork", "trial": tid, "changes": {}, "seq": seq},
-                                 {"op": "pin", "trial_from": 0, "pin": True}]
-            return Action(PROMOTE, tid, text, steps, data)
         return None
 
     def _promotion(self, c: Candidate, stop: Decision) -> Action:

@@ -68,7 +68,6 @@ class PendingAsk:
         self._answer: tuple | None = None
         self.kernel: list[float] | None = None   # the fit's kernel parameters, once answered
         self.stream: dict | None = None          # the model's random state after the ask
-        self.judged: dict | None = None          # the model across rungs' predicted finals of stopped trials
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._read, name="tui-tuner-ask-reader", daemon=True)
         self._thread.start()
@@ -98,7 +97,6 @@ class PendingAsk:
         kind, *rest = self._answer
         if kind == "ok":
             self.kernel, self.stream = rest[1], rest[2]
-            self.judged = rest[3] if len(rest) > 3 else None
             return rest[0]
         if kind == "tuner":
             cls_name, message, title = rest
@@ -234,7 +232,6 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     measures importance."""
     from tui_tuner.search.importance import importance
     from tui_tuner.search.optuna_search import OptunaSearch
-    from tui_tuner.search.rung_model import judged
 
     while True:
         try:
@@ -246,8 +243,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                 answer: tuple = ("ok", importance(**job), None, None)
             else:
                 model = OptunaSearch(**job)
-                settings = model.ask(n[0])
-                answer = ("ok", settings, model.kernel, model.stream, judged(model))
+                answer = ("ok", model.ask(n[0]), model.kernel, model.stream)
         except TunerError as e:
             answer = ("tuner", type(e).__name__, e.message, e.title)
         except Exception as e:  # noqa: BLE001 - the model failed: the tuner says it and lets TPE ask

@@ -30,7 +30,6 @@ from tui_tuner.runtime.model_worker import ModelFailed, ModelWorker, PendingAsk,
 from tui_tuner.runtime.runner import Runner
 from tui_tuner.search import sampling, strategies
 from tui_tuner.search.budget import STARTED_META, BudgetUsage, parse_duration, steps_spent
-from tui_tuner.search.rung_model import JUDGED_META
 from tui_tuner.study import fail_fast
 from tui_tuner.study import moves as search
 
@@ -284,13 +283,10 @@ class Scheduler:
                             strategy=strategy, curves=curves, kernel=self.study.meta(KERNEL_META) if gp else None,
                             stream=self.study.meta(STREAM_META) if gp else None)
 
-    def _enqueue_model(self, settings: list, kernel: Any, stream: Any, judged: dict | None = None) -> None:
+    def _enqueue_model(self, settings: list, kernel: Any, stream: Any) -> None:
         """Queue what the model proposed, with its kernel and random stream (one transaction, so a
-        restarted tuner continues from exactly here), and, from a GP fit, the stopped trials' predicted
-        finals early stopping's promotion reads (runtime/early_stopping.py)."""
-        judged = None if judged is None else {str(k): v for k, v in judged.items()}
-        meta = {k: v for k, v in ((KERNEL_META, kernel), (STREAM_META, stream), (JUDGED_META, judged))
-                if v is not None}
+        restarted tuner continues from exactly here)."""
+        meta = {k: v for k, v in ((KERNEL_META, kernel), (STREAM_META, stream)) if v is not None}
         self.study.enqueue(settings, self.strategy, meta=meta or None)
 
     def ask_model(self, room: int) -> bool:
@@ -319,7 +315,7 @@ class Scheduler:
                 return self._stand_in(n, f"the {self.strategy} model failed to fit ({e}); TPE proposed "
                                          f"the next {n} setting{'s' if n > 1 else ''}")
             if job.key == key and settings:
-                self._enqueue_model(settings, job.kernel, job.stream, job.judged)
+                self._enqueue_model(settings, job.kernel, job.stream)
                 return True
         model = self._model_search(self.study.trials("id"))
         if model.fits(n):

@@ -119,10 +119,9 @@ class OptunaSearch:
         self.dists = distributions(space, state)
         self.fixed = state.fixed(space)
         self.trials = sorted(trials, key=lambda t: t.id)
-        self.curves = {int(k): dict(v) for k, v in (curves or {}).items()}
+        self._curves = {int(k): dict(v) for k, v in (curves or {}).items()}
         self.outside = 0      # trials left out: values outside the zoom box
-        self.rows = [r for r in (self._row(t, self.curves) for t in self.trials) if r is not None]
-        self.raw = self.rows        # as Optuna would be told them, before GP's substitutions
+        self.rows = [r for r in (self._row(t, self._curves) for t in self.trials) if r is not None]
         complete = self.optuna.trial.TrialState.COMPLETE
         results = [r["value"] for r in self.rows if r["state"] == complete]
         self.finished = len(results)   # trials with their own result
@@ -132,7 +131,7 @@ class OptunaSearch:
         self._last_sampler: Any = None   # the sampler of the last ask (its kernel and stream are kept)
         self._empty: Any = None          # the empty study startup draws are made against
         if strategy == "gp" and self.lie is not None:
-            finals = [(self.curves.get(r["id"], {}), r["value"]) for r in self.rows if r["state"] == complete]
+            finals = [(self._curves.get(r["id"], {}), r["value"]) for r in self.rows if r["state"] == complete]
             self.rows = [self._for_gp(r, finals) for r in self.rows]
             kept = capped(self.rows, HISTORY_CAP, self.direction == "maximize", self.optuna.trial.TrialState.RUNNING)
             self.capped, self.rows = len(self.rows) - len(kept), kept
@@ -177,7 +176,7 @@ class OptunaSearch:
     def job(self) -> dict[str, Any]:
         """This search's arguments, picklable: the model worker rebuilds it from them."""
         return {"space": self.space, "state": self.state, "seed": self.seed, "trials": self.trials,
-                "strategy": self.strategy, "curves": self.curves, "startup": self.startup,
+                "strategy": self.strategy, "curves": self._curves, "startup": self.startup,
                 "kernel": self.kernel, "pending": self.pending, "stream": self.stream}
 
     @property
