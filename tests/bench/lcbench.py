@@ -100,7 +100,7 @@ STRATEGIES = ("random", "coarse_to_fine", "tpe", "gp")
 OPTUNA = ("optuna-gp", "optuna-tpe", "optuna-tpe+hyperband", "optuna-random")
 SYNETUNE = ("synetune-hypertune",)
 # Every method, tui-tuner's first (listed even where this version lacks one: "n/a").
-METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + list(OPTUNA) + list(SYNETUNE)
+METHODS = [m for s in STRATEGIES for m in (s, f"{s}+asha")] + ["gp+hyperband"] + list(OPTUNA) + list(SYNETUNE)
 REFERENCE_SIZE = 4000
 REFERENCE_SEED = 20240601
 
