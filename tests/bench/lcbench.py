@@ -34,13 +34,19 @@ tui-tuner gp (the default) 0.19 / 0.90, 16/50, 3.7; Optuna GPSampler run directl
 named as tui-tuner names them, 0.19 / 0.90, 16/50, 3.7: the same 50 runs, every regret equal (asked
 one at a time our GP is GPSampler; named `1-momentum` the direct run ordered GP's dimensions differently and got 0.14 / 0.80, 15/50, on other
 random starts of the acquisition); Optuna TPE 1.41 / 2.63, 28/50, 0.7. Early stopping (`+asha`: two
-at a time, paced at --epoch-time 0.05, 10 tasks x 3 seeds, the default's figures on the same 30 runs
-beside them): gp+asha with ASHA's promotion 0.02 / 0.74, 7/30, 4.7, lost 2, 1,043 epochs in 47
-trials, 2.4 promotions a study, against gp 0.12 / 0.79, 9/30, 3.9. Resuming, at the step budget's
-end, the stopped trial that got furthest (commit 3173d61c, reverted) gave 0.05 / 1.28, 9/30, lost 2:
-its 3.4 resumes a study never became the pick; the runs differ from GP's first ask on (167181 seed 0
-from trial 11: which trials have finished or been stopped when GP is asked depends on timing), long
-before the budget's end. Earlier: gp+asha with a fresh seed
+at a time, paced at --epoch-time 0.05, 10 tasks x 5 seeds, the default's figures on the same 50 runs
+beside them): gp+asha with ASHA's promotion 0.17 / 0.96, 14/50, 4.0, lost 2, 1,043 epochs in 47.5
+trials, 2.0 promotions a study, against gp 0.19 / 0.90, 16/50, 3.7 (paired +0.06 +- 0.30: level).
+gp+hyperband on 10 x 3: 0.23 / 1.27, 9/30, 3.3, lost 1, against gp 0.12 / 0.79 on those 30. On six
+tasks the bench does not tune on (3945, 168329, 189354, 146212, 168868, 189906) x 2 seeds: gp -0.01 /
+0.06, gp+asha 0.36 / 2.37 (lost 3: slow starters behind the pick at epochs 5 and 15, ahead by 45),
+gp+hyperband 0.22 / 1.60. Tried and reverted: resuming, at the step budget's end, the stopped trial
+that got furthest (3173d61c: 0.05 / 1.28 on 10 x 3, its resumes never the pick), and a model across
+rungs (989ae6c5: Optuna's GP over setting and log-step fidelity, a stopped trial it predicted above
+the best finished one resumed pinned: 1.39 against 1.19 on 10 x 3, 1.69 against 2.37 held out; 2 of
+38 such resumes became the pick; it predicted the lost slow starters 10-15 points below their end, as
+no finished trial shows how a slow starter ends). Paced runs differ from GP's first ask on (which
+trials have finished or been stopped when GP is asked depends on timing). Earlier: gp+asha with a fresh seed
 per ask 0.16 / 1.12 on 10 x 5. Syne Tune Hyper-Tune (lcbench_synetune.py) takes ~10 minutes a study
 here. The regret is bimodal over these tasks (five easy near 0.5, five hard near 5) and a run's
 outcome is set by its random stream, so compare the paired per-task table. A tui-tuner study takes
