@@ -40,7 +40,8 @@ trials, 2.0 promotions a study, against gp 0.19 / 0.90, 16/50, 3.7 (paired +0.06
 gp+hyperband on 10 x 3: 0.23 / 1.27, 9/30, 3.3, lost 1, against gp 0.12 / 0.79 on those 30. On six
 tasks the bench does not tune on (3945, 168329, 189354, 146212, 168868, 189906) x 2 seeds: gp -0.01 /
 0.06, gp+asha 0.36 / 2.37 (lost 3: slow starters behind the pick at epochs 5 and 15, ahead by 45),
-gp+hyperband 0.22 / 1.60. Tried and reverted: resuming, at the step budget's end, the stopped trial
+gp+hyperband 0.22 / 1.60, Syne Tune Hyper-Tune 0.14 / 2.19 (gp+asha against it, paired: +0.18 +- 0.45;
+on 16 runs of the bench's tasks, -0.50 +- 1.60: 2.19 against Hyper-Tune's 2.69). Tried and reverted: resuming, at the step budget's end, the stopped trial
 that got furthest (3173d61c: 0.05 / 1.28 on 10 x 3, its resumes never the pick), and a model across
 rungs (989ae6c5: Optuna's GP over setting and log-step fidelity, a stopped trial it predicted above
 the best finished one resumed pinned: 1.39 against 1.19 on 10 x 3, 1.69 against 2.37 held out; 2 of
