@@ -99,7 +99,7 @@ def pid_alive(pid: int, run_dir: str | os.PathLike[str] | None = None) -> bool:
         except PermissionError:
             return True
         return True
-    if state in ("Z", "X", "x", ""):
+    if state in GONE:
         return False
     if run_dir is not None:
         args = _command_line(pid)
@@ -126,7 +126,7 @@ def _command_line(pid: int) -> list[bytes] | None:
             return []
         except OSError:
             return None
-        if data or time.monotonic() >= deadline or _proc_state(pid) in ("Z", "X", "x", ""):
+        if data or time.monotonic() >= deadline or _proc_state(pid) in GONE:
             return data.split(b"\0") if data else []
         time.sleep(0.002)
 
@@ -155,7 +155,7 @@ def group_alive(pgid: int) -> bool:
         except OSError:
             continue
         fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X", b"x"):
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0].decode("ascii", "replace") not in GONE:
             return True
     return False
 
@@ -190,6 +190,10 @@ def signal_group(pgid: int, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+# The /proc states of a process that runs no more: a zombie, dead, or ('' from _proc_state) gone.
+GONE = ("Z", "X", "x", "")
 
 
 def _proc_state(pid: int) -> str | None:
