@@ -36,7 +36,8 @@ def write_study(tmp_path: Path) -> tuple[Path, Path]:
                        "steps": param("int", low=1, high=10_000_000, default=30, tier=4),
                        "delay": param("float", low=0.0, high=1.0, default=0.02, tier=4)},
                       name="es-e2e", command=[sys.executable, str(TOY)], parallel=1, budget=2,
-                      strategy="random", early_stop="asha", early_stop_min_step=5, early_stop_factor=2)
+                      strategy="random", early_stop="asha", early_stop_min_step=5, early_stop_factor=2,
+                      early_stop_trust_after=0)
     space_file = tmp_path / "es.toml"
     space_file.write_text(text)
     study_dir = tmp_path / "es-study"

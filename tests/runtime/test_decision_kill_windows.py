@@ -25,7 +25,8 @@ LONG = {"steps": 100000, "delay": 0.02}
 SPACES = {
     # One at a time: the short good run has reported every rung before the long bad one reaches the first.
     # Side by side on a loaded box the bad one could pass rungs alone (promoted) and never be stopped.
-    "early_stop": {"early_stop": "asha", "early_stop_min_step": 5, "early_stop_factor": 2, "parallel": 1},
+    "early_stop": {"early_stop": "asha", "early_stop_min_step": 5, "early_stop_factor": 2, "early_stop_trust_after": 0,
+                   "parallel": 1},
     "pbt": {"autopilot": "pbt", "autopilot_interval": 10, "autopilot_fraction": 0.5, "autopilot_resample": 0.0,
             "parallel": 2},
     "fork": {"parallel": 1},

@@ -18,7 +18,8 @@ from tui_tuner.study.study import Study
 pytest.importorskip("optuna")
 
 RUNNER = {"stop_timeout": 1.0, "term_timeout": 1.0, "checkpoint_timeout": 10.0}
-ASHA = {"early_stop": "asha", "early_stop_min_step": 5, "early_stop_factor": 2}
+# Trust from the first trial: these tests are about a stop, undo and promotion, not the trusted rungs.
+ASHA = {"early_stop": "asha", "early_stop_min_step": 5, "early_stop_factor": 2, "early_stop_trust_after": 0}
 
 
 def losses(study, trial_id):

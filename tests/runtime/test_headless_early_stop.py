@@ -17,7 +17,7 @@ from tui_tuner.cli import main
 
 def test_headless_prints_the_early_stop_and_show_has_its_reason(tmp_path, capsys):
     space = toy_space(tmp_path, stage=1, strategy="random", steps=40, delay=0.01, budget=2,
-                      early_stop_min_step=5, early_stop_factor=2)
+                      early_stop_min_step=5, early_stop_factor=2, early_stop_trust_after=0)
     with open_study(tmp_path, space) as study:
         good, bad = study.enqueue([{"lr": 0.5}, {"lr": 0.001, "steps": 100_000}], "manual")
     study_dir = str(tmp_path / "study")

@@ -84,7 +84,8 @@ async def test_A_really_runs_pbt_is_kept_across_a_reopen_and_A_stops_it(study_di
 
 
 async def test_P_pins_the_run_marks_it_everywhere_and_early_stopping_leaves_it_be(study_dir, tmp_path):
-    text = toy("pin-key", parallel=1, budget=2, early_stop="asha", early_stop_min_step=5, early_stop_factor=2)
+    text = toy("pin-key", parallel=1, budget=2, early_stop="asha", early_stop_min_step=5, early_stop_factor=2,
+               early_stop_trust_after=0)
     study = open_study(study_dir, text)
     bad, good = study.enqueue([{"lr": 0.001, "delay": 0.02}, {"lr": 0.5, "steps": 60, "delay": 0.0}], "manual")
     app = make_app(study, tmp_path)
@@ -124,7 +125,8 @@ async def test_an_early_stop_undone_from_the_log_says_so_once_and_a_burst_is_one
     # that the test asks what it means to (one toast for the three), not how fast the box is.
     monkeypatch.setattr(Burst, "QUIET", 5.0)
     monkeypatch.setattr(Burst, "LONGEST", 30.0)
-    text = toy("es-ui", parallel=4, budget=4, early_stop="asha", early_stop_min_step=5, early_stop_factor=2)
+    text = toy("es-ui", parallel=4, budget=4, early_stop="asha", early_stop_min_step=5, early_stop_factor=2,
+               early_stop_trust_after=0)
     study = open_study(study_dir, text)
     good = study.enqueue([{"lr": 0.5, "steps": 12, "delay": 0.0}], "manual")[0]
     bads = study.enqueue([{"lr": 0.001, "delay": 0.05}] * 3, "manual")

@@ -17,7 +17,7 @@ pytest.importorskip("optuna")
 def early_stop_space() -> str:
     text = space_text(name="es-ui", parallel=2, budget=2, steps=400, delay=0.02)
     return text.replace("[study]\n", "[study]\nearly_stop = \"asha\"\nearly_stop_min_step = 5\n"
-                                      "early_stop_factor = 2\n", 1)
+                                      "early_stop_factor = 2\nearly_stop_trust_after = 0\n", 1)
 
 
 async def test_an_early_stop_is_shown_and_the_u_key_resumes_it_exactly(study_dir, tmp_path):
@@ -59,7 +59,7 @@ async def test_a_promotion_is_listed_by_D_and_a_reopened_study_keeps_it_and_does
     # Slow enough (2 s a run) that each stop lands near its rung on a loaded box.
     text = space_text(name="promote-ui", parallel=1, budget=5, steps=40, delay=0.05)
     study = open_study(study_dir, text.replace("[study]\n", "[study]\nearly_stop = \"asha\"\nearly_stop_min_step = 5\n"
-                                                            "early_stop_factor = 2\n", 1))
+                                                            "early_stop_factor = 2\nearly_stop_trust_after = 0\n", 1))
     a, b, c, d = study.enqueue([{"lr": 0.4}, {"lr": 0.05, "delay": 0.6}, {"lr": 0.01}, {"lr": 0.002}], "manual")
     app = make_app(study, tmp_path)
     try:

@@ -183,7 +183,7 @@ def test_verdicts_match_optuna_asked_at_every_report(rule, min_step, eta, max_st
         if d is not None:
             judged += 1
             stops += d.stop
-            assert d.stop == (d.pruned and rep.trial_id not in pinned)
+            assert d.stop == (d.pruned and rep.trial_id not in pinned and d.held is None)
     assert judged > 20 and stops >= 3
 
 
@@ -206,7 +206,7 @@ def test_the_cutoff_agrees_with_the_verdict(rule, min_step, eta, max_step, direc
 
 
 def test_a_decision_reads_as_its_numbers():
-    d = build_decider("asha", 100, 3, "maximize", metric="val_accuracy")
+    d = build_decider("asha", 100, 3, "maximize", metric="val_accuracy", trust_after=0)
     assert d.report(1, 100, 0.74).text == "kept #1 at step 100: val_accuracy 0.74 ≥ cut-off 0.74 at rung 0 " \
                                           "(step 100) (asha, eta 3)"
     stop = d.report(2, 110, 0.61)
@@ -222,7 +222,7 @@ def test_a_decision_reads_as_its_numbers():
 
 
 def test_a_pinned_trial_goes_on_and_still_counts():
-    d = build_decider("asha", 10, 2, "minimize")
+    d = build_decider("asha", 10, 2, "minimize", trust_after=0)
     d.report(1, 10, 0.1)
     d.pin(2)
     assert d.report(2, 10, 0.9).pinned
@@ -234,7 +234,7 @@ def test_a_pinned_trial_goes_on_and_still_counts():
 
 
 def test_between_rungs_no_pruner_is_asked():
-    d = build_decider("asha", 10, 3, "minimize")
+    d = build_decider("asha", 10, 3, "minimize", trust_after=0)
     calls = []
     original = d.pruner.prune
     d.pruner.prune = lambda study, trial: calls.append(trial.last_step) or original(study, trial)
@@ -281,13 +281,13 @@ def test_a_rebuilt_decider_reaches_the_same_verdicts(rule, min_step, eta, max_st
 
 
 def test_the_same_reports_give_the_same_decisions():
-    cfg = EarlyStopConfig("asha", 5, 3)
+    cfg = EarlyStopConfig("asha", 5, 3, trust_after=0)
     runs = [[d for _, d, _ in simulate(Decider(cfg), 20, seed=11, max_step=300)] for _ in range(2)]
     assert runs[0] == runs[1] and any(d is not None and d.stop for d in runs[0])
 
 
 def test_history_is_compact_and_round_trips():
-    d = build_decider("asha", 10, 3, "minimize")
+    d = build_decider("asha", 10, 3, "minimize", trust_after=0)
     for s in range(1, 101):
         d.report(1, s, 1.0)
     d.end(1, "done", 100, 1.0)
@@ -297,7 +297,7 @@ def test_history_is_compact_and_round_trips():
 
 
 def test_curves_hold_the_values_the_pruner_judged():
-    d = build_decider("asha", 10, 3, "minimize")
+    d = build_decider("asha", 10, 3, "minimize", trust_after=0)
     for s in range(1, 40):
         d.report(1, s, 1.0 / s)
         d.report(2, s, 2.0 / s)
@@ -306,14 +306,14 @@ def test_curves_hold_the_values_the_pruner_judged():
 
 
 def test_forget_takes_a_trials_values_out():
-    d = build_decider("asha", 10, 2, "minimize")
+    d = build_decider("asha", 10, 2, "minimize", trust_after=0)
     d.report(1, 10, 0.1)
     assert d.report(2, 10, 0.5).stop                 # worse than trial 1's 0.1
     d.forget(1)
     assert d.report(3, 10, 0.5).competitors == 2     # trial 2 and itself: 1's value no longer counts
     assert d.report(1, 10, 0.3).competitors == 3     # run again from the start, it competes afresh
     assert Forget(1) in d.history
-    again = build_decider("asha", 10, 2, "minimize")
+    again = build_decider("asha", 10, 2, "minimize", trust_after=0)
     again.rebuild(d.history)
     assert again.report(4, 10, 0.4) == d.report(4, 10, 0.4)
 
@@ -333,7 +333,7 @@ def test_median_waits_for_finished_trials():
 
 def test_bad_end_status_is_refused():
     with pytest.raises(SpaceError, match="unknown end status 'gone'"):
-        build_decider("asha", 10, 3, "minimize").end(1, "gone")
+        build_decider("asha", 10, 3, "minimize", trust_after=0).end(1, "gone")
 
 
 # -- cost -------------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_bad_end_status_is_refused():
 def test_reports_between_rungs_are_cheap():
     import time
 
-    d = build_decider("asha", 100, 3, "minimize")
+    d = build_decider("asha", 100, 3, "minimize", trust_after=0)
     t0 = time.perf_counter()
     for s in range(1, 20_001):
         d.report(1 + s % 20, s, 1.0)
@@ -356,7 +356,7 @@ def test_reports_between_rungs_are_cheap():
 def _slow_starter(maximize: bool = False) -> Decider:
     """eta 2, rungs at 5, 10, 20: #1 is the best at rung 0, #2 is second and stopped (alone with #1,
     only the best goes on); #3 and #4 come later, worse, and are stopped too."""
-    d = build_decider("asha", 5, 2, "maximize" if maximize else "minimize")
+    d = build_decider("asha", 5, 2, "maximize" if maximize else "minimize", trust_after=0)
     sign = -1 if maximize else 1
     for tid, value in [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]:
         v = d.report(tid, 5, sign * value)
@@ -368,7 +368,7 @@ def _slow_starter(maximize: bool = False) -> Decider:
 
 @pytest.mark.parametrize("maximize", [False, True])
 def test_a_stopped_trial_becomes_promotable_once_enough_trials_rank_below_it(maximize):
-    d = build_decider("asha", 5, 2, "maximize" if maximize else "minimize")
+    d = build_decider("asha", 5, 2, "maximize" if maximize else "minimize", trust_after=0)
     sign = -1 if maximize else 1
     d.report(1, 5, sign * 1.0)
     d.report(2, 5, sign * 2.0)
@@ -385,7 +385,7 @@ def test_a_stopped_trial_becomes_promotable_once_enough_trials_rank_below_it(max
 
 
 def test_only_trials_it_stopped_that_ended_stopped_are_promotable():
-    d = build_decider("asha", 5, 2, "minimize")
+    d = build_decider("asha", 5, 2, "minimize", trust_after=0)
     d.report(1, 5, 1.0)
     d.report(2, 5, 2.0)        # condemned, but still running (its stop not carried out yet)
     for tid, v in [(3, 3.0), (4, 4.0)]:
@@ -441,7 +441,7 @@ def test_promotable_and_promotions_survive_a_rebuild_from_the_kept_history():
     d = _slow_starter()
     before = d.promotable()
     kept = [record_to_dict(r) for r in d.history]
-    again = build_decider("asha", 5, 2, "minimize")
+    again = build_decider("asha", 5, 2, "minimize", trust_after=0)
     again.rebuild(kept)
     assert again.promotable() == before and [c.trial_id for c in before] == [2]
 
@@ -449,7 +449,7 @@ def test_promotable_and_promotions_survive_a_rebuild_from_the_kept_history():
     d.report(10, 10, 0.2)       # the fork beats #1 at rung 1
     kept = [record_to_dict(r) for r in d.history]
     assert {"kind": "promote", "trial_id": 10, "parent": 2} in kept
-    again = build_decider("asha", 5, 2, "minimize")
+    again = build_decider("asha", 5, 2, "minimize", trust_after=0)
     again.rebuild(kept)
     assert again.promotable() == [] and again.promoted() == {10: 2}
     assert again.next_check(10) == d.next_check(10) == 20
@@ -485,3 +485,67 @@ def test_a_fork_that_already_reported_cannot_take_over_a_parent():
     d.report(10, 5, 3.0)
     with pytest.raises(SpaceError, match="#10 already has values of its own; it cannot continue #2"):
         d.promote(2, 10)
+
+
+# -- the rungs asha trusts ----------------------------------------------------------------------------
+
+
+def run_to_end(d, tid, curve, end=100):
+    """Report `curve` ({step: value}) in order, then end the trial done at `end` with its last value."""
+    verdicts = [d.report(tid, s, v) for s, v in sorted(curve.items())]
+    d.end(tid, "done", end, curve[max(curve)])
+    return verdicts
+
+
+def test_asha_stops_no_trial_before_three_finished_then_stops_by_its_rungs():
+    d = build_decider("asha", 10, 3, "maximize", metric="acc")
+    run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.7})
+    held = run_to_end(d, 2, {10: 0.4, 30: 0.5, 90: 0.6})
+    assert [(v.pruned, v.stop) for v in held] == [(True, False)] * 3
+    assert held[0].held == "no rung stops a trial before 3 finished (1 have)"
+    assert held[0].text == ("kept (no rung stops a trial before 3 finished (1 have)) #2 at step 10: acc 0.4 < "
+                            "cut-off 0.5 at rung 0 (step 10) (asha, eta 3)")
+    run_to_end(d, 3, {10: 0.3, 30: 0.4, 90: 0.5})
+    stop = d.report(4, 10, 0.1)
+    assert (stop.pruned, stop.stop, stop.held) == (True, True, None)
+    assert d.untrusted() == {}
+
+
+def test_a_rung_that_would_stop_the_best_finished_trial_stops_no_more():
+    d = build_decider("asha", 10, 3, "maximize", metric="acc")
+    run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.65})
+    run_to_end(d, 2, {10: 0.45, 30: 0.55, 90: 0.6})
+    run_to_end(d, 3, {10: 0.1, 30: 0.62, 90: 0.8})       # a slow starter: the best at the end
+    kept = d.report(4, 10, 0.05)
+    why = "it would stop #3, the best finished trial (0.1 there)"
+    assert (kept.pruned, kept.stop) == (True, False)
+    assert kept.held == f"the rung at step 10 stops no more: {why}"
+    assert d.untrusted() == {10: why}
+    assert d.next_check(4) == 30
+    # The next rung ranked #3 right: it still stops.
+    stop = d.report(4, 30, 0.2)
+    assert (stop.stop, stop.rung) == (True, 1)
+    # For good: a later trial worse than every other at step 10 goes on too.
+    assert not d.report(5, 10, 0.01).stop
+    assert d.untrusted() == {10: why}
+
+
+def test_a_rebuilt_decider_trusts_the_same_rungs():
+    d = build_decider("asha", 10, 3, "maximize")
+    run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.65})
+    run_to_end(d, 2, {10: 0.45, 30: 0.55, 90: 0.6})
+    run_to_end(d, 3, {10: 0.1, 30: 0.62, 90: 0.8})
+    made = [d.report(4, 10, 0.05), d.report(4, 30, 0.2)]
+    again = build_decider("asha", 10, 3, "maximize")
+    assert again.rebuild([record_to_dict(r) for r in d.history])[-2:] == made
+    assert again.untrusted() == d.untrusted() and list(again.untrusted()) == [10]
+    assert not again.report(5, 10, 0.01).stop
+
+
+def test_trust_after_zero_judges_from_the_first_trial_and_bad_values_are_one_line_errors():
+    d = build_decider("asha", 10, 3, "minimize", trust_after=0)
+    d.report(1, 10, 0.1)
+    assert d.report(2, 10, 0.9).stop
+    with pytest.raises(SpaceError) as e:
+        EarlyStopConfig("asha", trust_after=-1)
+    assert str(e.value) == "early_stop: trust_after must be an integer >= 0, got -1"

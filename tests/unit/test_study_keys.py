@@ -81,6 +81,7 @@ def test_budgets():
     ({"early_stop_factor": 1}, "spaces/x.toml: study.early_stop_factor: must be an integer >= 2, got 1"),
     ({"early_stop_factor": 2.5}, "spaces/x.toml: study.early_stop_factor: must be an integer >= 2, got 2.5"),
     ({"early_stop_max_step": -3}, "spaces/x.toml: study.early_stop_max_step: must be an integer >= 1, got -3"),
+    ({"early_stop_trust_after": -1}, "spaces/x.toml: study.early_stop_trust_after: must be an integer >= 0, got -1"),
     ({"step_budget": -1040}, "spaces/x.toml: study.step_budget: must be an integer >= 1, got -1040"),
     ({"step_budget": 0}, "spaces/x.toml: study.step_budget: must be an integer >= 1, got 0"),
     ({"step_budget": "1040"}, "spaces/x.toml: study.step_budget: must be an integer >= 1, got '1040'"),

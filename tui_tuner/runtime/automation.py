@@ -93,7 +93,7 @@ class Automation:
         self._refresh_view()
 
     def _refresh_view(self) -> None:
-        self.view = View(short_early_stop(self.early.config), self.pilot.state(),
+        self.view = View(short_early_stop(self.early.config, self.early.untrusted()), self.pilot.state(),
                          frozenset(pins.pinned(self.study)),
                          tuple(f"fork of #{d.trial_id}" for d in self.pending_forks()))
 

@@ -20,6 +20,9 @@ the same transaction as each stop decision), so a restarted tuner rebuilds the s
   the same fork step as an undo, as a decision of its own ("promote", undone by stopping the fork).
   The fork is not pinned: it is judged at its parent's next rungs, its values continuing the parent's
   (`Decider.promote`, told when the fork starts). A trial is promoted at most once from a rung.
+- **Trusted rungs (asha).** No trial is stopped before `trust_after` finished, and a rung that would
+  stop the best finished trial stops none from then on: the session says so once, the status line
+  shows the rung off, and a reopened study rebuilds the same from the kept history.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class EarlyStopPolicy:
         self.condemned = {d.trial_id for d in log.all() if d.kind == KIND and not d.is_undone
                           and d.state in (PENDING, DONE) and d.trial_id is not None}
         self._verdicts: list[Verdict] = []
+        self._said_untrusted: set[int] = set()   # rungs whose distrust this session told the user of
         self._saved = 0
         if self.config.resolved and self.active:
             self._build(rebuild=True)
@@ -76,8 +80,14 @@ class EarlyStopPolicy:
         return self.config.rule != "none"
 
     def describe(self) -> str:
-        """'asha (rungs at steps 11, 33, 100)' or 'off', for the status line and the session's note."""
-        return describe_early_stop(self.config)
+        """'asha (rungs at steps 11, 33, 100)' or 'off', for the status line and the session's note;
+        with each rung that stops no more, and why."""
+        off = self.untrusted()
+        return "; ".join([describe_early_stop(self.config), *(f"step {s} stops no more: {why}" for s, why in off.items())])
+
+    def untrusted(self) -> dict[int, str]:
+        """The rungs (by step) that stop no more, and why: each would have stopped the best finished trial."""
+        return self.decider.untrusted() if self.decider is not None else {}
 
     # -- steps ----------------------------------------------------------------------------------------
 
@@ -169,6 +179,10 @@ class EarlyStopPolicy:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             for at, v in self._reports_in(tid, step, float(value), ev.data.get("count")):
                 verdict = self.decider.report(tid, at, v)
+                if verdict is not None and verdict.held and verdict.rung_step in self.decider.untrusted() \
+                        and verdict.rung_step not in self._said_untrusted:
+                    self._said_untrusted.add(verdict.rung_step)
+                    self.say(f"early stopping: {verdict.held}; #{tid} goes on")
                 if verdict is not None and verdict.stop:
                     self.condemned.add(tid)
                     self._verdicts.append(verdict)

@@ -18,7 +18,7 @@ from tui_tuner.formatting import quoted_name, quoted_value
 from tui_tuner.search import strategies
 from tui_tuner.search.budget import parse_duration
 from tui_tuner.search.devices import check_devices
-from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
+from tui_tuner.search.early_stop_records import RULES, TRUST_AFTER, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
 from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
@@ -34,6 +34,7 @@ STUDY_KEYS = {
     "name", "command", "objective", "direction", "parallel", "budget", "strategy", "seed",
     "reduce", "flag_style", "metrics", "stall_timeout", "stage", "round_size", "zoom_top",
     "zoom_margin", "early_stop", "early_stop_min_step", "early_stop_factor", "early_stop_max_step",
+    "early_stop_trust_after",
     "step_budget", "time_budget", "autopilot", "autopilot_interval", "autopilot_fraction", "autopilot_resample",
     "cwd", "env", "python", "step_pattern", "fail_fast", "devices", "executor", "slurm",
 }
@@ -217,7 +218,8 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
         except ValueError as e:
             raise fail("study.time_budget", str(e)) from None
     rule_args = (choice("early_stop", EARLY_STOP_RULES, "none"), integer("early_stop_min_step", None, 1),
-                 integer("early_stop_factor", 3, 2), integer("early_stop_max_step", None, 1))
+                 integer("early_stop_factor", 3, 2), integer("early_stop_max_step", None, 1),
+                 integer("early_stop_trust_after", TRUST_AFTER, 0))
     try:
         early_stop = early_stop_config(*rule_args)
     except SpaceError as e:
@@ -292,7 +294,7 @@ def default_strategy() -> tuple[str, str]:
 
 
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
-                      max_step: int | None = None) -> EarlyStopConfig:
+                      max_step: int | None = None, trust_after: int = TRUST_AFTER) -> EarlyStopConfig:
     """The [study] early-stopping keys as an EarlyStopConfig; a SpaceError "study.KEY: rule" names
     the key that is wrong (also for a rule given as --early-stop).
 
@@ -303,4 +305,4 @@ def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
     if rule == "hyperband" and min_step is not None and max_step is not None and min_step > max_step:
         raise SpaceError.at("study.early_stop_min_step", f"must be <= early_stop_max_step ({max_step}) for "
                          f"hyperband, got {min_step}")
-    return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop")
+    return EarlyStopConfig(rule, min_step, factor, max_step, where="study.early_stop", trust_after=trust_after)

@@ -23,6 +23,11 @@ now within the best 1/eta of every value recorded there (ASHA's promotion: a tri
 few peers early may rank there once more trials reached the rung). `promote(parent, child)` makes a
 fork of one, resumed from its checkpoint, the same trial to the pruner: the parent's rung values
 become the fork's, so the fork is judged at the parent's next rungs and nothing counts twice.
+
+Trusted rungs (asha): a rung's verdict to stop is held (the trial goes on, `Verdict.held` says why)
+until `trust_after` trials finished, and for good once the rung would stop the best finished trial.
+On LCBench's curves the best trials are often slow starters, behind at the first rungs: a rung that
+ranks them out costs the study its best trial, and only a trial that ran past the rung shows it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from tui_tuner.search.early_stop_numbers import (
     rungs,
 )
 from tui_tuner.search.early_stop_records import (
+    TRUST_AFTER,
     Candidate,
     EarlyStopConfig,
     End,
@@ -93,6 +99,7 @@ class Decider:
 
     def _reset(self) -> None:
         self._history: list[Record] = []
+        self._distrusted: dict[int, str] = {}   # asha: rung -> why it stops no more
         self._runs: dict[int, _Run] = {}
         if self.optuna is None:
             return
@@ -130,6 +137,11 @@ class Decider:
             elif isinstance(r, Report):
                 out.setdefault(r.trial_id, {})[r.step] = r.value
         return out
+
+    def untrusted(self) -> dict[int, str]:
+        """asha: the rungs that stop no more, {rung step: why}; each would have stopped the best
+        finished trial (see `_held`)."""
+        return {self._rung_step(0, r): why for r, why in sorted(self._distrusted.items())}
 
     def pin(self, trial_id: int, pinned: bool = True) -> None:
         """Mark a trial pinned (never stopped; its values still count) or not."""
@@ -249,14 +261,35 @@ class Decider:
             rung = len(rungs_before)
             return self._decision(rep, rung, self._rung_step(bracket, rung), math.nan, None, True, rule, 1)
         rung = new[-1]
-        run.failed_rung = rung if verdict and rep.trial_id not in self.pinned else None
         key = rung_key(rung)
-        values = [t.system_attrs[key] for t in self.storage.get_all_trials(self._study_id, deepcopy=False)
+        trials = self.storage.get_all_trials(self._study_id, deepcopy=False)
+        values = [t.system_attrs[key] for t in trials
                   if key in t.system_attrs and (self.config.rule != "hyperband"
                                                 or bracket_of(t.number, self._brackets) == bracket)]
         cutoff = promotion_cutoff(values, self.eta, self.maximize)
+        held = self._held(trials, rung, cutoff) if verdict and self.config.rule == "asha" else None
+        run.failed_rung = rung if verdict and rep.trial_id not in self.pinned and held is None else None
         return self._decision(rep, rung, self._rung_step(bracket, rung), rep.value, cutoff, verdict, rule,
-                              len(values))
+                              len(values), held)
+
+    def _held(self, trials: list[Any], rung: int, cutoff: float) -> str | None:
+        """Why asha's verdict to stop at `rung` is not acted on (None: it is). A rung stops nothing
+        until `trust_after` trials finished, and nothing ever again once it would have stopped the best
+        finished trial (its value there is now worse than the rung's cut-off): on curves where slow
+        starters end best, the first rungs rank them wrong, and only a trial that ran past them shows it."""
+        if rung in self._distrusted:
+            return f"the rung at step {self._rung_step(0, rung)} stops no more: {self._distrusted[rung]}"
+        finished = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
+        if len(finished) < self.config.trust_after:
+            return f"no rung stops a trial before {self.config.trust_after} finished ({len(finished)} have)"
+        if not finished:
+            return None
+        best = (max if self.maximize else min)(finished, key=lambda t: t.value)
+        value = best.system_attrs.get(rung_key(rung))
+        if value is not None and ((value < cutoff) if self.maximize else (value > cutoff)):
+            self._distrusted[rung] = f"it would stop #{best.number}, the best finished trial ({value:.4g} there)"
+            return self._held(trials, rung, cutoff)
+        return None
 
     def _prune(self, trial: Any) -> bool:
         with warnings.catch_warnings():
@@ -287,9 +320,10 @@ class Decider:
                               verdict, f"median of {len(finished)} finished trials", len(finished))
 
     def _decision(self, rep: Report, rung: int, rung_step: int, value: float, cutoff: float | None,
-                  verdict: bool, rule: str, n: int) -> Verdict:
+                  verdict: bool, rule: str, n: int, held: str | None = None) -> Verdict:
         pinned = rep.trial_id in self.pinned
-        stop = verdict and not pinned
+        held = None if pinned else held
+        stop = verdict and not pinned and held is None
         name = self.metric if self.config.rule != "median" else f"best {self.metric}"
         if cutoff is None:
             what = f"{name} is {value}"
@@ -297,10 +331,12 @@ class Decider:
             worse = value < cutoff if self.maximize else value > cutoff
             op = ("<" if self.maximize else ">") if worse else ("≥" if self.maximize else "≤")
             what = f"{name} {value:.4g} {op} cut-off {cutoff:.4g}"
-        verb = "stopped" if stop else "kept (pinned)" if verdict else "kept"
+        verb = ("stopped" if stop else "kept (pinned)" if pinned and verdict
+                else f"kept ({held})" if held else "kept")
         where = f"at rung {rung} (step {rung_step}) " if self.config.rule != "median" else ""
         text = f"{verb} #{rep.trial_id} at step {rep.step}: {what} {where}({rule})"
-        return Verdict(rep.trial_id, rep.step, rung, rung_step, value, cutoff, verdict, pinned, rule, n, text)
+        return Verdict(rep.trial_id, rep.step, rung, rung_step, value, cutoff, verdict, pinned, rule, n, text,
+                       held if verdict else None)
 
     # -- ends, forgets, rebuild -------------------------------------------------------------------
 
@@ -406,6 +442,7 @@ class Decider:
 
 def build_decider(rule: str, min_step: int | None, reduction_factor: int, direction: str,
                   max_step: int | None = None, *, metric: str = "objective",
-                  where: str = "early_stop") -> Decider:
+                  where: str = "early_stop", trust_after: int = TRUST_AFTER) -> Decider:
     """The decider for these settings; a one-line SpaceError for a bad value."""
-    return Decider(EarlyStopConfig(rule, min_step, reduction_factor, max_step, where), direction, metric=metric)
+    return Decider(EarlyStopConfig(rule, min_step, reduction_factor, max_step, where, trust_after), direction,
+                   metric=metric)

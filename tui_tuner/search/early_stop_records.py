@@ -14,6 +14,7 @@ from typing import Any
 from tui_tuner.errors import SpaceError
 
 RULES = ("asha", "median", "hyperband", "none")
+TRUST_AFTER = 3     # asha: finished trials before a rung stops any
 
 
 def _is_int(x: Any) -> bool:
@@ -31,6 +32,9 @@ class EarlyStopConfig:
     asha's median regret 6.2 with it against 1.0 with this (tpe, 1,040 epochs, 10 tasks);
     hyperband needs `max_step` (the most steps a trial runs: its largest bracket reaches it), given or
     learnt at run time.
+
+    `trust_after` (asha): no rung stops a trial before that many trials finished, and a rung that
+    would stop the best finished trial stops none from then on (`Decider._held`).
     """
 
     rule: str = "none"
@@ -38,6 +42,7 @@ class EarlyStopConfig:
     reduction_factor: int = 3
     max_step: int | None = None
     where: str = "early_stop"
+    trust_after: int = TRUST_AFTER
 
     def __post_init__(self) -> None:
         w = self.where
@@ -49,6 +54,8 @@ class EarlyStopConfig:
             raise SpaceError.at(w, f"reduction_factor must be an integer >= 2, got {self.reduction_factor!r}")
         if self.max_step is not None and (not _is_int(self.max_step) or self.max_step < 1):
             raise SpaceError.at(w, f"max_step (the most steps a trial runs) must be an integer >= 1, got {self.max_step!r}")
+        if not _is_int(self.trust_after) or self.trust_after < 0:
+            raise SpaceError.at(w, f"trust_after must be an integer >= 0, got {self.trust_after!r}")
         if self.rule == "hyperband" and self.max_step is not None and self.min_step is not None \
                 and self.max_step < self.min_step:
             raise SpaceError.at(w, f"hyperband needs min_step <= the most steps a trial runs, got min_step="
@@ -173,7 +180,8 @@ class Verdict:
     `value` is what was compared (asha, hyperband: the value reported; median: the trial's best so
     far), `cutoff` the value it had to match (None when the value was NaN), `rung` the rung (median:
     the checkpoint number) reached at `rung_step`, `pruned` the pruner's answer, `competitors` how
-    many values it was judged among. A `pinned` trial is never stopped: `stop` says what to do.
+    many values it was judged among. A `pinned` trial is never stopped; `held` says why a pruned one
+was kept anyway (asha: its rung is not trusted yet, or no more). `stop` says what to do.
     """
 
     trial_id: int
@@ -187,8 +195,10 @@ class Verdict:
     rule: str
     competitors: int
     text: str
+    held: str | None = None
 
     @property
     def stop(self) -> bool:
-        """True when the trial is to be stopped now (pruned and not pinned)."""
-        return self.pruned and not self.pinned
+        """True when the trial is to be stopped now (pruned, not pinned, and not held: see
+        `Decider` on the rungs asha trusts)."""
+        return self.pruned and not self.pinned and self.held is None

@@ -10,7 +10,7 @@ was kept and what a flag changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -60,7 +60,8 @@ def configured(config: StudyConfig, settings: Mapping[str, Any]) -> StudyConfig:
         hi = s.get("early_stop_max_step", es.max_step)
         changes["early_stop"] = early_stop_config(rule, None if lo is None else _whole(lo, "early-stop min step", 1),
                                                   es.reduction_factor,
-                                                  None if hi is None else _whole(hi, "early-stop max step", 1))
+                                                  None if hi is None else _whole(hi, "early-stop max step", 1),
+                                                  es.trust_after)
     if "autopilot" in s:
         ap = config.autopilot
         changes["autopilot"] = pbt_config(s["autopilot"], ap.interval, ap.fraction, ap.resample)
@@ -132,12 +133,16 @@ def describe_early_stop(es: EarlyStopConfig) -> str:
     return f"{es.rule} ({where} {', '.join(str(r) for r in rungs)}{more})"
 
 
-def short_early_stop(es: EarlyStopConfig) -> str:
-    """The status line's early stop: 'off', 'asha 11·33·99' or 'asha (steps: auto)'."""
+def short_early_stop(es: EarlyStopConfig, off: Iterable[int] = ()) -> str:
+    """The status line's early stop: 'off', 'asha 11·33·99', 'asha 33·99 (11 off)' where the rung at
+    step 11 stops no more, or 'asha (steps: auto)'."""
     if es.rule == "none":
         return "off"
     if not es.resolved:
         return f"{es.rule} (steps: auto)"
+    off = set(off)
     rungs = es.rungs()
-    shown = "·".join(str(r) for r in rungs[:4]) + ("…" if len(rungs) > 4 else "")
-    return f"{es.rule} {shown}"
+    stopping = [r for r in rungs if r not in off]
+    shown = "·".join(str(r) for r in stopping[:4]) + ("…" if len(stopping) > 4 else "")
+    gone = "·".join(str(r) for r in rungs if r in off)
+    return " ".join(x for x in (es.rule, shown, f"({gone} off)" if gone else "") if x)
