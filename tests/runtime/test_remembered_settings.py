@@ -42,7 +42,8 @@ def queue(study_dir, *settings) -> list[int]:
 
 
 def test_early_stopping_given_by_flag_continues_on_a_reopen_without_it_and_a_flag_changes_it(tmp_path):
-    space = toy_space(tmp_path, stage=1, strategy="random", parallel=1, budget=2)
+    # Trusted from the first trial (asha's default waits for three to finish): kept under the flags too.
+    space = toy_space(tmp_path, stage=1, strategy="random", parallel=1, budget=2, early_stop_trust_after=0)
     study_dir = tmp_path / "study"
     open_study(tmp_path, space).close()
     good, bad = queue(study_dir, GOOD, BAD)
@@ -68,7 +69,8 @@ def test_early_stopping_given_by_flag_continues_on_a_reopen_without_it_and_a_fla
 
 
 def test_asha_with_no_steps_takes_them_from_the_trainers_max_steps(tmp_path):
-    space = toy_space(tmp_path, stage=1, strategy="random", parallel=1, budget=2, early_stop="asha")
+    space = toy_space(tmp_path, stage=1, strategy="random", parallel=1, budget=2, early_stop="asha",
+                      early_stop_trust_after=0)
     study_dir = tmp_path / "study"
     open_study(tmp_path, space).close()
     good, bad = queue(study_dir, {**GOOD, "steps": 90}, {**BAD, "steps": 90})
@@ -85,7 +87,7 @@ def test_asha_with_no_steps_takes_them_from_the_first_trial_to_finish_and_keeps_
     text = space_toml({"lr": lr(low=1e-3, high=0.9, default=0.5, live=True, flag="--trainer.learning_rate")},
                       name="zc-asha",
                       command=["python", str(ZERO_CODE), "--steps", "27", "--delay", "0.02"], objective="loss",
-                      strategy="random", stage=1, parallel=1, budget=3, early_stop="asha",
+                      strategy="random", stage=1, parallel=1, budget=3, early_stop="asha", early_stop_trust_after=0,
                       metrics={"step": r"step (\d+)", "loss": r"loss ([0-9.eE+-]+)"})
     path = tmp_path / "zc.toml"
     path.write_text(text)

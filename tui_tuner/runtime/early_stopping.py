@@ -182,7 +182,7 @@ class EarlyStopPolicy:
                 if verdict is not None and verdict.held and verdict.rung_step in self.decider.untrusted() \
                         and verdict.rung_step not in self._said_untrusted:
                     self._said_untrusted.add(verdict.rung_step)
-                    self.say(f"early stopping: {verdict.held}; #{tid} goes on")
+                    self.say(f"{verdict.held}; #{tid} goes on")
                 if verdict is not None and verdict.stop:
                     self.condemned.add(tid)
                     self._verdicts.append(verdict)
