@@ -35,13 +35,19 @@ named as tui-tuner names them, 0.19 / 0.90, 16/50, 3.7: the same 50 runs, every 
 one at a time our GP is GPSampler; named `1-momentum` the direct run ordered GP's dimensions differently and got 0.14 / 0.80, 15/50, on other
 random starts of the acquisition); Optuna TPE 1.41 / 2.63, 28/50, 0.7. Early stopping (`+asha`: two
 at a time, paced at --epoch-time 0.05, 10 tasks x 5 seeds, the default's figures on the same 50 runs
-beside them): gp+asha with ASHA's promotion 0.17 / 0.96, 14/50, 4.0, lost 2, 1,043 epochs in 47.5
-trials, 2.0 promotions a study, against gp 0.19 / 0.90, 16/50, 3.7 (paired +0.06 +- 0.30: level).
-gp+hyperband on 10 x 3: 0.23 / 1.27, 9/30, 3.3, lost 1, against gp 0.12 / 0.79 on those 30. On six
-tasks the bench does not tune on (3945, 168329, 189354, 146212, 168868, 189906) x 2 seeds: gp -0.01 /
-0.06, gp+asha 0.36 / 2.37 (lost 3: slow starters behind the pick at epochs 5 and 15, ahead by 45),
-gp+hyperband 0.22 / 1.60, Syne Tune Hyper-Tune 0.14 / 2.19 (gp+asha against it, paired: +0.18 +- 0.45;
-on 16 runs of the bench's tasks, -0.50 +- 1.60: 2.19 against Hyper-Tune's 2.69). Tried and reverted: resuming, at the step budget's end, the stopped trial
+beside them): gp+asha with ASHA's promotion and the trusted rungs (no stop before 3 trials finished;
+a rung that would stop the best finished trial stops none from then on) 0.27 / 0.83, 15/50, 3.3,
+lost 1, 1,043 epochs in 35 trials, against gp 0.19 / 0.90, 16/50, 3.7 (paired -0.07 +- 0.37: level);
+before the trusted rungs 0.17 / 0.96, 14/50, 4.0, lost 2, in 47.5 trials. 27 of 80 studies (these 50
+and the 30 held out) turned a rung off: the first (epoch 5) in 24, the second in 14. gp+hyperband on
+10 x 3: 0.23 / 1.27, 9/30, 3.3, lost 1, against gp 0.12 / 0.79 on those 30; Syne Tune Hyper-Tune
+0.27 / 2.07, 11/30 (gp+asha with trusted rungs 0.25 / 0.85 on those 30; paired -1.22 +- 0.79). Held
+out, twelve tasks the bench does not tune on, picked before any run (3945, 168329, 189354, 146212,
+168868, 189906 x 2 seeds; 7593, 34539, 126025, 167104, 167200, 167201 x 3): gp 0.04 / -0.05, 4/30;
+gp+asha with trusted rungs 0.11 / 0.96, 8/30, lost 1 (against gp +1.00 +- 0.40: worse); before them
+0.14 / 1.19, 9/30, lost 4 (the lost: slow starters behind the pick at epochs 5 and 15, ahead by 45).
+On the first six: gp+hyperband 0.22 / 1.60, Syne Tune Hyper-Tune 0.14 / 2.19, trusted rungs 0.05 /
+1.29. Tried and reverted: resuming, at the step budget's end, the stopped trial
 that got furthest (3173d61c: 0.05 / 1.28 on 10 x 3, its resumes never the pick), and a model across
 rungs (989ae6c5: Optuna's GP over setting and log-step fidelity, a stopped trial it predicted above
 the best finished one resumed pinned: 1.39 against 1.19 on 10 x 3, 1.69 against 2.37 held out; 2 of
