@@ -42,3 +42,22 @@ def test_headless_prints_the_early_stop_and_show_has_its_reason(tmp_path, capsys
     assert by_id[str(bad.id)].split()[1] == "stopped"
     assert by_id[str(bad.id)][reason_at:params_at].strip().startswith(f"early stop: stopped #{bad.id} at step {step}: ")
     assert by_id[str(good.id)][reason_at:params_at].strip() == "-"
+
+
+def test_on_a_step_budget_of_four_runs_side_by_side_the_trusted_rungs_still_stop(tmp_path, capsys):
+    # asha's default stops nothing before three runs finished; four runs side by side would then spend
+    # a budget of four full runs before any stop. Past a fourth of the budget the rungs judge.
+    space = toy_space(tmp_path, stage=1, strategy="random", steps=40, delay=0.05, budget=4, parallel=4,
+                      early_stop="asha", early_stop_min_step=5, early_stop_factor=2, step_budget=160)
+    with open_study(tmp_path, space) as study:
+        study.enqueue([{"lr": 0.5}, {"lr": 0.3}, {"lr": 0.003}, {"lr": 0.001}], "manual")
+    study_dir = str(tmp_path / "study")
+    assert main(["run", space.path, "--headless", "--study", study_dir]) == 0
+    out = capsys.readouterr().out
+    assert "kept" not in out and "no rung stops a trial before 3 finished" not in out, out
+    stops = re.findall(r"^trial\s+\d+  early_stop: stopped #(\d+) at step \d+: loss \S+ > cut-off \S+ at rung "
+                       r"(\d) \(step (\d+)\)", out, re.M)
+    assert stops and all(int(step) < 40 for _, _, step in stops), out
+    assert 1 not in {int(t) for t, _, _ in stops}, "the best run goes on"
+    spent = re.search(r"^budget used: trials 4/4 · steps (\d+)/160$", out, re.M)
+    assert spent and int(spent.group(1)) < 160, out

@@ -549,3 +549,21 @@ def test_trust_after_zero_judges_from_the_first_trial_and_bad_values_are_one_lin
     with pytest.raises(SpaceError) as e:
         EarlyStopConfig("asha", trust_after=-1)
     assert str(e.value) == "early_stop: trust_after must be an integer >= 0, got -1"
+
+
+def test_with_a_step_budget_the_startup_spends_at_most_a_fourth_of_it():
+    # Four trials of 80 steps side by side on a budget of four (rungs 10, 30; 320 steps): waiting for
+    # three to finish would spend it all. Once they reached 80 steps together, the rungs judge.
+    d = Decider(EarlyStopConfig("asha", 10, 3, step_budget=320), "minimize")
+    held = [d.report(tid, 10, 0.1 * tid) for tid in (1, 2, 3, 4)]
+    assert [v.stop for v in held] == [False] * 4
+    assert held[3].held == "no rung stops a trial before 3 finished (0 have)"
+    assert not d.report(1, 30, 0.1).pruned             # 60 steps so far
+    stop = d.report(2, 30, 0.2)                        # 80: a fourth of the budget
+    assert (stop.pruned, stop.stop, stop.held) == (True, True, None)
+    # With no step budget it waits for three to finish.
+    d = Decider(EarlyStopConfig("asha", 10, 3), "minimize")
+    for tid in (1, 2, 3, 4):
+        d.report(tid, 10, 0.1 * tid)
+    d.report(1, 30, 0.1)
+    assert d.report(2, 30, 0.2).held == "no rung stops a trial before 3 finished (0 have)"

@@ -28,7 +28,7 @@ the same transaction as each stop decision), so a restarted tuner rebuilds the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from tui_tuner.errors import RunError, TunerError
@@ -61,7 +61,9 @@ class EarlyStopPolicy:
         self.log = log
         self.say = say
         self.objective = study.config.objective
-        self.config: EarlyStopConfig = self._restore_steps(study.config.early_stop)
+        # The trusted rungs' startup spends at most a fourth of a step budget.
+        self.config: EarlyStopConfig = self._restore_steps(replace(study.config.early_stop,
+                                                                   step_budget=study.config.step_budget))
         self.decider: Decider | None = None
         self.fresh: set[int] = set()      # runs started by this tuner since the steps were known
         self.seen: set[int] = set()       # runs reported in this session

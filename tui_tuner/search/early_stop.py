@@ -49,6 +49,7 @@ from tui_tuner.search.early_stop_numbers import (
     rungs,
 )
 from tui_tuner.search.early_stop_records import (
+    STARTUP_SHARE,
     TRUST_AFTER,
     Candidate,
     EarlyStopConfig,
@@ -280,7 +281,7 @@ class Decider:
         if rung in self._distrusted:
             return f"the rung at step {self._rung_step(0, rung)} stops no more: {self._distrusted[rung]}"
         finished = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
-        if len(finished) < self.config.trust_after:
+        if len(finished) < self.config.trust_after and not self._startup_spent(trials):
             return f"no rung stops a trial before {self.config.trust_after} finished ({len(finished)} have)"
         if not finished:
             return None
@@ -290,6 +291,12 @@ class Decider:
             self._distrusted[rung] = f"it would stop #{best.number}, the best finished trial ({value:.4g} there)"
             return self._held(trials, rung, cutoff)
         return None
+
+    def _startup_spent(self, trials: list[Any]) -> bool:
+        """True once the trials reached, together, a fourth of the study's step budget (their steps as
+        judged: the rungs they reached and their ends)."""
+        budget = self.config.step_budget
+        return budget is not None and sum(t.last_step or 0 for t in trials) * STARTUP_SHARE >= budget
 
     def _prune(self, trial: Any) -> bool:
         with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from tui_tuner.errors import SpaceError
 
 RULES = ("asha", "median", "hyperband", "none")
 TRUST_AFTER = 3     # asha: finished trials before a rung stops any
+STARTUP_SHARE = 4   # ...or until the trials spent a fourth of the study's step budget
 
 
 def _is_int(x: Any) -> bool:
@@ -33,8 +34,10 @@ class EarlyStopConfig:
     hyperband needs `max_step` (the most steps a trial runs: its largest bracket reaches it), given or
     learnt at run time.
 
-    `trust_after` (asha): no rung stops a trial before that many trials finished, and a rung that
-    would stop the best finished trial stops none from then on (`Decider._held`).
+    `trust_after` (asha): no rung stops a trial before that many trials finished (or, with the
+    study's `step_budget`, before the trials spent a fourth of it: four full trials side by side must
+    not spend a budget of four; two at a time never reach it before three finished), and a rung that would stop the best finished trial stops none from
+    then on (`Decider._held`).
     """
 
     rule: str = "none"
@@ -43,6 +46,7 @@ class EarlyStopConfig:
     max_step: int | None = None
     where: str = "early_stop"
     trust_after: int = TRUST_AFTER
+    step_budget: int | None = None
 
     def __post_init__(self) -> None:
         w = self.where
