@@ -1,7 +1,8 @@
-"""asha's trusted rungs, the way a user meets them: no run is stopped before three finished, and a rung
-that would have stopped the best finished run (a slow starter) stops no more. The app says so once,
-the status line shows the rung off, a reopened study still has it off (its decider rebuilt from the
-kept history), and e exports the slow starter. Real toy runs under a Pilot."""
+"""asha's trusted rungs (`early_stop_trust_after = 3`), the way a user meets them: no run is stopped
+before three finished, and a rung that would have stopped the best finished run (a slow starter)
+stops no more. The app says so once, the status line shows the rung off, a reopened study still has
+it off (its decider rebuilt from the kept history), and e exports the slow starter. Real toy runs
+under a Pilot."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def slow_starter_space() -> str:
     }
     return space_toml(params, name="trust", command=["python", str(TOY)], objective="loss", strategy="random",
                       stage=1, parallel=1, budget=4, early_stop="asha", early_stop_min_step=5,
-                      early_stop_factor=2)
+                      early_stop_factor=2, early_stop_trust_after=3)
 
 
 async def test_a_rung_that_would_stop_the_winning_slow_starter_stops_no_more_across_a_reopen(study_dir, tmp_path):

@@ -498,7 +498,7 @@ def run_to_end(d, tid, curve, end=100):
 
 
 def test_asha_stops_no_trial_before_three_finished_then_stops_by_its_rungs():
-    d = build_decider("asha", 10, 3, "maximize", metric="acc")
+    d = build_decider("asha", 10, 3, "maximize", metric="acc", trust_after=3)
     run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.7})
     held = run_to_end(d, 2, {10: 0.4, 30: 0.5, 90: 0.6})
     assert [(v.pruned, v.stop) for v in held] == [(True, False)] * 3
@@ -512,7 +512,7 @@ def test_asha_stops_no_trial_before_three_finished_then_stops_by_its_rungs():
 
 
 def test_a_rung_that_would_stop_the_best_finished_trial_stops_no_more():
-    d = build_decider("asha", 10, 3, "maximize", metric="acc")
+    d = build_decider("asha", 10, 3, "maximize", metric="acc", trust_after=3)
     run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.65})
     run_to_end(d, 2, {10: 0.45, 30: 0.55, 90: 0.6})
     run_to_end(d, 3, {10: 0.1, 30: 0.62, 90: 0.8})       # a slow starter: the best at the end
@@ -531,21 +531,23 @@ def test_a_rung_that_would_stop_the_best_finished_trial_stops_no_more():
 
 
 def test_a_rebuilt_decider_trusts_the_same_rungs():
-    d = build_decider("asha", 10, 3, "maximize")
+    d = build_decider("asha", 10, 3, "maximize", trust_after=3)
     run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.65})
     run_to_end(d, 2, {10: 0.45, 30: 0.55, 90: 0.6})
     run_to_end(d, 3, {10: 0.1, 30: 0.62, 90: 0.8})
     made = [d.report(4, 10, 0.05), d.report(4, 30, 0.2)]
-    again = build_decider("asha", 10, 3, "maximize")
+    again = build_decider("asha", 10, 3, "maximize", trust_after=3)
     assert again.rebuild([record_to_dict(r) for r in d.history])[-2:] == made
     assert again.untrusted() == d.untrusted() and list(again.untrusted()) == [10]
     assert not again.report(5, 10, 0.01).stop
 
 
-def test_trust_after_zero_judges_from_the_first_trial_and_bad_values_are_one_line_errors():
-    d = build_decider("asha", 10, 3, "minimize", trust_after=0)
-    d.report(1, 10, 0.1)
-    assert d.report(2, 10, 0.9).stop
+def test_trust_after_zero_is_asha_as_optuna_has_it_and_bad_values_are_one_line_errors():
+    d = build_decider("asha", 10, 3, "maximize", trust_after=0)
+    run_to_end(d, 1, {10: 0.5, 30: 0.6, 90: 0.65})
+    run_to_end(d, 2, {10: 0.1, 30: 0.62, 90: 0.8})       # a slow starter that ended best anyway
+    stop = d.report(3, 10, 0.05)
+    assert (stop.stop, stop.held) == (True, None) and d.untrusted() == {}
     with pytest.raises(SpaceError) as e:
         EarlyStopConfig("asha", trust_after=-1)
     assert str(e.value) == "early_stop: trust_after must be an integer >= 0, got -1"
@@ -554,7 +556,7 @@ def test_trust_after_zero_judges_from_the_first_trial_and_bad_values_are_one_lin
 def test_with_a_step_budget_the_startup_spends_at_most_a_fourth_of_it():
     # Four trials of 80 steps side by side on a budget of four (rungs 10, 30; 320 steps): waiting for
     # three to finish would spend it all. Once they reached 80 steps together, the rungs judge.
-    d = Decider(EarlyStopConfig("asha", 10, 3, step_budget=320), "minimize")
+    d = Decider(EarlyStopConfig("asha", 10, 3, trust_after=3, step_budget=320), "minimize")
     held = [d.report(tid, 10, 0.1 * tid) for tid in (1, 2, 3, 4)]
     assert [v.stop for v in held] == [False] * 4
     assert held[3].held == "no rung stops a trial before 3 finished (0 have)"
@@ -562,8 +564,21 @@ def test_with_a_step_budget_the_startup_spends_at_most_a_fourth_of_it():
     stop = d.report(2, 30, 0.2)                        # 80: a fourth of the budget
     assert (stop.pruned, stop.stop, stop.held) == (True, True, None)
     # With no step budget it waits for three to finish.
-    d = Decider(EarlyStopConfig("asha", 10, 3), "minimize")
+    d = Decider(EarlyStopConfig("asha", 10, 3, trust_after=3), "minimize")
     for tid in (1, 2, 3, 4):
         d.report(tid, 10, 0.1 * tid)
     d.report(1, 30, 0.1)
     assert d.report(2, 30, 0.2).held == "no rung stops a trial before 3 finished (0 have)"
+
+
+@pytest.mark.parametrize("keys, trust", [
+    ({}, 3),                                                         # no step budget: the startup costs no trials
+    ({"trust_after": 0}, 0), ({"trust_after": 5, "step_budget": 10}, 5),   # given: as given
+    ({"max_step": 52, "step_budget": 1040, "parallel": 2}, 3),      # 4 full trials of 20: a fifth
+    ({"max_step": 52, "step_budget": 800, "parallel": 2}, 0),       # of 15: over a fourth
+    ({"max_step": 1200, "step_budget": 4800, "parallel": 4}, 0),    # 6 of 4 (tests/bench/autopilot.py)
+    ({"min_step": 50, "step_budget": 4800, "parallel": 4}, 0),      # a full trial's steps unknown
+    ({"rule": "hyperband", "max_step": 52}, 0), ({"rule": "median"}, 0),
+])
+def test_auto_trusts_rungs_where_the_step_budget_has_room_for_the_startup(keys, trust):
+    assert EarlyStopConfig(**{"rule": "asha", **keys}).trust == trust

@@ -61,9 +61,9 @@ class EarlyStopPolicy:
         self.log = log
         self.say = say
         self.objective = study.config.objective
-        # The trusted rungs' startup spends at most a fourth of a step budget.
-        self.config: EarlyStopConfig = self._restore_steps(replace(study.config.early_stop,
-                                                                   step_budget=study.config.step_budget))
+        # The trusted rungs' startup depends on the step budget and the runs at once (EarlyStopConfig.trust).
+        self.config: EarlyStopConfig = self._restore_steps(replace(
+            study.config.early_stop, step_budget=study.config.step_budget, parallel=study.config.parallel))
         self.decider: Decider | None = None
         self.fresh: set[int] = set()      # runs started by this tuner since the steps were known
         self.seen: set[int] = set()       # runs reported in this session
@@ -85,7 +85,10 @@ class EarlyStopPolicy:
         """'asha (rungs at steps 11, 33, 100)' or 'off', for the status line and the session's note;
         with each rung that stops no more, and why."""
         off = self.untrusted()
-        return "; ".join([describe_early_stop(self.config), *(f"step {s} stops no more: {why}" for s, why in off.items())])
+        trust = self.config.trust if self.config.resolved and self.active else 0
+        return "; ".join([describe_early_stop(self.config),
+                          *([f"no rung stops a trial before {trust} finished"] if trust else []),
+                          *(f"step {s} stops no more: {why}" for s, why in off.items())])
 
     def untrusted(self) -> dict[int, str]:
         """The rungs (by step) that stop no more, and why: each would have stopped the best finished trial."""

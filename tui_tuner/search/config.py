@@ -18,7 +18,7 @@ from tui_tuner.formatting import quoted_name, quoted_value
 from tui_tuner.search import strategies
 from tui_tuner.search.budget import parse_duration
 from tui_tuner.search.devices import check_devices
-from tui_tuner.search.early_stop_records import RULES, TRUST_AFTER, EarlyStopConfig
+from tui_tuner.search.early_stop_records import RULES, EarlyStopConfig
 from tui_tuner.search.param import Param, is_number
 from tui_tuner.search.pbt_config import PbtConfig, pbt_config
 from tui_tuner.search.run_setup import PYTHON_MODES, check_cwd, check_env
@@ -219,7 +219,7 @@ def build_study_config(raw: dict[str, Any], params: dict[str, Param], fail: Fail
             raise fail("study.time_budget", str(e)) from None
     rule_args = (choice("early_stop", EARLY_STOP_RULES, "none"), integer("early_stop_min_step", None, 1),
                  integer("early_stop_factor", 3, 2), integer("early_stop_max_step", None, 1),
-                 integer("early_stop_trust_after", TRUST_AFTER, 0))
+                 integer("early_stop_trust_after", None, 0))
     try:
         early_stop = early_stop_config(*rule_args)
     except SpaceError as e:
@@ -294,7 +294,7 @@ def default_strategy() -> tuple[str, str]:
 
 
 def early_stop_config(rule: str, min_step: int | None = None, factor: int = 3,
-                      max_step: int | None = None, trust_after: int = TRUST_AFTER) -> EarlyStopConfig:
+                      max_step: int | None = None, trust_after: int | None = None) -> EarlyStopConfig:
     """The [study] early-stopping keys as an EarlyStopConfig; a SpaceError "study.KEY: rule" names
     the key that is wrong (also for a rule given as --early-stop).
 

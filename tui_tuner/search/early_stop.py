@@ -24,8 +24,9 @@ few peers early may rank there once more trials reached the rung). `promote(pare
 fork of one, resumed from its checkpoint, the same trial to the pruner: the parent's rung values
 become the fork's, so the fork is judged at the parent's next rungs and nothing counts twice.
 
-Trusted rungs (asha): a rung's verdict to stop is held (the trial goes on, `Verdict.held` says why)
-until `trust_after` trials finished, and for good once the rung would stop the best finished trial.
+Trusted rungs (asha, where `EarlyStopConfig.trust` > 0): a rung's verdict to stop is held (the trial goes on,
+`Verdict.held` says why) until `trust_after` trials finished, and for good once the rung would stop
+the best finished trial.
 On LCBench's curves the best trials are often slow starters, behind at the first rungs: a rung that
 ranks them out costs the study its best trial, and only a trial that ran past the rung shows it.
 """
@@ -50,7 +51,6 @@ from tui_tuner.search.early_stop_numbers import (
 )
 from tui_tuner.search.early_stop_records import (
     STARTUP_SHARE,
-    TRUST_AFTER,
     Candidate,
     EarlyStopConfig,
     End,
@@ -275,14 +275,17 @@ class Decider:
 
     def _held(self, trials: list[Any], rung: int, cutoff: float) -> str | None:
         """Why asha's verdict to stop at `rung` is not acted on (None: it is). A rung stops nothing
-        until `trust_after` trials finished, and nothing ever again once it would have stopped the best
+        until `trust` trials finished, and nothing ever again once it would have stopped the best
         finished trial (its value there is now worse than the rung's cut-off): on curves where slow
         starters end best, the first rungs rank them wrong, and only a trial that ran past them shows it."""
+        trust = self.config.trust
+        if not trust:
+            return None
         if rung in self._distrusted:
             return f"the rung at step {self._rung_step(0, rung)} stops no more: {self._distrusted[rung]}"
         finished = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
-        if len(finished) < self.config.trust_after and not self._startup_spent(trials):
-            return f"no rung stops a trial before {self.config.trust_after} finished ({len(finished)} have)"
+        if len(finished) < trust and not self._startup_spent(trials):
+            return f"no rung stops a trial before {trust} finished ({len(finished)} have)"
         if not finished:
             return None
         best = (max if self.maximize else min)(finished, key=lambda t: t.value)
@@ -449,7 +452,7 @@ class Decider:
 
 def build_decider(rule: str, min_step: int | None, reduction_factor: int, direction: str,
                   max_step: int | None = None, *, metric: str = "objective",
-                  where: str = "early_stop", trust_after: int = TRUST_AFTER) -> Decider:
+                  where: str = "early_stop", trust_after: int | None = None) -> Decider:
     """The decider for these settings; a one-line SpaceError for a bad value."""
     return Decider(EarlyStopConfig(rule, min_step, reduction_factor, max_step, where, trust_after), direction,
                    metric=metric)
