@@ -38,7 +38,9 @@ at a time, paced at --epoch-time 0.05, 10 tasks x 5 seeds, the default's figures
 beside them): gp+asha with ASHA's promotion and the trusted rungs (no stop before 3 trials finished;
 a rung that would stop the best finished trial stops none from then on) 0.27 / 0.83, 15/50, 3.3,
 lost 1, 1,043 epochs in 35 trials, against gp 0.19 / 0.90, 16/50, 3.7 (paired -0.07 +- 0.37: level);
-before the trusted rungs 0.17 / 0.96, 14/50, 4.0, lost 2, in 47.5 trials. 27 of 80 studies (these 50
+before the trusted rungs 0.17 / 0.96, 14/50, 4.0, lost 2, in 47.5 trials. Over seeds 0-7 (80 runs):
+trusted rungs 0.31 / 1.20, 27/80, lost 2; gp 0.36 / 1.49, 33/80; asha before 0.28 / 1.42, 24/80, lost
+6. 27 of 80 studies (these 50
 and the 30 held out) turned a rung off: the first (epoch 5) in 24, the second in 14. gp+hyperband on
 10 x 3: 0.23 / 1.27, 9/30, 3.3, lost 1, against gp 0.12 / 0.79 on those 30; Syne Tune Hyper-Tune
 0.27 / 2.07, 11/30 (gp+asha with trusted rungs 0.25 / 0.85 on those 30; paired -1.22 +- 0.79). Held
