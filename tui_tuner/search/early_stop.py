@@ -40,6 +40,7 @@ from typing import Any
 
 from tui_tuner.errors import SpaceError
 from tui_tuner.search.early_stop_numbers import (
+    best_cut,
     bracket_budgets,
     bracket_of,
     candidates,
@@ -48,9 +49,9 @@ from tui_tuner.search.early_stop_numbers import (
     promotion_cutoff,
     rung_key,
     rungs,
+    startup_spent,
 )
 from tui_tuner.search.early_stop_records import (
-    STARTUP_SHARE,
     Candidate,
     EarlyStopConfig,
     End,
@@ -281,25 +282,15 @@ class Decider:
         trust = self.config.trust
         if not trust:
             return None
-        if rung in self._distrusted:
-            return f"the rung at step {self._rung_step(0, rung)} stops no more: {self._distrusted[rung]}"
-        finished = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
-        if len(finished) < trust and not self._startup_spent(trials):
-            return f"no rung stops a trial before {trust} finished ({len(finished)} have)"
-        if not finished:
-            return None
-        best = (max if self.maximize else min)(finished, key=lambda t: t.value)
-        value = best.system_attrs.get(rung_key(rung))
-        if value is not None and ((value < cutoff) if self.maximize else (value > cutoff)):
-            self._distrusted[rung] = f"it would stop #{best.number}, the best finished trial ({value:.4g} there)"
-            return self._held(trials, rung, cutoff)
-        return None
-
-    def _startup_spent(self, trials: list[Any]) -> bool:
-        """True once the trials reached, together, a fourth of the study's step budget (their steps as
-        judged: the rungs they reached and their ends)."""
-        budget = self.config.step_budget
-        return budget is not None and sum(t.last_step or 0 for t in trials) * STARTUP_SHARE >= budget
+        if rung not in self._distrusted:
+            finished = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
+            if len(finished) < trust and not startup_spent(trials, self.config.step_budget):
+                return f"no rung stops a trial before {trust} finished ({len(finished)} have)"
+            why = best_cut(finished, rung, cutoff, self.maximize)
+            if why is None:
+                return None
+            self._distrusted[rung] = why
+        return f"the rung at step {self._rung_step(0, rung)} stops no more: {self._distrusted[rung]}"
 
     def _prune(self, trial: Any) -> bool:
         with warnings.catch_warnings():

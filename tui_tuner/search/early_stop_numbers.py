@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tui_tuner.search.early_stop_records import Candidate, End, Promote, Record
+from tui_tuner.search.early_stop_records import STARTUP_SHARE, Candidate, End, Promote, Record
 from tui_tuner.search.optuna_search import STUDY_NAME
 
 
@@ -97,3 +97,21 @@ def promoted_owners(items: Sequence[Record]) -> tuple[list[int], set[int]]:
                     if isinstance(items[j], End):
                         dropped.add(j)
     return owner, dropped
+
+
+def startup_spent(trials: Sequence[Any], step_budget: int | None) -> bool:
+    """True once the trials reached, together, a fourth of the step budget (their steps as judged:
+    the rungs they reached and their ends); False with no step budget."""
+    return step_budget is not None and sum(t.last_step or 0 for t in trials) * STARTUP_SHARE >= step_budget
+
+
+def best_cut(finished: Sequence[Any], rung: int, cutoff: float, maximize: bool) -> str | None:
+    """Why a rung should stop no more: the best of the `finished` trials has a value there worse than
+    the rung's cut-off now. None when it has not (or none finished, or it has no value there)."""
+    if not finished:
+        return None
+    best = (max if maximize else min)(finished, key=lambda t: t.value)
+    value = best.system_attrs.get(rung_key(rung))
+    if value is None or not ((value < cutoff) if maximize else (value > cutoff)):
+        return None
+    return f"it would stop #{best.number}, the best finished trial ({value:.4g} there)"
