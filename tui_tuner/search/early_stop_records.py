@@ -35,10 +35,10 @@ class EarlyStopConfig:
     learnt at run time.
 
     `trust_after` (asha; 0 turns this off, None is auto: `trust`): no rung stops a trial before that
-    many trials finished (or, with the
-    study's `step_budget`, before the trials spent a fourth of it: four full trials side by side must
-    not spend a budget of four; two at a time never reach it before three finished), and a rung that would stop the best finished trial stops none from
-    then on (`Decider._held`).
+    many trials finished (or, with the study's `step_budget`, before the trials spent a fourth of it:
+    four full trials side by side must not spend a budget of four; two at a time never reach it
+    before three finished), and a rung that would stop the best finished trial stops none from then
+    on (`Decider._held`).
     """
 
     rule: str = "none"
