@@ -49,7 +49,11 @@ out, twelve tasks the bench does not tune on, picked before any run (3945, 16832
 gp+asha with trusted rungs 0.11 / 0.96, 8/30, lost 1 (against gp +1.00 +- 0.40: worse); before them
 0.14 / 1.19, 9/30, lost 4 (the lost: slow starters behind the pick at epochs 5 and 15, ahead by 45).
 On the first six: gp+hyperband 0.22 / 1.60, Syne Tune Hyper-Tune 0.14 / 2.19, trusted rungs 0.05 /
-1.29. Tried and reverted: resuming, at the step budget's end, the stopped trial
+1.29. Side by side later (the same time, the same code, 10 x 5): trusted rungs 0.24 / 0.94, 17/50,
+lost 2; plain asha (early_stop_trust_after = 0) 0.04 / 0.56, 14/50, lost 1, its picks at 4.5 bounds
+against 3.3; over two draws of each, 0.32 / 0.88 against 0.07 / 0.73, lost 3 of 100 each. Trust
+after 1: 0.46 / 1.21; a rung's cut-off eased to the best finished trial's value there: 0.28 / 1.15
+(rung_trust.py prices the rule's halves offline). Tried and reverted: resuming, at the step budget's end, the stopped trial
 that got furthest (3173d61c: 0.05 / 1.28 on 10 x 3, its resumes never the pick), and a model across
 rungs (989ae6c5: Optuna's GP over setting and log-step fidelity, a stopped trial it predicted above
 the best finished one resumed pinned: 1.39 against 1.19 on 10 x 3, 1.69 against 2.37 held out; 2 of
