@@ -74,12 +74,12 @@ def study(curves: np.ndarray, order: np.ndarray, startup: int, gate: bool, eased
     """One study over the settings in `order` (rows of `curves`: accuracy at RUNGS then at EPOCHS);
     the accuracy at EPOCHS of its pick."""
     spent, seen, off = 0, [[] for _ in RUNGS], set()
-    finished: list[int] = []
+    finished = 0
+    best: int | None = None       # the finished trial with the best accuracy at EPOCHS (the first of ties)
     for i in order:
         if spent >= BUDGET:
             break
-        held = len(finished) < startup and spent * STARTUP_SHARE < BUDGET
-        best = max(finished, key=lambda j: curves[j, -1]) if finished else None
+        held = finished < startup and spent * STARTUP_SHARE < BUDGET
         stopped = False
         for r, step in enumerate(RUNGS):
             seen[r].append(curves[i, r])
@@ -94,11 +94,12 @@ def study(curves: np.ndarray, order: np.ndarray, startup: int, gate: bool, eased
         if stopped:
             continue
         spent += EPOCHS
-        finished.append(i)
+        finished += 1
+        if best is None or curves[i, -1] > curves[best, -1]:
+            best = i
         if gate:
-            best = max(finished, key=lambda j: curves[j, -1])
             off |= {r for r in range(len(RUNGS)) if curves[best, r] < promotion_cutoff(seen[r], ETA, True)}
-    return max(curves[j, -1] for j in finished)
+    return curves[best, -1]
 
 
 def main(argv: list[str] | None = None) -> None:
